@@ -1,0 +1,351 @@
+"""A `ContainerRuntime` backed by a real Docker Engine through the `docker` SDK (7.x).
+
+The SDK is synchronous, so every call runs in a worker thread. Every backend failure leaves this module as an
+`AdapterError` with a short message that names the target and never carries credentials or a traceback.
+Environment variable values never leave the engine: only their names are returned.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+import anyio.to_thread
+import docker
+import docker.errors
+import requests.exceptions
+import urllib3.exceptions
+
+from argobox.adapters.base import (
+    MAX_LOG_BYTES,
+    MAX_LOG_LINES,
+    REDACTED,
+    BackendRejected,
+    BackendUnavailable,
+    ContainerAction,
+    ContainerDetail,
+    ContainerLogs,
+    ContainerSummary,
+    Mount,
+    PortBinding,
+    TargetNotFound,
+)
+
+T = TypeVar("T")
+
+STOP_TIMEOUT_S = 10
+"""Seconds the engine waits after the stop signal before it kills (the engine's own default)."""
+MAX_LINE_CHARS = 4096
+"""A longer log line is cut to this many characters (and the result marked truncated)."""
+_MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # enough bytes for MAX_LINE_CHARS characters of UTF-8
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+_MAX_REASON_CHARS = 200
+
+
+def safe_url(url: str) -> str:
+    """Return `url` without any password it carries (`tcp://user:pw@host` -> `tcp://user@host`)."""
+    try:
+        parts = urlsplit(url)
+        if parts.password is None:
+            return url
+        host = parts.hostname or ""
+        netloc = f"{parts.username}@{host}" if parts.username else host
+        if parts.port is not None:
+            netloc += f":{parts.port}"
+        return urlunsplit(parts._replace(netloc=netloc))
+    except ValueError:
+        return "<unparseable url>"
+
+
+def _short(text: str, secrets: Iterable[str] = ()) -> str:
+    """First line of `text`, with every secret masked, cut to a readable length."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    line = text.strip().splitlines()[0] if text.strip() else ""
+    return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
+
+
+def _root_os_error(exc: BaseException, depth: int = 0) -> OSError | None:
+    """Find the innermost OSError with an errno inside requests/urllib3 wrappers (they nest it in args)."""
+    if depth > 6:
+        return None
+    nested = [a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)]
+    for inner in [*nested, exc.__cause__, exc.__context__]:
+        if inner is not None and (found := _root_os_error(inner, depth + 1)) is not None:
+            return found
+    return exc if isinstance(exc, OSError) and exc.errno is not None else None
+
+
+def _unavailable_reason(exc: BaseException) -> str:
+    if isinstance(exc, requests.exceptions.Timeout):
+        return "timed out"
+    root = _root_os_error(exc)
+    if isinstance(root, FileNotFoundError):
+        return "socket not found"
+    if isinstance(root, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(root, PermissionError):
+        return "permission denied"
+    if root is not None and root.strerror:
+        return root.strerror
+    return str(exc) or type(exc).__name__
+
+
+def _explanation(exc: docker.errors.APIError) -> str:
+    explanation = exc.explanation
+    if isinstance(explanation, bytes):
+        explanation = explanation.decode("utf-8", errors="replace")
+    if not explanation and exc.response is not None:
+        explanation = f"HTTP {exc.response.status_code} {exc.response.reason or ''}"
+    return str(explanation or type(exc).__name__)
+
+
+def _engine_time(value: str | None) -> str | None:
+    """The engine's timestamp, or None for an unset one (Go's zero time)."""
+    if not value or value.startswith("0001-01-01T00:00:00"):
+        return None
+    return value
+
+
+def _image_ref(image: str) -> str:
+    """The image's tag as the engine reports it, or its short id when it has no tag."""
+    if image.startswith("sha256:"):
+        return image.removeprefix("sha256:")[:12]
+    return image
+
+
+def _name(raw: str) -> str:
+    return raw.lstrip("/")
+
+
+class DockerEngine:
+    """`ContainerRuntime` over a Docker-API engine at `base_url` (e.g. ``unix:///var/run/docker.sock``)."""
+
+    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+        self._base_url = base_url
+        self._display_url = safe_url(base_url)
+        self._secrets = tuple(s for s in (self._password(base_url),) if s)
+        self._timeout = timeout
+        self._client: docker.DockerClient | None = None
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _password(url: str) -> str | None:
+        try:
+            return urlsplit(url).password
+        except ValueError:
+            return None
+
+    # -- plumbing ---------------------------------------------------------------------------------------
+
+    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
+        reason = _short(_unavailable_reason(exc).replace(self._base_url, self._display_url), self._secrets)
+        return BackendUnavailable(f"Docker engine at {self._display_url} did not answer: {reason}")
+
+    @contextmanager
+    def _docker_errors(self, target: str | None, action: str) -> Iterator[None]:
+        """Translate SDK/transport exceptions into AdapterErrors safe to show the agent."""
+        try:
+            yield
+        except docker.errors.NotFound:
+            if target is None:
+                raise BackendRejected(f"Docker engine at {self._display_url} could not {action}.") from None
+            raise TargetNotFound(f"No container named '{target}'.") from None
+        except docker.errors.APIError as exc:
+            what = f"{action} '{target}'" if target else action
+            reason = _short(_explanation(exc), self._secrets)
+            raise BackendRejected(f"Docker engine refused to {what}: {reason}") from None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        except docker.errors.DockerException as exc:  # InvalidArgument, InvalidVersion, stream errors...
+            what = f"{action} '{target}'" if target else action
+            raise BackendRejected(f"Docker engine client could not {what}: {_short(str(exc), self._secrets)}") from None
+        except (KeyError, TypeError, ValueError) as exc:  # an answer of an unexpected shape
+            what = f"{action} '{target}'" if target else action
+            raise BackendRejected(f"Docker engine sent an unexpected answer to {what} ({type(exc).__name__}).") from None
+
+    def _api(self) -> docker.APIClient:
+        """The low-level client, created on first use: construction asks the engine for its API version."""
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)  # type: ignore[arg-type]
+                except docker.errors.DockerException as exc:
+                    raise self._unavailable(exc) from None
+            return self._client.api
+
+    async def _run(self, target: str | None, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        def call() -> T:
+            with self._docker_errors(target, action):
+                return fn(self._api(), *args, **kwargs)
+
+        return await anyio.to_thread.run_sync(call)
+
+    # -- ContainerRuntime -------------------------------------------------------------------------------
+
+    async def list_containers(self, *, all: bool) -> list[ContainerSummary]:
+        return await self._run(None, "list containers", lambda api: [self._summary(r) for r in api.containers(all=all)])
+
+    async def inspect_container(self, container: str) -> ContainerDetail:
+        return await self._run(container, "inspect", lambda api: self._detail(api.inspect_container(container)))
+
+    async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
+        return await self._run(container, "read the logs of", functools.partial(self._logs, container=container, tail=tail))
+
+    async def start_container(self, container: str) -> ContainerAction:
+        return await self._act(container, "start", lambda api: api.start(container))
+
+    async def stop_container(self, container: str) -> ContainerAction:
+        return await self._act(container, "stop", lambda api: api.stop(container, timeout=STOP_TIMEOUT_S))
+
+    async def restart_container(self, container: str) -> ContainerAction:
+        return await self._act(container, "restart", lambda api: api.restart(container, timeout=STOP_TIMEOUT_S))
+
+    async def aclose(self) -> None:
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            await anyio.to_thread.run_sync(client.close)
+
+    # -- helpers (run in the worker thread) -------------------------------------------------------------
+
+    async def _act(self, container: str, action: str, fn: Callable[[docker.APIClient], object]) -> ContainerAction:
+        def act_and_reload(api: docker.APIClient) -> ContainerAction:
+            fn(api)
+            attrs = api.inspect_container(container)
+            state = attrs.get("State") or {}
+            return ContainerAction(
+                container=_name(attrs.get("Name", container)),
+                action=action,
+                state=str(state.get("Status", "unknown")),
+                started_at=_engine_time(state.get("StartedAt")),
+                finished_at=_engine_time(state.get("FinishedAt")),
+                restart_count=int(attrs.get("RestartCount") or 0),
+            )
+
+        return await self._run(container, action, act_and_reload)
+
+    @staticmethod
+    def _summary(row: dict[str, Any]) -> ContainerSummary:
+        names = [_name(n) for n in row.get("Names") or []]
+        # Legacy links add names like "other/alias"; the container's own name has no slash.
+        name = next((n for n in names if "/" not in n), names[0] if names else row["Id"][:12])
+        return ContainerSummary(
+            id=row["Id"][:12],
+            name=name,
+            image=_image_ref(str(row.get("Image") or row.get("ImageID") or "")),
+            state=str(row.get("State", "unknown")),
+            status=str(row.get("Status", "")),
+        )
+
+    @staticmethod
+    def _detail(attrs: dict[str, Any]) -> ContainerDetail:
+        config = attrs.get("Config") or {}
+        state = attrs.get("State") or {}
+        status = str(state.get("Status", "unknown"))
+        ports = [
+            PortBinding(container_port=port, host_ip=b.get("HostIp") or None, host_port=b.get("HostPort") or None)
+            for port, bindings in sorted(((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items())
+            for b in (bindings or [{}])
+        ]
+        mounts = [
+            Mount(
+                type=str(m.get("Type", "")),
+                source=m.get("Source") or None,
+                destination=str(m.get("Destination", "")),
+                read_only=not m.get("RW", True),
+            )
+            for m in attrs.get("Mounts") or []
+        ]
+        env_names = [entry.partition("=")[0] for entry in config.get("Env") or []]
+        return ContainerDetail(
+            id=attrs["Id"][:12],
+            name=_name(attrs.get("Name", "")),
+            image=_image_ref(str(config.get("Image") or attrs.get("Image") or "")),
+            state=status,
+            health=(state.get("Health") or {}).get("Status") or None,
+            restart_count=int(attrs.get("RestartCount") or 0),
+            exit_code=None if status in ("created", "running", "paused") else state.get("ExitCode"),
+            ports=ports,
+            mounts=mounts,
+            labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+            env={name: REDACTED for name in env_names if name},
+            created_at=str(attrs.get("Created", "")),
+            started_at=_engine_time(state.get("StartedAt")),
+            finished_at=_engine_time(state.get("FinishedAt")),
+        )
+
+    @staticmethod
+    def _logs(api: docker.APIClient, *, container: str, tail: int) -> ContainerLogs:
+        wanted = max(1, min(int(tail), MAX_LOG_LINES))
+        fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one extra line tells us if the clamp dropped any
+        attrs = api.inspect_container(container)
+        name = _name(attrs.get("Name", container))
+        tty = bool((attrs.get("Config") or {}).get("Tty"))
+        # Non-TTY logs stream as frames of at most 16 KiB. The SDK streams TTY logs one byte per iteration,
+        # so read those whole: the engine bounds them to `fetch` entries of at most 16 KiB each.
+        kwargs = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch}
+        if tty:
+            chunks: Iterable[bytes] = [api.logs(container, stream=False, **kwargs)]
+            stream = None
+        else:
+            stream = api.logs(container, stream=True, **kwargs)
+            chunks = stream
+        try:
+            lines, cut = _collect_lines(chunks, keep=fetch)
+        finally:
+            if stream is not None:
+                stream.close()
+        truncated = cut or len(lines) > wanted
+        lines = lines[-wanted:]
+        lines, dropped = _fit_bytes(lines, MAX_LOG_BYTES)
+        return ContainerLogs(container=name, lines=lines, truncated=truncated or dropped)
+
+
+def _collect_lines(chunks: Iterable[bytes], *, keep: int) -> tuple[list[str], bool]:
+    """Split a byte stream into the last `keep` lines, each cut to MAX_LINE_CHARS; True if any line was cut."""
+    lines: deque[str] = deque(maxlen=keep)
+    current = bytearray()
+    overflow = cut = False
+
+    def finish() -> None:
+        nonlocal overflow, cut
+        text = bytes(current).decode("utf-8", errors="replace").removesuffix("\r")
+        if overflow or len(text) > MAX_LINE_CHARS:
+            text, cut = text[:MAX_LINE_CHARS], True
+        lines.append(text)
+        current.clear()
+        overflow = False
+
+    for chunk in chunks:
+        start = 0
+        while start < len(chunk):
+            end = chunk.find(b"\n", start)
+            piece = chunk[start:] if end < 0 else chunk[start:end]
+            room = _MAX_LINE_BYTES - len(current)
+            if len(piece) > room:
+                piece, overflow = piece[:room], True
+            current += piece
+            if end < 0:
+                break
+            finish()
+            start = end + 1
+    if current or overflow:
+        finish()
+    return list(lines), cut
+
+
+def _fit_bytes(lines: list[str], budget: int) -> tuple[list[str], bool]:
+    """Keep the newest lines whose UTF-8 size (one newline each) fits `budget`; True if older ones were dropped."""
+    used = 0
+    for index in range(len(lines) - 1, -1, -1):
+        used += len(lines[index].encode("utf-8")) + 1
+        if used > budget:
+            return lines[index + 1 :], True
+    return lines, False

@@ -1,0 +1,54 @@
+"""Wiring: one `App` holds the configuration, the store, the backends and the redactor for a process."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from argobox.adapters.base import ContainerRuntime
+from argobox.adapters.docker_engine import DockerEngine
+from argobox.adapters.simulated import SimulatedLab
+from argobox.server.config import Config
+from argobox.server.redact import Redactor
+from argobox.server.store import Clock, Store
+
+SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN")
+"""Environment variables whose values are secrets wherever they might surface."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class App:
+    config: Config
+    store: Store
+    docker: ContainerRuntime
+    redactor: Redactor
+    clock: Clock
+
+
+def build_redactor() -> Redactor:
+    return Redactor(os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name))
+
+
+def build_docker(config: Config) -> ContainerRuntime:
+    if config.docker.simulated_lab is not None:
+        return SimulatedLab(config.docker.simulated_lab)
+    return DockerEngine(config.docker.base_url, timeout=config.docker.timeout_seconds)
+
+
+@asynccontextmanager
+async def open_app(
+    config: Config, *, clock: Clock = time.time, docker: ContainerRuntime | None = None
+) -> AsyncIterator[App]:
+    """Open the store (recovering interrupted executions and expiring due requests) and the backends."""
+    redactor = build_redactor()
+    runtime = docker if docker is not None else build_docker(config)
+    try:
+        async with Store.open(config.storage.path, clock=clock, redactor=redactor) as store:
+            await store.recover_interrupted()
+            await store.expire_due()
+            yield App(config=config, store=store, docker=runtime, redactor=redactor, clock=clock)
+    finally:
+        await runtime.aclose()

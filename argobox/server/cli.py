@@ -1,0 +1,222 @@
+"""The `argobox` command: the agent server, the operator's queue and audit commands, and the demo.
+
+Exit status: 0 done; 1 refused (no such request, not pending, expired, unknown operator or agent);
+2 bad usage or configuration; 3 the approved action ran and failed; 4 the store could not be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import hmac
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from argobox import __version__
+from argobox.server import gate
+from argobox.server.app import App, build_redactor, open_app
+from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
+from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError
+from argobox.server.views import audit_json, audit_lines, request_json, request_screen, requests_table
+
+EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
+AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
+
+
+class CommandError(Exception):
+    """Raised by a command to stop with a message and an exit status."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def _parser() -> argparse.ArgumentParser:
+    config_help = "configuration file (default: $ARGOBOX_CONFIG, else ./argobox.toml)"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="PATH", default=argparse.SUPPRESS, help=config_help)
+    parser = argparse.ArgumentParser(prog="argobox", description=__doc__.splitlines()[0])
+    parser.add_argument("--config", metavar="PATH", default=None, help=config_help)
+    parser.add_argument("--version", action="version", version=f"argobox {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    serve = sub.add_parser("serve", parents=[common], help="run the agent-facing MCP server over stdio")
+    serve.add_argument("--agent", required=True, metavar="NAME", help="the configured agent this server serves")
+
+    requests = sub.add_parser("requests", parents=[common], help="list requests, newest first")
+    requests.add_argument("--status", choices=[s.value for s in RequestStatus])
+    requests.add_argument("--agent", metavar="NAME")
+    requests.add_argument("--limit", type=int, default=100)
+    requests.add_argument("--json", action="store_true", help="print a JSON array")
+
+    show = sub.add_parser("show", parents=[common], help="show one request with its timeline")
+    show.add_argument("id")
+    show.add_argument("--json", action="store_true")
+
+    approve = sub.add_parser("approve", parents=[common], help="approve a pending request and execute it")
+    approve.add_argument("id")
+    approve.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
+    approve.add_argument("--note", default="")
+    approve.add_argument("--json", action="store_true")
+
+    deny = sub.add_parser("deny", parents=[common], help="deny a pending request")
+    deny.add_argument("id")
+    deny.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
+    deny.add_argument("--reason", required=True)
+    deny.add_argument("--json", action="store_true")
+
+    audit = sub.add_parser("audit", parents=[common], help="print the audit trail")
+    audit.add_argument("--request", metavar="ID")
+    audit.add_argument("--limit", type=int, default=None, help="only the most recent N events")
+    audit.add_argument("--json", action="store_true", help="print a JSON array")
+
+    demo = sub.add_parser("demo", help="run the first proof live against the simulated lab")
+    demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
+    return parser
+
+
+def _load(args: argparse.Namespace) -> Config:
+    return load_config(resolve_config_path(args.config))
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, sort_keys=True))
+
+
+async def _serve(args: argparse.Namespace) -> int:
+    from mcp.server.stdio import stdio_server
+
+    from argobox.server.agent import build_agent_server
+
+    config = _load(args)
+    refusal = _identity_refusal(config, args.agent)
+    if refusal is not None:
+        redactor = build_redactor()
+        async with Store.open(config.storage.path, clock=time.time, redactor=redactor) as store:
+            await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
+        raise CommandError(refusal, EXIT_REFUSED)
+    async with open_app(config) as app:
+        server = build_agent_server(app, args.agent)
+        await app.store.audit([Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})])
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+    return EXIT_OK
+
+
+def _identity_refusal(config: Config, agent: str) -> str | None:
+    """Why `agent` may not be served, or None. The identity is fixed here, at launch, and never by the client."""
+    if agent not in config.agents:
+        known = ", ".join(sorted(config.agents)) or "none"
+        return f"unknown agent {agent[:64]!r} (configured agents: {known})"
+    expected = config.agents[agent].token_sha256
+    if expected is None:
+        return None
+    token = os.environ.get(AGENT_TOKEN_ENV, "")
+    if not token:
+        return f"agent {agent!r} requires a token: set {AGENT_TOKEN_ENV}"
+    if not hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
+        return f"the token in {AGENT_TOKEN_ENV} does not match agent {agent!r}"
+    return None
+
+
+async def _with_app(args: argparse.Namespace) -> int:
+    config = _load(args)
+    async with open_app(config) as app:
+        return await _COMMANDS[args.command](app, args)
+
+
+async def _requests(app: App, args: argparse.Namespace) -> int:
+    status = RequestStatus(args.status) if args.status else None
+    records = await app.store.list_requests(status=status, agent=args.agent, limit=max(1, args.limit))
+    if args.json:
+        _print_json([request_json(r, app.redactor) for r in records])
+    else:
+        print(requests_table(records, app.redactor))
+    return EXIT_OK
+
+
+async def _show(app: App, args: argparse.Namespace) -> int:
+    record = await app.store.get(args.id)
+    if record is None:
+        raise CommandError(f"no request {gate.shorten(args.id, 64)!r}", EXIT_REFUSED)
+    events = await app.store.audit_trail(request_id=record.id)
+    if args.json:
+        _print_json({**request_json(record, app.redactor), "timeline": [audit_json(e, app.redactor) for e in events]})
+    else:
+        print(request_screen(record, events, app.redactor))
+    return EXIT_OK
+
+
+async def _approve(app: App, args: argparse.Namespace) -> int:
+    record = await gate.approve(app, args.id, operator=args.operator, note=args.note)
+    return _print_decided(app, args, record)
+
+
+async def _deny(app: App, args: argparse.Namespace) -> int:
+    record = await gate.deny(app, args.id, operator=args.operator, reason=args.reason)
+    return _print_decided(app, args, record)
+
+
+def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
+    if args.json:
+        _print_json(request_json(record, app.redactor))
+    else:
+        outcome = gate.outcome_of(record)
+        print(outcome.message)
+        if record.result is not None:
+            print(json.dumps(app.redactor(record.result), indent=2, sort_keys=True))
+    return EXIT_FAILED if record.status is RequestStatus.FAILED else EXIT_OK
+
+
+async def _audit(app: App, args: argparse.Namespace) -> int:
+    events = await app.store.audit_trail(request_id=args.request, limit=args.limit)
+    if args.json:
+        _print_json([audit_json(e, app.redactor) for e in events])
+    else:
+        print(audit_lines(events, app.redactor))
+    return EXIT_OK
+
+
+_COMMANDS = {"requests": _requests, "show": _show, "approve": _approve, "deny": _deny, "audit": _audit}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="argobox: %(levelname)s %(message)s")
+    try:
+        if args.command == "demo":
+            from argobox.server.demo import run_demo
+
+            return run_demo(Path(args.dir) if args.dir else None)
+        command = _serve if args.command == "serve" else _with_app
+        return anyio.run(command, args)
+    except CommandError as exc:
+        _fail(str(exc))
+        return exc.status
+    except ConfigError as exc:
+        _fail(str(exc))
+        return EXIT_USAGE
+    except Refused as exc:
+        _fail(str(exc))
+        return EXIT_REFUSED
+    except StoreError as exc:
+        _fail(f"store unavailable: {exc}")
+        return EXIT_STORE
+    except KeyboardInterrupt:
+        return 130
+
+
+def _fail(message: str) -> None:
+    print(f"argobox: {build_redactor().text(message)}", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

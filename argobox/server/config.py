@@ -1,0 +1,161 @@
+"""The TOML configuration, loaded into strict pydantic models.
+
+Unknown keys are errors, and every error names the file, the key path and what was expected. Relative paths
+in the file are relative to the file itself.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+
+from argobox.policy.decide import Effect, Grant, Rule, check_grant
+
+CONFIG_ENV = "ARGOBOX_CONFIG"
+DEFAULT_CONFIG_NAME = "argobox.toml"
+
+Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
+Glob = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+FilePath = Annotated[Path, Field(strict=False)]
+
+
+class ConfigError(Exception):
+    """Raised when the configuration file is missing, is not valid TOML, or does not match the schema."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+
+class StorageConfig(_Section):
+    path: FilePath = Path("argobox.db")
+
+
+class DockerConfig(_Section):
+    base_url: str = "unix:///var/run/docker.sock"
+    simulated_lab: FilePath | None = None
+    """When set, ArgoBox drives the simulated demo lab kept in this JSON file instead of a Docker engine."""
+    timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class ApprovalsConfig(_Section):
+    ttl_seconds: int = Field(default=1800, ge=10, le=30 * 24 * 3600)
+
+
+class OperatorConfig(_Section):
+    name: Name
+    token_sha256: Sha256Hex | None = None
+
+
+class RuleConfig(_Section):
+    tools: list[Glob] = Field(min_length=1)
+    args: dict[str, list[Glob]] = Field(default_factory=dict[str, list[str]])
+    effect: Literal["allow", "approve", "deny"]
+
+
+class AgentConfig(_Section):
+    token_sha256: Sha256Hex | None = None
+    rules: list[RuleConfig] = Field(default_factory=list[RuleConfig])
+
+
+class Config(_Section):
+    storage: StorageConfig = StorageConfig()
+    docker: DockerConfig = DockerConfig()
+    approvals: ApprovalsConfig = ApprovalsConfig()
+    operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
+    agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
+    source: Path | None = Field(default=None, exclude=True)
+    """The file this configuration was read from (not a key of the file)."""
+
+    def grant(self, agent: str) -> Grant:
+        """The policy grant of a configured agent."""
+        rules = tuple(
+            Rule(
+                tools=tuple(rule.tools),
+                args={name: tuple(globs) for name, globs in rule.args.items()},
+                effect=Effect(rule.effect),
+            )
+            for rule in self.agents[agent].rules
+        )
+        return Grant(agent=agent, rules=rules)
+
+    def operator(self, name: str) -> OperatorConfig | None:
+        return next((op for op in self.operators if op.name == name), None)
+
+
+def _loc(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if part == "[key]":
+            out += " (the name)"
+            continue
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "(top level)"
+
+
+def _describe_error(error: Any) -> str:
+    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
+    if error["type"] == "extra_forbidden":
+        return f"{_loc(loc)}: unknown key"
+    return f"{_loc(loc)}: {error['msg']}"
+
+
+def resolve_config_path(explicit: str | None) -> Path:
+    """`--config` if given, else `$ARGOBOX_CONFIG`, else `./argobox.toml`."""
+    chosen = explicit or os.environ.get(CONFIG_ENV)
+    if chosen:
+        return Path(chosen).expanduser()
+    default = Path(DEFAULT_CONFIG_NAME)
+    if default.is_file():
+        return default
+    raise ConfigError(
+        f"no configuration: pass --config PATH, set {CONFIG_ENV}, or create ./{DEFAULT_CONFIG_NAME} "
+        "(config.example.toml shows every key)"
+    )
+
+
+def parse_config(data: dict[str, Any], source: Path) -> Config:
+    """Validate already-decoded TOML `data`; relative paths are resolved against `source`'s folder."""
+    try:
+        config = Config.model_validate(data)
+    except ValidationError as exc:
+        lines = [_describe_error(e) for e in exc.errors()]
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
+    problems: list[str] = []
+    names = [op.name for op in config.operators]
+    problems += [f"operators: {n!r} is listed twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    problems += [
+        f"operators: {n!r} is also an agent; an agent identity can never be an operator"
+        for n in names
+        if n in config.agents
+    ]
+    for agent in config.agents:
+        problems += check_grant(config.grant(agent))
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
+    base = source.parent
+    storage = config.storage.model_copy(update={"path": base / config.storage.path})
+    docker = config.docker
+    if docker.simulated_lab is not None:
+        docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
+    return config.model_copy(update={"storage": storage, "docker": docker, "source": source})
+
+
+def load_config(path: Path) -> Config:
+    """Read, decode and validate the configuration file at `path`."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file: {exc.strerror or exc}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: the configuration file is not UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: invalid TOML: {exc}") from None
+    return parse_config(data, path.resolve())

@@ -1,0 +1,260 @@
+"""The enforcement path every agent call and every operator decision goes through.
+
+Order for an agent call: identify the tool within the grant, validate the arguments, decide, record the
+decision (committed before any effect; if it cannot be written nothing runs), then execute, queue or refuse.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import secrets
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from argobox.adapters.base import AdapterError
+from argobox.policy.catalog import CATALOG, describe_call
+from argobox.policy.decide import Decision, Effect, canonical_json, decide, request_digest, visible_tools
+from argobox.server.app import App
+from argobox.server.store import Event, NewRequest, Refused, RequestRecord, RequestStatus, StoreError, iso
+from argobox.server.tools import TOOLS, Outcome
+
+logger = logging.getLogger("argobox")
+
+MAX_SHOWN_CHARS = 200
+REQUEST_ID_BYTES = 10
+
+
+class UnknownTool(Exception):
+    """Raised for a tool the agent's grant does not show; answered exactly like a tool that does not exist."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"Unknown tool: {shorten(name, 64)}")
+
+
+def shorten(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
+    """Bound a client-supplied string before it reaches a message or the audit trail."""
+    return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
+
+
+def _bounded(value: Any, depth: int = 0) -> Any:
+    """A size-bounded copy of untrusted arguments, for audit records of calls that were rejected."""
+    if isinstance(value, str):
+        return shorten(value)
+    if depth >= 3:
+        return "..."
+    if isinstance(value, dict):
+        items = list(value.items())[:20]  # pyright: ignore[reportUnknownVariableType]
+        return {shorten(str(k), 64): _bounded(v, depth + 1) for k, v in items}
+    if isinstance(value, list):
+        return [_bounded(v, depth + 1) for v in value[:20]]  # pyright: ignore[reportUnknownVariableType]
+    return value
+
+
+def new_request_id() -> str:
+    """80 random bits in lowercase base32: unguessable, and safe to paste into a shell."""
+    return base64.b32encode(secrets.token_bytes(REQUEST_ID_BYTES)).decode().lower()
+
+
+def _validation_message(tool: str, exc: ValidationError) -> str:
+    parts: list[str] = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "arguments"
+        if error["type"] == "extra_forbidden":
+            parts.append(f"{shorten(where, 64)}: not an argument of {tool}")
+        elif error["type"] == "missing":
+            parts.append(f"{where}: required")
+        elif error["type"] == "string_pattern_mismatch" and where == "container":
+            parts.append("container: must be a container name or id (letters, digits, '_', '.', '-'; at most 128)")
+        else:
+            parts.append(f"{where}: {error['msg']}")
+    return f"invalid arguments for {tool}: " + "; ".join(parts)
+
+
+async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -> Outcome[Any]:
+    """Handle one `tools/call` from `agent`. Raises `UnknownTool` for tools outside the grant."""
+    grant = app.config.grant(agent)
+    if tool not in visible_tools(grant):
+        await _record_unknown_tool(app, agent, tool)
+        raise UnknownTool(tool)
+    if tool == "argobox_request_status":
+        return await request_status(app, agent, raw_args)
+    spec = TOOLS[tool]
+    try:
+        args = spec.args.model_validate(raw_args)
+    except ValidationError as exc:
+        message = _validation_message(tool, exc)
+        await _audit_or_log(app, [
+            Event(event="received", actor=f"agent:{agent}", detail={"arguments": _bounded(raw_args)}),
+            Event(event="rejected", actor="argobox", detail={"reason": message}),
+        ], agent=agent, tool=tool)
+        return Outcome(status="invalid_arguments", tool=tool, message=message, error=message)
+    arguments = args.model_dump(mode="json")
+    decision = decide(grant, tool, arguments)
+    try:
+        record = await _record_decision(app, agent, tool, arguments, decision)
+    except StoreError as exc:
+        logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
+        message = "refused: ArgoBox could not write the audit record, so nothing was executed; tell the operator"
+        return Outcome(status="refused", tool=tool, message=message, error=message)
+    if record.status is RequestStatus.DENIED:
+        return Outcome(
+            status="denied", tool=tool, request_id=record.id, reason=decision.reason,
+            message=f"denied: {decision.reason}. Do not retry; ask the operator to change the grant if it is needed.",
+            error=decision.reason,
+        )
+    if record.status is RequestStatus.PENDING:
+        what = describe_call(tool, arguments)
+        return Outcome(
+            status="pending_approval", tool=tool, request_id=record.id, expires_at=iso(record.expires_at),
+            reason=decision.reason,
+            message=f"waiting for operator approval: {what} is queued as request {record.id}; check back later with "
+            f"argobox_request_status(request_id={record.id!r}). Do not call {tool} again for it.",
+        )
+    return outcome_of(await execute(app, record))
+
+
+async def _record_decision(
+    app: App, agent: str, tool: str, arguments: dict[str, Any], decision: Decision
+) -> RequestRecord:
+    classification = CATALOG[tool].classification.value
+    status = {
+        Effect.DENY: RequestStatus.DENIED,
+        Effect.APPROVE: RequestStatus.PENDING,
+        Effect.ALLOW: RequestStatus.EXECUTING,
+    }[decision.effect]
+    events = [
+        Event(event="received", actor=f"agent:{agent}", detail={"arguments": arguments}),
+        Event(
+            event="decision", actor="policy",
+            detail={"effect": decision.effect.value, "rule": decision.rule, "reason": decision.reason,
+                    "classification": classification},
+        ),
+    ]
+    if status is RequestStatus.PENDING:
+        events.append(Event(event="queued", actor="argobox", detail={"ttl_seconds": app.config.approvals.ttl_seconds}))
+    elif status is RequestStatus.EXECUTING:
+        events.append(Event(event="executing", actor="argobox"))
+    request = NewRequest(
+        id=new_request_id(), agent=agent, tool=tool, arguments=arguments,
+        digest=request_digest(agent, tool, arguments), classification=classification,
+        effect=decision.effect.value, rule=decision.rule, reason=decision.reason, status=status,
+        expires_at=app.clock() + app.config.approvals.ttl_seconds if status is RequestStatus.PENDING else None,
+        decided_by="policy" if status is not RequestStatus.PENDING else None,
+    )
+    return await app.store.create(request, events)
+
+
+async def _record_unknown_tool(app: App, agent: str, tool: str) -> None:
+    await _audit_or_log(app, [
+        Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shorten(tool, 64)!r}"}),
+    ], agent=agent, tool=shorten(tool, 64))
+
+
+async def _audit_or_log(app: App, events: list[Event], *, agent: str, tool: str | None) -> None:
+    """Record a refusal; refusals change nothing, so a store failure is logged rather than raised."""
+    try:
+        await app.store.audit(events, agent=agent, tool=tool)
+    except StoreError as exc:
+        logger.error("could not audit a refusal for agent %s: %s", agent, exc)
+
+
+async def execute(app: App, record: RequestRecord) -> RequestRecord:
+    """Run an `executing` request exactly as it was recorded, and record its outcome."""
+    spec = TOOLS[record.tool]
+    if record.digest != request_digest(record.agent, record.tool, record.arguments) or spec.run is None:
+        return await app.store.finish(
+            record.id, ok=False, error="the request does not match what was approved; not executed",
+            detail={"error": "binding check failed"},
+        )
+    args = spec.args.model_validate(record.arguments)
+    try:
+        result: BaseModel = await spec.run(app.docker, app.config.grant(record.agent), args)
+    except AdapterError as exc:
+        error = app.redactor.text(str(exc))
+        return await app.store.finish(record.id, ok=False, error=error, detail={"error": error})
+    except Exception:  # noqa: BLE001 - top of the execution path: a bug must fail the request, never crash
+        logger.exception("unexpected error while executing request %s", record.id)
+        error = "internal error in ArgoBox while executing (see the server log)"
+        return await app.store.finish(record.id, ok=False, error=error, detail={"error": error})
+    payload = app.redactor(result.model_dump(mode="json"))
+    return await app.store.finish(record.id, ok=True, result=payload, detail={"summary": _summary(payload)})
+
+
+def _summary(payload: dict[str, Any]) -> dict[str, Any]:
+    """A short record of a result for the audit trail (the full result stays on the request)."""
+    if "containers" in payload:
+        return {"containers": len(payload["containers"])}
+    if "lines" in payload:
+        return {"lines": len(payload["lines"]), "truncated": payload.get("truncated")}
+    keys = ("container", "action", "state", "started_at", "restart_count", "name", "image", "health")
+    return {k: payload[k] for k in keys if k in payload}
+
+
+def outcome_of(record: RequestRecord) -> Outcome[Any]:
+    what = describe_call(record.tool, record.arguments)
+    status = record.status.value
+    by_operator = record.decided_by not in (None, "policy")
+    reason = record.note if record.status is RequestStatus.DENIED and by_operator else record.reason
+    messages = {
+        "succeeded": f"succeeded: {what}",
+        "failed": f"failed: {what}: {record.error}",
+        "pending_approval": f"waiting for operator approval: {what} (request {record.id}, expires {iso(record.expires_at)})",
+        "approved": f"approved by {record.decided_by}, about to execute: {what}",
+        "executing": f"executing: {what}",
+        "denied": f"denied: {what}: {reason}",
+        "expired": f"expired: {what} was not approved before {iso(record.expires_at)}",
+        "unknown": f"unknown: {what} was interrupted; the operator must check whether it ran",
+    }
+    return Outcome(
+        status=status,  # type: ignore[arg-type]
+        message=messages[status], request_id=record.id, tool=record.tool, expires_at=iso(record.expires_at),
+        reason=reason, result=record.result,
+        error=reason if record.status is RequestStatus.DENIED else record.error,
+    )
+
+
+async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outcome[Any]:
+    """`argobox_request_status`: the agent's own request; any other id answers as unknown."""
+    try:
+        request_id = TOOLS["argobox_request_status"].args.model_validate(raw_args).request_id  # type: ignore[attr-defined]
+    except ValidationError as exc:
+        message = _validation_message("argobox_request_status", exc)
+        return Outcome(status="invalid_arguments", tool="argobox_request_status", message=message, error=message)
+    try:
+        await app.store.expire_due()
+        record = await app.store.get(request_id)
+    except StoreError as exc:
+        logger.error("could not read request %s: %s", request_id, exc)
+        message = "refused: ArgoBox could not read its store; try again later"
+        return Outcome(status="refused", message=message, error=message)
+    if record is None or record.agent != agent:
+        message = f"no request {request_id!r} among your requests"
+        return Outcome(status="invalid_arguments", message=message, error=message)
+    return outcome_of(record)
+
+
+async def approve(app: App, request_id: str, *, operator: str, note: str) -> RequestRecord:
+    """Approve a pending request as `operator` and execute it here, once. Raises `Refused`."""
+    await _require_operator(app, operator, request_id)
+    await app.store.approve(request_id, operator=operator, note=note)
+    record = await app.store.begin_execution(request_id)
+    return await execute(app, record)
+
+
+async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
+    """Deny a pending request as `operator`. Raises `Refused`."""
+    await _require_operator(app, operator, request_id)
+    return await app.store.deny(request_id, operator=operator, reason=reason)
+
+
+async def _require_operator(app: App, operator: str, request_id: str) -> None:
+    if app.config.operator(operator) is not None:
+        return
+    message = f"{shorten(operator, 64)!r} is not a configured operator"
+    await app.store.audit(
+        [Event(event="refused", actor=f"operator:{shorten(operator, 64)}", detail={"reason": message})],
+        request_id=shorten(request_id, 64),
+    )
+    raise Refused("unknown_operator", message)

@@ -1,0 +1,60 @@
+"""One redaction function for everything that leaves ArgoBox: results, the audit trail, logs and CLI output.
+
+Three things are removed: configured secret values wherever they appear (tokens read from the environment),
+the values of keys that look secret (`password`, `token`, `api_key`, ...), and credentials embedded in URLs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from typing import Any
+
+REDACTED = "<redacted>"
+
+_SECRET_KEY = re.compile(
+    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|auth(orization)?|credential|private[_-]?key"
+    r"|access[_-]?(code|key)|cookie|session[_-]?id|^code$|(^|[^a-z])pin$",
+    re.IGNORECASE,
+)
+_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/\s:@]+):(?P<password>[^/\s@]+)@", re.I)
+_QUERY_SECRET = re.compile(r"(?i)([?&](?:access_)?(?:token|api_key|key|password|secret|signature)=)[^&#\s]+")
+_BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}")
+_MIN_SECRET_LENGTH = 6
+
+
+def secret_key(key: str) -> bool:
+    """Whether a mapping key names a value that must never be shown."""
+    return bool(_SECRET_KEY.search(key))
+
+
+class Redactor:
+    """Replaces secrets in strings and nested JSON-like values; configured with the secret values in use."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        values = {s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}
+        self._secrets = sorted(values, key=len, reverse=True)
+
+    def with_secrets(self, secrets: Iterable[str]) -> Redactor:
+        return Redactor([*self._secrets, *secrets])
+
+    def text(self, value: str) -> str:
+        for secret in self._secrets:
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+        value = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
+        return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
+
+    def __call__(self, value: Any) -> Any:
+        """A redacted copy of `value` (str, list, tuple, dict or scalar)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {
+                str(k): (REDACTED if secret_key(str(k)) and v not in (None, "") else self(v))
+                for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
+            }
+        if isinstance(value, list | tuple):
+            return [self(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+        return value

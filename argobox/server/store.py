@@ -1,0 +1,516 @@
+"""The durable store shared by every ArgoBox process: the request queue and the append-only audit trail.
+
+SQLite in WAL mode through aiosqlite. Every state change is one `BEGIN IMMEDIATE` transaction holding a
+conditional `UPDATE ... WHERE status = ...` and the audit events that describe it, so two processes racing on
+the same request produce exactly one transition, and no transition exists without its audit record.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import aiosqlite
+import anyio
+
+from argobox.server.redact import Redactor
+
+Clock = Callable[[], float]
+
+BUSY_TIMEOUT_MS = 5000
+SCHEMA_VERSION = 1
+_SCHEMA = [s.strip() for s in """
+CREATE TABLE requests (
+    id TEXT PRIMARY KEY,
+    agent TEXT NOT NULL,
+    tool TEXT NOT NULL,
+    arguments TEXT NOT NULL,
+    digest TEXT NOT NULL,
+    classification TEXT NOT NULL,
+    effect TEXT NOT NULL,
+    rule TEXT,
+    reason TEXT NOT NULL,
+    status TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    expires_at REAL,
+    decided_by TEXT,
+    decided_at REAL,
+    note TEXT,
+    executor TEXT,
+    result TEXT,
+    error TEXT,
+    updated_at REAL NOT NULL
+);;
+CREATE INDEX requests_by_status ON requests (status, created_at);;
+CREATE INDEX requests_by_agent ON requests (agent, created_at);;
+CREATE TRIGGER requests_binding_is_immutable BEFORE UPDATE OF id, agent, tool, arguments, digest ON requests
+BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool and arguments'); END;;
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    request_id TEXT,
+    event TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    agent TEXT,
+    tool TEXT,
+    detail TEXT NOT NULL
+);;
+CREATE INDEX audit_by_request ON audit (request_id, seq);;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
+""".split(";;")]
+
+
+class StoreError(Exception):
+    """Raised when the store cannot be read or written (locked past the bounded wait, read-only, disk full).
+
+    Callers fail closed: an action whose record cannot be written does not run.
+    """
+
+
+class RequestStatus(StrEnum):
+    PENDING = "pending_approval"
+    APPROVED = "approved"
+    EXECUTING = "executing"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    DENIED = "denied"
+    EXPIRED = "expired"
+    UNKNOWN = "unknown"
+    """The process executing it stopped mid-way; whether the action ran is not known. Never re-run automatically."""
+
+
+FINISHED = frozenset(
+    {RequestStatus.SUCCEEDED, RequestStatus.FAILED, RequestStatus.DENIED, RequestStatus.EXPIRED, RequestStatus.UNKNOWN}
+)
+
+
+class Refused(Exception):
+    """Raised when an operator's transition is not possible; `code` says why, the message says it in words."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def iso(ts: float | None) -> str | None:
+    """An epoch timestamp as ISO 8601 UTC with millisecond precision, e.g. 2026-11-25T01:02:03.456Z."""
+    if ts is None:
+        return None
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Event:
+    event: str
+    actor: str
+    detail: dict[str, Any] = field(default_factory=dict[str, Any])
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewRequest:
+    id: str
+    agent: str
+    tool: str
+    arguments: dict[str, Any]
+    digest: str
+    classification: str
+    effect: str
+    rule: str | None
+    reason: str
+    status: RequestStatus
+    expires_at: float | None = None
+    decided_by: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RequestRecord:
+    id: str
+    agent: str
+    tool: str
+    arguments: dict[str, Any]
+    digest: str
+    classification: str
+    effect: str
+    rule: str | None
+    reason: str
+    status: RequestStatus
+    created_at: float
+    expires_at: float | None
+    decided_by: str | None
+    decided_at: float | None
+    note: str | None
+    executor: str | None
+    result: Any
+    error: str | None
+    updated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord:
+    seq: int
+    at: float
+    request_id: str | None
+    event: str
+    actor: str
+    agent: str | None
+    tool: str | None
+    detail: dict[str, Any]
+
+
+def this_executor() -> str:
+    """Who is executing: host and process id, so a crashed executor can be told from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def _executor_alive(executor: str | None) -> bool:
+    host, _, pid = (executor or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname() and bool(host)  # another host's executor: assume alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _row_to_request(row: sqlite3.Row) -> RequestRecord:
+    return RequestRecord(
+        id=row["id"],
+        agent=row["agent"],
+        tool=row["tool"],
+        arguments=json.loads(row["arguments"]),
+        digest=row["digest"],
+        classification=row["classification"],
+        effect=row["effect"],
+        rule=row["rule"],
+        reason=row["reason"],
+        status=RequestStatus(row["status"]),
+        created_at=row["created_at"],
+        expires_at=row["expires_at"],
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        note=row["note"],
+        executor=row["executor"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        updated_at=row["updated_at"],
+    )
+
+
+def _row_to_audit(row: sqlite3.Row) -> AuditRecord:
+    return AuditRecord(
+        seq=row["seq"],
+        at=row["at"],
+        request_id=row["request_id"],
+        event=row["event"],
+        actor=row["actor"],
+        agent=row["agent"],
+        tool=row["tool"],
+        detail=json.loads(row["detail"]),
+    )
+
+
+def _create_private_file(path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+    except FileExistsError:
+        return
+    os.close(fd)
+
+
+class Store:
+    """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
+
+    def __init__(self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor) -> None:
+        self._db = db
+        self._clock = clock
+        self._redact = redactor
+        self._lock = anyio.Lock()
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, path: Path, *, clock: Clock, redactor: Redactor | None = None) -> AsyncIterator[Store]:
+        try:
+            _create_private_file(path)
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+        except (OSError, sqlite3.Error) as exc:
+            raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
+        try:
+            db.row_factory = sqlite3.Row
+            store = cls(db, clock=clock, redactor=redactor or Redactor())
+            await store._prepare()
+            yield store
+        finally:
+            await db.close()
+
+    async def _prepare(self) -> None:
+        try:
+            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._db.execute("PRAGMA journal_mode = WAL")
+            await self._db.execute("PRAGMA synchronous = NORMAL")
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot prepare the store: {exc}") from None
+        async with self.write() as db:
+            async with db.execute("PRAGMA user_version") as cursor:
+                row = await cursor.fetchone()
+            version = row[0] if row is not None else 0
+            if version > SCHEMA_VERSION:
+                raise StoreError(f"the store was written by a newer ArgoBox (schema {version})")
+            if version == 0:
+                for statement in _SCHEMA:
+                    if statement:
+                        await db.execute(statement.rstrip(";"))
+                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @asynccontextmanager
+    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
+        """A `BEGIN IMMEDIATE` transaction: committed on success, rolled back on any error."""
+        async with self._lock:
+            try:
+                await self._db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"the store is not writable: {exc}") from None
+            try:
+                yield self._db
+                await self._db.execute("COMMIT")
+            except BaseException as exc:
+                try:
+                    await self._db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                if isinstance(exc, sqlite3.Error):
+                    raise StoreError(f"the store is not writable: {exc}") from None
+                raise
+
+    async def _append(
+        self, db: aiosqlite.Connection, events: Iterable[Event], *, request_id: str | None, agent: str | None,
+        tool: str | None,
+    ) -> None:
+        now = self._clock()
+        rows = [
+            (now, request_id, e.event, e.actor, agent, tool, json.dumps(self._redact(e.detail), sort_keys=True))
+            for e in events
+        ]
+        await db.executemany(
+            "INSERT INTO audit (at, request_id, event, actor, agent, tool, detail) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
+        )
+
+    async def audit(
+        self, events: Sequence[Event], *, request_id: str | None = None, agent: str | None = None,
+        tool: str | None = None,
+    ) -> None:
+        """Append events that belong to no state change (refusals, startup checks)."""
+        async with self.write() as db:
+            await self._append(db, events, request_id=request_id, agent=agent, tool=tool)
+
+    async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
+        """Insert a new request and its first audit events in one transaction."""
+        now = self._clock()
+        async with self.write() as db:
+            await db.execute(
+                "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
+                " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    request.id, request.agent, request.tool, json.dumps(request.arguments, sort_keys=True),
+                    request.digest, request.classification, request.effect, request.rule, request.reason,
+                    request.status.value, now, request.expires_at, request.decided_by,
+                    now if request.decided_by else None,
+                    this_executor() if request.status is RequestStatus.EXECUTING else None, now,
+                ),
+            )
+            await self._append(db, events, request_id=request.id, agent=request.agent, tool=request.tool)
+        record = await self.get(request.id)
+        assert record is not None
+        return record
+
+    async def _transition(
+        self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event]
+    ) -> RequestRecord | None:
+        """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held."""
+        assignments = ", ".join(f"{column} = ?" for column in sets)
+        async with self.write() as db:
+            cursor = await db.execute(
+                f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where})",  # noqa: S608
+                (*sets.values(), self._clock(), request_id, *params),
+            )
+            if cursor.rowcount != 1:
+                return None
+            row = await (await db.execute("SELECT agent, tool FROM requests WHERE id = ?", (request_id,))).fetchone()
+            assert row is not None
+            await self._append(db, events, request_id=request_id, agent=row["agent"], tool=row["tool"])
+        return await self.get(request_id)
+
+    async def get(self, request_id: str) -> RequestRecord | None:
+        try:
+            async with self._db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)) as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from None
+        return _row_to_request(row) if row is not None else None
+
+    async def list_requests(
+        self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100
+    ) -> list[RequestRecord]:
+        clauses, params = ["1 = 1"], list[Any]()
+        if status is not None:
+            clauses.append("status = ?")
+            params.append(status.value)
+        if agent is not None:
+            clauses.append("agent = ?")
+            params.append(agent)
+        sql = f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ?"  # noqa: S608
+        try:
+            async with self._db.execute(sql, (*params, limit)) as cursor:
+                return [_row_to_request(row) for row in await cursor.fetchall()]
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from None
+
+    async def audit_trail(self, *, request_id: str | None = None, limit: int | None = None) -> list[AuditRecord]:
+        """Audit events in sequence order; with `limit`, the most recent `limit` of them."""
+        where, params = ("WHERE request_id = ?", [request_id]) if request_id else ("", [])
+        sql = f"SELECT * FROM audit {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+        try:
+            async with self._db.execute(sql, (*params, -1 if limit is None else limit)) as cursor:
+                rows = await cursor.fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the audit trail: {exc}") from None
+        return [_row_to_audit(row) for row in reversed(rows)]
+
+    # Operator transitions -------------------------------------------------------------------------------------
+
+    async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
+        """pending_approval -> approved, by `operator`; refused when missing, decided, or past its expiry."""
+        now = self._clock()
+        record = await self._transition(
+            request_id,
+            where="status = ? AND expires_at > ?",
+            params=(RequestStatus.PENDING.value, now),
+            sets={"status": RequestStatus.APPROVED.value, "decided_by": operator, "decided_at": now, "note": note,
+                  "executor": this_executor()},
+            events=[Event(event="approved", actor=f"operator:{operator}", detail={"note": note})],
+        )
+        if record is None:
+            raise await self._refusal(request_id, "approve")
+        return record
+
+    async def deny(self, request_id: str, *, operator: str, reason: str) -> RequestRecord:
+        """pending_approval -> denied, by `operator`."""
+        now = self._clock()
+        record = await self._transition(
+            request_id,
+            where="status = ? AND expires_at > ?",
+            params=(RequestStatus.PENDING.value, now),
+            sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now, "note": reason},
+            events=[Event(event="denied", actor=f"operator:{operator}", detail={"reason": reason})],
+        )
+        if record is None:
+            raise await self._refusal(request_id, "deny")
+        return record
+
+    async def _refusal(self, request_id: str, verb: str) -> Refused:
+        await self.expire_due()
+        record = await self.get(request_id)
+        if record is None:
+            return Refused("not_found", f"no request {request_id!r}")
+        if record.status is RequestStatus.EXPIRED:
+            return Refused("expired", f"request {request_id} expired at {iso(record.expires_at)}; it cannot be {verb}d")
+        who = f" by {record.decided_by}" if record.decided_by else ""
+        return Refused("not_pending", f"request {request_id} is {record.status.value}{who}, not pending approval")
+
+    async def begin_execution(self, request_id: str) -> RequestRecord:
+        """approved -> executing; only the process that approved may do it, once."""
+        record = await self._transition(
+            request_id,
+            where="status = ? AND executor = ?",
+            params=(RequestStatus.APPROVED.value, this_executor()),
+            sets={"status": RequestStatus.EXECUTING.value},
+            events=[Event(event="executing", actor="argobox")],
+        )
+        if record is None:
+            raise Refused("not_approved", f"request {request_id} is not approved for this process to execute")
+        return record
+
+    async def finish(
+        self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any]
+    ) -> RequestRecord:
+        """executing -> succeeded or failed, with the (redacted) result or error."""
+        status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
+        record = await self._transition(
+            request_id,
+            where="status = ?",
+            params=(RequestStatus.EXECUTING.value,),
+            sets={
+                "status": status.value,
+                "result": json.dumps(self._redact(result), sort_keys=True) if result is not None else None,
+                "error": self._redact(error) if error is not None else None,
+            },
+            events=[Event(event=status.value, actor="argobox", detail=detail)],
+        )
+        if record is None:
+            raise Refused("not_executing", f"request {request_id} is not executing")
+        return record
+
+    # Sweeps ---------------------------------------------------------------------------------------------------
+
+    async def expire_due(self) -> int:
+        """Mark every pending request past its expiry as expired, with an audit event each."""
+        now = self._clock()
+        async with self.write() as db:
+            async with db.execute(
+                "SELECT id, agent, tool, expires_at FROM requests WHERE status = ? AND expires_at <= ?",
+                (RequestStatus.PENDING.value, now),
+            ) as cursor:
+                due = await cursor.fetchall()
+            for row in due:
+                await db.execute(
+                    "UPDATE requests SET status = ?, updated_at = ? WHERE id = ?",
+                    (RequestStatus.EXPIRED.value, now, row["id"]),
+                )
+                await self._append(
+                    db, [Event(event="expired", actor="argobox", detail={"expired_at": iso(row["expires_at"])})],
+                    request_id=row["id"], agent=row["agent"], tool=row["tool"],
+                )
+        return len(due)
+
+    async def recover_interrupted(self) -> list[str]:
+        """Mark approved or executing requests whose executor process is gone as `unknown`; never re-run them."""
+        async with self._db.execute(
+            "SELECT id, executor, status FROM requests WHERE status IN (?, ?)",
+            (RequestStatus.APPROVED.value, RequestStatus.EXECUTING.value),
+        ) as cursor:
+            candidates = [(row["id"], row["executor"], row["status"]) for row in await cursor.fetchall()]
+        recovered: list[str] = []
+        for request_id, executor, status in candidates:
+            if _executor_alive(executor):
+                continue
+            record = await self._transition(
+                request_id,
+                where="status = ? AND executor IS ?",
+                params=(status, executor),
+                sets={"status": RequestStatus.UNKNOWN.value},
+                events=[Event(
+                    event="interrupted", actor="argobox",
+                    detail={"was": status, "executor": executor,
+                            "message": "the executing process stopped; whether the action ran is unknown, "
+                                       "check the target before retrying"},
+                )],
+            )
+            if record is not None:
+                recovered.append(request_id)
+        return recovered
