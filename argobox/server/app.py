@@ -9,7 +9,6 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 from argobox.adapters.base import ContainerRuntime
-from argobox.adapters.docker_engine import DockerEngine
 from argobox.adapters.simulated import SimulatedLab
 from argobox.server.config import Config
 from argobox.server.redact import Redactor
@@ -35,6 +34,8 @@ def build_redactor() -> Redactor:
 def build_docker(config: Config) -> ContainerRuntime:
     if config.docker.simulated_lab is not None:
         return SimulatedLab(config.docker.simulated_lab)
+    from argobox.adapters.docker_engine import DockerEngine  # the docker SDK is slow to import; only when used
+
     return DockerEngine(config.docker.base_url, timeout=config.docker.timeout_seconds)
 
 

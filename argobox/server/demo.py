@@ -1,0 +1,115 @@
+"""`argobox demo`: the first proof, live, against the simulated lab.
+
+Nothing here is staged: a scripted agent talks to a real `argobox serve` process over MCP stdio with the
+official client, and the operator approves with the real `argobox approve` command in another process.
+The lab is simulated so the demo never touches a Docker engine.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tempfile
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import anyio
+from mcp import Client, StdioServerParameters
+
+DEMO_CONFIG = textwrap.dedent("""\
+    # The demo's configuration: a simulated lab, one operator and one agent.
+    [storage]
+    path = "argobox.db"
+
+    [docker]
+    simulated_lab = "lab.json"
+
+    [approvals]
+    ttl_seconds = 600
+
+    [[operators]]
+    name = "alice"
+
+    [[agents.openclaw.rules]]
+    tools = ["docker_list_containers", "docker_inspect_container", "docker_container_logs"]
+    effect = "allow"
+
+    [[agents.openclaw.rules]]
+    tools = ["docker_restart_container", "docker_start_container", "docker_stop_container"]
+    args = { container = ["jellyfin", "web-*"] }
+    effect = "approve"
+""")
+
+
+def _say(title: str, body: str = "") -> None:
+    print(f"\n== {title}")
+    if body:
+        print(textwrap.indent(body.rstrip(), "   "))
+
+
+def _argobox(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """Run the real `argobox` command in its own process, as an operator would."""
+    return subprocess.run(
+        [sys.executable, "-m", "argobox", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=60, check=False,
+    )
+
+
+def _structured(result: Any) -> dict[str, Any]:
+    return dict(result.structured_content or {})
+
+
+async def _agent_session(config: Path, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    params = StdioServerParameters(
+        command=sys.executable, args=["-m", "argobox", "--config", str(config), "serve", "--agent", "openclaw"]
+    )
+    outcomes: list[dict[str, Any]] = []
+    async with Client(params) as client:
+        for tool, arguments in calls:
+            result = await client.call_tool(tool, arguments)
+            outcomes.append(_structured(result))
+    return outcomes
+
+
+def run_demo(directory: Path | None) -> int:
+    """Run the first proof; returns the process exit status."""
+    if directory is None:
+        with tempfile.TemporaryDirectory(prefix="argobox-demo-") as tmp:
+            return _run(Path(tmp))
+    directory.mkdir(parents=True, exist_ok=True)
+    return _run(directory)
+
+
+def _run(directory: Path) -> int:
+    config = directory / "argobox.toml"
+    config.write_text(DEMO_CONFIG)
+    _say("ArgoBox demo: the first proof, against a simulated lab", f"config: {config}\n\n{DEMO_CONFIG}")
+
+    listing, pending, denied = anyio.run(_agent_session, config, [
+        ("docker_list_containers", {"all": True}),
+        ("docker_restart_container", {"container": "jellyfin"}),
+        ("docker_restart_container", {"container": "postgres"}),
+    ])
+    names = ", ".join(f"{c['name']} ({c['state']})" for c in listing["result"]["containers"])
+    _say("1. The agent lists containers (read-only: allowed at once)", names)
+    _say("2. The agent asks to restart jellyfin: classified mutate, queued for approval", json.dumps(pending, indent=2))
+    _say("   ...and asks to restart postgres, which its grant does not cover", denied["message"])
+    request_id = pending["request_id"]
+
+    queue = _argobox(config, "requests", "--status", "pending_approval")
+    _say("3. The operator looks at the queue: argobox requests --status pending_approval", queue.stdout)
+    approved = _argobox(config, "approve", request_id, "--as", "alice", "--note", "demo")
+    _say(f"4. The operator approves: argobox approve {request_id} --as alice (exit {approved.returncode})",
+         approved.stdout + approved.stderr)
+    again = _argobox(config, "approve", request_id, "--as", "alice")
+    _say(f"   A second approval is refused (exit {again.returncode}): the action runs once", again.stderr)
+
+    (status,) = anyio.run(_agent_session, config, [("argobox_request_status", {"request_id": request_id})])
+    _say("5. The agent checks back: argobox_request_status", status["message"])
+    audit = _argobox(config, "audit", "--request", request_id)
+    _say(f"6. The audit trail: argobox audit --request {request_id}", audit.stdout)
+    ok = pending["status"] == "pending_approval" and approved.returncode == 0 and status["status"] == "succeeded"
+    _say("Result", "the first proof held" if ok else "the first proof did NOT hold; see above")
+    return 0 if ok else 1

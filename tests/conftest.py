@@ -1,0 +1,75 @@
+"""Shared fixtures: the asyncio backend (aiosqlite needs it), configs on disk, and the real backends."""
+
+from __future__ import annotations
+
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant"]
+
+BASE_CONFIG = """\
+[storage]
+path = "argobox.db"
+
+[docker]
+{docker}
+
+[approvals]
+ttl_seconds = {ttl}
+
+[[operators]]
+name = "alice"
+
+[[operators]]
+name = "bob"
+
+[agents.openclaw]
+{token}
+
+[[agents.openclaw.rules]]
+tools = ["docker_list_containers", "docker_inspect_container", "docker_container_logs"]
+{read_args}
+effect = "allow"
+
+[[agents.openclaw.rules]]
+tools = ["docker_restart_container", "docker_start_container", "docker_stop_container"]
+args = {{ container = [{mutate_globs}] }}
+effect = "approve"
+
+[[agents.reader.rules]]
+tools = ["docker_list_containers"]
+effect = "allow"
+"""
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+WriteConfig = Callable[..., Path]
+
+
+@pytest.fixture
+def write_config(tmp_path: Path) -> WriteConfig:
+    """Write a config into a temp dir; `docker` is the body of the [docker] table."""
+
+    def write(
+        *,
+        docker: str = 'simulated_lab = "lab.json"',
+        ttl: int = 1800,
+        token_sha256: str | None = None,
+        mutate_globs: str = '"jellyfin", "web-*"',
+        read_args: str = "",
+        extra: str = "",
+    ) -> Path:
+        token = f'token_sha256 = "{token_sha256}"' if token_sha256 else ""
+        body = BASE_CONFIG.format(docker=docker, ttl=ttl, token=token, mutate_globs=mutate_globs, read_args=read_args)
+        path = tmp_path / "argobox.toml"
+        path.write_text(body + textwrap.dedent(extra))
+        return path
+
+    return write
