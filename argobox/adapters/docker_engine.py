@@ -7,7 +7,6 @@ Environment variable values never leave the engine: only their names are returne
 
 from __future__ import annotations
 
-import functools
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -37,46 +36,49 @@ from argobox.adapters.base import (
 )
 
 T = TypeVar("T")
+Attrs = dict[str, Any]
 
 STOP_TIMEOUT_S = 10
 """Seconds the engine waits after the stop signal before it kills (the engine's own default)."""
 MAX_LINE_CHARS = 4096
-"""A longer log line is cut to this many characters (and the result marked truncated)."""
-_MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # enough bytes for MAX_LINE_CHARS characters of UTF-8
-_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+"""A longer log line is cut to this many characters (and the logs marked truncated)."""
+_MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # enough UTF-8 bytes for MAX_LINE_CHARS characters
 _MAX_REASON_CHARS = 200
+
+
+def _password(url: str) -> str | None:
+    try:
+        return urlsplit(url).password
+    except ValueError:
+        return None
 
 
 def safe_url(url: str) -> str:
     """Return `url` without any password it carries (`tcp://user:pw@host` -> `tcp://user@host`)."""
-    try:
-        parts = urlsplit(url)
-        if parts.password is None:
-            return url
-        host = parts.hostname or ""
-        netloc = f"{parts.username}@{host}" if parts.username else host
-        if parts.port is not None:
-            netloc += f":{parts.port}"
-        return urlunsplit(parts._replace(netloc=netloc))
-    except ValueError:
-        return "<unparseable url>"
+    if not _password(url):
+        return url
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    host = f"[{host}]" if ":" in host else host
+    port = f":{parts.port}" if parts.port is not None else ""
+    user = f"{parts.username}@" if parts.username else ""
+    return urlunsplit(parts._replace(netloc=f"{user}{host}{port}"))
 
 
-def _short(text: str, secrets: Iterable[str] = ()) -> str:
-    """First line of `text`, with every secret masked, cut to a readable length."""
+def _short(text: str, secrets: Iterable[str]) -> str:
+    """The first line of `text` with every secret masked, cut to a readable length."""
     for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    line = text.strip().splitlines()[0] if text.strip() else ""
+        text = text.replace(secret, "***")
+    line = next(iter(text.strip().splitlines()), "")
     return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
 
 
 def _root_os_error(exc: BaseException, depth: int = 0) -> OSError | None:
-    """Find the innermost OSError with an errno inside requests/urllib3 wrappers (they nest it in args)."""
+    """The innermost OSError with an errno (requests and urllib3 nest it in args, not only in __cause__)."""
     if depth > 6:
         return None
-    nested = [a for a in getattr(exc, "args", ()) if isinstance(a, BaseException)]
-    for inner in [*nested, exc.__cause__, exc.__context__]:
+    nested = [a for a in exc.args if isinstance(a, BaseException)]
+    for inner in (*nested, exc.__cause__, exc.__context__):
         if inner is not None and (found := _root_os_error(inner, depth + 1)) is not None:
             return found
     return exc if isinstance(exc, OSError) and exc.errno is not None else None
@@ -86,14 +88,9 @@ def _unavailable_reason(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     root = _root_os_error(exc)
-    if isinstance(root, FileNotFoundError):
-        return "socket not found"
-    if isinstance(root, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(root, PermissionError):
-        return "permission denied"
-    if root is not None and root.strerror:
-        return root.strerror
+    reasons = {FileNotFoundError: "socket not found", ConnectionRefusedError: "connection refused"}
+    if root is not None:
+        return reasons.get(type(root)) or root.strerror or type(root).__name__
     return str(exc) or type(exc).__name__
 
 
@@ -107,17 +104,13 @@ def _explanation(exc: docker.errors.APIError) -> str:
 
 
 def _engine_time(value: str | None) -> str | None:
-    """The engine's timestamp, or None for an unset one (Go's zero time)."""
-    if not value or value.startswith("0001-01-01T00:00:00"):
-        return None
-    return value
+    """The engine's timestamp, or None for an unset one (Go's zero time "0001-01-01T00:00:00Z")."""
+    return None if not value or value.startswith("0001-01-01T00:00:00") else value
 
 
 def _image_ref(image: str) -> str:
-    """The image's tag as the engine reports it, or its short id when it has no tag."""
-    if image.startswith("sha256:"):
-        return image.removeprefix("sha256:")[:12]
-    return image
+    """The image as the engine names it (its tag), shortened to 12 hex digits when that is a bare id."""
+    return image.removeprefix("sha256:")[:12] if image.startswith("sha256:") else image
 
 
 def _name(raw: str) -> str:
@@ -130,73 +123,19 @@ class DockerEngine:
     def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
         self._base_url = base_url
         self._display_url = safe_url(base_url)
-        self._secrets = tuple(s for s in (self._password(base_url),) if s)
+        self._secrets = tuple(s for s in (_password(base_url),) if s)
         self._timeout = timeout
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
-    @staticmethod
-    def _password(url: str) -> str | None:
-        try:
-            return urlsplit(url).password
-        except ValueError:
-            return None
-
-    # -- plumbing ---------------------------------------------------------------------------------------
-
-    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
-        reason = _short(_unavailable_reason(exc).replace(self._base_url, self._display_url), self._secrets)
-        return BackendUnavailable(f"Docker engine at {self._display_url} did not answer: {reason}")
-
-    @contextmanager
-    def _docker_errors(self, target: str | None, action: str) -> Iterator[None]:
-        """Translate SDK/transport exceptions into AdapterErrors safe to show the agent."""
-        try:
-            yield
-        except docker.errors.NotFound:
-            if target is None:
-                raise BackendRejected(f"Docker engine at {self._display_url} could not {action}.") from None
-            raise TargetNotFound(f"No container named '{target}'.") from None
-        except docker.errors.APIError as exc:
-            what = f"{action} '{target}'" if target else action
-            reason = _short(_explanation(exc), self._secrets)
-            raise BackendRejected(f"Docker engine refused to {what}: {reason}") from None
-        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
-            raise self._unavailable(exc) from None
-        except docker.errors.DockerException as exc:  # InvalidArgument, InvalidVersion, stream errors...
-            what = f"{action} '{target}'" if target else action
-            raise BackendRejected(f"Docker engine client could not {what}: {_short(str(exc), self._secrets)}") from None
-        except (KeyError, TypeError, ValueError) as exc:  # an answer of an unexpected shape
-            what = f"{action} '{target}'" if target else action
-            raise BackendRejected(f"Docker engine sent an unexpected answer to {what} ({type(exc).__name__}).") from None
-
-    def _api(self) -> docker.APIClient:
-        """The low-level client, created on first use: construction asks the engine for its API version."""
-        with self._lock:
-            if self._client is None:
-                try:
-                    self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)  # type: ignore[arg-type]
-                except docker.errors.DockerException as exc:
-                    raise self._unavailable(exc) from None
-            return self._client.api
-
-    async def _run(self, target: str | None, action: str, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        def call() -> T:
-            with self._docker_errors(target, action):
-                return fn(self._api(), *args, **kwargs)
-
-        return await anyio.to_thread.run_sync(call)
-
-    # -- ContainerRuntime -------------------------------------------------------------------------------
-
     async def list_containers(self, *, all: bool) -> list[ContainerSummary]:
-        return await self._run(None, "list containers", lambda api: [self._summary(r) for r in api.containers(all=all)])
+        return await self._run(None, "list containers", lambda api: [_summary(r) for r in api.containers(all=all)])
 
     async def inspect_container(self, container: str) -> ContainerDetail:
-        return await self._run(container, "inspect", lambda api: self._detail(api.inspect_container(container)))
+        return await self._run(container, "inspect", lambda api: _detail(api.inspect_container(container)))
 
     async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
-        return await self._run(container, "read the logs of", functools.partial(self._logs, container=container, tail=tail))
+        return await self._run(container, "read the logs of", lambda api: _logs(api, container, tail))
 
     async def start_container(self, container: str) -> ContainerAction:
         return await self._act(container, "start", lambda api: api.start(container))
@@ -213,15 +152,13 @@ class DockerEngine:
         if client is not None:
             await anyio.to_thread.run_sync(client.close)
 
-    # -- helpers (run in the worker thread) -------------------------------------------------------------
-
     async def _act(self, container: str, action: str, fn: Callable[[docker.APIClient], object]) -> ContainerAction:
         def act_and_reload(api: docker.APIClient) -> ContainerAction:
             fn(api)
             attrs = api.inspect_container(container)
             state = attrs.get("State") or {}
             return ContainerAction(
-                container=_name(attrs.get("Name", container)),
+                container=_name(attrs.get("Name") or container),
                 action=action,
                 state=str(state.get("Status", "unknown")),
                 started_at=_engine_time(state.get("StartedAt")),
@@ -231,92 +168,133 @@ class DockerEngine:
 
         return await self._run(container, action, act_and_reload)
 
-    @staticmethod
-    def _summary(row: dict[str, Any]) -> ContainerSummary:
-        names = [_name(n) for n in row.get("Names") or []]
-        # Legacy links add names like "other/alias"; the container's own name has no slash.
-        name = next((n for n in names if "/" not in n), names[0] if names else row["Id"][:12])
-        return ContainerSummary(
-            id=row["Id"][:12],
-            name=name,
-            image=_image_ref(str(row.get("Image") or row.get("ImageID") or "")),
-            state=str(row.get("State", "unknown")),
-            status=str(row.get("Status", "")),
-        )
+    async def _run(self, target: str | None, action: str, fn: Callable[[docker.APIClient], T]) -> T:
+        """Run `fn` with the low-level client in a worker thread, translating every backend failure."""
 
-    @staticmethod
-    def _detail(attrs: dict[str, Any]) -> ContainerDetail:
-        config = attrs.get("Config") or {}
-        state = attrs.get("State") or {}
-        status = str(state.get("Status", "unknown"))
-        ports = [
-            PortBinding(container_port=port, host_ip=b.get("HostIp") or None, host_port=b.get("HostPort") or None)
-            for port, bindings in sorted(((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items())
-            for b in (bindings or [{}])
-        ]
-        mounts = [
-            Mount(
-                type=str(m.get("Type", "")),
-                source=m.get("Source") or None,
-                destination=str(m.get("Destination", "")),
-                read_only=not m.get("RW", True),
-            )
-            for m in attrs.get("Mounts") or []
-        ]
-        env_names = [entry.partition("=")[0] for entry in config.get("Env") or []]
-        return ContainerDetail(
-            id=attrs["Id"][:12],
-            name=_name(attrs.get("Name", "")),
-            image=_image_ref(str(config.get("Image") or attrs.get("Image") or "")),
-            state=status,
-            health=(state.get("Health") or {}).get("Status") or None,
-            restart_count=int(attrs.get("RestartCount") or 0),
-            exit_code=None if status in ("created", "running", "paused") else state.get("ExitCode"),
-            ports=ports,
-            mounts=mounts,
-            labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
-            env={name: REDACTED for name in env_names if name},
-            created_at=str(attrs.get("Created", "")),
-            started_at=_engine_time(state.get("StartedAt")),
-            finished_at=_engine_time(state.get("FinishedAt")),
-        )
+        def call() -> T:
+            with self._docker_errors(target, action):
+                return fn(self._api())
 
-    @staticmethod
-    def _logs(api: docker.APIClient, *, container: str, tail: int) -> ContainerLogs:
-        wanted = max(1, min(int(tail), MAX_LOG_LINES))
-        fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one extra line tells us if the clamp dropped any
-        attrs = api.inspect_container(container)
-        name = _name(attrs.get("Name", container))
-        tty = bool((attrs.get("Config") or {}).get("Tty"))
-        # Non-TTY logs stream as frames of at most 16 KiB. The SDK streams TTY logs one byte per iteration,
-        # so read those whole: the engine bounds them to `fetch` entries of at most 16 KiB each.
-        kwargs = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch}
-        if tty:
-            chunks: Iterable[bytes] = [api.logs(container, stream=False, **kwargs)]
-            stream = None
-        else:
-            stream = api.logs(container, stream=True, **kwargs)
-            chunks = stream
+        return await anyio.to_thread.run_sync(call)
+
+    def _api(self) -> docker.APIClient:
+        """The low-level client, created on first use: constructing it asks the engine for its API version."""
+        with self._lock:
+            if self._client is None:
+                try:
+                    self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)
+                except docker.errors.DockerException as exc:
+                    raise self._unavailable(exc) from None
+            return self._client.api
+
+    def _unavailable(self, exc: BaseException) -> BackendUnavailable:
+        reason = _short(_unavailable_reason(exc).replace(self._base_url, self._display_url), self._secrets)
+        return BackendUnavailable(f"Docker engine at {self._display_url} did not answer: {reason}")
+
+    @contextmanager
+    def _docker_errors(self, target: str | None, action: str) -> Iterator[None]:
+        """Translate SDK and transport exceptions into AdapterErrors that are safe to show the agent."""
+        what = f"{action} '{target}'" if target else action
         try:
-            lines, cut = _collect_lines(chunks, keep=fetch)
+            yield
+        except docker.errors.NotFound:
+            if target is None:
+                raise BackendRejected(f"Docker engine could not {what}: not found.") from None
+            raise TargetNotFound(f"No container named '{target}'.") from None
+        except docker.errors.APIError as exc:
+            reason = _short(_explanation(exc), self._secrets)
+            raise BackendRejected(f"Docker engine refused to {what}: {reason}") from None
+        except (requests.exceptions.RequestException, urllib3.exceptions.HTTPError, OSError) as exc:
+            raise self._unavailable(exc) from None
+        except docker.errors.DockerException as exc:  # InvalidArgument, InvalidVersion, StreamParseError...
+            raise BackendRejected(f"Docker client could not {what}: {_short(str(exc), self._secrets)}") from None
+        except (KeyError, TypeError, ValueError) as exc:  # an answer of an unexpected shape
+            kind = type(exc).__name__
+            raise BackendRejected(f"Docker engine gave an unexpected answer to {what} ({kind}).") from None
+
+
+def _summary(row: Attrs) -> ContainerSummary:
+    names = [_name(n) for n in row.get("Names") or []]
+    # Legacy links add names like "other/alias"; the container's own name has no slash.
+    name = next((n for n in names if "/" not in n), names[0] if names else row["Id"][:12])
+    return ContainerSummary(
+        id=row["Id"][:12],
+        name=name,
+        image=_image_ref(str(row.get("Image") or row.get("ImageID") or "")),
+        state=str(row.get("State", "unknown")),
+        status=str(row.get("Status", "")),
+    )
+
+
+def _detail(attrs: Attrs) -> ContainerDetail:
+    config, state = attrs.get("Config") or {}, attrs.get("State") or {}
+    status, exit_code = str(state.get("Status", "unknown")), state.get("ExitCode")
+    if status in ("running", "paused") or (status == "created" and not exit_code):
+        exit_code = None  # nothing has exited (a "created" one keeps the code of a start that failed)
+    ports = [
+        PortBinding(container_port=port, host_ip=b.get("HostIp") or None, host_port=b.get("HostPort") or None)
+        for port, bindings in sorted(((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items())
+        for b in bindings or [{}]
+    ]
+    mounts = [
+        Mount(
+            type=str(m.get("Type", "")),
+            source=m.get("Source") or None,
+            destination=str(m.get("Destination", "")),
+            read_only=not m.get("RW", True),
+        )
+        for m in attrs.get("Mounts") or []
+    ]
+    env_names = (entry.partition("=")[0] for entry in config.get("Env") or [])
+    return ContainerDetail(
+        id=attrs["Id"][:12],
+        name=_name(attrs.get("Name", "")),
+        image=_image_ref(str(config.get("Image") or attrs.get("Image") or "")),
+        state=status,
+        health=(state.get("Health") or {}).get("Status") or None,
+        restart_count=int(attrs.get("RestartCount") or 0),
+        exit_code=exit_code,
+        ports=ports,
+        mounts=mounts,
+        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+        env={name: REDACTED for name in env_names if name},
+        created_at=str(attrs.get("Created", "")),
+        started_at=_engine_time(state.get("StartedAt")),
+        finished_at=_engine_time(state.get("FinishedAt")),
+    )
+
+
+def _logs(api: docker.APIClient, container: str, tail: int) -> ContainerLogs:
+    """The newest `tail` lines (clamped to 1..MAX_LOG_LINES) of stdout and stderr, within MAX_LOG_BYTES."""
+    wanted = max(1, min(tail, MAX_LOG_LINES))
+    fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
+    attrs = api.inspect_container(container)
+    options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch}
+    if (attrs.get("Config") or {}).get("Tty"):
+        # The SDK streams TTY logs one byte per iteration (slow), so read them whole: the engine bounds the
+        # answer to `fetch` log entries of at most 16 KiB each.
+        lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
+    else:
+        stream = api.logs(container, stream=True, **options)  # frames of at most 16 KiB each
+        try:
+            lines, cut = _collect_lines(stream, keep=fetch)
         finally:
-            if stream is not None:
-                stream.close()
-        truncated = cut or len(lines) > wanted
-        lines = lines[-wanted:]
-        lines, dropped = _fit_bytes(lines, MAX_LOG_BYTES)
-        return ContainerLogs(container=name, lines=lines, truncated=truncated or dropped)
+            stream.close()
+    clamped = len(lines) > wanted
+    lines, dropped = _fit_bytes(lines[-wanted:], MAX_LOG_BYTES)
+    name = _name(attrs.get("Name") or container)
+    return ContainerLogs(container=name, lines=lines, truncated=cut or clamped or dropped)
 
 
 def _collect_lines(chunks: Iterable[bytes], *, keep: int) -> tuple[list[str], bool]:
-    """Split a byte stream into the last `keep` lines, each cut to MAX_LINE_CHARS; True if any line was cut."""
+    """The last `keep` lines of a byte stream, each cut to MAX_LINE_CHARS; True if any line was cut."""
     lines: deque[str] = deque(maxlen=keep)
     current = bytearray()
     overflow = cut = False
 
     def finish() -> None:
         nonlocal overflow, cut
-        text = bytes(current).decode("utf-8", errors="replace").removesuffix("\r")
+        text = current.decode("utf-8", errors="replace").removesuffix("\r")
         if overflow or len(text) > MAX_LINE_CHARS:
             text, cut = text[:MAX_LINE_CHARS], True
         lines.append(text)
@@ -342,7 +320,7 @@ def _collect_lines(chunks: Iterable[bytes], *, keep: int) -> tuple[list[str], bo
 
 
 def _fit_bytes(lines: list[str], budget: int) -> tuple[list[str], bool]:
-    """Keep the newest lines whose UTF-8 size (one newline each) fits `budget`; True if older ones were dropped."""
+    """The newest lines whose UTF-8 size (plus a newline each) fits `budget`; True if older ones were dropped."""
     used = 0
     for index in range(len(lines) - 1, -1, -1):
         used += len(lines[index].encode("utf-8")) + 1

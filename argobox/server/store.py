@@ -236,23 +236,27 @@ def _create_private_file(path: Path) -> None:
 class Store:
     """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
 
-    def __init__(self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor) -> None:
+    def __init__(self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor, busy_timeout_ms: int) -> None:
         self._db = db
+        self._busy_timeout_ms = busy_timeout_ms
         self._clock = clock
         self._redact = redactor
         self._lock = anyio.Lock()
 
     @classmethod
     @asynccontextmanager
-    async def open(cls, path: Path, *, clock: Clock, redactor: Redactor | None = None) -> AsyncIterator[Store]:
+    async def open(
+        cls, path: Path, *, clock: Clock, redactor: Redactor | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+    ) -> AsyncIterator[Store]:
+        """Open (creating if needed, mode 0600) and migrate the store; waits at most `busy_timeout_ms` for locks."""
         try:
             _create_private_file(path)
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
         try:
             db.row_factory = sqlite3.Row
-            store = cls(db, clock=clock, redactor=redactor or Redactor())
+            store = cls(db, clock=clock, redactor=redactor or Redactor(), busy_timeout_ms=busy_timeout_ms)
             await store._prepare()
             yield store
         finally:
@@ -260,7 +264,7 @@ class Store:
 
     async def _prepare(self) -> None:
         try:
-            await self._db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await self._db.execute("PRAGMA journal_mode = WAL")
             await self._db.execute("PRAGMA synchronous = NORMAL")
         except sqlite3.Error as exc:
