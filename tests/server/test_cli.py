@@ -1,0 +1,80 @@
+"""The `argobox` command as an operator uses it: identities, exit statuses, JSON shapes, and the demo."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import WriteConfig
+
+ARGOBOX = str(Path(sys.executable).with_name("argobox"))
+
+
+def argobox(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [ARGOBOX, "--config", str(config), *args], capture_output=True, text=True, timeout=120, check=False
+    )
+
+
+def test_serve_refuses_unknown_agents_and_wrong_tokens_and_audits_it(write_config: WriteConfig) -> None:
+    token = "correct-horse-battery-staple-0123456789"
+    config = write_config(token_sha256=hashlib.sha256(token.encode()).hexdigest())
+    base_env = {"PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
+
+    def serve(agent: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([ARGOBOX, "--config", str(config), "serve", "--agent", agent], input="",
+                              capture_output=True, text=True, timeout=60, env={**base_env, **env}, check=False)
+
+    unknown = serve("mallory", {})
+    missing = serve("openclaw", {})
+    wrong = serve("openclaw", {"ARGOBOX_AGENT_TOKEN": "not-the-token-at-all"})
+    right = serve("openclaw", {"ARGOBOX_AGENT_TOKEN": token})
+    audit = json.loads(argobox(config, "audit", "--json").stdout)
+
+    assert unknown.returncode == 1 and "unknown agent 'mallory'" in unknown.stderr
+    assert missing.returncode == 1 and "requires a token" in missing.stderr
+    assert wrong.returncode == 1 and "does not match" in wrong.stderr
+    assert right.returncode == 0, right.stderr
+    assert [e["event"] for e in audit].count("agent_refused") == 3
+    assert token not in json.dumps(audit) and "not-the-token-at-all" not in json.dumps(audit)
+
+
+def test_operator_commands_exit_non_zero_for_unknown_requests_and_operators(write_config: WriteConfig) -> None:
+    config = write_config()
+
+    missing = argobox(config, "approve", "nosuchrequest123", "--as", "alice")
+    stranger = argobox(config, "deny", "nosuchrequest123", "--as", "mallory", "--reason", "x")
+    shown = argobox(config, "show", "nosuchrequest123")
+    audit = json.loads(argobox(config, "audit", "--json").stdout)
+
+    assert missing.returncode == 1 and "no request 'nosuchrequest123'" in missing.stderr
+    assert stranger.returncode == 1 and "'mallory' is not a configured operator" in stranger.stderr
+    assert shown.returncode == 1
+    assert [(e["event"], e["actor"]) for e in audit] == [("refused", "operator:mallory")]
+
+
+def test_malformed_config_is_a_clear_error_with_exit_status_2(tmp_path: Path) -> None:
+    config = tmp_path / "broken.toml"
+    config.write_text("[approvals]\nttl_seconds = 'soon'\n")
+
+    result = argobox(config, "requests")
+
+    assert result.returncode == 2
+    assert "approvals.ttl_seconds: Input should be a valid integer" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_demo_shows_the_first_proof_holding(tmp_path: Path) -> None:
+    result = subprocess.run([ARGOBOX, "demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=180,
+                            check=False)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "pending_approval" in result.stdout
+    assert "succeeded: restart container 'jellyfin'" in result.stdout
+    assert "the first proof held" in result.stdout
+    lab = json.loads((tmp_path / "lab.json").read_text())
+    assert lab["jellyfin"]["restart_count"] == 1
+    assert lab["postgres"]["restart_count"] == 0
