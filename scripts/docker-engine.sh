@@ -75,6 +75,9 @@ clear_stale() {
 launch() {
     local driver="$1" deadline pid
     log "starting dockerd (storage driver $driver), log: $LOG"
+    if [[ -f "$LOG" ]] && (($(stat -c %s "$LOG") > 10 * 1024 * 1024)); then
+        mv -f "$LOG" "$LOG.old" # keep one old log, bounded
+    fi
     printf '\n==== %s starting dockerd (storage driver %s) ====\n' "$(date -u +%FT%TZ)" "$driver" >>"$LOG"
     setsid dockerd \
         --iptables=false --ip6tables=false --bridge=none \
@@ -162,7 +165,7 @@ orphans() {
     for dir in /proc/[0-9]*; do
         [[ -r "$dir/cmdline" ]] || continue
         args=()
-        mapfile -d '' -t args <"$dir/cmdline" 2>/dev/null || continue
+        mapfile -d '' -t args 2>/dev/null <"$dir/cmdline" || continue
         ((${#args[@]})) || continue
         exe="${args[0]##*/}"
         case "$exe" in containerd* | dockerd | runc | docker-proxy) ;; *) continue ;; esac
@@ -173,7 +176,8 @@ orphans() {
 
 # Send TERM, wait up to $2 seconds, then KILL. Only the given pids.
 terminate() {
-    local pids=($1) wait_s="$2" deadline pid alive
+    local pids wait_s="$2" deadline pid alive
+    read -r -a pids <<<"$1"
     ((${#pids[@]})) || return 0
     kill -TERM "${pids[@]}" 2>/dev/null || true
     deadline=$((SECONDS + wait_s))

@@ -6,6 +6,7 @@ skipped loudly, or fail when the environment variable CI is "true".
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import time
@@ -63,10 +64,8 @@ def docker_base_url() -> str:
 
 def _remove(client: docker.DockerClient, container_ids: list[str]) -> None:
     for container_id in container_ids:
-        try:
+        with contextlib.suppress(docker.errors.NotFound):
             client.api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
-            pass
 
 
 def _labelled(client: docker.DockerClient, label: str, *, created_before: float | None = None) -> list[str]:

@@ -23,11 +23,6 @@ SECRET = "hunter2-SECRET"
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 async def engine(docker_base_url: str) -> AsyncIterator[DockerEngine]:
     adapter = DockerEngine(docker_base_url, timeout=30)
     yield adapter
@@ -117,21 +112,29 @@ async def test_inspect_exited_container_reports_exit_code_and_no_health(engine, 
 
 
 async def test_logs_clamp_tail_and_keep_newest_lines(engine, make_container):
-    container = make_container("logs", command=["sh", "-c", "seq 1 1500; echo to-stderr >&2"])
+    container = make_container("logs", command=["seq", "1", "1500"])
     finished(container)
     engine_tail = container.logs(tail=MAX_LOG_LINES).decode().splitlines()
 
     clamped = await engine.container_logs(container.name, tail=5000)
     assert clamped.container == container.name
     assert clamped.lines == engine_tail and len(clamped.lines) == MAX_LOG_LINES
-    assert clamped.lines[-1] == "to-stderr" and clamped.truncated is True
+    assert clamped.lines[-1] == "1500" and clamped.truncated is True
 
     ten = await engine.container_logs(container.name, tail=10)
     assert ten.lines == container.logs(tail=10).decode().splitlines() and ten.truncated is False
 
     for tail in (0, -5):
         one = await engine.container_logs(container.name, tail=tail)
-        assert one.lines == ["to-stderr"]
+        assert one.lines == ["1500"] and one.truncated is False
+
+
+async def test_logs_include_stdout_and_stderr(engine, make_container):
+    container = make_container("streams", command=["sh", "-c", "echo to-stdout; echo to-stderr >&2"])
+    finished(container)
+    logs = await engine.container_logs(container.name, tail=10)
+    # The engine copies the two streams independently, so their relative order is not fixed.
+    assert sorted(logs.lines) == ["to-stderr", "to-stdout"] == sorted(container.logs().decode().splitlines())
 
 
 async def test_logs_within_byte_bound_drop_older_lines(engine, make_container):
@@ -220,7 +223,9 @@ async def test_engine_refusal_is_backend_rejected(engine, make_container):
     assert container.name in message and "no/such/binary" in message
     assert len(message) < 400 and "Traceback" not in message
     container.reload()
-    assert container.attrs["State"]["Status"] != "running"
+    assert container.attrs["State"]["Status"] == "created"
+    detail = await engine.inspect_container(container.name)
+    assert detail.state == "created" and detail.exit_code == container.attrs["State"]["ExitCode"] != 0
 
 
 async def test_unreachable_engine_is_backend_unavailable(tmp_path):
@@ -260,4 +265,3 @@ def test_safe_url_strips_password_only():
 
 def test_constructing_does_not_touch_the_engine():
     DockerEngine("unix:///nonexistent/docker.sock")  # must not raise
-
