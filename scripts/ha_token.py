@@ -100,8 +100,9 @@ def pid_alive(pid: int | None) -> bool:
 
 
 def cmd_wait_http(args: argparse.Namespace) -> int:
-    """Wait until the HTTP server answers. /auth/providers needs no token, so probing it
-    does not log "invalid authentication" warnings the way an unauthenticated /api/ does."""
+    """Wait until the HTTP server answers at all. /auth/providers needs no token, so probing it
+    does not log "invalid authentication" warnings the way an unauthenticated /api/ does; it
+    answers 400 "Onboarding not finished" before onboarding and 200 after, both mean "up"."""
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:
         if not pid_alive(args.pid):
@@ -109,7 +110,7 @@ def cmd_wait_http(args: argparse.Namespace) -> int:
             return 1
         try:
             status, _ = http("GET", f"{args.url}/auth/providers", timeout=3)
-            if status == 200:
+            if status in (200, 400):
                 return 0
         except OSError:
             pass
@@ -141,7 +142,9 @@ def cmd_wait_ready(args: argparse.Namespace) -> int:
             state = body.get("state", "?") if status == 200 and isinstance(body, dict) else f"HTTP {status}"
             if state == "RUNNING":
                 missing = [
-                    e for e in args.entity if http("GET", f"{args.url}/api/states/{e}", token=token, timeout=5)[0] != 200
+                    e
+                    for e in args.entity
+                    if http("GET", f"{args.url}/api/states/{e}", token=token, timeout=5)[0] != 200
                 ]
                 if not missing:
                     return 0
@@ -200,27 +203,27 @@ async def _long_lived_token(url: str, access_token: str) -> str:
 
     ws_url = url.replace("http://", "ws://", 1).replace("https://", "wss://", 1) + "/api/websocket"
     timeout = aiohttp.ClientTimeout(total=30)
-    async with aiohttp.ClientSession(timeout=timeout) as session:
-        async with session.ws_connect(ws_url) as ws:
-            msg = await ws.receive_json()
-            if msg.get("type") != "auth_required":
-                raise RuntimeError(f"unexpected websocket greeting: {msg.get('type')}")
-            await ws.send_json({"type": "auth", "access_token": access_token})
-            msg = await ws.receive_json()
-            if msg.get("type") != "auth_ok":
-                raise RuntimeError(f"websocket auth failed: {msg.get('type')}")
-            await ws.send_json(
-                {
-                    "id": 1,
-                    "type": "auth/long_lived_access_token",
-                    "client_name": LLAT_CLIENT_NAME,
-                    "lifespan": LLAT_LIFESPAN_DAYS,
-                }
-            )
-            msg = await ws.receive_json()
-            if not msg.get("success"):
-                raise RuntimeError(f"long-lived token request failed: {msg.get('error')}")
-            return msg["result"]
+    async with aiohttp.ClientSession(timeout=timeout) as session, session.ws_connect(ws_url) as ws:
+        msg = await ws.receive_json()
+        if msg.get("type") != "auth_required":
+            raise RuntimeError(f"unexpected websocket greeting: {msg.get('type')}")
+        await ws.send_json({"type": "auth", "access_token": access_token})
+        msg = await ws.receive_json()
+        if msg.get("type") != "auth_ok":
+            raise RuntimeError(f"websocket auth failed: {msg.get('type')}")
+        await ws.send_json(
+            {
+                "id": 1,
+                "type": "auth/long_lived_access_token",
+                # HA refuses a second long-lived token with the same client name.
+                "client_name": f"{LLAT_CLIENT_NAME} {time.strftime('%Y-%m-%dT%H:%M:%S')}-{secrets.token_hex(3)}",
+                "lifespan": LLAT_LIFESPAN_DAYS,
+            }
+        )
+        msg = await ws.receive_json()
+        if not msg.get("success"):
+            raise RuntimeError(f"long-lived token request failed: {msg.get('error')}")
+        return msg["result"]
 
 
 def cmd_token(args: argparse.Namespace) -> int:

@@ -222,7 +222,7 @@ running_pid() {
   local pid
   pid="$(cat "$PIDFILE" 2>/dev/null || true)"
   [[ "$pid" =~ ^[0-9]+$ ]] || return 1
-  [[ -r "/proc/$pid/cmdline" ]] || return 1
+  alive "$pid" || return 1
   local cmdline
   cmdline="$(tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null || true)"
   [[ "$cmdline" == *hass* && "$cmdline" == *"$CONFIG"* ]] || return 1
@@ -251,6 +251,14 @@ print_exports() {
   printf 'export ARGOBOX_TEST_HA_TOKEN_FILE=%s\n' "$TOKEN_FILE"
 }
 
+# True while the process exists and is not a zombie (a zombie no longer holds the port).
+alive() {
+  local stat
+  stat="$(cat "/proc/$1/stat" 2>/dev/null)" || return 1
+  stat="${stat##*) }"
+  [[ "${stat%% *}" != "Z" ]]
+}
+
 cmd_stop() {
   local pid
   if ! pid="$(running_pid)"; then
@@ -262,14 +270,14 @@ cmd_stop() {
   kill -TERM "$pid" 2>/dev/null || true
   local i
   for ((i = 0; i < 300; i++)); do  # 30 s
-    kill -0 "$pid" 2>/dev/null || break
+    alive "$pid" || break
     sleep 0.1
   done
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$pid"; then
     log "hass did not stop within 30 s; sending KILL"
     kill -KILL "$pid" 2>/dev/null || true
     for ((i = 0; i < 50; i++)); do
-      kill -0 "$pid" 2>/dev/null || break
+      alive "$pid" || break
       sleep 0.1
     done
   fi
@@ -311,7 +319,7 @@ cmd_start() {
   [[ $fresh == 1 ]] && cmd_reset
   mkdir -p "$STATE"
 
-  local pid
+  local pid started_here=0
   if pid="$(running_pid)"; then
     if token_ok; then
       log "already running (pid $pid) at $URL"
@@ -325,7 +333,7 @@ cmd_start() {
     fi
     write_config
     log "starting hass ${HA_VERSION} on $URL (log: $LOG)"
-    : >>"$LOG"
+    printf '===== homeassistant.sh start %s (port %s) =====\n' "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$PORT" >>"$LOG"
     # setsid: own session, so the caller's Ctrl-C or job control does not reach it.
     # HA's console output (everything it logs, plus crashes before logging is set up) is
     # appended to $LOG; HA also keeps its own rotated copy in $CONFIG/home-assistant.log.
@@ -333,11 +341,14 @@ cmd_start() {
       </dev/null >>"$LOG" 2>&1 &
     pid=$!
     echo "$pid" >"$PIDFILE"
+    started_here=1
   fi
 
   if ! helper wait-http --timeout "$START_TIMEOUT" --pid "$pid"; then
     log "hass did not answer within ${START_TIMEOUT} s; last log lines:"
     tail -n 30 "$LOG" >&2 2>/dev/null || true
+    # Do not leave a half-started hass behind (its log stays in $LOG).
+    [[ $started_here == 1 ]] && cmd_stop
     exit 1
   fi
 

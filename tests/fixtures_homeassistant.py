@@ -63,8 +63,7 @@ def _resolve() -> tuple[str, str | None, str]:
     """Return (url, token or None, where the token was looked for)."""
     url = os.environ.get("ARGOBOX_TEST_HA_URL") or f"http://127.0.0.1:{os.environ.get('ARGOBOX_HA_PORT', DEFAULT_PORT)}"
     url = url.rstrip("/")
-    if url.endswith("/api"):
-        url = url[: -len("/api")]
+    url = url.removesuffix("/api")
     token = os.environ.get("ARGOBOX_TEST_HA_TOKEN")
     if token:
         return url, token.strip(), "ARGOBOX_TEST_HA_TOKEN"
@@ -76,9 +75,7 @@ def _resolve() -> tuple[str, str | None, str]:
     return url, token, str(token_file)
 
 
-def _request(
-    method: str, url: str, token: str, body: Any = None, timeout: float = CHECK_TIMEOUT_S
-) -> tuple[int, Any]:
+def _request(method: str, url: str, token: str, body: Any = None, timeout: float = CHECK_TIMEOUT_S) -> tuple[int, Any]:
     data = json.dumps(body).encode() if body is not None else None
     req = urllib.request.Request(
         url,
@@ -141,7 +138,7 @@ def ha_client(ha_url: str, ha_token: str) -> Iterator[Any]:
     try:
         yield client
     finally:
-        client._session.close()  # noqa: SLF001 - the client has no public close()
+        client._session.close()
 
 
 def _read_states(url: str, token: str) -> dict[str, str]:
@@ -161,11 +158,10 @@ def _at_baseline(states: dict[str, str]) -> bool:
         return False
 
 
-@pytest.fixture
-def ha_reset(ha_url: str, ha_token: str) -> dict[str, str]:
-    """Put the test entities into a known baseline before the test and wait until HA reports it.
+def reset_to_baseline(ha_url: str, ha_token: str, timeout: float = RESET_TIMEOUT_S) -> dict[str, str]:
+    """Put the test entities into the baseline through the real API and wait (bounded) until HA
+    reports it: both lights off, the front door locked, guest mode off, thermostat setpoint 21.
 
-    Baseline: both lights off, the front door locked, guest mode off, thermostat setpoint 21.
     Returns the states read back (entity_id -> state).
     """
     states = _read_states(ha_url, ha_token)
@@ -185,11 +181,17 @@ def ha_reset(ha_url: str, ha_token: str) -> dict[str, str]:
         )
         assert status == 200, f"reset input_number.set_value: HTTP {status}: {body!r}"
 
-    deadline = time.monotonic() + RESET_TIMEOUT_S
+    deadline = time.monotonic() + timeout
     while True:
         states = _read_states(ha_url, ha_token)
         if _at_baseline(states):
             return states
         if time.monotonic() > deadline:
-            pytest.fail(f"Home Assistant did not reach the baseline within {RESET_TIMEOUT_S} s: {states}")
+            pytest.fail(f"Home Assistant did not reach the baseline within {timeout} s: {states}")
         time.sleep(0.1)
+
+
+@pytest.fixture
+def ha_reset(ha_url: str, ha_token: str) -> dict[str, str]:
+    """Before the test: the test entities at the baseline (see ``reset_to_baseline``)."""
+    return reset_to_baseline(ha_url, ha_token)

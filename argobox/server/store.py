@@ -251,7 +251,8 @@ class Store:
         """Open (creating if needed, mode 0600) and migrate the store; waits at most `busy_timeout_ms` for locks."""
         try:
             _create_private_file(path)
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+            # Legacy transaction control: the first write statement opens BEGIN IMMEDIATE in the same round trip.
+            db = await aiosqlite.connect(path, isolation_level="IMMEDIATE", timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
         try:
@@ -270,6 +271,7 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the store: {exc}") from None
         async with self.write() as db:
+            await db.execute("BEGIN IMMEDIATE")
             async with db.execute("PRAGMA user_version") as cursor:
                 row = await cursor.fetchone()
             version = row[0] if row is not None else 0
@@ -281,20 +283,22 @@ class Store:
                         await db.execute(statement.rstrip(";"))
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One query in one round trip, serialised with writes: a read left open on this connection would pin an
+        old WAL snapshot and make the next write transaction fail at once instead of waiting."""
+        async with self._lock:
+            return list(await self._db.execute_fetchall(sql, params))
+
     @asynccontextmanager
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """A `BEGIN IMMEDIATE` transaction: committed on success, rolled back on any error."""
+        """One write transaction, opened by its first write statement: committed on success, else rolled back."""
         async with self._lock:
             try:
-                await self._db.execute("BEGIN IMMEDIATE")
-            except sqlite3.Error as exc:
-                raise StoreError(f"the store is not writable: {exc}") from None
-            try:
                 yield self._db
-                await self._db.execute("COMMIT")
+                await self._db.commit()
             except BaseException as exc:
                 try:
-                    await self._db.execute("ROLLBACK")
+                    await self._db.rollback()
                 except sqlite3.Error:
                     pass
                 if isinstance(exc, sqlite3.Error):
@@ -325,22 +329,27 @@ class Store:
     async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
         """Insert a new request and its first audit events in one transaction."""
         now = self._clock()
+        record = RequestRecord(
+            id=request.id, agent=request.agent, tool=request.tool, arguments=request.arguments,
+            digest=request.digest, classification=request.classification, effect=request.effect, rule=request.rule,
+            reason=request.reason, status=request.status, created_at=now, expires_at=request.expires_at,
+            decided_by=request.decided_by, decided_at=now if request.decided_by else None, note=None,
+            executor=this_executor() if request.status is RequestStatus.EXECUTING else None,
+            result=None, error=None, updated_at=now,
+        )
         async with self.write() as db:
             await db.execute(
                 "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
                 " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
-                    request.id, request.agent, request.tool, json.dumps(request.arguments, sort_keys=True),
-                    request.digest, request.classification, request.effect, request.rule, request.reason,
-                    request.status.value, now, request.expires_at, request.decided_by,
-                    now if request.decided_by else None,
-                    this_executor() if request.status is RequestStatus.EXECUTING else None, now,
+                    record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
+                    record.digest, record.classification, record.effect, record.rule, record.reason,
+                    record.status.value, now, record.expires_at, record.decided_by, record.decided_at,
+                    record.executor, now,
                 ),
             )
-            await self._append(db, events, request_id=request.id, agent=request.agent, tool=request.tool)
-        record = await self.get(request.id)
-        assert record is not None
+            await self._append(db, events, request_id=record.id, agent=record.agent, tool=record.tool)
         return record
 
     async def _transition(
@@ -349,24 +358,22 @@ class Store:
         """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held."""
         assignments = ", ".join(f"{column} = ?" for column in sets)
         async with self.write() as db:
-            cursor = await db.execute(
-                f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where})",  # noqa: S608
+            rows = await db.execute_fetchall(
+                f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where}) RETURNING *",  # noqa: S608
                 (*sets.values(), self._clock(), request_id, *params),
             )
-            if cursor.rowcount != 1:
+            if not rows:
                 return None
-            row = await (await db.execute("SELECT agent, tool FROM requests WHERE id = ?", (request_id,))).fetchone()
-            assert row is not None
-            await self._append(db, events, request_id=request_id, agent=row["agent"], tool=row["tool"])
-        return await self.get(request_id)
+            record = _row_to_request(next(iter(rows)))
+            await self._append(db, events, request_id=request_id, agent=record.agent, tool=record.tool)
+        return record
 
     async def get(self, request_id: str) -> RequestRecord | None:
         try:
-            async with self._db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)) as cursor:
-                row = await cursor.fetchone()
+            rows = await self._read("SELECT * FROM requests WHERE id = ?", (request_id,))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from None
-        return _row_to_request(row) if row is not None else None
+        return _row_to_request(rows[0]) if rows else None
 
     async def list_requests(
         self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100
@@ -380,8 +387,7 @@ class Store:
             params.append(agent)
         sql = f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ?"  # noqa: S608
         try:
-            async with self._db.execute(sql, (*params, limit)) as cursor:
-                return [_row_to_request(row) for row in await cursor.fetchall()]
+            return [_row_to_request(row) for row in await self._read(sql, (*params, limit))]
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from None
 
@@ -390,8 +396,7 @@ class Store:
         where, params = ("WHERE request_id = ?", [request_id]) if request_id else ("", [])
         sql = f"SELECT * FROM audit {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
         try:
-            async with self._db.execute(sql, (*params, -1 if limit is None else limit)) as cursor:
-                rows = await cursor.fetchall()
+            rows = await self._read(sql, (*params, -1 if limit is None else limit))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the audit trail: {exc}") from None
         return [_row_to_audit(row) for row in reversed(rows)]
@@ -476,29 +481,25 @@ class Store:
         """Mark every pending request past its expiry as expired, with an audit event each."""
         now = self._clock()
         async with self.write() as db:
-            async with db.execute(
-                "SELECT id, agent, tool, expires_at FROM requests WHERE status = ? AND expires_at <= ?",
-                (RequestStatus.PENDING.value, now),
-            ) as cursor:
-                due = await cursor.fetchall()
+            due = await db.execute_fetchall(
+                "UPDATE requests SET status = ?, updated_at = ? WHERE status = ? AND expires_at <= ?"
+                " RETURNING id, agent, tool, expires_at",
+                (RequestStatus.EXPIRED.value, now, RequestStatus.PENDING.value, now),
+            )
             for row in due:
-                await db.execute(
-                    "UPDATE requests SET status = ?, updated_at = ? WHERE id = ?",
-                    (RequestStatus.EXPIRED.value, now, row["id"]),
-                )
                 await self._append(
                     db, [Event(event="expired", actor="argobox", detail={"expired_at": iso(row["expires_at"])})],
                     request_id=row["id"], agent=row["agent"], tool=row["tool"],
                 )
-        return len(due)
+        return len(list(due))
 
     async def recover_interrupted(self) -> list[str]:
         """Mark approved or executing requests whose executor process is gone as `unknown`; never re-run them."""
-        async with self._db.execute(
+        rows = await self._read(
             "SELECT id, executor, status FROM requests WHERE status IN (?, ?)",
             (RequestStatus.APPROVED.value, RequestStatus.EXECUTING.value),
-        ) as cursor:
-            candidates = [(row["id"], row["executor"], row["status"]) for row in await cursor.fetchall()]
+        )
+        candidates = [(row["id"], row["executor"], row["status"]) for row in rows]
         recovered: list[str] = []
         for request_id, executor, status in candidates:
             if _executor_alive(executor):
