@@ -1,0 +1,27 @@
+# `make demo` shows the first proof live against the simulated lab; `make test` runs everything against real
+# backends. Both set up what they need on a fresh machine (a venv here; Docker and Home Assistant for tests).
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+
+.PHONY: demo test install bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --upgrade --quiet pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+demo: install
+	$(VENV)/bin/argobox demo
+
+test: install
+	bash scripts/test.sh
+
+bench: install
+	bash -c 'eval "$$(bash scripts/docker-engine.sh start)"; $(PY) bench/bench_read_call.py'
+
+clean:
+	rm -rf $(VENV) .state

@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Run the whole test suite against real backends: a private Docker engine and an offline Home Assistant.
+# Starts the backends that are not already running, and stops (only) those it started. Extra arguments go to pytest.
+set -euo pipefail
+
+REPO="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$REPO"
+PY="${ARGOBOX_VENV:-$REPO/.venv}/bin/python"
+
+started=()
+cleanup() {
+    local backend
+    for backend in "${started[@]}"; do
+        bash "scripts/$backend.sh" stop || true
+    done
+}
+trap cleanup EXIT
+
+for backend in docker-engine homeassistant; do
+    if ! bash "scripts/$backend.sh" status >/dev/null 2>&1; then
+        started+=("$backend")
+    fi
+    exports="$(bash "scripts/$backend.sh" start)"
+    eval "$exports"
+done
+export ARGOBOX_TEST_DOCKER_HOST ARGOBOX_TEST_HA_URL ARGOBOX_TEST_HA_TOKEN_FILE
+
+set +e
+"$PY" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+    echo "test.sh: pytest collected no tests; that is a failure" >&2
+    exit 1
+fi
+exit "$status"
