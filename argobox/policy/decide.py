@@ -11,6 +11,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from typing import Any
@@ -33,10 +34,15 @@ class Rule:
     effect: Effect
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class Grant:
     agent: str
     rules: tuple[Rule, ...]
+
+    @cached_property
+    def visible(self) -> frozenset[str]:
+        """`visible_tools(self)`, computed once: what `tools/list` shows and what `tools/call` accepts."""
+        return frozenset(visible_tools(self))
 
     def rule_ref(self, index: int) -> str:
         return f"agents.{self.agent}.rules[{index}]"

@@ -30,7 +30,7 @@ def _result(outcome: Outcome[Any]) -> types.CallToolResult:
     structured = outcome.model_dump(mode="json")
     text = outcome.message
     if outcome.result is not None:
-        text += "\n" + json.dumps(structured["result"], indent=1, sort_keys=True)
+        text += "\n" + json.dumps(structured["result"], sort_keys=True)
     return types.CallToolResult(
         content=[types.TextContent(type="text", text=text)],
         structured_content=structured,

@@ -11,7 +11,7 @@ import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError
 
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
 
@@ -71,9 +71,13 @@ class Config(_Section):
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
     """The file this configuration was read from (not a key of the file)."""
+    _grants: dict[str, Grant] = PrivateAttr(default_factory=dict[str, Grant])
 
     def grant(self, agent: str) -> Grant:
-        """The policy grant of a configured agent."""
+        """The policy grant of a configured agent (built once per configuration)."""
+        cached = self._grants.get(agent)
+        if cached is not None:
+            return cached
         rules = tuple(
             Rule(
                 tools=tuple(rule.tools),
@@ -82,7 +86,8 @@ class Config(_Section):
             )
             for rule in self.agents[agent].rules
         )
-        return Grant(agent=agent, rules=rules)
+        self._grants[agent] = Grant(agent=agent, rules=rules)
+        return self._grants[agent]
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)
@@ -129,6 +134,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     problems: list[str] = []
     names = [op.name for op in config.operators]
     problems += [f"operators: {n!r} is listed twice" for n in sorted({n for n in names if names.count(n) > 1})]
+    problems += [f"operators: {n!r} is reserved for ArgoBox itself" for n in names if n in ("policy", "argobox")]
     problems += [
         f"operators: {n!r} is also an agent; an agent identity can never be an operator"
         for n in names

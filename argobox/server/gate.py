@@ -15,7 +15,7 @@ from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import CATALOG, describe_call
-from argobox.policy.decide import Decision, Effect, canonical_json, decide, request_digest, visible_tools
+from argobox.policy.decide import Decision, Effect, decide, request_digest
 from argobox.server.app import App
 from argobox.server.store import Event, NewRequest, Refused, RequestRecord, RequestStatus, StoreError, iso
 from argobox.server.tools import TOOLS, Outcome
@@ -75,7 +75,7 @@ def _validation_message(tool: str, exc: ValidationError) -> str:
 async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -> Outcome[Any]:
     """Handle one `tools/call` from `agent`. Raises `UnknownTool` for tools outside the grant."""
     grant = app.config.grant(agent)
-    if tool not in visible_tools(grant):
+    if tool not in grant.visible:
         await _record_unknown_tool(app, agent, tool)
         raise UnknownTool(tool)
     if tool == "argobox_request_status":
@@ -236,11 +236,34 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
 
 
 async def approve(app: App, request_id: str, *, operator: str, note: str) -> RequestRecord:
-    """Approve a pending request as `operator` and execute it here, once. Raises `Refused`."""
+    """Approve a pending request as `operator` and execute it here, once. Raises `Refused`.
+
+    The request is checked again against the grant in force now: if the grant no longer covers it, it is denied
+    by policy instead of run.
+    """
     await _require_operator(app, operator, request_id)
+    await _recheck_grant(app, request_id)
     await app.store.approve(request_id, operator=operator, note=note)
     record = await app.store.begin_execution(request_id)
     return await execute(app, record)
+
+
+async def _recheck_grant(app: App, request_id: str) -> None:
+    record = await app.store.get(request_id)
+    if record is None or record.status is not RequestStatus.PENDING:
+        return  # the store's conditional update gives the precise refusal
+    if record.agent in app.config.agents:
+        decision = decide(app.config.grant(record.agent), record.tool, record.arguments)
+        if decision.effect is not Effect.DENY:
+            return
+        reason = f"the grant changed since the request was queued: {decision.reason}"
+    else:
+        reason = f"agent {record.agent!r} is no longer configured"
+    try:
+        await app.store.deny(request_id, operator="policy", reason=reason)
+    except Refused:
+        return
+    raise Refused("not_granted", f"request {request_id} is no longer covered by the grant ({reason}); denied")
 
 
 async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 REDACTED = "<redacted>"
@@ -23,6 +24,7 @@ _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}")
 _MIN_SECRET_LENGTH = 6
 
 
+@lru_cache(maxsize=4096)
 def secret_key(key: str) -> bool:
     """Whether a mapping key names a value that must never be shown."""
     return bool(_SECRET_KEY.search(key))
@@ -42,9 +44,13 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
-        value = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
-        return _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
+        if "@" in value:
+            value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+        if "=" in value:
+            value = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
+        if " " in value or "\t" in value:
+            value = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
+        return value
 
     def __call__(self, value: Any) -> Any:
         """A redacted copy of `value` (str, list, tuple, dict or scalar)."""

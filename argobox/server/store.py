@@ -72,6 +72,10 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
 """.split(";;")]
 
 
+RESERVED_ACTORS = frozenset({"policy", "argobox"})
+"""Actors that are ArgoBox itself; no operator may carry these names."""
+
+
 class StoreError(Exception):
     """Raised when the store cannot be read or written (locked past the bounded wait, read-only, disk full).
 
@@ -167,6 +171,10 @@ class AuditRecord:
     agent: str | None
     tool: str | None
     detail: dict[str, Any]
+
+
+def _actor(operator: str) -> str:
+    return operator if operator in RESERVED_ACTORS else f"operator:{operator}"
 
 
 def this_executor() -> str:
@@ -426,7 +434,7 @@ class Store:
             where="status = ? AND expires_at > ?",
             params=(RequestStatus.PENDING.value, now),
             sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now, "note": reason},
-            events=[Event(event="denied", actor=f"operator:{operator}", detail={"reason": reason})],
+            events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason})],
         )
         if record is None:
             raise await self._refusal(request_id, "deny")

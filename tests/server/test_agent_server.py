@@ -252,3 +252,23 @@ def test_store_path_is_next_to_the_config(write_config: WriteConfig) -> None:
     path = write_config()
     assert load_config(path).storage.path == path.parent.resolve() / "argobox.db"
 
+
+
+async def test_request_the_grant_no_longer_covers_is_denied_instead_of_run(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    path = write_config()
+    async with open_app(load_config(path)) as app:
+        outcome = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+    path.write_text(path.read_text().replace('"jellyfin", "web-*"', '"web-*"'))
+
+    async with open_app(load_config(path)) as app:
+        with pytest.raises(gate.Refused) as info:
+            await gate.approve(app, outcome.request_id or "", operator="alice", note="")
+        record = await app.store.get(outcome.request_id or "")
+        count = await restart_count(app, "jellyfin")
+
+    assert info.value.code == "not_granted"
+    assert record is not None and record.status.value == "denied" and record.decided_by == "policy"
+    assert "grant changed" in (record.note or "")
+    assert count == 0
