@@ -3,6 +3,10 @@
 SQLite in WAL mode through aiosqlite. Every state change is one `BEGIN IMMEDIATE` transaction holding a
 conditional `UPDATE ... WHERE status = ...` and the audit events that describe it, so two processes racing on
 the same request produce exactly one transition, and no transition exists without its audit record.
+
+The audit trail is hash-chained (`audit_chain`): each event is inserted by one statement that reads the chain
+head and computes the event's hash inside the write transaction, so concurrent writers always extend the head.
+After each commit that appended events, the chain head is checkpointed beside the database (`audit_checkpoint`).
 """
 
 from __future__ import annotations
@@ -22,12 +26,21 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from argobox.server.audit_chain import (
+    GENESIS,
+    PRUNED_EVENT,
+    SQL_EVENT_HASH,
+    canonical_detail,
+    event_hash,
+    sql_event_hash,
+)
+from argobox.server.audit_checkpoint import Checkpointer, Signer
 from argobox.server.redact import Redactor
 
 Clock = Callable[[], float]
 
 BUSY_TIMEOUT_MS = 5000
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 _SCHEMA = [s.strip() for s in """
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
@@ -54,6 +67,9 @@ CREATE INDEX requests_by_status ON requests (status, created_at);;
 CREATE INDEX requests_by_agent ON requests (agent, created_at);;
 CREATE TRIGGER requests_binding_is_immutable BEFORE UPDATE OF id, agent, tool, arguments, digest ON requests
 BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool and arguments'); END;;
+""".split(";;")]
+
+_AUDIT_SCHEMA = [s.strip() for s in f"""
 CREATE TABLE audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -62,14 +78,45 @@ CREATE TABLE audit (
     actor TEXT NOT NULL,
     agent TEXT,
     tool TEXT,
-    detail TEXT NOT NULL
+    detail TEXT NOT NULL,
+    prev_hash TEXT NOT NULL,
+    hash TEXT NOT NULL
 );;
 CREATE INDEX audit_by_request ON audit (request_id, seq);;
 CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
+CREATE TABLE audit_prunes (
+    record_seq INTEGER PRIMARY KEY,
+    through_seq INTEGER NOT NULL,
+    through_hash TEXT NOT NULL
+);;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
+WHEN OLD.seq > COALESCE((SELECT MAX(through_seq) FROM audit_prunes), 0)
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only; events are removed only by a recorded prune'); END;;
+CREATE TRIGGER audit_prune_needs_its_record BEFORE INSERT ON audit_prunes
+WHEN NOT EXISTS (
+    SELECT 1 FROM audit WHERE seq = NEW.record_seq AND event = '{PRUNED_EVENT}' AND NEW.record_seq > NEW.through_seq
+    AND json_extract(detail, '$.through_seq') = NEW.through_seq
+    AND json_extract(detail, '$.through_hash') = NEW.through_hash
+)
+BEGIN SELECT RAISE(ABORT, 'a prune must first be recorded in the audit trail'); END;;
+CREATE TRIGGER audit_prunes_no_update BEFORE UPDATE ON audit_prunes
+BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
+CREATE TRIGGER audit_prunes_no_delete BEFORE DELETE ON audit_prunes
+BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
 """.split(";;")]
+"""The hash-chained audit trail (schema 2). Events are never updated; they are deleted only up to the
+`through_seq` of a prune whose `pruned` event is already in the chain (see `Store.prune`)."""
+
+_APPEND_SQL = f"""
+INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)
+SELECT head.seq + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, head.hash,
+       {SQL_EVENT_HASH}(head.seq + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, head.hash)
+FROM (SELECT COALESCE(MAX(seq), 0) AS seq,
+             COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), '{GENESIS}') AS hash FROM audit) AS head
+""".strip()
+"""One event appended to the chain: the head is read by the inserting statement itself, so inside the write
+transaction (an INSERT opens BEGIN IMMEDIATE before it runs), and no other writer can slip in between."""
 
 
 RESERVED_ACTORS = frozenset({"policy", "argobox"})
@@ -171,6 +218,17 @@ class AuditRecord:
     agent: str | None
     tool: str | None
     detail: dict[str, Any]
+    prev_hash: str = GENESIS
+    hash: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PruneResult:
+    record_seq: int
+    """The seq of the `pruned` event recording it."""
+    through_seq: int
+    """Every event up to this seq is gone (if it was not already)."""
+    deleted: int
 
 
 def _actor(operator: str) -> str:
@@ -229,6 +287,8 @@ def _row_to_audit(row: sqlite3.Row) -> AuditRecord:
         agent=row["agent"],
         tool=row["tool"],
         detail=json.loads(row["detail"]),
+        prev_hash=row["prev_hash"],
+        hash=row["hash"],
     )
 
 
@@ -244,38 +304,53 @@ def _create_private_file(path: Path) -> None:
 class Store:
     """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
 
-    def __init__(self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor, busy_timeout_ms: int) -> None:
+    def __init__(
+        self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor, busy_timeout_ms: int,
+        checkpointer: Checkpointer | None = None,
+    ) -> None:
         self._db = db
         self._busy_timeout_ms = busy_timeout_ms
         self._clock = clock
         self._redact = redactor
         self._lock = anyio.Lock()
+        self._checkpointer = checkpointer
+        self._appended = False
 
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, path: Path, *, clock: Clock, redactor: Redactor | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS
+        cls, path: Path, *, clock: Clock, redactor: Redactor | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        signer: Signer | None = None,
     ) -> AsyncIterator[Store]:
-        """Open (creating if needed, mode 0600) and migrate the store; waits at most `busy_timeout_ms` for locks."""
+        """Open (creating if needed, mode 0600) and migrate the store; waits at most `busy_timeout_ms` for locks.
+
+        The audit checkpoint beside it is kept at the chain head (signed with `signer` when given).
+        """
         try:
             _create_private_file(path)
             # Legacy transaction control: the first write statement opens BEGIN IMMEDIATE in the same round trip.
             db = await aiosqlite.connect(path, isolation_level="IMMEDIATE", timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
+        checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
         try:
             db.row_factory = sqlite3.Row
-            store = cls(db, clock=clock, redactor=redactor or Redactor(), busy_timeout_ms=busy_timeout_ms)
+            store = cls(db, clock=clock, redactor=redactor or Redactor(), busy_timeout_ms=busy_timeout_ms,
+                        checkpointer=checkpointer)
             await store._prepare()
             yield store
         finally:
-            await db.close()
+            try:
+                await anyio.to_thread.run_sync(checkpointer.close)
+            finally:
+                await db.close()
 
     async def _prepare(self) -> None:
         try:
             await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             await self._db.execute("PRAGMA journal_mode = WAL")
             await self._db.execute("PRAGMA synchronous = NORMAL")
+            await self._db.create_function(SQL_EVENT_HASH, 9, sql_event_hash, deterministic=True)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the store: {exc}") from None
         async with self.write() as db:
@@ -286,10 +361,47 @@ class Store:
             if version > SCHEMA_VERSION:
                 raise StoreError(f"the store was written by a newer ArgoBox (schema {version})")
             if version == 0:
-                for statement in _SCHEMA:
+                for statement in _SCHEMA + _AUDIT_SCHEMA:
                     if statement:
                         await db.execute(statement.rstrip(";"))
+            if version == 1:
+                await self._chain_legacy_audit(db)
+            if version < SCHEMA_VERSION:
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    async def _chain_legacy_audit(self, db: aiosqlite.Connection) -> None:
+        """Schema 1 -> 2: rebuild the audit table with the hash chain, sealing the events found as they are.
+
+        The events of a schema-1 store were not tamper-evident; the `audit_chain_started` event says so.
+        """
+        await db.execute("DROP TRIGGER audit_no_update")
+        await db.execute("DROP TRIGGER audit_no_delete")
+        await db.execute("DROP INDEX audit_by_request")
+        await db.execute("ALTER TABLE audit RENAME TO audit_unchained")
+        for statement in _AUDIT_SCHEMA:
+            if statement:
+                await db.execute(statement)
+        legacy = await db.execute_fetchall(
+            "SELECT seq, at, request_id, event, actor, agent, tool, detail FROM audit_unchained ORDER BY seq"
+        )
+        rows: list[tuple[Any, ...]] = []
+        prev_hash = GENESIS
+        for seq, at, request_id, event, actor, agent, tool, detail in legacy:
+            fields = (seq, float(at), request_id, event, actor, agent, tool, canonical_detail(json.loads(detail)))
+            digest = event_hash(*fields, prev_hash)
+            rows.append((*fields, prev_hash, digest))
+            prev_hash = digest
+        await db.executemany(
+            "INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
+        )
+        await db.execute("DROP TABLE audit_unchained")
+        if rows:
+            await self._append(db, [Event(event="audit_chain_started", actor="argobox", detail={
+                "sealed_events": len(rows),
+                "message": "the events before this one were recorded before the trail was hash-chained and "
+                           "were sealed as found when the store was upgraded",
+            })], request_id=None, agent=None, tool=None)
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """One query in one round trip, serialised with writes: a read left open on this connection would pin an
@@ -301,9 +413,12 @@ class Store:
     async def write(self) -> AsyncIterator[aiosqlite.Connection]:
         """One write transaction, opened by its first write statement: committed on success, else rolled back."""
         async with self._lock:
+            self._appended = False
             try:
                 yield self._db
                 await self._db.commit()
+                if self._appended and self._checkpointer is not None:
+                    self._checkpointer.notify()
             except BaseException as exc:
                 try:
                     await self._db.rollback()
@@ -317,14 +432,15 @@ class Store:
         self, db: aiosqlite.Connection, events: Iterable[Event], *, request_id: str | None, agent: str | None,
         tool: str | None,
     ) -> None:
-        now = self._clock()
+        """Append `events` to the hash chain, in the write transaction of `db` (opened by this insert if needed)."""
+        now = float(self._clock())
         rows = [
-            (now, request_id, e.event, e.actor, agent, tool, json.dumps(self._redact(e.detail), sort_keys=True))
+            (now, request_id, e.event, e.actor, agent, tool, canonical_detail(self._redact(e.detail)))
             for e in events
         ]
-        await db.executemany(
-            "INSERT INTO audit (at, request_id, event, actor, agent, tool, detail) VALUES (?, ?, ?, ?, ?, ?, ?)", rows
-        )
+        if rows:
+            await db.executemany(_APPEND_SQL, rows)
+            self._appended = True
 
     async def audit(
         self, events: Sequence[Event], *, request_id: str | None = None, agent: str | None = None,
@@ -408,6 +524,40 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the audit trail: {exc}") from None
         return [_row_to_audit(row) for row in reversed(rows)]
+
+    async def prune(self, *, before: float, operator: str) -> PruneResult:
+        """Remove the oldest events, those up to the last one recorded before `before`, as `operator`.
+
+        One transaction: first a `pruned` event is appended to the chain naming the last removed event
+        (`through_seq`, `through_hash`), then it is registered in `audit_prunes`, and only then may the delete
+        trigger let the events go. The first event left links to `through_hash`, so `verify` still passes.
+        """
+        async with self.write() as db:
+            await db.execute("BEGIN IMMEDIATE")
+            bounds = await db.execute_fetchall(
+                "SELECT (SELECT MIN(seq) FROM audit), (SELECT MAX(seq) FROM audit),"
+                " (SELECT MIN(seq) FROM audit WHERE at >= ?)", (before,),
+            )
+            first, last, first_kept = next(iter(bounds))
+            if first is None:
+                through, anchor = 0, GENESIS
+            else:
+                through = max(first - 1, last if first_kept is None else first_kept - 1)
+                column, seq = ("prev_hash", first) if through < first else ("hash", through)
+                found = await db.execute_fetchall(f"SELECT {column} FROM audit WHERE seq = ?", (seq,))  # noqa: S608
+                anchor = next(iter(found))[0]
+            count = 0 if first is None else max(0, through - first + 1)
+            await self._append(db, [Event(event=PRUNED_EVENT, actor=_actor(operator), detail={
+                "before": iso(before), "through_seq": through, "through_hash": anchor, "events": count,
+            })], request_id=None, agent=None, tool=None)
+            head = await db.execute_fetchall("SELECT MAX(seq) FROM audit")
+            record_seq = int(next(iter(head))[0])
+            await db.execute(
+                "INSERT INTO audit_prunes (record_seq, through_seq, through_hash) VALUES (?, ?, ?)",
+                (record_seq, through, anchor),
+            )
+            deleted = await db.execute("DELETE FROM audit WHERE seq <= ?", (through,))
+        return PruneResult(record_seq=record_seq, through_seq=through, deleted=max(0, deleted.rowcount))
 
     # Operator transitions -------------------------------------------------------------------------------------
 
