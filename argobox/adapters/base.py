@@ -6,9 +6,10 @@ show the agent: it names the target and the next step, and never carries credent
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Iterable
+from typing import Protocol, Self
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 REDACTED = "<redacted>"
 
@@ -31,6 +32,18 @@ class BackendRejected(AdapterError):
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+    _secret_values: tuple[str, ...] = PrivateAttr(default=())
+
+    def carrying_secrets(self, values: Iterable[str]) -> Self:
+        """Mark values (never serialised) that the server must redact wherever they appear in this result."""
+        self._secret_values = tuple(value for value in values if value)
+        return self
+
+
+def secret_values(result: BaseModel) -> tuple[str, ...]:
+    """The values a backend marked secret in `result` (e.g. the container's environment values in its logs)."""
+    values: object = getattr(result, "_secret_values", ())
+    return tuple(v for v in values if isinstance(v, str)) if isinstance(values, tuple) else ()  # pyright: ignore[reportUnknownVariableType]
 
 
 class ContainerSummary(_Model):
@@ -78,6 +91,8 @@ class ContainerDetail(_Model):
 
 
 class ContainerLogs(_Model):
+    """The container's environment values are marked secret: they are redacted from the lines."""
+
     container: str
     lines: list[str]
     truncated: bool

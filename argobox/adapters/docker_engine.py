@@ -283,7 +283,8 @@ def _logs(api: docker.APIClient, container: str, tail: int) -> ContainerLogs:
     clamped = len(lines) > wanted
     lines, dropped = _fit_bytes(lines[-wanted:], MAX_LOG_BYTES)
     name = _name(attrs.get("Name") or container)
-    return ContainerLogs(container=name, lines=lines, truncated=cut or clamped or dropped)
+    env_values = (entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or [])
+    return ContainerLogs(container=name, lines=lines, truncated=cut or clamped or dropped).carrying_secrets(env_values)
 
 
 def _collect_lines(chunks: Iterable[bytes], *, keep: int) -> tuple[list[str], bool]:

@@ -124,7 +124,8 @@ class SimulatedLab:
             _, spec = self._find(state, container)
             lines: list[str] = spec["log"]
             tail = max(1, min(tail, MAX_LOG_LINES))
-            return ContainerLogs(container=container, lines=lines[-tail:], truncated=len(lines) > tail)
+            logs = ContainerLogs(container=container, lines=lines[-tail:], truncated=len(lines) > tail)
+            return logs.carrying_secrets(spec.get("env", {}).values())
 
     async def _act(self, container: str, action: str) -> ContainerAction:
         await anyio.sleep(0)

@@ -17,6 +17,7 @@ from argobox import __version__
 from argobox.policy.decide import visible_tools
 from argobox.server import gate
 from argobox.server.app import App
+from argobox.server.redact import Redactor
 from argobox.server.tools import TOOLS, Outcome
 
 INSTRUCTIONS = (
@@ -26,13 +27,14 @@ INSTRUCTIONS = (
 )
 
 
-def _result(outcome: Outcome[Any]) -> types.CallToolResult:
-    structured = outcome.model_dump(mode="json")
+def _result(outcome: Outcome[Any], redact: Redactor) -> types.CallToolResult:
+    """The answer to the agent; everything in it passes through the redactor."""
+    structured = redact(outcome.model_dump(mode="json"))
     text = outcome.message
     if outcome.result is not None:
         text += "\n" + json.dumps(structured["result"], sort_keys=True)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=text)],
+        content=[types.TextContent(type="text", text=redact.text(text))],
         structured_content=structured,
         is_error=outcome.is_error,
     )
@@ -55,7 +57,7 @@ def build_agent_server(app: App, agent: str) -> Server[Any]:
             outcome = await gate.call_tool(app, agent, params.name, arguments)
         except gate.UnknownTool as exc:
             raise MCPError(types.INVALID_PARAMS, str(exc)) from None
-        return _result(outcome)
+        return _result(outcome, app.redactor)
 
     return Server(
         "argobox",

@@ -24,6 +24,7 @@ from argobox import __version__
 from argobox.server import gate
 from argobox.server.app import App, build_redactor, open_app
 from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
+from argobox.server.redact import RedactingFormatter
 from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError
 from argobox.server.views import audit_json, audit_lines, request_json, request_screen, requests_table
 
@@ -170,7 +171,7 @@ def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
         _print_json(request_json(record, app.redactor))
     else:
         outcome = gate.outcome_of(record)
-        print(outcome.message)
+        print(app.redactor.text(outcome.message))
         if record.result is not None:
             print(json.dumps(app.redactor(record.result), indent=2, sort_keys=True))
     return EXIT_FAILED if record.status is RequestStatus.FAILED else EXIT_OK
@@ -190,7 +191,7 @@ _COMMANDS = {"requests": _requests, "show": _show, "approve": _approve, "deny": 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="argobox: %(levelname)s %(message)s")
+    _log_redacted()
     try:
         if args.command == "demo":
             from argobox.server.demo import run_demo
@@ -212,6 +213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STORE
     except KeyboardInterrupt:
         return 130
+
+
+def _log_redacted() -> None:
+    """Log to stderr, every line through the redactor."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(RedactingFormatter(build_redactor(), "argobox: %(levelname)s %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
 def _fail(message: str) -> None:

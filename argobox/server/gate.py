@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from argobox.adapters.base import AdapterError
+from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import CATALOG, describe_call
 from argobox.policy.decide import Decision, Effect, decide, request_digest
 from argobox.server.app import App
@@ -178,7 +178,7 @@ async def execute(app: App, record: RequestRecord) -> RequestRecord:
         logger.exception("unexpected error while executing request %s", record.id)
         error = "internal error in ArgoBox while executing (see the server log)"
         return await app.store.finish(record.id, ok=False, error=error, detail={"error": error})
-    payload = app.redactor(result.model_dump(mode="json"))
+    payload = app.redactor.with_secrets(secret_values(result))(result.model_dump(mode="json"))
     return await app.store.finish(record.id, ok=True, result=payload, detail={"summary": _summary(payload)})
 
 

@@ -6,6 +6,7 @@ the values of keys that look secret (`password`, `token`, `api_key`, ...), and c
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterable
 from functools import lru_cache
@@ -64,3 +65,14 @@ class Redactor:
         if isinstance(value, list | tuple):
             return [self(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
         return value
+
+
+class RedactingFormatter(logging.Formatter):
+    """A log formatter whose every line (message, arguments and traceback) passes through the redactor."""
+
+    def __init__(self, redactor: Redactor, fmt: str) -> None:
+        super().__init__(fmt)
+        self._redact = redactor
+
+    def format(self, record: logging.LogRecord) -> str:
+        return self._redact.text(super().format(record))

@@ -568,7 +568,8 @@ class Store:
             request_id,
             where="status = ? AND expires_at > ?",
             params=(RequestStatus.PENDING.value, now),
-            sets={"status": RequestStatus.APPROVED.value, "decided_by": operator, "decided_at": now, "note": note,
+            sets={"status": RequestStatus.APPROVED.value, "decided_by": operator, "decided_at": now,
+                  "note": self._redact.text(note),
                   "executor": this_executor()},
             events=[Event(event="approved", actor=f"operator:{operator}", detail={"note": note})],
         )
@@ -583,7 +584,8 @@ class Store:
             request_id,
             where="status = ? AND expires_at > ?",
             params=(RequestStatus.PENDING.value, now),
-            sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now, "note": reason},
+            sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now,
+                  "note": self._redact.text(reason)},
             events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason})],
         )
         if record is None:

@@ -1,6 +1,7 @@
 """How requests and audit events are shown to operators: JSON objects and plain-text screens.
 
-Everything shown passes through the redactor first.
+Everything shown passes through the redactor: values (so secret-looking keys are caught) and then the whole text
+(so configured secrets and URL credentials are caught wherever they ended up).
 """
 
 from __future__ import annotations
@@ -63,7 +64,9 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
             iso(r.created_at) or "-", iso(r.expires_at) or "-",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    return redact.text(
+        "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
+    )
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
@@ -79,7 +82,7 @@ def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
         what = f" {e.tool}" if e.tool else ""
         detail = _detail_text(redact(e.detail))
         lines.append(f"#{e.seq} {iso(e.at)}{where} {e.event} by {e.actor}{what}" + (f": {detail}" if detail else ""))
-    return "\n".join(lines)
+    return redact.text("\n".join(lines))
 
 
 def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Redactor) -> str:
@@ -102,4 +105,4 @@ def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Red
         lines.append(f"  error:          {redact.text(r.error)}")
     lines.append("  timeline:")
     lines += ["    " + line for line in audit_lines(events, redact).splitlines()]
-    return "\n".join(lines)
+    return redact.text("\n".join(lines))
