@@ -13,6 +13,7 @@ pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant"]
 BASE_CONFIG = """\
 [storage]
 path = "argobox.db"
+{storage}
 
 [docker]
 {docker}
@@ -55,7 +56,7 @@ WriteConfig = Callable[..., Path]
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> WriteConfig:
-    """Write a config into a temp dir; `docker` is the body of the [docker] table."""
+    """Write a config into a temp dir; `docker` is the body of the [docker] table, `storage` goes in [storage]."""
 
     def write(
         *,
@@ -65,9 +66,11 @@ def write_config(tmp_path: Path) -> WriteConfig:
         mutate_globs: str = '"jellyfin", "web-*"',
         read_args: str = "",
         extra: str = "",
+        storage: str = "",
     ) -> Path:
         token = f'token_sha256 = "{token_sha256}"' if token_sha256 else ""
-        body = BASE_CONFIG.format(docker=docker, ttl=ttl, token=token, mutate_globs=mutate_globs, read_args=read_args)
+        body = BASE_CONFIG.format(docker=docker, ttl=ttl, token=token, mutate_globs=mutate_globs, read_args=read_args,
+                                  storage=storage)
         path = tmp_path / "argobox.toml"
         path.write_text(body + textwrap.dedent(extra))
         return path

@@ -5,12 +5,13 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from argobox.adapters.base import ContainerRuntime
 from argobox.adapters.simulated import SimulatedLab
-from argobox.server.config import Config
+from argobox.server.audit_checkpoint import KeyFileError
+from argobox.server.config import Config, ConfigError
 from argobox.server.redact import Redactor
 from argobox.server.store import Clock, Store
 
@@ -39,6 +40,18 @@ def build_docker(config: Config) -> ContainerRuntime:
     return DockerEngine(config.docker.base_url, timeout=config.docker.timeout_seconds)
 
 
+def open_store(config: Config, *, clock: Clock, redactor: Redactor) -> AbstractAsyncContextManager[Store]:
+    """The store as configured: its bounded lock wait, and the key that signs its audit checkpoints."""
+    try:
+        signer = config.audit.signer()
+    except KeyFileError as exc:
+        raise ConfigError(f"{config.source}: audit.signing_key_file: {exc}") from None
+    return Store.open(
+        config.storage.path, clock=clock, redactor=redactor, busy_timeout_ms=config.storage.busy_timeout_ms,
+        signer=signer,
+    )
+
+
 @asynccontextmanager
 async def open_app(
     config: Config, *, clock: Clock = time.time, docker: ContainerRuntime | None = None
@@ -47,7 +60,7 @@ async def open_app(
     redactor = build_redactor()
     runtime = docker if docker is not None else build_docker(config)
     try:
-        async with Store.open(config.storage.path, clock=clock, redactor=redactor) as store:
+        async with open_store(config, clock=clock, redactor=redactor) as store:
             await store.recover_interrupted()
             await store.expire_due()
             yield App(config=config, store=store, docker=runtime, redactor=redactor, clock=clock)

@@ -72,8 +72,8 @@ def export_jsonl(db_path: Path, out: TextIO, *, since: float | None, redact: Red
             last = row[0]
     finally:
         db.close()
-    if checkpoint is not None and first is not None and checkpoint.seq < first:
-        checkpoint = None  # it vouches for nothing in this export
+    if since is not None and (first is None or (checkpoint is not None and checkpoint.seq < first)):
+        checkpoint = None  # a partial export it vouches for nothing in
     if checkpoint is not None:
         out.write(json.dumps({"checkpoint": checkpoint.to_json()}, sort_keys=True, separators=(",", ":")) + "\n")
     return ExportSummary(events=events, first_seq=first, last_seq=last, checkpoint=checkpoint, redacted=redacted,

@@ -1,7 +1,8 @@
 """The `argobox` command: the agent server, the operator's queue and audit commands, and the demo.
 
-Exit status: 0 done; 1 refused (no such request, not pending, expired, unknown operator or agent);
-2 bad usage or configuration; 3 the approved action ran and failed; 4 the store could not be used.
+Exit status: 0 done; 1 refused (no such request, not pending, expired, unknown operator or agent) or audit
+verification failed; 2 bad usage or configuration; 3 the approved action ran and failed; 4 the store could not be
+used.
 """
 
 from __future__ import annotations
@@ -22,10 +23,11 @@ import anyio
 
 from argobox import __version__
 from argobox.server import gate
-from argobox.server.app import App, build_redactor, open_app
+from argobox.server.app import App, build_redactor, open_app, open_store
+from argobox.server.audit_cli import add_audit_actions, run_audit_action
 from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
 from argobox.server.redact import RedactingFormatter
-from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError
+from argobox.server.store import Event, Refused, RequestStatus, StoreError
 from argobox.server.views import audit_json, audit_lines, request_json, request_screen, requests_table
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
@@ -74,10 +76,11 @@ def _parser() -> argparse.ArgumentParser:
     deny.add_argument("--reason", required=True)
     deny.add_argument("--json", action="store_true")
 
-    audit = sub.add_parser("audit", parents=[common], help="print the audit trail")
+    audit = sub.add_parser("audit", parents=[common], help="print the audit trail; verify, export or prune it")
     audit.add_argument("--request", metavar="ID")
     audit.add_argument("--limit", type=int, default=None, help="only the most recent N events")
     audit.add_argument("--json", action="store_true", help="print a JSON array")
+    add_audit_actions(audit, common)
 
     demo = sub.add_parser("demo", help="run the first proof live against the simulated lab")
     demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
@@ -101,7 +104,7 @@ async def _serve(args: argparse.Namespace) -> int:
     refusal = _identity_refusal(config, args.agent)
     if refusal is not None:
         redactor = build_redactor()
-        async with Store.open(config.storage.path, clock=time.time, redactor=redactor) as store:
+        async with open_store(config, clock=time.time, redactor=redactor) as store:
             await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
@@ -193,6 +196,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     _log_redacted()
     try:
+        if args.command == "audit" and args.audit_action is not None:
+            return run_audit_action(args)
         if args.command == "demo":
             from argobox.server.demo import run_demo
 

@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError
 
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
+from argobox.server.audit_checkpoint import KeyFileError, Signer, VerifyKey, load_signer, load_verify_key
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -34,6 +35,8 @@ class _Section(BaseModel):
 
 class StorageConfig(_Section):
     path: FilePath = Path("argobox.db")
+    busy_timeout_ms: int = Field(default=5000, ge=1, le=600_000)
+    """How long a write waits for another process's lock before the call is refused (fail closed)."""
 
 
 class DockerConfig(_Section):
@@ -45,6 +48,24 @@ class DockerConfig(_Section):
 
 class ApprovalsConfig(_Section):
     ttl_seconds: int = Field(default=1800, ge=10, le=30 * 24 * 3600)
+
+
+class AuditConfig(_Section):
+    signing_key_file: FilePath | None = None
+    """Ed25519 private key (PEM, PKCS#8) that signs the audit checkpoint; used by every process that writes."""
+    verify_key_file: FilePath | None = None
+    """Ed25519 public key (PEM) `argobox audit verify` checks signatures with (default: from signing_key_file)."""
+
+    def signer(self) -> Signer | None:
+        """The checkpoint signing key, if configured. Raises KeyFileError."""
+        return load_signer(self.signing_key_file) if self.signing_key_file is not None else None
+
+    def verify_key(self) -> VerifyKey | None:
+        """The key checkpoint signatures are verified with, if one is configured. Raises KeyFileError."""
+        if self.verify_key_file is not None:
+            return load_verify_key(self.verify_key_file)
+        signer = self.signer()
+        return signer.verify_key if signer is not None else None
 
 
 class OperatorConfig(_Section):
@@ -67,6 +88,7 @@ class Config(_Section):
     storage: StorageConfig = StorageConfig()
     docker: DockerConfig = DockerConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    audit: AuditConfig = AuditConfig()
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
@@ -149,7 +171,34 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     docker = config.docker
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
-    return config.model_copy(update={"storage": storage, "docker": docker, "source": source})
+    audit = config.audit.model_copy(update={
+        key: base / value for key, value in config.audit.model_dump().items() if value is not None
+    })
+    resolved = config.model_copy(update={"storage": storage, "docker": docker, "audit": audit, "source": source})
+    problems = _audit_key_problems(resolved.audit)
+    if problems:
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
+    return resolved
+
+
+def _audit_key_problems(audit: AuditConfig) -> list[str]:
+    """Load the configured audit keys once, so that a bad key is a configuration error naming its key."""
+    problems: list[str] = []
+    signer = verifier = None
+    try:
+        signer = audit.signer()
+    except KeyFileError as exc:
+        problems.append(f"audit.signing_key_file: {exc}; expected an Ed25519 private key in PEM (PKCS#8, "
+                        "unencrypted), e.g. from `argobox audit keygen`")
+    if audit.verify_key_file is not None:
+        try:
+            verifier = load_verify_key(audit.verify_key_file)
+        except KeyFileError as exc:
+            problems.append(f"audit.verify_key_file: {exc}; expected an Ed25519 public key in PEM")
+    if signer is not None and verifier is not None and signer.key_id != verifier.key_id:
+        problems.append("audit.verify_key_file: is not the public key of audit.signing_key_file "
+                        f"(key ids {verifier.key_id} and {signer.key_id})")
+    return problems
 
 
 def load_config(path: Path) -> Config:

@@ -17,7 +17,16 @@ from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import CATALOG, describe_call
 from argobox.policy.decide import Decision, Effect, decide, request_digest
 from argobox.server.app import App
-from argobox.server.store import Event, NewRequest, Refused, RequestRecord, RequestStatus, StoreError, iso
+from argobox.server.store import (
+    Event,
+    NewRequest,
+    PruneResult,
+    Refused,
+    RequestRecord,
+    RequestStatus,
+    StoreError,
+    iso,
+)
 from argobox.server.tools import TOOLS, Outcome
 
 logger = logging.getLogger("argobox")
@@ -272,12 +281,18 @@ async def deny(app: App, request_id: str, *, operator: str, reason: str) -> Requ
     return await app.store.deny(request_id, operator=operator, reason=reason)
 
 
-async def _require_operator(app: App, operator: str, request_id: str) -> None:
+async def prune_audit(app: App, *, before: float, operator: str) -> PruneResult:
+    """Remove audit events older than `before` as `operator`, through a recorded prune. Raises `Refused`."""
+    await _require_operator(app, operator, None)
+    return await app.store.prune(before=before, operator=operator)
+
+
+async def _require_operator(app: App, operator: str, request_id: str | None) -> None:
     if app.config.operator(operator) is not None:
         return
     message = f"{shorten(operator, 64)!r} is not a configured operator"
     await app.store.audit(
         [Event(event="refused", actor=f"operator:{shorten(operator, 64)}", detail={"reason": message})],
-        request_id=shorten(request_id, 64),
+        request_id=shorten(request_id, 64) if request_id is not None else None,
     )
     raise Refused("unknown_operator", message)

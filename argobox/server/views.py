@@ -47,6 +47,8 @@ def audit_json(event: AuditRecord, redact: Redactor) -> dict[str, Any]:
         "agent": event.agent,
         "tool": event.tool,
         "detail": event.detail,
+        "prev_hash": event.prev_hash,
+        "hash": event.hash,
     })
 
 

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from argobox.server.audit_checkpoint import write_keypair
 from argobox.server.config import ConfigError, load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[2]
@@ -42,6 +43,9 @@ def write(tmp_path: Path, body: str) -> Path:
         pytest.param("[[operators]]\nname = 'openclaw'\n[agents.openclaw]\n", "is also an agent", id="operator-is-agent"),
         pytest.param("[agents.openclaw]\ntoken_sha256 = 'abc'\n", "agents.openclaw.token_sha256", id="bad-token-hash"),
         pytest.param("[storage\npath = 1\n", "invalid TOML", id="toml-syntax"),
+        pytest.param("[storage]\nbusy_timeout_ms = 0\n", "storage.busy_timeout_ms: Input should be greater than",
+                     id="busy-timeout"),
+        pytest.param("[audit]\ncolour = 'red'\n", "audit.colour: unknown key", id="audit-unknown-key"),
     ],
 )
 def test_config_errors_name_file_key_and_expectation(tmp_path: Path, body: str, expected: str) -> None:
@@ -71,3 +75,36 @@ def test_config_path_comes_from_flag_then_environment(tmp_path: Path, monkeypatc
     monkeypatch.delenv("ARGOBOX_CONFIG")
     with pytest.raises(ConfigError, match="no configuration"):
         resolve_config_path(None)
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        pytest.param('signing_key_file = "missing.pem"', "audit.signing_key_file: cannot read", id="missing"),
+        pytest.param('signing_key_file = "a.pem.pub"', "audit.signing_key_file: ", id="public-as-private"),
+        pytest.param('verify_key_file = "a.pem"', "audit.verify_key_file: ", id="private-as-public"),
+        pytest.param('signing_key_file = "a.pem"\nverify_key_file = "b.pem.pub"',
+                     "audit.verify_key_file: is not the public key of audit.signing_key_file", id="mismatch"),
+    ],
+)
+def test_audit_keys_are_loaded_with_the_config_and_errors_name_the_key(
+    tmp_path: Path, body: str, expected: str
+) -> None:
+    write_keypair(tmp_path / "a.pem")
+    write_keypair(tmp_path / "b.pem")
+    path = write(tmp_path, f"[audit]\n{body}\n")
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+
+    assert str(path.resolve()) in str(info.value)
+    assert expected in str(info.value)
+
+
+def test_audit_keys_resolve_next_to_the_file(tmp_path: Path) -> None:
+    write_keypair(tmp_path / "a.pem")
+    config = load_config(write(tmp_path, '[audit]\nsigning_key_file = "a.pem"\n'))
+    signer, key = config.audit.signer(), config.audit.verify_key()
+
+    assert config.audit.signing_key_file == tmp_path.resolve() / "a.pem"
+    assert signer is not None and key is not None and key.key_id == signer.key_id
