@@ -269,7 +269,8 @@ def _logs(api: docker.APIClient, container: str, tail: int) -> ContainerLogs:
     wanted = max(1, min(tail, MAX_LOG_LINES))
     fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
     attrs = api.inspect_container(container)
-    options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch}
+    # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
+    options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch, "follow": False}
     if (attrs.get("Config") or {}).get("Tty"):
         # The SDK streams TTY logs one byte per iteration (slow), so read them whole: the engine bounds the
         # answer to `fetch` log entries of at most 16 KiB each.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import AsyncIterator
 
+import anyio
 import pytest
 
 from argobox.adapters.base import (
@@ -127,6 +128,20 @@ async def test_logs_clamp_tail_and_keep_newest_lines(engine, make_container):
     for tail in (0, -5):
         one = await engine.container_logs(container.name, tail=tail)
         assert one.lines == ["1500"] and one.truncated is False
+
+
+async def test_logs_of_a_running_container_return_instead_of_following(engine, make_container):
+    idle = 'echo ready; trap "exit 0" TERM; while :; do sleep 1; done'
+    container = make_container("running", command=["sh", "-c", idle])
+    for _ in range(100):  # bounded: the container has printed its line
+        if container.logs():
+            break
+        await anyio.sleep(0.05)
+
+    with anyio.fail_after(10):
+        logs = await engine.container_logs(container.name, tail=10)
+
+    assert logs.lines == ["ready"]
 
 
 async def test_logs_include_stdout_and_stderr(engine, make_container):
