@@ -56,7 +56,7 @@ def build_agent_server(app: App, agent: str) -> Server[Any]:
         try:
             outcome = await gate.call_tool(app, agent, params.name, arguments)
         except gate.UnknownTool as exc:
-            raise MCPError(types.INVALID_PARAMS, str(exc)) from None
+            raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
         return _result(outcome, app.redactor)
 
     return Server(

@@ -434,8 +434,10 @@ class Store:
     ) -> None:
         """Append `events` to the hash chain, in the write transaction of `db` (opened by this insert if needed)."""
         now = float(self._clock())
+        text = self._redact.text
+        request_id, agent, tool = (text(v) if v is not None else None for v in (request_id, agent, tool))
         rows = [
-            (now, request_id, e.event, e.actor, agent, tool, canonical_detail(self._redact(e.detail)))
+            (now, request_id, e.event, text(e.actor), agent, tool, canonical_detail(self._redact(e.detail)))
             for e in events
         ]
         if rows:
