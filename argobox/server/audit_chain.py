@@ -45,10 +45,7 @@ Row = tuple[int, float, str | None, str, str, str | None, str | None, Any, str, 
 UNCHECKED: Final = object()
 
 _quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
-
-
-def _string(value: str | None) -> str:
-    return "null" if value is None else _quote(value)
+_float = float.__repr__
 
 
 def canonical_detail(detail: Any) -> str:
@@ -62,15 +59,15 @@ def canonical_event(
 ) -> str:
     """The canonical content of one event (see the module docstring); `detail` is its canonical JSON text.
 
-    Equal to `json.dumps({...}, sort_keys=True, separators=(",", ":"))` with `detail` parsed, but faster.
-    Raises TypeError when a field has the wrong type.
+    Equal to `json.dumps({...}, sort_keys=True, separators=(",", ":"))` with `detail` parsed, but several times
+    faster (the verifier runs it a million times). Raises TypeError when a string field is not a string or `at`
+    is not a float; any other wrong type gives a text no writer produced, hence a hash that does not match.
     """
-    if type(seq) is not int or type(at) is not float or type(detail) is not str:
-        raise TypeError("seq must be an integer, at a float, detail a JSON text")
     return (
-        f'{{"actor":{_quote(actor)},"agent":{_string(agent)},"at":{float.__repr__(at)},"detail":{detail},'
-        f'"event":{_quote(event)},"prev_hash":{_quote(prev_hash)},"request_id":{_string(request_id)},'
-        f'"seq":{seq},"tool":{_string(tool)}}}'
+        f'{{"actor":{_quote(actor)},"agent":{"null" if agent is None else _quote(agent)},"at":{_float(at)},'
+        f'"detail":{detail},"event":{_quote(event)},"prev_hash":{_quote(prev_hash)},'
+        f'"request_id":{"null" if request_id is None else _quote(request_id)},"seq":{seq},'
+        f'"tool":{"null" if tool is None else _quote(tool)}}}'
     )
 
 
@@ -80,7 +77,10 @@ def event_hash(
 ) -> str:
     """SHA-256 (hex) of the canonical content of one event. Also registered in SQLite for the store's inserts."""
     text = canonical_event(seq, at, request_id, event, actor, agent, tool, detail, prev_hash)
-    return hashlib.sha256(text.encode("ascii")).hexdigest()
+    return _sha256(text.encode("ascii")).hexdigest()
+
+
+_sha256 = hashlib.sha256
 
 
 SQL_EVENT_HASH: Final = "argobox_event_hash"
@@ -143,7 +143,7 @@ class ChainWalker:
 
     def walk(self, rows: Iterable[Row]) -> Walk:
         result = Walk()
-        sha256, canonical = hashlib.sha256, canonical_event
+        digest = event_hash
         expect_seq = self._expect.seq if self._expect is not None else None
         last_seq, last_hash, count = 0, GENESIS, 0
         for row in rows:
@@ -153,8 +153,7 @@ class ChainWalker:
                 result.unchecked += 1
             else:
                 try:
-                    text = canonical(seq, at, request_id, event, actor, agent, tool, detail, prev_hash)
-                    intact = sha256(text.encode("ascii")).hexdigest() == stored
+                    intact = digest(seq, at, request_id, event, actor, agent, tool, detail, prev_hash) == stored
                 except (TypeError, ValueError, UnicodeError, AttributeError):
                     intact = False
             if count == 0:
@@ -264,11 +263,8 @@ def open_readonly(path: str) -> sqlite3.Connection:
 
 
 def store_rows(db: sqlite3.Connection, *, from_seq: int = 0) -> Iterator[Row]:
-    """The audit rows from `from_seq` on, in sequence order, streamed."""
-    cursor = db.execute(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq", (from_seq,))  # noqa: S608
-    cursor.arraysize = 1000
-    while batch := cursor.fetchmany():
-        yield from batch
+    """The audit rows from `from_seq` on, in sequence order, streamed (the cursor itself: no copy, no batching)."""
+    return db.execute(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq", (from_seq,))  # noqa: S608
 
 
 def store_hash_lookup(db: sqlite3.Connection) -> Callable[[str], int | None]:

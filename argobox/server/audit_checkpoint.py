@@ -27,6 +27,7 @@ import logging
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -40,6 +41,9 @@ logger = logging.getLogger("argobox.audit")
 
 CHECKPOINT_FORMAT: Final = "argobox-audit-checkpoint/1"
 FLUSH_TIMEOUT_S: Final = 10.0
+MIN_INTERVAL_S: Final = 0.02
+"""Checkpoint writes are at least this far apart (the first at once); commits in between are covered by the next
+write. This keeps a busy store from spending its time on checkpoint files (at most 50 writes a second)."""
 
 
 def checkpoint_path(db_path: Path) -> Path:
@@ -243,7 +247,8 @@ class Checkpointer:
         self._timeout_s = busy_timeout_ms / 1000
         self._cond = threading.Condition()
         self._requested = self._done = 0
-        self._closing = False
+        self._closing = self._urgent = self._idle = False
+        self._last_write = -MIN_INTERVAL_S
         self._thread: threading.Thread | None = None
         self._io = threading.Lock()
         self._db: sqlite3.Connection | None = None
@@ -257,12 +262,15 @@ class Checkpointer:
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="argobox-checkpoint", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if self._idle:  # a thread pausing between writes is not woken for every commit
+                self._cond.notify_all()
 
     def flush(self, timeout: float = FLUSH_TIMEOUT_S) -> bool:
         """Wait until every commit notified so far is covered by a written checkpoint (or was refused)."""
         with self._cond:
             target = self._requested
+            self._urgent = True
+            self._cond.notify_all()
             return self._cond.wait_for(lambda: self._done >= target, timeout)
 
     def close(self) -> None:
@@ -287,9 +295,15 @@ class Checkpointer:
     def _run(self) -> None:
         while True:
             with self._cond:
+                self._idle = True
                 self._cond.wait_for(lambda: self._done < self._requested or self._closing)
+                self._idle = False
                 if self._done >= self._requested:
                     return
+                pause = self._last_write + MIN_INTERVAL_S - time.monotonic()
+                if pause > 0:  # coalesce the commits of the next moment into one write
+                    self._cond.wait_for(lambda: self._urgent or self._closing, timeout=pause)
+                self._urgent = False
                 target = self._requested
             try:
                 self.advance()
@@ -297,6 +311,7 @@ class Checkpointer:
                 logger.exception("could not write the audit checkpoint %s", self.path)
             with self._cond:
                 self._done = max(self._done, target)
+                self._last_write = time.monotonic()
                 self._cond.notify_all()
 
     def advance(self) -> Checkpoint | None:
