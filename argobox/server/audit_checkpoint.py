@@ -9,8 +9,8 @@ Rules every writer follows, under an exclusive lock on `<database>.checkpoint.lo
 the checkpoint never goes backwards (only a higher seq replaces it), and it is never replaced while the trail no
 longer matches it (the event at its seq must still have its hash, or have been removed by a recorded prune): a
 truncated or rewritten trail is logged and the old checkpoint kept as evidence for `verify`. Writes happen in a
-background thread and coalesce (one write covers every commit before it), so the decision path does not wait
-for the file system; closing the store waits for the last write.
+background thread, 20 ms after the commit that asked, and coalesce (one write covers every commit before it), so
+the decision path does not wait for the file system; closing the store waits for the last write.
 
 Signing: with an Ed25519 private key (`[audit] signing_key_file`) the checkpoint carries a signature over
 `argobox-audit-checkpoint/1`, its seq and its hash, and `verify` checks it with the public key. The crypto is
@@ -27,7 +27,6 @@ import logging
 import os
 import sqlite3
 import threading
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -41,9 +40,10 @@ logger = logging.getLogger("argobox.audit")
 
 CHECKPOINT_FORMAT: Final = "argobox-audit-checkpoint/1"
 FLUSH_TIMEOUT_S: Final = 10.0
-MIN_INTERVAL_S: Final = 0.02
-"""Checkpoint writes are at least this far apart (the first at once); commits in between are covered by the next
-write. This keeps a busy store from spending its time on checkpoint files (at most 50 writes a second)."""
+DELAY_S: Final = 0.02
+"""A checkpoint is written this long after the commit that asked for it, covering every commit in between: the
+writes of one call (its decision, then its outcome) get one checkpoint, written after the call has answered, and a
+busy store writes at most 50 a second. flush() (and so closing the store) writes at once."""
 
 
 def checkpoint_path(db_path: Path) -> Path:
@@ -248,7 +248,6 @@ class Checkpointer:
         self._cond = threading.Condition()
         self._requested = self._done = 0
         self._closing = self._urgent = self._idle = False
-        self._last_write = -MIN_INTERVAL_S
         self._thread: threading.Thread | None = None
         self._io = threading.Lock()
         self._db: sqlite3.Connection | None = None
@@ -300,9 +299,8 @@ class Checkpointer:
                 self._idle = False
                 if self._done >= self._requested:
                     return
-                pause = self._last_write + MIN_INTERVAL_S - time.monotonic()
-                if pause > 0:  # coalesce the commits of the next moment into one write
-                    self._cond.wait_for(lambda: self._urgent or self._closing, timeout=pause)
+                # coalesce the commits of the next moment into one write
+                self._cond.wait_for(lambda: self._urgent or self._closing, timeout=DELAY_S)
                 self._urgent = False
                 target = self._requested
             try:
@@ -311,7 +309,6 @@ class Checkpointer:
                 logger.exception("could not write the audit checkpoint %s", self.path)
             with self._cond:
                 self._done = max(self._done, target)
-                self._last_write = time.monotonic()
                 self._cond.notify_all()
 
     def advance(self) -> Checkpoint | None:
