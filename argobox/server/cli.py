@@ -7,6 +7,7 @@ Exit status: 0 done; 1 refused (no such request, not pending, expired, unknown o
 from __future__ import annotations
 
 import argparse
+import getpass
 import hashlib
 import hmac
 import json
@@ -24,8 +25,16 @@ from argobox import __version__
 from argobox.server import gate
 from argobox.server.app import App, build_redactor, open_app
 from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
-from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError
-from argobox.server.views import audit_json, audit_lines, request_json, request_screen, requests_table
+from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError, iso
+from argobox.server.views import (
+    audit_json,
+    audit_lines,
+    budget_json,
+    budgets_table,
+    request_json,
+    request_screen,
+    requests_table,
+)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
@@ -77,6 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--request", metavar="ID")
     audit.add_argument("--limit", type=int, default=None, help="only the most recent N events")
     audit.add_argument("--json", action="store_true", help="print a JSON array")
+
+    budgets = sub.add_parser("budgets", parents=[common], help="show each agent's budget use; reset a cooldown")
+    budgets.add_argument("--json", action="store_true")
+    budgets_sub = budgets.add_subparsers(dest="budgets_action", metavar="ACTION")
+    reset = budgets_sub.add_parser("reset", parents=[common], help="clear an agent's cooldown and failure streak")
+    reset.add_argument("agent")
+    reset.add_argument("--as", dest="operator", metavar="OPERATOR", help="the configured operator doing it")
 
     demo = sub.add_parser("demo", help="run the first proof live against the simulated lab")
     demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
@@ -185,7 +201,45 @@ async def _audit(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"requests": _requests, "show": _show, "approve": _approve, "deny": _deny, "audit": _audit}
+async def _budgets(app: App, args: argparse.Namespace) -> int:
+    if getattr(args, "budgets_action", None) == "reset":
+        return await _budgets_reset(app, args)
+    rows = []
+    for agent in sorted(app.config.agents):
+        limits = app.config.limits_for(agent)
+        usage, failures = await app.store.budget(agent, limits)
+        rows.append(budget_json(agent, limits, usage, failures, now=app.clock()))
+    await app.store.audit([Event(event="budgets_viewed", actor=_cli_actor(None), detail={"agents": len(rows)})])
+    if args.json:
+        _print_json(rows)
+    else:
+        print(budgets_table(rows))
+    return EXIT_OK
+
+
+async def _budgets_reset(app: App, args: argparse.Namespace) -> int:
+    if args.agent not in app.config.agents:
+        raise CommandError(f"unknown agent {args.agent[:64]!r}", EXIT_REFUSED)
+    if args.operator is not None and app.config.operator(args.operator) is None:
+        raise CommandError(f"{args.operator[:64]!r} is not a configured operator", EXIT_REFUSED)
+    cleared = await app.store.reset_budget(args.agent, actor=_cli_actor(args.operator))
+    until = f", cooldown until {iso(cleared.cooldown_until)} lifted" if cleared.cooldown_until else ""
+    print(f"reset the budget of {args.agent}: failure streak {cleared.streak} cleared{until}")
+    return EXIT_OK
+
+
+def _cli_actor(operator: str | None) -> str:
+    """Who ran a CLI command: the named operator, else the local user account."""
+    if operator:
+        return f"operator:{operator}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+_COMMANDS = {"budgets": _budgets, "requests": _requests, "show": _show, "approve": _approve, "deny": _deny, "audit": _audit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -212,6 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STORE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `argobox audit --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _fail(message: str) -> None:

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError
 
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
+from argobox.policy.limits import Limits, Window
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -47,6 +49,42 @@ class ApprovalsConfig(_Section):
     ttl_seconds: int = Field(default=1800, ge=10, le=30 * 24 * 3600)
 
 
+class WindowConfig(_Section):
+    count: int = Field(ge=1, le=1_000_000)
+    window_seconds: int = Field(ge=1, le=30 * 24 * 3600)
+
+
+class FailuresConfig(WindowConfig):
+    cooldown_seconds: int = Field(ge=0, le=30 * 24 * 3600)
+
+
+class LimitsConfig(_Section):
+    """Budgets; every key is optional, and an agent's table overrides the top-level one key by key."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    mutations_per_hour: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_pending: int | None = Field(default=None, ge=1, le=10_000)
+    identical_calls: WindowConfig | None = None
+    failures: FailuresConfig | None = None
+    per_target: WindowConfig | None = None
+
+    def over(self, base: Limits) -> Limits:
+        """`base` with the keys set here replaced."""
+        changes: dict[str, Any] = {
+            key: value
+            for key in ("requests_per_minute", "mutations_per_hour", "max_pending")
+            if (value := getattr(self, key)) is not None
+        }
+        if self.identical_calls is not None:
+            changes["identical_calls"] = Window(self.identical_calls.count, self.identical_calls.window_seconds)
+        if self.per_target is not None:
+            changes["per_target"] = Window(self.per_target.count, self.per_target.window_seconds)
+        if self.failures is not None:
+            changes["failures"] = Window(self.failures.count, self.failures.window_seconds)
+            changes["cooldown_seconds"] = self.failures.cooldown_seconds
+        return replace(base, **changes)
+
+
 class OperatorConfig(_Section):
     name: Name
     token_sha256: Sha256Hex | None = None
@@ -61,12 +99,14 @@ class RuleConfig(_Section):
 class AgentConfig(_Section):
     token_sha256: Sha256Hex | None = None
     rules: list[RuleConfig] = Field(default_factory=list[RuleConfig])
+    limits: LimitsConfig = LimitsConfig()
 
 
 class Config(_Section):
     storage: StorageConfig = StorageConfig()
     docker: DockerConfig = DockerConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
+    limits: LimitsConfig = LimitsConfig()
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
@@ -88,6 +128,12 @@ class Config(_Section):
         )
         self._grants[agent] = Grant(agent=agent, rules=rules)
         return self._grants[agent]
+
+    def limits_for(self, agent: str) -> Limits:
+        """Built-in defaults, overridden by `[limits]`, overridden by `[agents.NAME.limits]`."""
+        base = self.limits.over(Limits())
+        agent_config = self.agents.get(agent)
+        return agent_config.limits.over(base) if agent_config is not None else base
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)

@@ -22,13 +22,15 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from argobox.policy.limits import FailureState, Limits, Tripped, Usage, check
+from argobox.server import budgets
+from argobox.server.budgets import CallFacts
 from argobox.server.redact import Redactor
 
 Clock = Callable[[], float]
 
 BUSY_TIMEOUT_MS = 5000
-SCHEMA_VERSION = 1
-_SCHEMA = [s.strip() for s in """
+_SCHEMA_V1 = [s.strip() for s in """
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
     agent TEXT NOT NULL,
@@ -69,7 +71,10 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
-""".split(";;")]
+""".split(";;") if s.strip()]
+_MIGRATIONS: list[list[str]] = [_SCHEMA_V1, budgets.SCHEMA]
+"""Schema changes in order; `PRAGMA user_version` counts how many a store has had."""
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 
 RESERVED_ACTORS = frozenset({"policy", "argobox"})
@@ -159,6 +164,16 @@ class RequestRecord:
     result: Any
     error: str | None
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admission:
+    """What `Store.admit` did with a call: refused it (`tripped`), found it already pending (`duplicate`), or
+    recorded it (`record` is the new request, if one was created)."""
+
+    tripped: Tripped | None = None
+    record: RequestRecord | None = None
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -285,10 +300,10 @@ class Store:
             version = row[0] if row is not None else 0
             if version > SCHEMA_VERSION:
                 raise StoreError(f"the store was written by a newer ArgoBox (schema {version})")
-            if version == 0:
-                for statement in _SCHEMA:
-                    if statement:
-                        await db.execute(statement.rstrip(";"))
+            for migration in _MIGRATIONS[version:]:
+                for statement in migration:
+                    await db.execute(statement.rstrip(";"))
+            if version < SCHEMA_VERSION:
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
@@ -334,10 +349,8 @@ class Store:
         async with self.write() as db:
             await self._append(db, events, request_id=request_id, agent=agent, tool=tool)
 
-    async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
-        """Insert a new request and its first audit events in one transaction."""
-        now = self._clock()
-        record = RequestRecord(
+    def _new_record(self, request: NewRequest, now: float) -> RequestRecord:
+        return RequestRecord(
             id=request.id, agent=request.agent, tool=request.tool, arguments=request.arguments,
             digest=request.digest, classification=request.classification, effect=request.effect, rule=request.rule,
             reason=request.reason, status=request.status, created_at=now, expires_at=request.expires_at,
@@ -345,25 +358,117 @@ class Store:
             executor=this_executor() if request.status is RequestStatus.EXECUTING else None,
             result=None, error=None, updated_at=now,
         )
+
+    async def _insert(self, db: aiosqlite.Connection, record: RequestRecord) -> None:
+        await db.execute(
+            "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
+            " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
+                record.digest, record.classification, record.effect, record.rule, record.reason,
+                record.status.value, record.created_at, record.expires_at, record.decided_by, record.decided_at,
+                record.executor, record.updated_at,
+            ),
+        )
+
+    async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
+        """Insert a new request and its first audit events in one transaction (no budget accounting)."""
+        record = self._new_record(request, self._clock())
         async with self.write() as db:
-            await db.execute(
-                "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
-                " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
-                    record.digest, record.classification, record.effect, record.rule, record.reason,
-                    record.status.value, now, record.expires_at, record.decided_by, record.decided_at,
-                    record.executor, now,
-                ),
-            )
+            await self._insert(db, record)
             await self._append(db, events, request_id=record.id, agent=record.agent, tool=record.tool)
         return record
 
+    async def admit(
+        self, facts: CallFacts, limits: Limits, *, tool: str | None, events: Sequence[Event],
+        request: NewRequest | None = None, failed: bool | None = None,
+    ) -> Admission:
+        """Check a call against the agent's budgets and, when it fits, record it (with `request`, if any) in one
+        transaction. A call identical to a pending request returns that request instead of a new one.
+
+        `failed` moves the failure streak (True for a denial at decision time)."""
+        now = self._clock()
+        async with self.write() as db:
+            await db.execute("BEGIN IMMEDIATE")  # the counts below must hold until we commit
+            current, open_refusals = await budgets.usage(db, facts, limits, now)
+            existing = await self._pending_twin(db, facts, now) if facts.queues else None
+            tripped = check(limits, current, now=now, mutation=facts.mutation and existing is None,
+                            queues=facts.queues and existing is None, identical=facts.mutation)
+            if tripped is not None:
+                await self._refuse(db, facts.agent, tool, tripped, now)
+                return Admission(tripped=tripped)
+            await budgets.record_call(db, facts, limits, now, duplicate=existing is not None)
+            if open_refusals:
+                await self._close_refusals(db, facts.agent)
+            if existing is not None:
+                await self._append(db, [Event(event="duplicate", actor=f"agent:{facts.agent}",
+                                              detail={"message": "identical to this pending request"})],
+                                   request_id=existing.id, agent=existing.agent, tool=existing.tool)
+                return Admission(record=existing, duplicate=True)
+            record = self._new_record(request, now) if request is not None else None
+            if record is not None:
+                await self._insert(db, record)
+            await self._append(db, events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
+            if failed is not None:
+                await self._note_outcome(db, facts.agent, limits, now, failed=failed)
+        return Admission(record=record)
+
+    async def _pending_twin(self, db: aiosqlite.Connection, facts: CallFacts, now: float) -> RequestRecord | None:
+        rows = list(await db.execute_fetchall(
+            "SELECT * FROM requests WHERE agent = ? AND digest = ? AND status = ? AND expires_at > ? LIMIT 1",
+            (facts.agent, facts.digest, RequestStatus.PENDING.value, now),
+        ))
+        return _row_to_request(rows[0]) if rows else None
+
+    async def _refuse(self, db: aiosqlite.Connection, agent: str, tool: str | None, tripped: Tripped, now: float) -> None:
+        audited = await budgets.record_refusal(db, agent, tripped.limit, now)
+        if audited is not None:
+            detail = {"limit": tripped.limit, "retry_after_seconds": tripped.retry_after_seconds,
+                      "message": tripped.message, "refusals": audited}
+            await self._append(db, [Event(event="rate_limited", actor="argobox", detail=detail)],
+                               request_id=None, agent=agent, tool=tool)
+
+    async def _close_refusals(self, db: aiosqlite.Connection, agent: str) -> None:
+        for limit, count, first_at, last_at in await budgets.close_refusals(db, agent):
+            detail = {"limit": limit, "refusals": count, "first_at": iso(first_at), "last_at": iso(last_at),
+                      "message": f"{count} more calls were refused by {limit}"}
+            await self._append(db, [Event(event="rate_limited", actor="argobox", detail=detail)],
+                               request_id=None, agent=agent, tool=None)
+
+    async def _note_outcome(
+        self, db: aiosqlite.Connection, agent: str, limits: Limits, now: float, *, failed: bool
+    ) -> None:
+        tripped = await budgets.note_outcome(db, agent, limits, now, failed=failed)
+        if tripped is not None:
+            detail = {"cooldown_until": iso(tripped.cooldown_until), "failures": limits.failures.count,
+                      "window_seconds": limits.failures.seconds}
+            await self._append(db, [Event(event="cooldown", actor="argobox", detail=detail)],
+                               request_id=None, agent=agent, tool=None)
+
+    async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
+        """The agent's current use of its budgets (read-only)."""
+        async with self._lock:
+            current, _ = await budgets.usage(self._db, CallFacts(agent=agent), limits, self._clock())
+            return current, await budgets.failure_state(self._db, agent)
+
+    async def reset_budget(self, agent: str, *, actor: str) -> FailureState:
+        """Clear an agent's cooldown, failure streak and refusal streaks, audited."""
+        async with self.write() as db:
+            await db.execute("BEGIN IMMEDIATE")
+            cleared = await budgets.reset(db, agent)
+            detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until)}
+            await self._append(db, [Event(event="budget_reset", actor=actor, detail=detail)],
+                               request_id=None, agent=agent, tool=None)
+        return cleared
+
     async def _transition(
-        self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event]
+        self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event],
+        outcome: tuple[Limits, bool] | None = None,
     ) -> RequestRecord | None:
-        """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held."""
+        """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held.
+
+        `outcome` (limits, failed) moves the agent's failure streak in the same transaction."""
         assignments = ", ".join(f"{column} = ?" for column in sets)
         async with self.write() as db:
             rows = await db.execute_fetchall(
@@ -374,6 +479,8 @@ class Store:
                 return None
             record = _row_to_request(next(iter(rows)))
             await self._append(db, events, request_id=request_id, agent=record.agent, tool=record.tool)
+            if outcome is not None:
+                await self._note_outcome(db, record.agent, outcome[0], self._clock(), failed=outcome[1])
         return record
 
     async def get(self, request_id: str) -> RequestRecord | None:
@@ -426,8 +533,10 @@ class Store:
             raise await self._refusal(request_id, "approve")
         return record
 
-    async def deny(self, request_id: str, *, operator: str, reason: str) -> RequestRecord:
-        """pending_approval -> denied, by `operator`."""
+    async def deny(
+        self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None
+    ) -> RequestRecord:
+        """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak."""
         now = self._clock()
         record = await self._transition(
             request_id,
@@ -435,6 +544,7 @@ class Store:
             params=(RequestStatus.PENDING.value, now),
             sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now, "note": reason},
             events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason})],
+            outcome=(limits, True) if limits is not None else None,
         )
         if record is None:
             raise await self._refusal(request_id, "deny")
@@ -464,7 +574,8 @@ class Store:
         return record
 
     async def finish(
-        self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any]
+        self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any],
+        limits: Limits | None = None,
     ) -> RequestRecord:
         """executing -> succeeded or failed, with the (redacted) result or error."""
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
@@ -478,6 +589,7 @@ class Store:
                 "error": self._redact(error) if error is not None else None,
             },
             events=[Event(event=status.value, actor="argobox", detail=detail)],
+            outcome=(limits, not ok) if limits is not None else None,
         )
         if record is None:
             raise Refused("not_executing", f"request {request_id} is not executing")

@@ -35,11 +35,14 @@ OutcomeStatus = Literal[
     "unknown",
     "invalid_arguments",
     "refused",
+    "rate_limited",
 ]
-"""Request statuses, plus `invalid_arguments` (bad input, nothing recorded as a request) and `refused` (ArgoBox
-could not record the call, so nothing ran)."""
+"""Request statuses, plus `invalid_arguments` (bad input, nothing recorded as a request), `refused` (ArgoBox
+could not record the call, so nothing ran) and `rate_limited` (a budget was exhausted; see `limit`)."""
 
-ERROR_STATUSES: frozenset[str] = frozenset({"failed", "denied", "expired", "unknown", "invalid_arguments", "refused"})
+ERROR_STATUSES: frozenset[str] = frozenset(
+    {"failed", "denied", "expired", "unknown", "invalid_arguments", "refused", "rate_limited"}
+)
 
 R = TypeVar("R")
 
@@ -57,6 +60,8 @@ class Outcome(BaseModel, Generic[R]):
     reason: str | None = Field(default=None, description="Why the policy decided as it did, naming the rule.")
     result: R | None = Field(default=None, description="The backend's answer when the call succeeded.")
     error: str | None = Field(default=None, description="What went wrong when the call failed.")
+    limit: str | None = Field(default=None, description="Which budget a rate_limited call tripped.")
+    retry_after_seconds: int | None = Field(default=None, description="When a rate_limited call may be retried.")
 
     @property
     def is_error(self) -> bool:

@@ -9,6 +9,7 @@ import json
 from typing import Any
 
 from argobox.policy.catalog import describe_call
+from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.redact import Redactor
 from argobox.server.store import AuditRecord, RequestRecord, iso
 
@@ -103,3 +104,33 @@ def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Red
     lines.append("  timeline:")
     lines += ["    " + line for line in audit_lines(events, redact).splitlines()]
     return "\n".join(lines)
+
+
+def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState, *, now: float) -> dict[str, Any]:
+    cooling = usage.cooldown_until is not None and usage.cooldown_until > now
+    return {
+        "agent": agent,
+        "requests_last_minute": usage.requests.count,
+        "requests_per_minute": limits.requests_per_minute,
+        "mutations_last_hour": usage.mutations.count,
+        "mutations_per_hour": limits.mutations_per_hour,
+        "pending": usage.pending,
+        "max_pending": limits.max_pending,
+        "failure_streak": failures.streak,
+        "failures_to_cooldown": limits.failures.count,
+        "cooldown_until": iso(usage.cooldown_until) if cooling else None,
+    }
+
+
+def budgets_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no agents configured"
+    table = [("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL")]
+    for r in rows:
+        table.append((
+            r["agent"], f"{r['requests_last_minute']}/{r['requests_per_minute']}",
+            f"{r['mutations_last_hour']}/{r['mutations_per_hour']}", f"{r['pending']}/{r['max_pending']}",
+            f"{r['failure_streak']}/{r['failures_to_cooldown']}", r["cooldown_until"] or "-",
+        ))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)
