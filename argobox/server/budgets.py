@@ -51,8 +51,17 @@ def _window_start(now: float, seconds: float) -> float:
     return now - seconds
 
 
-async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float) -> tuple[Usage, int]:
-    """What `facts.agent` was admitted to do in each window, and how many refusal streaks are open."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    usage: Usage
+    open_refusals: int
+    """Refusal streaks of this agent not yet closed in the audit trail."""
+    pending_twin: str | None
+    """A pending request with the same digest (an identical call), if any."""
+
+
+async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float) -> Snapshot:
+    """What `facts.agent` was admitted to do in each window, in one query."""
     sql = """
         SELECT
           (SELECT COUNT(*) FROM calls WHERE agent = :a AND at > :req),
@@ -65,7 +74,9 @@ async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now:
           (SELECT MIN(at) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
           (SELECT COUNT(*) FROM requests WHERE agent = :a AND status = 'pending_approval' AND expires_at > :now),
           (SELECT cooldown_until FROM agent_state WHERE agent = :a),
-          (SELECT COUNT(*) FROM refusals WHERE agent = :a)
+          (SELECT COUNT(*) FROM refusals WHERE agent = :a),
+          (SELECT id FROM requests WHERE agent = :a AND digest = :d AND status = 'pending_approval'
+             AND expires_at > :now LIMIT 1)
     """
     params: dict[str, Any] = {
         "a": facts.agent, "d": facts.digest, "t": facts.target, "now": now,
@@ -73,10 +84,11 @@ async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now:
         "ident": _window_start(now, limits.identical_calls.seconds), "tgt": _window_start(now, limits.per_target.seconds),
     }
     row = list(await db.execute_fetchall(sql, params))[0]
-    return Usage(
+    current = Usage(
         requests=Count(row[0], row[1]), mutations=Count(row[2], row[3]), identical=Count(row[4], row[5]),
         per_target=Count(row[6], row[7]), pending=row[8], cooldown_until=row[9],
-    ), row[10]
+    )
+    return Snapshot(usage=current, open_refusals=row[10], pending_twin=row[11])
 
 
 async def record_call(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float, *, duplicate: bool) -> None:
@@ -95,25 +107,20 @@ async def record_refusal(db: aiosqlite.Connection, agent: str, limit: str, now: 
     """Count a refusal. Returns how many refusals the audit should record now: 1 for the first of a streak, N for a
     summary every REFUSAL_SUMMARY_SECONDS, or None when this one is only counted."""
     rows = list(await db.execute_fetchall(
-        "SELECT first_at, count FROM refusals WHERE agent = ? AND limit_name = ?", (agent, limit)
+        "INSERT INTO refusals (agent, limit_name, first_at, last_at, count) VALUES (?, ?, ?, ?, 0)"
+        " ON CONFLICT (agent, limit_name) DO UPDATE SET count = count + 1, last_at = excluded.last_at"
+        " RETURNING first_at, count",
+        (agent, limit, now, now),
     ))
-    if not rows:
-        await db.execute(
-            "INSERT INTO refusals (agent, limit_name, first_at, last_at, count) VALUES (?, ?, ?, ?, 0)",
-            (agent, limit, now, now),
-        )
-        return 1
     first_at, count = rows[0]
-    if now - first_at >= REFUSAL_SUMMARY_SECONDS:
-        await db.execute(
-            "UPDATE refusals SET first_at = ?, last_at = ?, count = 0 WHERE agent = ? AND limit_name = ?",
-            (now, now, agent, limit),
-        )
-        return count + 1
+    if count == 0:
+        return 1
+    if now - first_at < REFUSAL_SUMMARY_SECONDS:
+        return None
     await db.execute(
-        "UPDATE refusals SET count = count + 1, last_at = ? WHERE agent = ? AND limit_name = ?", (now, agent, limit)
+        "UPDATE refusals SET first_at = ?, count = 0 WHERE agent = ? AND limit_name = ?", (now, agent, limit)
     )
-    return None
+    return count
 
 
 async def close_refusals(db: aiosqlite.Connection, agent: str) -> list[tuple[str, int, float, float]]:

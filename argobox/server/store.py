@@ -391,15 +391,15 @@ class Store:
         now = self._clock()
         async with self.write() as db:
             await db.execute("BEGIN IMMEDIATE")  # the counts below must hold until we commit
-            current, open_refusals = await budgets.usage(db, facts, limits, now)
-            existing = await self._pending_twin(db, facts, now) if facts.queues else None
-            tripped = check(limits, current, now=now, mutation=facts.mutation and existing is None,
+            snapshot = await budgets.usage(db, facts, limits, now)
+            existing = await self._pending_twin(db, snapshot.pending_twin) if facts.queues else None
+            tripped = check(limits, snapshot.usage, now=now, mutation=facts.mutation and existing is None,
                             queues=facts.queues and existing is None, identical=facts.mutation)
             if tripped is not None:
                 await self._refuse(db, facts.agent, tool, tripped, now)
                 return Admission(tripped=tripped)
             await budgets.record_call(db, facts, limits, now, duplicate=existing is not None)
-            if open_refusals:
+            if snapshot.open_refusals:
                 await self._close_refusals(db, facts.agent)
             if existing is not None:
                 await self._append(db, [Event(event="duplicate", actor=f"agent:{facts.agent}",
@@ -414,11 +414,10 @@ class Store:
                 await self._note_outcome(db, facts.agent, limits, now, failed=failed)
         return Admission(record=record)
 
-    async def _pending_twin(self, db: aiosqlite.Connection, facts: CallFacts, now: float) -> RequestRecord | None:
-        rows = list(await db.execute_fetchall(
-            "SELECT * FROM requests WHERE agent = ? AND digest = ? AND status = ? AND expires_at > ? LIMIT 1",
-            (facts.agent, facts.digest, RequestStatus.PENDING.value, now),
-        ))
+    async def _pending_twin(self, db: aiosqlite.Connection, request_id: str | None) -> RequestRecord | None:
+        if request_id is None:
+            return None
+        rows = list(await db.execute_fetchall("SELECT * FROM requests WHERE id = ?", (request_id,)))
         return _row_to_request(rows[0]) if rows else None
 
     async def _refuse(self, db: aiosqlite.Connection, agent: str, tool: str | None, tripped: Tripped, now: float) -> None:
@@ -449,8 +448,8 @@ class Store:
     async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
         """The agent's current use of its budgets (read-only)."""
         async with self._lock:
-            current, _ = await budgets.usage(self._db, CallFacts(agent=agent), limits, self._clock())
-            return current, await budgets.failure_state(self._db, agent)
+            snapshot = await budgets.usage(self._db, CallFacts(agent=agent), limits, self._clock())
+            return snapshot.usage, await budgets.failure_state(self._db, agent)
 
     async def reset_budget(self, agent: str, *, actor: str) -> FailureState:
         """Clear an agent's cooldown, failure streak and refusal streaks, audited."""

@@ -18,6 +18,9 @@ def test_example_config_parses_and_resolves_paths_next_to_the_file() -> None:
     assert config.approvals.ttl_seconds == 1800
     assert [op.name for op in config.operators] == ["alice"]
     assert config.grant("openclaw").rules[1].args == {"container": ("jellyfin", "web-*")}
+    limits = config.limits_for("openclaw")
+    assert (limits.requests_per_minute, limits.mutations_per_hour, limits.cooldown_seconds) == (60, 10, 900)
+    assert config.limits_for("someone-else").mutations_per_hour == 20
 
 
 def write(tmp_path: Path, body: str) -> Path:
@@ -42,6 +45,10 @@ def write(tmp_path: Path, body: str) -> Path:
         pytest.param("[[operators]]\nname = 'openclaw'\n[agents.openclaw]\n", "is also an agent", id="operator-is-agent"),
         pytest.param("[agents.openclaw]\ntoken_sha256 = 'abc'\n", "agents.openclaw.token_sha256", id="bad-token-hash"),
         pytest.param("[storage\npath = 1\n", "invalid TOML", id="toml-syntax"),
+        pytest.param("[limits]\nmax_pending = 0\n", "limits.max_pending: Input should be greater than or equal to 1",
+                     id="zero-budget"),
+        pytest.param("[agents.a.limits]\nfailures = { count = 2 }\n", "agents.a.limits.failures.window_seconds",
+                     id="incomplete-window"),
     ],
 )
 def test_config_errors_name_file_key_and_expectation(tmp_path: Path, body: str, expected: str) -> None:
