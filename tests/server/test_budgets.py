@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -185,3 +187,33 @@ async def test_a_flood_leaves_the_queue_and_the_store_bounded(open_lab: Any, clo
     assert statuses["rate_limited"] >= 1990
     assert len(pending) <= 2
     assert len(audit) < 60
+
+
+FLOODER = """
+import sys, anyio
+from pathlib import Path
+from argobox.server import gate
+from argobox.server.app import open_app
+from argobox.server.config import load_config
+async def main():
+    async with open_app(load_config(Path(sys.argv[1]))) as app:
+        while not Path(sys.argv[2]).exists():
+            await anyio.sleep(0.005)
+        for _ in range(15):
+            print((await gate.call_tool(app, "openclaw", "docker_list_containers", {})).status)
+anyio.run(main)
+"""
+
+
+async def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", FLOODER, str(config_path), str(go)], stdout=subprocess.PIPE, text=True)
+        for _ in range(2)
+    ]
+    go.touch()
+    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
+    statuses = outputs[0] + outputs[1]
+
+    assert statuses.count("succeeded") == 10
+    assert statuses.count("rate_limited") == 20
