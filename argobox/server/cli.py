@@ -24,6 +24,8 @@ import anyio
 from argobox import __version__
 from argobox.server import gate
 from argobox.server.app import App, build_redactor, open_app
+from argobox.server.explain import explain, explain_text
+from argobox.server.notify import flush, notify_forever
 from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
 from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError, iso
 from argobox.server.views import (
@@ -32,12 +34,12 @@ from argobox.server.views import (
     budget_json,
     budgets_table,
     request_json,
-    request_screen,
     requests_table,
 )
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
+OPERATOR_TOKEN_ENV = "ARGOBOX_OPERATOR_TOKEN"
 
 
 class CommandError(Exception):
@@ -59,6 +61,12 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the agent-facing MCP server over stdio")
     serve.add_argument("--agent", required=True, metavar="NAME", help="the configured agent this server serves")
+
+    operator = sub.add_parser("operator", parents=[common], help="run the operator-facing MCP server over stdio")
+    operator.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
+
+    watch = sub.add_parser("watch", parents=[common], help="follow new requests and decisions live")
+    watch.add_argument("--all", action="store_true", help="every audit event, not only requests and decisions")
 
     requests = sub.add_parser("requests", parents=[common], help="list requests, newest first")
     requests.add_argument("--status", choices=[s.value for s in RequestStatus])
@@ -122,9 +130,52 @@ async def _serve(args: argparse.Namespace) -> int:
     async with open_app(config) as app:
         server = build_agent_server(app, args.agent)
         await app.store.audit([Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})])
-        async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+            tasks.cancel_scope.cancel()
     return EXIT_OK
+
+
+async def _operator(args: argparse.Namespace) -> int:
+    from argobox.server.operator import audit_operator_refused, build_operator_server
+
+    config = _load(args)
+    refusal = _operator_refusal(config, args.operator)
+    async with open_app(config) as app:
+        if refusal is not None:
+            await audit_operator_refused(app, args.operator, refusal)
+            raise CommandError(refusal, EXIT_REFUSED)
+        server = build_operator_server(app, args.operator)
+        await app.store.audit([Event(event="operator_connected", actor=f"operator:{args.operator}",
+                                     detail={"transport": "stdio"})])
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            await server.run_stdio_async()
+            tasks.cancel_scope.cancel()
+    return EXIT_OK
+
+
+def _operator_refusal(config: Config, operator: str) -> str | None:
+    """Why `operator` may not open the operator server, or None. Agents never can."""
+    if operator in config.agents:
+        return f"{operator[:64]!r} is an agent; agents can never open the operator server"
+    entry = config.operator(operator)
+    if entry is None:
+        return f"{operator[:64]!r} is not a configured operator"
+    if entry.token_sha256 is None:
+        return None
+    return _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {operator!r}")
+
+
+def _token_refusal(expected: str, env: str, who: str) -> str | None:
+    token = os.environ.get(env, "")
+    if not token:
+        return f"{who} requires a token: set {env}"
+    if not hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
+        return f"the token in {env} does not match {who}"
+    return None
 
 
 def _identity_refusal(config: Config, agent: str) -> str | None:
@@ -133,14 +184,7 @@ def _identity_refusal(config: Config, agent: str) -> str | None:
         known = ", ".join(sorted(config.agents)) or "none"
         return f"unknown agent {agent[:64]!r} (configured agents: {known})"
     expected = config.agents[agent].token_sha256
-    if expected is None:
-        return None
-    token = os.environ.get(AGENT_TOKEN_ENV, "")
-    if not token:
-        return f"agent {agent!r} requires a token: set {AGENT_TOKEN_ENV}"
-    if not hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
-        return f"the token in {AGENT_TOKEN_ENV} does not match agent {agent!r}"
-    return None
+    return None if expected is None else _token_refusal(expected, AGENT_TOKEN_ENV, f"agent {agent!r}")
 
 
 async def _with_app(args: argparse.Namespace) -> int:
@@ -163,22 +207,51 @@ async def _show(app: App, args: argparse.Namespace) -> int:
     record = await app.store.get(args.id)
     if record is None:
         raise CommandError(f"no request {gate.shorten(args.id, 64)!r}", EXIT_REFUSED)
-    events = await app.store.audit_trail(request_id=record.id)
+    data = await explain(app, record)
     if args.json:
-        _print_json({**request_json(record, app.redactor), "timeline": [audit_json(e, app.redactor) for e in events]})
+        _print_json(data)
     else:
-        print(request_screen(record, events, app.redactor))
+        print(explain_text(data))
     return EXIT_OK
 
 
 async def _approve(app: App, args: argparse.Namespace) -> int:
     record = await gate.approve(app, args.id, operator=args.operator, note=args.note)
-    return _print_decided(app, args, record)
+    status = _print_decided(app, args, record)
+    await flush(app)
+    return status
 
 
 async def _deny(app: App, args: argparse.Namespace) -> int:
     record = await gate.deny(app, args.id, operator=args.operator, reason=args.reason)
-    return _print_decided(app, args, record)
+    status = _print_decided(app, args, record)
+    await flush(app)
+    return status
+
+
+WATCHED = frozenset({"queued", "approved", "denied", "succeeded", "failed", "expired", "interrupted", "rate_limited",
+                     "cooldown"})
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    """Follow the audit trail: pending requests first, then every new request and decision as it happens."""
+    config = _load(args)
+    async with open_app(config) as app:
+        pending = await app.store.list_requests(status=RequestStatus.PENDING)
+        print(requests_table(pending, app.redactor) if pending else "no pending requests", flush=True)
+        head = await app.store.audit_trail(limit=1)
+        last = head[-1].seq if head else 0
+        print("watching for new requests and decisions (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            while True:
+                await app.store.expire_due()
+                for event in await app.store.audit_after(last):
+                    last = event.seq
+                    if args.all or event.event in WATCHED:
+                        print(audit_lines([event], app.redactor), flush=True)
+                await anyio.sleep(0.5)
+    return EXIT_OK
 
 
 def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
@@ -250,7 +323,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from argobox.server.demo import run_demo
 
             return run_demo(Path(args.dir) if args.dir else None)
-        command = _serve if args.command == "serve" else _with_app
+        command = {"serve": _serve, "operator": _operator, "watch": _watch}.get(args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:
         _fail(str(exc))

@@ -85,6 +85,17 @@ class LimitsConfig(_Section):
         return replace(base, **changes)
 
 
+class UrlChannelConfig(_Section):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+class NotificationsConfig(_Section):
+    webhooks: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
+    """One JSON POST per new request and per decision."""
+    ntfy: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
+    """An ntfy-style topic URL: a plain-text POST with a Title header."""
+
+
 class OperatorConfig(_Section):
     name: Name
     token_sha256: Sha256Hex | None = None
@@ -107,6 +118,7 @@ class Config(_Section):
     docker: DockerConfig = DockerConfig()
     approvals: ApprovalsConfig = ApprovalsConfig()
     limits: LimitsConfig = LimitsConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
@@ -185,6 +197,12 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         f"operators: {n!r} is also an agent; an agent identity can never be an operator"
         for n in names
         if n in config.agents
+    ]
+    agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
+    problems += [
+        f"operators: {op.name!r} has the same token_sha256 as an agent; an agent's token can never open the operator server"
+        for op in config.operators
+        if op.token_sha256 in agent_hashes
     ]
     for agent in config.agents:
         problems += check_grant(config.grant(agent))

@@ -18,6 +18,7 @@ from argobox.policy.catalog import CATALOG, Classification, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
 from argobox.policy.limits import Limits, Tripped
 from argobox.server.budgets import CallFacts
+from argobox.server import notify
 from argobox.server.app import App
 from argobox.server.store import Admission, Event, NewRequest, Refused, RequestRecord, RequestStatus, StoreError, iso
 from argobox.server.tools import TOOLS, Outcome
@@ -114,6 +115,8 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             error=decision.reason,
         )
     if record.status is RequestStatus.PENDING:
+        if not admission.duplicate:
+            await _notify(app, "queued", record)
         what = describe_call(tool, arguments)
         already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
@@ -288,8 +291,9 @@ async def approve(app: App, request_id: str, *, operator: str, note: str) -> Req
     await _require_operator(app, operator, request_id)
     await _recheck_grant(app, request_id)
     await app.store.approve(request_id, operator=operator, note=note)
-    record = await app.store.begin_execution(request_id)
-    return await execute(app, record)
+    record = await execute(app, await app.store.begin_execution(request_id))
+    await _notify(app, "approved", record)
+    return record
 
 
 async def _recheck_grant(app: App, request_id: str) -> None:
@@ -313,9 +317,19 @@ async def _recheck_grant(app: App, request_id: str) -> None:
 async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
     """Deny a pending request as `operator`. Raises `Refused`."""
     await _require_operator(app, operator, request_id)
-    return await app.store.deny(
+    record = await app.store.deny(
         request_id, operator=operator, reason=reason, limits=await _limits_of_request(app, request_id)
     )
+    await _notify(app, "denied", record)
+    return record
+
+
+async def _notify(app: App, event: str, record: RequestRecord) -> None:
+    """Queue notifications; a failure here never fails or loses the request itself."""
+    try:
+        await notify.enqueue(app, event, record)
+    except StoreError as exc:
+        logger.error("could not queue notifications for request %s: %s", record.id, exc)
 
 
 async def _limits_of_request(app: App, request_id: str) -> Limits | None:

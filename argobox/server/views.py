@@ -83,29 +83,6 @@ def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
     return "\n".join(lines)
 
 
-def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Redactor) -> str:
-    """One request in plain language first, then its timeline."""
-    r = record
-    lines = [
-        f"Request {r.id}: {r.status.value}",
-        f"  who asked:      agent {r.agent!r} at {iso(r.created_at)}",
-        f"  what:           {redact.text(describe_call(r.tool, r.arguments))} ({r.tool}, {redact.text(_short_args(r.arguments))})",
-        f"  classified as:  {r.classification}",
-        f"  decision:       {r.effect} by {r.rule or 'the default (no rule matched)'}: {r.reason}",
-    ]
-    if r.expires_at is not None:
-        lines.append(f"  expires at:     {iso(r.expires_at)}")
-    if r.decided_by and r.decided_by != "policy":
-        lines.append(f"  decided by:     {r.decided_by} at {iso(r.decided_at)}" + (f" ({r.note})" if r.note else ""))
-    if r.result is not None:
-        lines.append(f"  result:         {json.dumps(redact(r.result), sort_keys=True)}")
-    if r.error:
-        lines.append(f"  error:          {redact.text(r.error)}")
-    lines.append("  timeline:")
-    lines += ["    " + line for line in audit_lines(events, redact).splitlines()]
-    return "\n".join(lines)
-
-
 def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState, *, now: float) -> dict[str, Any]:
     cooling = usage.cooldown_until is not None and usage.cooldown_until > now
     return {
