@@ -127,7 +127,13 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         )
     if record.status is not RequestStatus.EXECUTING:  # a duplicate of a request decided meanwhile
         return outcome_of(record)
-    return outcome_of(await execute(app, record))
+    try:
+        return outcome_of(await execute(app, record))
+    except StoreError as exc:
+        logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
+        message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
+                   "tell the operator and do not retry")
+        return Outcome(status="unknown", tool=tool, request_id=record.id, message=message, error=message)
 
 
 def _refused(tool: str | None) -> Outcome[Any]:
