@@ -58,13 +58,14 @@ def _now() -> str:
 
 @contextmanager
 def _locked_json(path: Path, seed: Callable[[], dict[str, Any]], what: str) -> Iterator[dict[str, Any]]:
-    """The JSON object in `path` (or `seed()` when there is no file yet) under an exclusive file lock; changes are
+    """The JSON object in `path` (created from `seed()` on first use) under an exclusive file lock; changes are
     written back atomically."""
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
         with open(path.with_suffix(".lock"), "a") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            if path.exists():
+            existed = path.exists()
+            if existed:
                 try:
                     state = json.loads(path.read_text())
                 except ValueError:
@@ -73,7 +74,7 @@ def _locked_json(path: Path, seed: Callable[[], dict[str, Any]], what: str) -> I
                 state = seed()
             before = json.dumps(state, sort_keys=True)
             yield state
-            if json.dumps(state, sort_keys=True) != before:
+            if not existed or json.dumps(state, sort_keys=True) != before:
                 tmp = path.with_suffix(".tmp")
                 tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
                 tmp.replace(path)

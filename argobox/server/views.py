@@ -59,7 +59,7 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
     rows = [("ID", "STATUS", "AGENT", "TOOL", "ARGUMENTS", "CREATED", "EXPIRES")]
     for r in records:
         rows.append((
-            r.id, r.status.value, r.agent, r.tool, redact.text(_short_args(r.arguments))[:60],
+            r.id, r.status.value, r.agent, r.tool, _short_args(redact(r.arguments))[:60],
             iso(r.created_at) or "-", iso(r.expires_at) or "-",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -67,7 +67,9 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(detail.items()) if v not in (None, ""))
+    return ", ".join(
+        f"{k}={json.dumps(v, sort_keys=True, ensure_ascii=False)}" for k, v in sorted(detail.items()) if v not in (None, "")
+    )
 
 
 def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
@@ -82,16 +84,30 @@ def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
     return "\n".join(lines)
 
 
+def _preview_lines(events: list[AuditRecord], redact: Redactor) -> list[str]:
+    """What the queued call would act on, as ArgoBox saw it when it queued the call."""
+    queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
+    if queued is None:
+        return []
+    preview = redact(queued.detail["preview"])
+    if "error" in preview:
+        return [f"  preview:        not available: {preview['error']}"]
+    changes = [str(c) for c in preview.get("changes", [])]
+    label = f"  preview at {iso(queued.at)}:"
+    return [label] + [f"    {change}" for change in changes]
+
+
 def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Redactor) -> str:
     """One request in plain language first, then its timeline."""
     r = record
     lines = [
         f"Request {r.id}: {r.status.value}",
         f"  who asked:      agent {r.agent!r} at {iso(r.created_at)}",
-        f"  what:           {redact.text(describe_call(r.tool, r.arguments))} ({r.tool}, {redact.text(_short_args(r.arguments))})",
+        f"  what:           {redact.text(describe_call(r.tool, r.arguments))} ({r.tool}, {_short_args(redact(r.arguments))})",
         f"  classified as:  {r.classification}",
         f"  decision:       {r.effect} by {r.rule or 'the default (no rule matched)'}: {r.reason}",
     ]
+    lines += _preview_lines(events, redact)
     if r.expires_at is not None:
         lines.append(f"  expires at:     {iso(r.expires_at)}")
     if r.decided_by and r.decided_by != "policy":
