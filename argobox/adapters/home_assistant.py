@@ -77,7 +77,8 @@ def _services(raw: Any) -> list[ServiceSummary]:
         domain, services = str(entry["domain"]), entry.get("services") or {}
         for service, spec in sorted(services.items()):
             spec = spec if isinstance(spec, dict) else {}
-            fields = spec.get("fields") if isinstance(spec.get("fields"), dict) else {}
+            fields = spec.get("fields")
+            fields = fields if isinstance(fields, dict) else {}
             out.append(ServiceSummary(
                 domain=domain, service=str(service),
                 name=str(spec["name"]) if spec.get("name") else None,

@@ -14,9 +14,9 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import cached_property
 from typing import Any
 
 from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, Classification, ToolClass
@@ -275,13 +275,14 @@ def check_grant(grant: Grant) -> list[str]:
                     f"{ref}: effect = \"allow\" would let the mutating tool {tool.name} run without approval on any "
                     f"target; constrain {targets} in args with specific names or globs, or use effect = \"approve\""
                 )
-            elif tool.name == HA_CALL_SERVICE and not _names_exact_entities(rule):
-                if reached := sensitive_domains_reached(rule):
-                    problems.append(
-                        f"{ref}: effect = \"allow\" would pre-approve {tool.name} on {', '.join(reached)}, whose "
-                        "services have real-world consequences, with a glob; list the exact entity ids in "
-                        "args.entity_id (no '*', '?' or '['), or use effect = \"approve\""
-                    )
+            elif tool.name == HA_CALL_SERVICE and not _names_exact_entities(rule) and (
+                reached := sensitive_domains_reached(rule)
+            ):
+                problems.append(
+                    f"{ref}: effect = \"allow\" would pre-approve {tool.name} on {', '.join(reached)}, whose "
+                    "services have real-world consequences, with a glob; list the exact entity ids in "
+                    "args.entity_id (no '*', '?' or '['), or use effect = \"approve\""
+                )
     return problems
 
 

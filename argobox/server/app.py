@@ -37,7 +37,7 @@ class App:
 
 def build_redactor(config: Config | None = None) -> Redactor:
     """A redactor for the secrets in this process's environment, including the configured Home Assistant token."""
-    names = list(SECRET_ENV_VARS)
+    names: list[str] = list(SECRET_ENV_VARS)
     if config is not None and config.homeassistant is not None:
         names.append(config.homeassistant.token_env)
     return Redactor(os.environ[name] for name in names if os.environ.get(name))

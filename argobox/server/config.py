@@ -10,7 +10,6 @@ import os
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
-
 from urllib.parse import urlsplit
 
 from pydantic import (

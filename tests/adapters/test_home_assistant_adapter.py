@@ -11,7 +11,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -158,10 +158,10 @@ async def test_missing_token_names_the_variable_to_set() -> None:
 class _SlowServices(BaseHTTPRequestHandler):
     """Answers state reads like Home Assistant, but never answers a service call in time. Counts service calls."""
 
-    service_calls: list[str] = []
-    release = threading.Event()
+    service_calls: ClassVar[list[str]] = []
+    release: ClassVar[threading.Event] = threading.Event()
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         entity_id = self.path.rsplit("/", 1)[-1]
         body = json.dumps({"entity_id": entity_id, "state": "off", "attributes": {},
                            "last_changed": "2024-01-01T00:00:00+00:00"}).encode()
@@ -171,7 +171,7 @@ class _SlowServices(BaseHTTPRequestHandler):
         self.end_headers()
         self.wfile.write(body)
 
-    def do_POST(self) -> None:  # noqa: N802
+    def do_POST(self) -> None:
         self.service_calls.append(self.path)
         self.release.wait(timeout=10)
 

@@ -67,6 +67,7 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str
     the block runs. The subscription is in place before the block starts and drained before the list is read."""
     from homeassistant_api import Client as RestClient
     from homeassistant_api import WebsocketClient
+    from homeassistant_api.models.websocket import FiredEvent
 
     calls: list[tuple[str, str, list[str]]] = []
     stop = f"argobox_test_stop_{secrets.token_hex(6)}"
@@ -77,6 +78,8 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str
         with WebsocketClient(ws_url, ha_token) as ws, ws.listen_events() as events:
             ready.set()
             for event in events:
+                if not isinstance(event, FiredEvent):
+                    continue
                 if event.event_type == stop:
                     return
                 if event.event_type == "call_service":
