@@ -123,7 +123,7 @@ async def _serve(args: argparse.Namespace) -> int:
     config = _load(args)
     refusal = _identity_refusal(config, args.agent)
     if refusal is not None:
-        redactor = build_redactor()
+        redactor = build_redactor(config)
         async with Store.open(config.storage.path, clock=time.time, redactor=redactor) as store:
             await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
         raise CommandError(refusal, EXIT_REFUSED)

@@ -11,9 +11,20 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from argobox.policy.catalog import Backend, tools_for
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
 from argobox.policy.limits import Limits, Window
 
@@ -24,6 +35,9 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FilePath = Annotated[Path, Field(strict=False)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+RESERVED_ENV = frozenset({"ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_CONFIG"})
+"""Environment variables ArgoBox reads for itself; no backend token may be taken from them."""
 
 
 class ConfigError(Exception):
@@ -43,6 +57,48 @@ class DockerConfig(_Section):
     simulated_lab: FilePath | None = None
     """When set, ArgoBox drives the simulated demo lab kept in this JSON file instead of a Docker engine."""
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class HomeAssistantConfig(_Section):
+    url: str | None = None
+    """Where Home Assistant answers, e.g. http://homeassistant.local:8123 (ArgoBox adds /api)."""
+    token_env: EnvName = "ARGOBOX_HA_TOKEN"
+    """The environment variable holding the long-lived access token; the token itself is never in this file."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    simulated_home: FilePath | None = None
+    """When set, ArgoBox drives the simulated demo home kept in this JSON file instead of a Home Assistant."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"{url!r} is not a URL; expected e.g. http://homeassistant.local:8123") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} must be an http:// or https:// URL with a host, e.g. http://homeassistant.local:8123")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; put the access token in the environment variable named "
+                             "by token_env")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{url!r} must not have a query or a fragment")
+        return url.rstrip("/").removesuffix("/api")
+
+    @field_validator("token_env")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_ENV:
+            raise ValueError(f"{name} is ArgoBox's own variable; name another one, e.g. ARGOBOX_HA_TOKEN")
+        return name
+
+    @model_validator(mode="after")
+    def _url_or_simulated(self) -> HomeAssistantConfig:
+        if self.url is None and self.simulated_home is None:
+            raise ValueError("url is required (e.g. url = \"http://homeassistant.local:8123\")")
+        return self
 
 
 class ApprovalsConfig(_Section):
@@ -116,6 +172,8 @@ class AgentConfig(_Section):
 class Config(_Section):
     storage: StorageConfig = StorageConfig()
     docker: DockerConfig = DockerConfig()
+    homeassistant: HomeAssistantConfig | None = None
+    """Without this section the Home Assistant tools do not exist for any agent."""
     approvals: ApprovalsConfig = ApprovalsConfig()
     limits: LimitsConfig = LimitsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
@@ -138,7 +196,7 @@ class Config(_Section):
             )
             for rule in self.agents[agent].rules
         )
-        self._grants[agent] = Grant(agent=agent, rules=rules)
+        self._grants[agent] = Grant(agent=agent, rules=rules, available=tools_for(self.backends))
         return self._grants[agent]
 
     def limits_for(self, agent: str) -> Limits:
@@ -146,6 +204,11 @@ class Config(_Section):
         base = self.limits.over(Limits())
         agent_config = self.agents.get(agent)
         return agent_config.limits.over(base) if agent_config is not None else base
+
+    @property
+    def backends(self) -> frozenset[Backend]:
+        """The backends this configuration has: Docker always, Home Assistant with a [homeassistant] section."""
+        return frozenset({Backend.DOCKER} | ({Backend.HOMEASSISTANT} if self.homeassistant is not None else set()))
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)
@@ -165,7 +228,7 @@ def _describe_error(error: Any) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     if error["type"] == "extra_forbidden":
         return f"{_loc(loc)}: unknown key"
-    return f"{_loc(loc)}: {error['msg']}"
+    return f"{_loc(loc)}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def resolve_config_path(explicit: str | None) -> Path:
@@ -213,7 +276,10 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     docker = config.docker
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
-    return config.model_copy(update={"storage": storage, "docker": docker, "source": source})
+    home = config.homeassistant
+    if home is not None and home.simulated_home is not None:
+        home = home.model_copy(update={"simulated_home": base / home.simulated_home})
+    return config.model_copy(update={"storage": storage, "docker": docker, "homeassistant": home, "source": source})
 
 
 def load_config(path: Path) -> Config:

@@ -64,10 +64,26 @@ def _uptime(started_at: str | None, now: float) -> str | None:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
 
 
+async def _entity_preview(app: App, entity_ids: list[str]) -> dict[str, Any]:
+    if app.homeassistant is None:
+        return {"available": False, "reason": "no [homeassistant] connection is configured"}
+    try:
+        with anyio.fail_after(PREVIEW_TIMEOUT_SECONDS):
+            states = await app.homeassistant.target_states(entity_ids)
+    except AdapterError as exc:
+        return {"available": False, "reason": app.redactor.text(str(exc))}
+    except TimeoutError:
+        return {"available": False, "reason": f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s"}
+    return {"available": True, "entities": {s.entity_id: s.state for s in states}}
+
+
 async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
     """The target's current state, read from the backend now (never an effect)."""
     tool = CATALOG.get(record.tool)
     container = record.arguments.get("container")
+    entities = record.arguments.get("entity_id")
+    if tool is not None and "entity_id" in tool.target_args and entities:
+        return await _entity_preview(app, [entities] if isinstance(entities, str) else list(entities))
     if tool is None or "container" not in tool.target_args or not isinstance(container, str):
         return {"available": False, "reason": "this tool has no target to preview"}
     try:
@@ -90,6 +106,7 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
     limits = app.config.limits_for(record.agent)
     usage, failures = await app.store.budget(record.agent, limits)
     live = record.status is RequestStatus.PENDING
+    queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
     return app.redactor({
         **request_json(record, app.redactor),
         "explanation": {
@@ -98,6 +115,7 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
             "classification": record.classification,
             "rule_text": rule_text(app, record.rule),
             "why_approval": _why_approval(record),
+            "queued_preview": {"at": iso(queued.at), **queued.detail["preview"]} if queued is not None else None,
             "preview": await preview(app, record) if live else {"available": False, "reason": "request is finished"},
             "budget": budget_json(record.agent, limits, usage, failures, now=app.clock()),
         },
@@ -121,8 +139,16 @@ def explain_text(data: dict[str, Any]) -> str:
     lines.append(f"  approval:       {x['why_approval']}")
     if data["expires_at"]:
         lines.append(f"  expires at:     {data['expires_at']}")
+    q = x.get("queued_preview")
+    if q is not None and "error" in q:
+        lines.append(f"  preview:        not available: {q['error']}")
+    elif q is not None:
+        lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q.get("changes", [])]
     p = x["preview"]
-    if p.get("available"):
+    if p.get("available") and "entities" in p:
+        now = ", ".join(f"{entity}: {state}" for entity, state in p["entities"].items())
+        lines.append(f"  targets now:    {now}")
+    elif p.get("available"):
         bits = [f"{k} {p[k]}" for k in ("state", "image", "health", "uptime", "restart_count") if p.get(k) is not None]
         lines.append(f"  target now:     container {p['container']}: " + ", ".join(bits))
     elif data["status"] == "pending_approval":

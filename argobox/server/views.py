@@ -60,7 +60,7 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
     rows = [("ID", "STATUS", "AGENT", "TOOL", "ARGUMENTS", "CREATED", "EXPIRES")]
     for r in records:
         rows.append((
-            r.id, r.status.value, r.agent, r.tool, redact.text(_short_args(r.arguments))[:60],
+            r.id, r.status.value, r.agent, r.tool, _short_args(redact(r.arguments))[:60],
             iso(r.created_at) or "-", iso(r.expires_at) or "-",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -68,7 +68,9 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(detail.items()) if v not in (None, ""))
+    return ", ".join(
+        f"{k}={json.dumps(v, sort_keys=True, ensure_ascii=False)}" for k, v in sorted(detail.items()) if v not in (None, "")
+    )
 
 
 def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
