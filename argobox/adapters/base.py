@@ -202,6 +202,10 @@ class HomeAutomation(Protocol):
         targets were read carries them in `detail["before"]`."""
         ...
 
+    async def notify(self, service: str, *, title: str, message: str) -> None:
+        """Send a push through a `notify.*` service (the operator's phone); sent once, never retried here."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

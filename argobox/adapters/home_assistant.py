@@ -143,6 +143,14 @@ class HomeAssistant:
 
         return await anyio.to_thread.run_sync(lambda: call(self._get_client()))
 
+    async def notify(self, service: str, *, title: str, message: str) -> None:
+        domain, _, name = service.partition(".")
+
+        def call(client: Client) -> None:
+            client.trigger_service(domain, name, title=title, message=message)
+
+        await self._run(f"send a notification through {service}", call)
+
     async def aclose(self) -> None:
         with self._lock:
             client, self._client = self._client, None

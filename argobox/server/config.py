@@ -145,11 +145,17 @@ class UrlChannelConfig(_Section):
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
 
 
+class HomeAssistantNotifyConfig(_Section):
+    service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+
+
 class NotificationsConfig(_Section):
     webhooks: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
     """One JSON POST per new request and per decision."""
     ntfy: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
     """An ntfy-style topic URL: a plain-text POST with a Title header."""
+    homeassistant: HomeAssistantNotifyConfig | None = None
+    """A Home Assistant `notify.*` service (mobile push), through the [homeassistant] connection."""
 
 
 class OperatorConfig(_Section):
@@ -261,6 +267,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         for n in names
         if n in config.agents
     ]
+    if config.notifications.homeassistant is not None and config.homeassistant is None:
+        problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
     agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
     problems += [
         f"operators: {op.name!r} has the same token_sha256 as an agent; an agent's token can never open the operator server"

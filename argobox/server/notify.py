@@ -1,4 +1,5 @@
-"""Telling the operator: a durable outbox of notifications, delivered to webhooks and ntfy-style topics.
+"""Telling the operator: a durable outbox of notifications, delivered to webhooks, ntfy-style topics and a Home
+Assistant `notify.*` service.
 
 A notification is written to the shared store when a request is queued or decided, then delivered by whichever
 ArgoBox process is running (the agent server, the operator server, the CLI before it exits). A failed delivery is
@@ -18,6 +19,7 @@ from typing import Any
 
 import anyio
 
+from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config import Config
@@ -38,7 +40,8 @@ class DeliveryFailed(Exception):
 def channels(config: Config) -> list[str]:
     """Every configured channel, by position: `webhooks[0]`, `ntfy[1]`, ..."""
     n = config.notifications
-    return [f"webhooks[{i}]" for i in range(len(n.webhooks))] + [f"ntfy[{i}]" for i in range(len(n.ntfy))]
+    urls = [f"webhooks[{i}]" for i in range(len(n.webhooks))] + [f"ntfy[{i}]" for i in range(len(n.ntfy))]
+    return urls + (["homeassistant"] if n.homeassistant is not None else [])
 
 
 def _approve_hint(config: Config, request_id: str) -> str:
@@ -94,6 +97,20 @@ def _post(url: str, data: bytes, headers: dict[str, str]) -> None:
         raise DeliveryFailed(f"cannot reach the receiver: {reason}") from None
 
 
+def _title(body: dict[str, Any]) -> str:
+    return "ArgoBox: approval needed" if body["event"] == "queued" else f"ArgoBox: request {body['event']}"
+
+
+async def _send_home(app: App, body: dict[str, Any]) -> None:
+    settings = app.config.notifications.homeassistant
+    if settings is None or app.homeassistant is None:
+        raise DeliveryFailed("the homeassistant channel is no longer configured")
+    try:
+        await app.homeassistant.notify(settings.service, title=_title(body), message=body["message"])
+    except AdapterError as exc:
+        raise DeliveryFailed(str(exc)) from None
+
+
 def _send(config: Config, channel: str, body: dict[str, Any]) -> None:
     kind, _, index = channel.rstrip("]").partition("[")
     entries = config.notifications.webhooks if kind == "webhooks" else config.notifications.ntfy
@@ -103,8 +120,7 @@ def _send(config: Config, channel: str, body: dict[str, Any]) -> None:
     if kind == "webhooks":
         _post(url, json.dumps(body).encode(), {"Content-Type": "application/json", "User-Agent": "argobox"})
     else:
-        title = "ArgoBox: approval needed" if body["event"] == "queued" else f"ArgoBox: request {body['event']}"
-        _post(url, body["message"].encode(), {"Title": title, "Tags": "lock", "User-Agent": "argobox"})
+        _post(url, body["message"].encode(), {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"})
 
 
 async def deliver_due(app: App) -> int:
@@ -127,7 +143,10 @@ async def deliver_due(app: App) -> int:
 async def _deliver_one(app: App, row_id: int, request_id: str | None, channel: str, body: dict[str, Any],
                        attempts: int) -> None:
     try:
-        await anyio.to_thread.run_sync(_send, app.config, channel, body)
+        if channel == "homeassistant":
+            await _send_home(app, body)
+        else:
+            await anyio.to_thread.run_sync(_send, app.config, channel, body)
     except DeliveryFailed as exc:
         error = app.redactor.text(str(exc))
         final = attempts >= MAX_ATTEMPTS

@@ -121,3 +121,42 @@ async def test_retries_are_bounded_then_the_notification_is_given_up(write_confi
 
     assert [f["attempt"] for f in failures] == [1, 2, 3, 4]
     assert [f["will_retry"] for f in failures] == [True, True, True, False]
+
+
+async def test_home_assistant_push_goes_through_the_notify_service(write_config: WriteConfig, tmp_path: Path) -> None:
+    extra = '[notifications.homeassistant]\nservice = "notify.mobile_app_phone"\n'
+    config = load_config(write_config(homeassistant='simulated_home = "home.json"', extra=extra))
+    async with open_app(config) as app:
+        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        await notify.flush(app)
+        notified = [e.detail for e in await app.store.audit_trail() if e.event == "notified"]
+    pushes = [json.loads(line) for line in (tmp_path / "home.json.notifications.jsonl").read_text().splitlines()]
+
+    assert [p["service"] for p in pushes] == ["notify.mobile_app_phone"]
+    assert pushes[0]["title"] == "ArgoBox: approval needed"
+    assert f"argobox approve {queued.request_id}" in pushes[0]["message"]
+    assert notified == [{"attempt": 1, "channel": "homeassistant", "event": "queued"}]
+
+
+def test_home_assistant_channel_needs_the_homeassistant_section(write_config: WriteConfig) -> None:
+    from argobox.server.config import ConfigError
+
+    with pytest.raises(ConfigError, match="notifications.homeassistant: needs a \\[homeassistant\\] section"):
+        load_config(write_config(extra='[notifications.homeassistant]\nservice = "notify.phone"\n'))
+
+
+@pytest.mark.homeassistant
+async def test_a_notify_service_home_assistant_lacks_is_a_clear_audited_failure(
+    write_config: WriteConfig, ha_url: str, ha_token: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("ARGOBOX_HA_TOKEN", ha_token)
+    extra = '[notifications.homeassistant]\nservice = "notify.no_such_phone"\n'
+    config = load_config(write_config(homeassistant=f'url = "{ha_url}"', extra=extra))
+    async with open_app(config) as app:
+        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        await notify.flush(app)
+        failures = [e.detail for e in await app.store.audit_trail() if e.event == "notification_failed"]
+
+    assert queued.status == "pending_approval"
+    assert len(failures) == 1 and failures[0]["channel"] == "homeassistant" and failures[0]["will_retry"] is True
+    assert ha_token not in json.dumps(failures)
