@@ -8,8 +8,9 @@ Shared by `argobox show` and the operator server's `explain_request`.
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 
@@ -21,6 +22,7 @@ from argobox.server.store import RequestRecord, RequestStatus, iso
 from argobox.server.views import audit_json, budget_json, request_json
 
 PREVIEW_TIMEOUT_SECONDS = 5
+T = TypeVar("T")
 
 
 def rule_text(app: App, ref: str | None) -> str | None:
@@ -64,17 +66,19 @@ def _uptime(started_at: str | None, now: float) -> str | None:
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
 
 
-async def _entity_preview(app: App, entity_ids: list[str]) -> dict[str, Any]:
-    if app.homeassistant is None:
-        return {"available": False, "reason": "no [homeassistant] connection is configured"}
+class _Unavailable(Exception):
+    """A preview could not be read; the message says why."""
+
+
+async def _read(app: App, read: Callable[[], Awaitable[T]]) -> T:
+    """One bounded backend read for a preview; failures become `_Unavailable` with a safe reason."""
     try:
         with anyio.fail_after(PREVIEW_TIMEOUT_SECONDS):
-            states = await app.homeassistant.target_states(entity_ids)
+            return await read()
     except AdapterError as exc:
-        return {"available": False, "reason": app.redactor.text(str(exc))}
+        raise _Unavailable(app.redactor.text(str(exc))) from None
     except TimeoutError:
-        return {"available": False, "reason": f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s"}
-    return {"available": True, "entities": {s.entity_id: s.state for s in states}}
+        raise _Unavailable(f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s") from None
 
 
 async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
@@ -82,22 +86,22 @@ async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
     tool = CATALOG.get(record.tool)
     container = record.arguments.get("container")
     entities = record.arguments.get("entity_id")
-    if tool is not None and "entity_id" in tool.target_args and entities:
-        return await _entity_preview(app, [entities] if isinstance(entities, str) else list(entities))
-    if tool is None or "container" not in tool.target_args or not isinstance(container, str):
-        return {"available": False, "reason": "this tool has no target to preview"}
+    home = app.homeassistant
     try:
-        with anyio.fail_after(PREVIEW_TIMEOUT_SECONDS):
-            detail = await app.docker.inspect_container(container)
-    except AdapterError as exc:
-        return {"available": False, "reason": app.redactor.text(str(exc))}
-    except TimeoutError:
-        return {"available": False, "reason": f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s"}
-    return {
-        "available": True, "container": detail.name, "state": detail.state, "image": detail.image,
-        "health": detail.health, "restart_count": detail.restart_count, "started_at": detail.started_at,
-        "uptime": _uptime(detail.started_at, app.clock()) if detail.state == "running" else None,
-    }
+        if tool is not None and "entity_id" in tool.target_args and entities and home is not None:
+            ids = [entities] if isinstance(entities, str) else list(entities)
+            states = await _read(app, lambda: home.target_states(ids))
+            return {"available": True, "entities": {s.entity_id: s.state for s in states}}
+        if tool is not None and "container" in tool.target_args and isinstance(container, str):
+            detail = await _read(app, lambda: app.docker.inspect_container(container))
+            return {
+                "available": True, "container": detail.name, "state": detail.state, "image": detail.image,
+                "health": detail.health, "restart_count": detail.restart_count, "started_at": detail.started_at,
+                "uptime": _uptime(detail.started_at, app.clock()) if detail.state == "running" else None,
+            }
+    except _Unavailable as exc:
+        return {"available": False, "reason": str(exc)}
+    return {"available": False, "reason": "this tool has no target to preview"}
 
 
 async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
