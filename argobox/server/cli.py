@@ -8,6 +8,7 @@ used.
 from __future__ import annotations
 
 import argparse
+import getpass
 import hashlib
 import hmac
 import json
@@ -26,12 +27,22 @@ from argobox.server import gate
 from argobox.server.app import App, build_redactor, open_app, open_store
 from argobox.server.audit_cli import add_audit_actions, run_audit_action
 from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
+from argobox.server.explain import explain, explain_text
+from argobox.server.notify import flush, notify_forever
 from argobox.server.redact import RedactingFormatter
-from argobox.server.store import Event, Refused, RequestStatus, StoreError
-from argobox.server.views import audit_json, audit_lines, request_json, request_screen, requests_table
+from argobox.server.store import Event, Refused, RequestStatus, StoreError, iso
+from argobox.server.views import (
+    audit_json,
+    audit_lines,
+    budget_json,
+    budgets_table,
+    request_json,
+    requests_table,
+)
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
+OPERATOR_TOKEN_ENV = "ARGOBOX_OPERATOR_TOKEN"
 
 
 class CommandError(Exception):
@@ -53,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", parents=[common], help="run the agent-facing MCP server over stdio")
     serve.add_argument("--agent", required=True, metavar="NAME", help="the configured agent this server serves")
+
+    operator = sub.add_parser("operator", parents=[common], help="run the operator-facing MCP server over stdio")
+    operator.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
+
+    watch = sub.add_parser("watch", parents=[common], help="follow new requests and decisions live")
+    watch.add_argument("--all", action="store_true", help="every audit event, not only requests and decisions")
 
     requests = sub.add_parser("requests", parents=[common], help="list requests, newest first")
     requests.add_argument("--status", choices=[s.value for s in RequestStatus])
@@ -82,6 +99,13 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--json", action="store_true", help="print a JSON array")
     add_audit_actions(audit, common)
 
+    budgets = sub.add_parser("budgets", parents=[common], help="show each agent's budget use; reset a cooldown")
+    budgets.add_argument("--json", action="store_true")
+    budgets_sub = budgets.add_subparsers(dest="budgets_action", metavar="ACTION")
+    reset = budgets_sub.add_parser("reset", parents=[common], help="clear an agent's cooldown and failure streak")
+    reset.add_argument("agent")
+    reset.add_argument("--as", dest="operator", metavar="OPERATOR", help="the configured operator doing it")
+
     demo = sub.add_parser("demo", help="run the first proof live against the simulated lab")
     demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
     return parser
@@ -103,16 +127,59 @@ async def _serve(args: argparse.Namespace) -> int:
     config = _load(args)
     refusal = _identity_refusal(config, args.agent)
     if refusal is not None:
-        redactor = build_redactor()
+        redactor = build_redactor(config)
         async with open_store(config, clock=time.time, redactor=redactor) as store:
             await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
         server = build_agent_server(app, args.agent)
         await app.store.audit([Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})])
-        async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+            tasks.cancel_scope.cancel()
     return EXIT_OK
+
+
+async def _operator(args: argparse.Namespace) -> int:
+    from argobox.server.operator import audit_operator_refused, build_operator_server
+
+    config = _load(args)
+    refusal = _operator_refusal(config, args.operator)
+    async with open_app(config) as app:
+        if refusal is not None:
+            await audit_operator_refused(app, args.operator, refusal)
+            raise CommandError(refusal, EXIT_REFUSED)
+        server = build_operator_server(app, args.operator)
+        await app.store.audit([Event(event="operator_connected", actor=f"operator:{args.operator}",
+                                     detail={"transport": "stdio"})])
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            await server.run_stdio_async()
+            tasks.cancel_scope.cancel()
+    return EXIT_OK
+
+
+def _operator_refusal(config: Config, operator: str) -> str | None:
+    """Why `operator` may not open the operator server, or None. Agents never can."""
+    if operator in config.agents:
+        return f"{operator[:64]!r} is an agent; agents can never open the operator server"
+    entry = config.operator(operator)
+    if entry is None:
+        return f"{operator[:64]!r} is not a configured operator"
+    if entry.token_sha256 is None:
+        return None
+    return _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {operator!r}")
+
+
+def _token_refusal(expected: str, env: str, who: str) -> str | None:
+    token = os.environ.get(env, "")
+    if not token:
+        return f"{who} requires a token: set {env}"
+    if not hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
+        return f"the token in {env} does not match {who}"
+    return None
 
 
 def _identity_refusal(config: Config, agent: str) -> str | None:
@@ -121,14 +188,7 @@ def _identity_refusal(config: Config, agent: str) -> str | None:
         known = ", ".join(sorted(config.agents)) or "none"
         return f"unknown agent {agent[:64]!r} (configured agents: {known})"
     expected = config.agents[agent].token_sha256
-    if expected is None:
-        return None
-    token = os.environ.get(AGENT_TOKEN_ENV, "")
-    if not token:
-        return f"agent {agent!r} requires a token: set {AGENT_TOKEN_ENV}"
-    if not hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
-        return f"the token in {AGENT_TOKEN_ENV} does not match agent {agent!r}"
-    return None
+    return None if expected is None else _token_refusal(expected, AGENT_TOKEN_ENV, f"agent {agent!r}")
 
 
 async def _with_app(args: argparse.Namespace) -> int:
@@ -151,22 +211,51 @@ async def _show(app: App, args: argparse.Namespace) -> int:
     record = await app.store.get(args.id)
     if record is None:
         raise CommandError(f"no request {gate.shorten(args.id, 64)!r}", EXIT_REFUSED)
-    events = await app.store.audit_trail(request_id=record.id)
+    data = await explain(app, record)
     if args.json:
-        _print_json({**request_json(record, app.redactor), "timeline": [audit_json(e, app.redactor) for e in events]})
+        _print_json(data)
     else:
-        print(request_screen(record, events, app.redactor))
+        print(app.redactor.text(explain_text(data)))
     return EXIT_OK
 
 
 async def _approve(app: App, args: argparse.Namespace) -> int:
     record = await gate.approve(app, args.id, operator=args.operator, note=args.note)
-    return _print_decided(app, args, record)
+    status = _print_decided(app, args, record)
+    await flush(app)
+    return status
 
 
 async def _deny(app: App, args: argparse.Namespace) -> int:
     record = await gate.deny(app, args.id, operator=args.operator, reason=args.reason)
-    return _print_decided(app, args, record)
+    status = _print_decided(app, args, record)
+    await flush(app)
+    return status
+
+
+WATCHED = frozenset({"queued", "approved", "denied", "succeeded", "failed", "expired", "interrupted", "rate_limited",
+                     "cooldown"})
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    """Follow the audit trail: pending requests first, then every new request and decision as it happens."""
+    config = _load(args)
+    async with open_app(config) as app:
+        pending = await app.store.list_requests(status=RequestStatus.PENDING)
+        print(requests_table(pending, app.redactor) if pending else "no pending requests", flush=True)
+        head = await app.store.audit_trail(limit=1)
+        last = head[-1].seq if head else 0
+        print("watching for new requests and decisions (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            while True:
+                await app.store.expire_due()
+                for event in await app.store.audit_after(last):
+                    last = event.seq
+                    if args.all or event.event in WATCHED:
+                        print(audit_lines([event], app.redactor), flush=True)
+                await anyio.sleep(0.5)
+    return EXIT_OK
 
 
 def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
@@ -189,7 +278,45 @@ async def _audit(app: App, args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-_COMMANDS = {"requests": _requests, "show": _show, "approve": _approve, "deny": _deny, "audit": _audit}
+async def _budgets(app: App, args: argparse.Namespace) -> int:
+    if getattr(args, "budgets_action", None) == "reset":
+        return await _budgets_reset(app, args)
+    rows = []
+    for agent in sorted(app.config.agents):
+        limits = app.config.limits_for(agent)
+        usage, failures = await app.store.budget(agent, limits)
+        rows.append(budget_json(agent, limits, usage, failures, now=app.clock()))
+    await app.store.audit([Event(event="budgets_viewed", actor=_cli_actor(None), detail={"agents": len(rows)})])
+    if args.json:
+        _print_json(rows)
+    else:
+        print(budgets_table(rows))
+    return EXIT_OK
+
+
+async def _budgets_reset(app: App, args: argparse.Namespace) -> int:
+    if args.agent not in app.config.agents:
+        raise CommandError(f"unknown agent {args.agent[:64]!r}", EXIT_REFUSED)
+    if args.operator is not None and app.config.operator(args.operator) is None:
+        raise CommandError(f"{args.operator[:64]!r} is not a configured operator", EXIT_REFUSED)
+    cleared = await app.store.reset_budget(args.agent, actor=_cli_actor(args.operator))
+    until = f", cooldown until {iso(cleared.cooldown_until)} lifted" if cleared.cooldown_until else ""
+    print(f"reset the budget of {args.agent}: failure streak {cleared.streak} cleared{until}")
+    return EXIT_OK
+
+
+def _cli_actor(operator: str | None) -> str:
+    """Who ran a CLI command: the named operator, else the local user account."""
+    if operator:
+        return f"operator:{operator}"
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = str(os.getuid())
+    return f"cli:{user}"
+
+
+_COMMANDS = {"budgets": _budgets, "requests": _requests, "show": _show, "approve": _approve, "deny": _deny, "audit": _audit}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,7 +329,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             from argobox.server.demo import run_demo
 
             return run_demo(Path(args.dir) if args.dir else None)
-        command = _serve if args.command == "serve" else _with_app
+        command = {"serve": _serve, "operator": _operator, "watch": _watch}.get(args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:
         _fail(str(exc))
@@ -218,6 +345,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_STORE
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # e.g. `argobox audit --json | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_OK
 
 
 def _log_redacted() -> None:

@@ -8,12 +8,25 @@ from __future__ import annotations
 
 import os
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from argobox.policy.catalog import Backend, tools_for
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
+from argobox.policy.limits import Limits, Window
 from argobox.server.audit_checkpoint import KeyFileError, Signer, VerifyKey, load_signer, load_verify_key
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
@@ -23,6 +36,9 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FilePath = Annotated[Path, Field(strict=False)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+RESERVED_ENV = frozenset({"ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_CONFIG"})
+"""Environment variables ArgoBox reads for itself; no backend token may be taken from them."""
 
 
 class ConfigError(Exception):
@@ -46,6 +62,48 @@ class DockerConfig(_Section):
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
 
 
+class HomeAssistantConfig(_Section):
+    url: str | None = None
+    """Where Home Assistant answers, e.g. http://homeassistant.local:8123 (ArgoBox adds /api)."""
+    token_env: EnvName = "ARGOBOX_HA_TOKEN"
+    """The environment variable holding the long-lived access token; the token itself is never in this file."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    simulated_home: FilePath | None = None
+    """When set, ArgoBox drives the simulated demo home kept in this JSON file instead of a Home Assistant."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"{url!r} is not a URL; expected e.g. http://homeassistant.local:8123") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} must be an http:// or https:// URL with a host, e.g. http://homeassistant.local:8123")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; put the access token in the environment variable named "
+                             "by token_env")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{url!r} must not have a query or a fragment")
+        return url.rstrip("/").removesuffix("/api")
+
+    @field_validator("token_env")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_ENV:
+            raise ValueError(f"{name} is ArgoBox's own variable; name another one, e.g. ARGOBOX_HA_TOKEN")
+        return name
+
+    @model_validator(mode="after")
+    def _url_or_simulated(self) -> HomeAssistantConfig:
+        if self.url is None and self.simulated_home is None:
+            raise ValueError("url is required (e.g. url = \"http://homeassistant.local:8123\")")
+        return self
+
+
 class ApprovalsConfig(_Section):
     ttl_seconds: int = Field(default=1800, ge=10, le=30 * 24 * 3600)
 
@@ -66,6 +124,57 @@ class AuditConfig(_Section):
             return load_verify_key(self.verify_key_file)
         signer = self.signer()
         return signer.verify_key if signer is not None else None
+class WindowConfig(_Section):
+    count: int = Field(ge=1, le=1_000_000)
+    window_seconds: int = Field(ge=1, le=30 * 24 * 3600)
+
+
+class FailuresConfig(WindowConfig):
+    cooldown_seconds: int = Field(ge=0, le=30 * 24 * 3600)
+
+
+class LimitsConfig(_Section):
+    """Budgets; every key is optional, and an agent's table overrides the top-level one key by key."""
+
+    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
+    mutations_per_hour: int | None = Field(default=None, ge=1, le=1_000_000)
+    max_pending: int | None = Field(default=None, ge=1, le=10_000)
+    identical_calls: WindowConfig | None = None
+    failures: FailuresConfig | None = None
+    per_target: WindowConfig | None = None
+
+    def over(self, base: Limits) -> Limits:
+        """`base` with the keys set here replaced."""
+        changes: dict[str, Any] = {
+            key: value
+            for key in ("requests_per_minute", "mutations_per_hour", "max_pending")
+            if (value := getattr(self, key)) is not None
+        }
+        if self.identical_calls is not None:
+            changes["identical_calls"] = Window(self.identical_calls.count, self.identical_calls.window_seconds)
+        if self.per_target is not None:
+            changes["per_target"] = Window(self.per_target.count, self.per_target.window_seconds)
+        if self.failures is not None:
+            changes["failures"] = Window(self.failures.count, self.failures.window_seconds)
+            changes["cooldown_seconds"] = self.failures.cooldown_seconds
+        return replace(base, **changes)
+
+
+class UrlChannelConfig(_Section):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+class HomeAssistantNotifyConfig(_Section):
+    service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+
+
+class NotificationsConfig(_Section):
+    webhooks: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
+    """One JSON POST per new request and per decision."""
+    ntfy: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
+    """An ntfy-style topic URL: a plain-text POST with a Title header."""
+    homeassistant: HomeAssistantNotifyConfig | None = None
+    """A Home Assistant `notify.*` service (mobile push), through the [homeassistant] connection."""
 
 
 class OperatorConfig(_Section):
@@ -82,13 +191,18 @@ class RuleConfig(_Section):
 class AgentConfig(_Section):
     token_sha256: Sha256Hex | None = None
     rules: list[RuleConfig] = Field(default_factory=list[RuleConfig])
+    limits: LimitsConfig = LimitsConfig()
 
 
 class Config(_Section):
     storage: StorageConfig = StorageConfig()
     docker: DockerConfig = DockerConfig()
+    homeassistant: HomeAssistantConfig | None = None
+    """Without this section the Home Assistant tools do not exist for any agent."""
     approvals: ApprovalsConfig = ApprovalsConfig()
     audit: AuditConfig = AuditConfig()
+    limits: LimitsConfig = LimitsConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
@@ -108,8 +222,19 @@ class Config(_Section):
             )
             for rule in self.agents[agent].rules
         )
-        self._grants[agent] = Grant(agent=agent, rules=rules)
+        self._grants[agent] = Grant(agent=agent, rules=rules, available=tools_for(self.backends))
         return self._grants[agent]
+
+    def limits_for(self, agent: str) -> Limits:
+        """Built-in defaults, overridden by `[limits]`, overridden by `[agents.NAME.limits]`."""
+        base = self.limits.over(Limits())
+        agent_config = self.agents.get(agent)
+        return agent_config.limits.over(base) if agent_config is not None else base
+
+    @property
+    def backends(self) -> frozenset[Backend]:
+        """The backends this configuration has: Docker always, Home Assistant with a [homeassistant] section."""
+        return frozenset({Backend.DOCKER} | ({Backend.HOMEASSISTANT} if self.homeassistant is not None else set()))
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)
@@ -129,7 +254,7 @@ def _describe_error(error: Any) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     if error["type"] == "extra_forbidden":
         return f"{_loc(loc)}: unknown key"
-    return f"{_loc(loc)}: {error['msg']}"
+    return f"{_loc(loc)}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def resolve_config_path(explicit: str | None) -> Path:
@@ -162,6 +287,14 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         for n in names
         if n in config.agents
     ]
+    if config.notifications.homeassistant is not None and config.homeassistant is None:
+        problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
+    agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
+    problems += [
+        f"operators: {op.name!r} has the same token_sha256 as an agent; an agent's token can never open the operator server"
+        for op in config.operators
+        if op.token_sha256 in agent_hashes
+    ]
     for agent in config.agents:
         problems += check_grant(config.grant(agent))
     if problems:
@@ -171,10 +304,14 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     docker = config.docker
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
+    home = config.homeassistant
+    if home is not None and home.simulated_home is not None:
+        home = home.model_copy(update={"simulated_home": base / home.simulated_home})
     audit = config.audit.model_copy(update={
         key: base / value for key, value in config.audit.model_dump().items() if value is not None
     })
-    resolved = config.model_copy(update={"storage": storage, "docker": docker, "audit": audit, "source": source})
+    resolved = config.model_copy(update={"storage": storage, "docker": docker, "homeassistant": home, "audit": audit,
+                                         "source": source})
     problems = _audit_key_problems(resolved.audit)
     if problems:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))

@@ -2,6 +2,8 @@
 
 Order for an agent call: identify the tool within the grant, validate the arguments, decide, record the
 decision (committed before any effect; if it cannot be written nothing runs), then execute, queue or refuse.
+A call that will be queued is first previewed (a read of its targets, never a change) so that the operator sees,
+in the `queued` audit event, what it would act on and what it would change.
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError, secret_values
-from argobox.policy.catalog import CATALOG, describe_call
-from argobox.policy.decide import Decision, Effect, decide, request_digest
+from argobox.policy.catalog import CATALOG, Classification, describe_call
+from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
+from argobox.policy.limits import Limits, Tripped
+from argobox.server.budgets import CallFacts
+from argobox.server import notify
 from argobox.server.app import App
 from argobox.server.store import (
+    Admission,
     Event,
     NewRequest,
     PruneResult,
@@ -27,7 +33,7 @@ from argobox.server.store import (
     StoreError,
     iso,
 )
-from argobox.server.tools import TOOLS, Outcome
+from argobox.server.tools import TOOLS, Outcome, ToolSpec
 
 logger = logging.getLogger("argobox")
 
@@ -66,6 +72,14 @@ def new_request_id() -> str:
     return base64.b32encode(secrets.token_bytes(REQUEST_ID_BYTES)).decode().lower()
 
 
+_PATTERN_HINTS = {
+    "container": "must be a container name or id (letters, digits, '_', '.', '-'; at most 128)",
+    "entity_id": "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.')",
+    "domain": "must be a domain such as 'light' (lowercase letters, digits and '_')",
+    "service": "must be a service such as 'turn_on' (lowercase letters, digits and '_')",
+}
+
+
 def _validation_message(tool: str, exc: ValidationError) -> str:
     parts: list[str] = []
     for error in exc.errors()[:5]:
@@ -74,39 +88,47 @@ def _validation_message(tool: str, exc: ValidationError) -> str:
             parts.append(f"{shorten(where, 64)}: not an argument of {tool}")
         elif error["type"] == "missing":
             parts.append(f"{where}: required")
-        elif error["type"] == "string_pattern_mismatch" and where == "container":
-            parts.append("container: must be a container name or id (letters, digits, '_', '.', '-'; at most 128)")
+        elif error["type"] == "string_pattern_mismatch" and where in _PATTERN_HINTS:
+            parts.append(f"{where}: {_PATTERN_HINTS[where]}")
         else:
-            parts.append(f"{where}: {error['msg']}")
+            parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
     return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
 async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -> Outcome[Any]:
     """Handle one `tools/call` from `agent`. Raises `UnknownTool` for tools outside the grant."""
-    grant = app.config.grant(agent)
-    if tool not in grant.visible:
-        await _record_unknown_tool(app, agent, tool)
-        raise UnknownTool(tool)
     if tool == "argobox_request_status":
         return await request_status(app, agent, raw_args)
-    spec = TOOLS[tool]
+    grant = app.config.grant(agent)
+    if tool not in grant.visible:
+        refusal = Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shorten(tool, 64)!r}"})
+        outcome = await _admit_without_request(app, agent, shorten(tool, 64), [refusal])
+        if outcome is not None:
+            return outcome
+        raise UnknownTool(tool)
     try:
-        args = spec.args.model_validate(raw_args)
+        args = TOOLS[tool].args.model_validate(raw_args)
     except ValidationError as exc:
         message = _validation_message(tool, exc)
-        await _audit_or_log(app, [
+        events = [
             Event(event="received", actor=f"agent:{agent}", detail={"arguments": _bounded(raw_args)}),
             Event(event="rejected", actor="argobox", detail={"reason": message}),
-        ], agent=agent, tool=tool)
-        return Outcome(status="invalid_arguments", tool=tool, message=message, error=message)
+        ]
+        return await _admit_without_request(app, agent, tool, events) or Outcome(
+            status="invalid_arguments", tool=tool, message=message, error=message
+        )
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
+    preview = await _preview(app, TOOLS[tool], args) if decision.effect is Effect.APPROVE else None
     try:
-        record = await _record_decision(app, agent, tool, arguments, decision)
+        admission = await _admit_decision(app, agent, tool, arguments, decision, preview)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
-        message = "refused: ArgoBox could not write the audit record, so nothing was executed; tell the operator"
-        return Outcome(status="refused", tool=tool, message=message, error=message)
+        return _refused(tool)
+    if admission.tripped is not None:
+        return _rate_limited(tool, admission.tripped)
+    record = admission.record
+    assert record is not None
     if record.status is RequestStatus.DENIED:
         return Outcome(
             status="denied", tool=tool, request_id=record.id, reason=decision.reason,
@@ -114,20 +136,77 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             error=decision.reason,
         )
     if record.status is RequestStatus.PENDING:
+        if not admission.duplicate:
+            await _notify(app, "queued", record)
         what = describe_call(tool, arguments)
+        already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
             status="pending_approval", tool=tool, request_id=record.id, expires_at=iso(record.expires_at),
             reason=decision.reason,
-            message=f"waiting for operator approval: {what} is queued as request {record.id}; check back later with "
+            message=f"waiting for operator approval: {what} {already} as request {record.id}; check back later with "
             f"argobox_request_status(request_id={record.id!r}). Do not call {tool} again for it.",
         )
-    return outcome_of(await execute(app, record))
+    if record.status is not RequestStatus.EXECUTING:  # a duplicate of a request decided meanwhile
+        return outcome_of(record)
+    try:
+        return outcome_of(await execute(app, record))
+    except StoreError as exc:
+        logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
+        message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
+                   "tell the operator and do not retry")
+        return Outcome(status="unknown", tool=tool, request_id=record.id, message=message, error=message)
 
 
-async def _record_decision(
-    app: App, agent: str, tool: str, arguments: dict[str, Any], decision: Decision
-) -> RequestRecord:
-    classification = CATALOG[tool].classification.value
+async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] | None:
+    """What the operator should see next to a queued call (only reads the backend); an error is shown instead of it."""
+    if spec.preview is None:
+        return None
+    try:
+        return await spec.preview(app.backends, args)
+    except AdapterError as exc:
+        return {"error": app.redactor.text(str(exc))}
+    except Exception:  # noqa: BLE001 - a preview is a courtesy: a bug in it must not stop the call being queued
+        logger.exception("could not compute the preview of a %s call", spec.name)
+        return {"error": "ArgoBox could not compute the preview (see the server log)"}
+
+
+def _refused(tool: str | None) -> Outcome[Any]:
+    message = "refused: ArgoBox could not write the audit record, so nothing was executed; tell the operator"
+    return Outcome(status="refused", tool=tool, message=message, error=message)
+
+
+def _rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
+    message = (
+        f"rate_limited: {tripped.message} (limit {tripped.limit}); retry after {tripped.retry_after_seconds} s, "
+        "and do not loop on failing calls"
+    )
+    return Outcome(
+        status="rate_limited", tool=tool, message=message, error=message, limit=tripped.limit,
+        retry_after_seconds=tripped.retry_after_seconds,
+    )
+
+
+async def _admit_without_request(app: App, agent: str, tool: str, events: list[Event]) -> Outcome[Any] | None:
+    """Count and audit a call that creates no request (unknown tool, bad input): an outcome if it was refused."""
+    try:
+        admission = await app.store.admit(CallFacts(agent=agent), app.config.limits_for(agent), tool=tool,
+                                          events=events)
+    except StoreError as exc:
+        logger.error("could not record a call of agent %s: %s", agent, exc)
+        return _refused(tool)
+    return _rate_limited(tool, admission.tripped) if admission.tripped is not None else None
+
+
+def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
+    targets = {name: arguments.get(name) for name in CATALOG[tool].target_args}
+    return canonical_json(targets) if targets else None
+
+
+async def _admit_decision(
+    app: App, agent: str, tool: str, arguments: dict[str, Any], decision: Decision,
+    preview: dict[str, Any] | None = None,
+) -> Admission:
+    classification = CATALOG[tool].classification
     status = {
         Effect.DENY: RequestStatus.DENIED,
         Effect.APPROVE: RequestStatus.PENDING,
@@ -138,66 +217,76 @@ async def _record_decision(
         Event(
             event="decision", actor="policy",
             detail={"effect": decision.effect.value, "rule": decision.rule, "reason": decision.reason,
-                    "classification": classification},
+                    "classification": classification.value},
         ),
     ]
     if status is RequestStatus.PENDING:
-        events.append(Event(event="queued", actor="argobox", detail={"ttl_seconds": app.config.approvals.ttl_seconds}))
+        queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
+        if preview is not None:
+            queued["preview"] = preview
+        events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
+    digest = request_digest(agent, tool, arguments)
     request = NewRequest(
-        id=new_request_id(), agent=agent, tool=tool, arguments=arguments,
-        digest=request_digest(agent, tool, arguments), classification=classification,
-        effect=decision.effect.value, rule=decision.rule, reason=decision.reason, status=status,
+        id=new_request_id(), agent=agent, tool=tool, arguments=arguments, digest=digest,
+        classification=classification.value, effect=decision.effect.value, rule=decision.rule,
+        reason=decision.reason, status=status,
         expires_at=app.clock() + app.config.approvals.ttl_seconds if status is RequestStatus.PENDING else None,
         decided_by="policy" if status is not RequestStatus.PENDING else None,
     )
-    return await app.store.create(request, events)
-
-
-async def _record_unknown_tool(app: App, agent: str, tool: str) -> None:
-    await _audit_or_log(app, [
-        Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shorten(tool, 64)!r}"}),
-    ], agent=agent, tool=shorten(tool, 64))
-
-
-async def _audit_or_log(app: App, events: list[Event], *, agent: str, tool: str | None) -> None:
-    """Record a refusal; refusals change nothing, so a store failure is logged rather than raised."""
-    try:
-        await app.store.audit(events, agent=agent, tool=tool)
-    except StoreError as exc:
-        logger.error("could not audit a refusal for agent %s: %s", agent, exc)
+    mutation = classification is Classification.MUTATE and status is not RequestStatus.DENIED
+    facts = CallFacts(
+        agent=agent, digest=digest, target=_target_key(tool, arguments) if mutation else None, mutation=mutation,
+        queues=status is RequestStatus.PENDING,
+    )
+    return await app.store.admit(
+        facts, app.config.limits_for(agent), tool=tool, events=events, request=request,
+        failed=True if status is RequestStatus.DENIED else None,
+    )
 
 
 async def execute(app: App, record: RequestRecord) -> RequestRecord:
     """Run an `executing` request exactly as it was recorded, and record its outcome."""
     spec = TOOLS[record.tool]
+    limits = app.config.limits_for(record.agent)
+
+    async def fail(error: str, detail: dict[str, Any]) -> RequestRecord:
+        return await app.store.finish(record.id, ok=False, error=error, detail=detail, limits=limits)
+
     if record.digest != request_digest(record.agent, record.tool, record.arguments) or spec.run is None:
-        return await app.store.finish(
-            record.id, ok=False, error="the request does not match what was approved; not executed",
-            detail={"error": "binding check failed"},
-        )
+        return await fail("the request does not match what was approved; not executed", {"error": "binding check failed"})
     args = spec.args.model_validate(record.arguments)
+    grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
-        result: BaseModel = await spec.run(app.docker, app.config.grant(record.agent), args)
+        result: BaseModel = await spec.run(app.backends, grant, args)
     except AdapterError as exc:
         error = app.redactor.text(str(exc))
-        return await app.store.finish(record.id, ok=False, error=error, detail={"error": error})
+        return await fail(error, {**exc.detail, "error": error})
     except Exception:  # noqa: BLE001 - top of the execution path: a bug must fail the request, never crash
         logger.exception("unexpected error while executing request %s", record.id)
         error = "internal error in ArgoBox while executing (see the server log)"
-        return await app.store.finish(record.id, ok=False, error=error, detail={"error": error})
+        return await fail(error, {"error": error})
     payload = app.redactor.with_secrets(secret_values(result))(result.model_dump(mode="json"))
-    return await app.store.finish(record.id, ok=True, result=payload, detail={"summary": _summary(payload)})
+    return await app.store.finish(
+        record.id, ok=True, result=payload, detail={"summary": _summary(payload)}, limits=limits
+    )
 
 
 def _summary(payload: dict[str, Any]) -> dict[str, Any]:
     """A short record of a result for the audit trail (the full result stays on the request)."""
-    if "containers" in payload:
-        return {"containers": len(payload["containers"])}
+    if "before" in payload and "after" in payload:  # a Home Assistant service call: the states around it
+        return {
+            "service": f"{payload.get('domain')}.{payload.get('service')}",
+            "before": {t["entity_id"]: t["state"] for t in payload["before"]},
+            "after": {t["entity_id"]: t["state"] for t in payload["after"]},
+        }
+    for listing in ("containers", "entities", "services"):
+        if listing in payload:
+            return {listing: len(payload[listing])}
     if "lines" in payload:
         return {"lines": len(payload["lines"]), "truncated": payload.get("truncated")}
-    keys = ("container", "action", "state", "started_at", "restart_count", "name", "image", "health")
+    keys = ("container", "entity_id", "action", "state", "started_at", "restart_count", "name", "image", "health")
     return {k: payload[k] for k in keys if k in payload}
 
 
@@ -253,8 +342,9 @@ async def approve(app: App, request_id: str, *, operator: str, note: str) -> Req
     await _require_operator(app, operator, request_id)
     await _recheck_grant(app, request_id)
     await app.store.approve(request_id, operator=operator, note=note)
-    record = await app.store.begin_execution(request_id)
-    return await execute(app, record)
+    record = await execute(app, await app.store.begin_execution(request_id))
+    await _notify(app, "approved", record)
+    return record
 
 
 async def _recheck_grant(app: App, request_id: str) -> None:
@@ -278,7 +368,24 @@ async def _recheck_grant(app: App, request_id: str) -> None:
 async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
     """Deny a pending request as `operator`. Raises `Refused`."""
     await _require_operator(app, operator, request_id)
-    return await app.store.deny(request_id, operator=operator, reason=reason)
+    record = await app.store.deny(
+        request_id, operator=operator, reason=reason, limits=await _limits_of_request(app, request_id)
+    )
+    await _notify(app, "denied", record)
+    return record
+
+
+async def _notify(app: App, event: str, record: RequestRecord) -> None:
+    """Queue notifications; a failure here never fails or loses the request itself."""
+    try:
+        await notify.enqueue(app, event, record)
+    except StoreError as exc:
+        logger.error("could not queue notifications for request %s: %s", record.id, exc)
+
+
+async def _limits_of_request(app: App, request_id: str) -> Limits | None:
+    record = await app.store.get(request_id)
+    return app.config.limits_for(record.agent) if record is not None else None
 
 
 async def prune_audit(app: App, *, before: float, operator: str) -> PruneResult:

@@ -26,6 +26,8 @@ from typing import Any
 import aiosqlite
 import anyio
 
+from argobox.policy.limits import FailureState, Limits, Tripped, Usage, check
+from argobox.server import budgets
 from argobox.server.audit_chain import (
     GENESIS,
     PRUNED_EVENT,
@@ -35,13 +37,13 @@ from argobox.server.audit_chain import (
     sql_event_hash,
 )
 from argobox.server.audit_checkpoint import Checkpointer, Signer
+from argobox.server.budgets import CallFacts
 from argobox.server.redact import Redactor
 
 Clock = Callable[[], float]
 
 BUSY_TIMEOUT_MS = 5000
-SCHEMA_VERSION = 2
-_SCHEMA = [s.strip() for s in """
+_SCHEMA_V1 = [s.strip() for s in """
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
     agent TEXT NOT NULL,
@@ -67,7 +69,29 @@ CREATE INDEX requests_by_status ON requests (status, created_at);;
 CREATE INDEX requests_by_agent ON requests (agent, created_at);;
 CREATE TRIGGER requests_binding_is_immutable BEFORE UPDATE OF id, agent, tool, arguments, digest ON requests
 BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool and arguments'); END;;
-""".split(";;")]
+CREATE TABLE audit (
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    at REAL NOT NULL,
+    request_id TEXT,
+    event TEXT NOT NULL,
+    actor TEXT NOT NULL,
+    agent TEXT,
+    tool TEXT,
+    detail TEXT NOT NULL
+);;
+CREATE INDEX audit_by_request ON audit (request_id, seq);;
+CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
+CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
+BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
+""".split(";;") if s.strip()]
+_OUTBOX = [
+    "CREATE TABLE outbox (id INTEGER PRIMARY KEY, created_at REAL NOT NULL, request_id TEXT, event TEXT NOT NULL,"
+    " channel TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,"
+    " status TEXT NOT NULL, last_error TEXT, claimed_at REAL)",
+    "CREATE INDEX outbox_due ON outbox (status, next_at)",
+]
+"""Notifications waiting for delivery (see argobox.server.notify)."""
 
 _AUDIT_SCHEMA = [s.strip() for s in f"""
 CREATE TABLE audit (
@@ -104,9 +128,9 @@ CREATE TRIGGER audit_prunes_no_update BEFORE UPDATE ON audit_prunes
 BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
 CREATE TRIGGER audit_prunes_no_delete BEFORE DELETE ON audit_prunes
 BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
-""".split(";;")]
-"""The hash-chained audit trail (schema 2). Events are never updated; they are deleted only up to the
-`through_seq` of a prune whose `pruned` event is already in the chain (see `Store.prune`)."""
+""".split(";;") if s.strip()]
+"""The hash-chained audit table (replaces the first one in `Store._chain_audit`). Events are never updated; they
+are deleted only up to the `through_seq` of a prune whose `pruned` event is already in the chain."""
 
 _APPEND_SQL = f"""
 INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)
@@ -118,6 +142,11 @@ FROM (SELECT COALESCE(MAX(seq), 0) AS seq,
 """One event appended to the chain: the head is read by the inserting statement itself, so inside the write
 transaction (an INSERT opens BEGIN IMMEDIATE before it runs), and no other writer can slip in between."""
 
+CHAIN_AUDIT = "chain the audit trail"
+"""A migration done in Python (`Store._chain_audit`) rather than SQL statements."""
+_MIGRATIONS: list[list[str] | str] = [_SCHEMA_V1, budgets.SCHEMA, _OUTBOX, CHAIN_AUDIT]
+"""Schema changes in order; `PRAGMA user_version` counts how many a store has had."""
+SCHEMA_VERSION = len(_MIGRATIONS)
 
 RESERVED_ACTORS = frozenset({"policy", "argobox"})
 """Actors that are ArgoBox itself; no operator may carry these names."""
@@ -206,6 +235,16 @@ class RequestRecord:
     result: Any
     error: str | None
     updated_at: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Admission:
+    """What `Store.admit` did with a call: refused it (`tripped`), found it already pending (`duplicate`), or
+    recorded it (`record` is the new request, if one was created)."""
+
+    tripped: Tripped | None = None
+    record: RequestRecord | None = None
+    duplicate: bool = False
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -360,19 +399,19 @@ class Store:
             version = row[0] if row is not None else 0
             if version > SCHEMA_VERSION:
                 raise StoreError(f"the store was written by a newer ArgoBox (schema {version})")
-            if version == 0:
-                for statement in _SCHEMA + _AUDIT_SCHEMA:
-                    if statement:
-                        await db.execute(statement.rstrip(";"))
-            if version == 1:
-                await self._chain_legacy_audit(db)
+            for migration in _MIGRATIONS[version:]:
+                if migration == CHAIN_AUDIT:
+                    await self._chain_audit(db)
+                    continue
+                for statement in migration:
+                    await db.execute(statement.rstrip(";"))
             if version < SCHEMA_VERSION:
                 await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    async def _chain_legacy_audit(self, db: aiosqlite.Connection) -> None:
-        """Schema 1 -> 2: rebuild the audit table with the hash chain, sealing the events found as they are.
+    async def _chain_audit(self, db: aiosqlite.Connection) -> None:
+        """Rebuild the audit table with the hash chain, sealing the events found (if any) as they are.
 
-        The events of a schema-1 store were not tamper-evident; the `audit_chain_started` event says so.
+        Events recorded before were not tamper-evident; the `audit_chain_started` event says so.
         """
         await db.execute("DROP TRIGGER audit_no_update")
         await db.execute("DROP TRIGGER audit_no_delete")
@@ -452,10 +491,8 @@ class Store:
         async with self.write() as db:
             await self._append(db, events, request_id=request_id, agent=agent, tool=tool)
 
-    async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
-        """Insert a new request and its first audit events in one transaction."""
-        now = self._clock()
-        record = RequestRecord(
+    def _new_record(self, request: NewRequest, now: float) -> RequestRecord:
+        return RequestRecord(
             id=request.id, agent=request.agent, tool=request.tool, arguments=request.arguments,
             digest=request.digest, classification=request.classification, effect=request.effect, rule=request.rule,
             reason=request.reason, status=request.status, created_at=now, expires_at=request.expires_at,
@@ -463,25 +500,116 @@ class Store:
             executor=this_executor() if request.status is RequestStatus.EXECUTING else None,
             result=None, error=None, updated_at=now,
         )
+
+    async def _insert(self, db: aiosqlite.Connection, record: RequestRecord) -> None:
+        await db.execute(
+            "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
+            " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
+                record.digest, record.classification, record.effect, record.rule, record.reason,
+                record.status.value, record.created_at, record.expires_at, record.decided_by, record.decided_at,
+                record.executor, record.updated_at,
+            ),
+        )
+
+    async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
+        """Insert a new request and its first audit events in one transaction (no budget accounting)."""
+        record = self._new_record(request, self._clock())
         async with self.write() as db:
-            await db.execute(
-                "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
-                " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
-                    record.digest, record.classification, record.effect, record.rule, record.reason,
-                    record.status.value, now, record.expires_at, record.decided_by, record.decided_at,
-                    record.executor, now,
-                ),
-            )
+            await self._insert(db, record)
             await self._append(db, events, request_id=record.id, agent=record.agent, tool=record.tool)
         return record
 
+    async def admit(
+        self, facts: CallFacts, limits: Limits, *, tool: str | None, events: Sequence[Event],
+        request: NewRequest | None = None, failed: bool | None = None,
+    ) -> Admission:
+        """Check a call against the agent's budgets and, when it fits, record it (with `request`, if any) in one
+        transaction. A call identical to a pending request returns that request instead of a new one.
+
+        `failed` moves the failure streak (True for a denial at decision time)."""
+        now = self._clock()
+        async with self.write() as db:
+            await db.execute("BEGIN IMMEDIATE")  # the counts below must hold until we commit
+            snapshot = await budgets.usage(db, facts, limits, now)
+            existing = await self._pending_twin(db, snapshot.pending_twin) if facts.queues else None
+            tripped = check(limits, snapshot.usage, now=now, mutation=facts.mutation and existing is None,
+                            queues=facts.queues and existing is None, identical=facts.mutation)
+            if tripped is not None:
+                await self._refuse(db, facts.agent, tool, tripped, now)
+                return Admission(tripped=tripped)
+            await budgets.record_call(db, facts, limits, now, duplicate=existing is not None)
+            if snapshot.open_refusals:
+                await self._close_refusals(db, facts.agent)
+            if existing is not None:
+                await self._append(db, [Event(event="duplicate", actor=f"agent:{facts.agent}",
+                                              detail={"message": "identical to this pending request"})],
+                                   request_id=existing.id, agent=existing.agent, tool=existing.tool)
+                return Admission(record=existing, duplicate=True)
+            record = self._new_record(request, now) if request is not None else None
+            if record is not None:
+                await self._insert(db, record)
+            await self._append(db, events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
+            if failed is not None:
+                await self._note_outcome(db, facts.agent, limits, now, failed=failed)
+        return Admission(record=record)
+
+    async def _pending_twin(self, db: aiosqlite.Connection, request_id: str | None) -> RequestRecord | None:
+        if request_id is None:
+            return None
+        rows = list(await db.execute_fetchall("SELECT * FROM requests WHERE id = ?", (request_id,)))
+        return _row_to_request(rows[0]) if rows else None
+
+    async def _refuse(self, db: aiosqlite.Connection, agent: str, tool: str | None, tripped: Tripped, now: float) -> None:
+        audited = await budgets.record_refusal(db, agent, tripped.limit, now)
+        if audited is not None:
+            detail = {"limit": tripped.limit, "retry_after_seconds": tripped.retry_after_seconds,
+                      "message": tripped.message, "refusals": audited}
+            await self._append(db, [Event(event="rate_limited", actor="argobox", detail=detail)],
+                               request_id=None, agent=agent, tool=tool)
+
+    async def _close_refusals(self, db: aiosqlite.Connection, agent: str) -> None:
+        for limit, count, first_at, last_at in await budgets.close_refusals(db, agent):
+            detail = {"limit": limit, "refusals": count, "first_at": iso(first_at), "last_at": iso(last_at),
+                      "message": f"{count} more calls were refused by {limit}"}
+            await self._append(db, [Event(event="rate_limited", actor="argobox", detail=detail)],
+                               request_id=None, agent=agent, tool=None)
+
+    async def _note_outcome(
+        self, db: aiosqlite.Connection, agent: str, limits: Limits, now: float, *, failed: bool
+    ) -> None:
+        tripped = await budgets.note_outcome(db, agent, limits, now, failed=failed)
+        if tripped is not None:
+            detail = {"cooldown_until": iso(tripped.cooldown_until), "failures": limits.failures.count,
+                      "window_seconds": limits.failures.seconds}
+            await self._append(db, [Event(event="cooldown", actor="argobox", detail=detail)],
+                               request_id=None, agent=agent, tool=None)
+
+    async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
+        """The agent's current use of its budgets (read-only)."""
+        async with self._lock:
+            snapshot = await budgets.usage(self._db, CallFacts(agent=agent), limits, self._clock())
+            return snapshot.usage, await budgets.failure_state(self._db, agent)
+
+    async def reset_budget(self, agent: str, *, actor: str) -> FailureState:
+        """Clear an agent's cooldown, failure streak and refusal streaks, audited."""
+        async with self.write() as db:
+            await db.execute("BEGIN IMMEDIATE")
+            cleared = await budgets.reset(db, agent)
+            detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until)}
+            await self._append(db, [Event(event="budget_reset", actor=actor, detail=detail)],
+                               request_id=None, agent=agent, tool=None)
+        return cleared
+
     async def _transition(
-        self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event]
+        self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event],
+        outcome: tuple[Limits, bool] | None = None,
     ) -> RequestRecord | None:
-        """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held."""
+        """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held.
+
+        `outcome` (limits, failed) moves the agent's failure streak in the same transaction."""
         assignments = ", ".join(f"{column} = ?" for column in sets)
         async with self.write() as db:
             rows = await db.execute_fetchall(
@@ -492,6 +620,8 @@ class Store:
                 return None
             record = _row_to_request(next(iter(rows)))
             await self._append(db, events, request_id=request_id, agent=record.agent, tool=record.tool)
+            if outcome is not None:
+                await self._note_outcome(db, record.agent, outcome[0], self._clock(), failed=outcome[1])
         return record
 
     async def get(self, request_id: str) -> RequestRecord | None:
@@ -517,10 +647,17 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from None
 
-    async def audit_trail(self, *, request_id: str | None = None, limit: int | None = None) -> list[AuditRecord]:
-        """Audit events in sequence order; with `limit`, the most recent `limit` of them."""
-        where, params = ("WHERE request_id = ?", [request_id]) if request_id else ("", [])
-        sql = f"SELECT * FROM audit {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    async def audit_trail(
+        self, *, request_id: str | None = None, agent: str | None = None, since: float | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Audit events in sequence order, optionally filtered; with `limit`, the most recent `limit` of them."""
+        clauses, params = ["1 = 1"], list[Any]()
+        for clause, value in (("request_id = ?", request_id), ("agent = ?", agent), ("at >= ?", since)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        sql = f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"  # noqa: S608
         try:
             rows = await self._read(sql, (*params, -1 if limit is None else limit))
         except sqlite3.Error as exc:
@@ -561,6 +698,11 @@ class Store:
             deleted = await db.execute("DELETE FROM audit WHERE seq <= ?", (through,))
         return PruneResult(record_seq=record_seq, through_seq=through, deleted=max(0, deleted.rowcount))
 
+    async def audit_after(self, seq: int, *, limit: int = 1000) -> list[AuditRecord]:
+        """Audit events after `seq`, oldest first (for followers such as `argobox watch`)."""
+        rows = await self._read("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        return [_row_to_audit(row) for row in rows]
+
     # Operator transitions -------------------------------------------------------------------------------------
 
     async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
@@ -579,8 +721,10 @@ class Store:
             raise await self._refusal(request_id, "approve")
         return record
 
-    async def deny(self, request_id: str, *, operator: str, reason: str) -> RequestRecord:
-        """pending_approval -> denied, by `operator`."""
+    async def deny(
+        self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None
+    ) -> RequestRecord:
+        """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak."""
         now = self._clock()
         record = await self._transition(
             request_id,
@@ -589,6 +733,7 @@ class Store:
             sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now,
                   "note": self._redact.text(reason)},
             events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason})],
+            outcome=(limits, True) if limits is not None else None,
         )
         if record is None:
             raise await self._refusal(request_id, "deny")
@@ -618,7 +763,8 @@ class Store:
         return record
 
     async def finish(
-        self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any]
+        self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any],
+        limits: Limits | None = None,
     ) -> RequestRecord:
         """executing -> succeeded or failed, with the (redacted) result or error."""
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
@@ -632,6 +778,7 @@ class Store:
                 "error": self._redact(error) if error is not None else None,
             },
             events=[Event(event=status.value, actor="argobox", detail=detail)],
+            outcome=(limits, not ok) if limits is not None else None,
         )
         if record is None:
             raise Refused("not_executing", f"request {request_id} is not executing")

@@ -10,6 +10,7 @@ import json
 from typing import Any
 
 from argobox.policy.catalog import describe_call
+from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.redact import Redactor
 from argobox.server.store import AuditRecord, RequestRecord, iso
 
@@ -62,7 +63,7 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
     rows = [("ID", "STATUS", "AGENT", "TOOL", "ARGUMENTS", "CREATED", "EXPIRES")]
     for r in records:
         rows.append((
-            r.id, r.status.value, r.agent, r.tool, redact.text(_short_args(r.arguments))[:60],
+            r.id, r.status.value, r.agent, r.tool, _short_args(redact(r.arguments))[:60],
             iso(r.created_at) or "-", iso(r.expires_at) or "-",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -72,7 +73,9 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(detail.items()) if v not in (None, ""))
+    return ", ".join(
+        f"{k}={json.dumps(v, sort_keys=True, ensure_ascii=False)}" for k, v in sorted(detail.items()) if v not in (None, "")
+    )
 
 
 def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
@@ -87,24 +90,31 @@ def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
     return redact.text("\n".join(lines))
 
 
-def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Redactor) -> str:
-    """One request in plain language first, then its timeline."""
-    r = record
-    lines = [
-        f"Request {r.id}: {r.status.value}",
-        f"  who asked:      agent {r.agent!r} at {iso(r.created_at)}",
-        f"  what:           {redact.text(describe_call(r.tool, r.arguments))} ({r.tool}, {redact.text(_short_args(r.arguments))})",
-        f"  classified as:  {r.classification}",
-        f"  decision:       {r.effect} by {r.rule or 'the default (no rule matched)'}: {r.reason}",
-    ]
-    if r.expires_at is not None:
-        lines.append(f"  expires at:     {iso(r.expires_at)}")
-    if r.decided_by and r.decided_by != "policy":
-        lines.append(f"  decided by:     {r.decided_by} at {iso(r.decided_at)}" + (f" ({r.note})" if r.note else ""))
-    if r.result is not None:
-        lines.append(f"  result:         {json.dumps(redact(r.result), sort_keys=True)}")
-    if r.error:
-        lines.append(f"  error:          {redact.text(r.error)}")
-    lines.append("  timeline:")
-    lines += ["    " + line for line in audit_lines(events, redact).splitlines()]
-    return redact.text("\n".join(lines))
+def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState, *, now: float) -> dict[str, Any]:
+    cooling = usage.cooldown_until is not None and usage.cooldown_until > now
+    return {
+        "agent": agent,
+        "requests_last_minute": usage.requests.count,
+        "requests_per_minute": limits.requests_per_minute,
+        "mutations_last_hour": usage.mutations.count,
+        "mutations_per_hour": limits.mutations_per_hour,
+        "pending": usage.pending,
+        "max_pending": limits.max_pending,
+        "failure_streak": failures.streak,
+        "failures_to_cooldown": limits.failures.count,
+        "cooldown_until": iso(usage.cooldown_until) if cooling else None,
+    }
+
+
+def budgets_table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no agents configured"
+    table = [("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL")]
+    for r in rows:
+        table.append((
+            r["agent"], f"{r['requests_last_minute']}/{r['requests_per_minute']}",
+            f"{r['mutations_last_hour']}/{r['mutations_per_hour']}", f"{r['pending']}/{r['max_pending']}",
+            f"{r['failure_streak']}/{r['failures_to_cooldown']}", r["cooldown_until"] or "-",
+        ))
+    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)

@@ -8,6 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import anyio
+
+from argobox.server import gate
+from argobox.server.app import open_app
+from argobox.server.config import load_config
 from tests.conftest import WriteConfig
 
 ARGOBOX = str(Path(sys.executable).with_name("argobox"))
@@ -78,3 +83,31 @@ def test_demo_shows_the_first_proof_holding(tmp_path: Path) -> None:
     lab = json.loads((tmp_path / "lab.json").read_text())
     assert lab["jellyfin"]["restart_count"] == 1
     assert lab["postgres"]["restart_count"] == 0
+    assert "the Home Assistant gate held" in result.stdout
+    assert "lock.front_door: locked → unlock" in result.stdout
+    home = json.loads((tmp_path / "home.json").read_text())
+    assert home["light.living_room_lamp"]["state"] == "on"
+    assert home["light.kitchen"]["state"] == "on"  # turning it off was denied
+    assert home["lock.front_door"]["state"] == "unlocked"
+
+
+def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config: WriteConfig) -> None:
+    config = write_config(extra="[agents.openclaw.limits]\nfailures = { count = 1, window_seconds = 60, cooldown_seconds = 600 }\n")
+
+    async def deny_once() -> None:
+        async with open_app(load_config(config)) as app:
+            await gate.call_tool(app, "openclaw", "docker_stop_container", {"container": "postgres"})
+
+    anyio.run(deny_once)
+    before = json.loads(argobox(config, "budgets", "--json").stdout)
+    reset = argobox(config, "budgets", "reset", "openclaw", "--as", "alice")
+    after = json.loads(argobox(config, "budgets", "--json").stdout)
+    unknown = argobox(config, "budgets", "reset", "mallory")
+    audit = [e["event"] for e in json.loads(argobox(config, "audit", "--json").stdout)]
+
+    assert next(b for b in before if b["agent"] == "openclaw")["cooldown_until"] is not None
+    assert reset.returncode == 0 and "cooldown until" in reset.stdout
+    assert next(b for b in after if b["agent"] == "openclaw")["cooldown_until"] is None
+    assert unknown.returncode == 1
+    assert audit.count("budgets_viewed") == 2 and audit.count("budget_reset") == 1 and "cooldown" in audit
+

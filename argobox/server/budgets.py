@@ -1,0 +1,167 @@
+"""Budget bookkeeping in the shared store: admitted calls, failure streaks and coalesced refusals.
+
+Plain SQL helpers run inside the store's write transactions; the decisions themselves are the pure functions of
+`argobox.policy.limits`. Counters live in SQLite so they hold across the short-lived stdio servers OpenClaw
+starts, across processes and across restarts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import aiosqlite
+
+from argobox.policy.limits import Count, FailureState, Limits, Usage, after_outcome
+
+SCHEMA = [
+    "CREATE TABLE calls (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, at REAL NOT NULL, digest TEXT, target TEXT,"
+    " mutation INTEGER NOT NULL)",
+    "CREATE INDEX calls_by_agent ON calls (agent, at)",
+    "CREATE INDEX calls_by_digest ON calls (agent, digest, at)",
+    "CREATE INDEX calls_by_target ON calls (agent, target, at)",
+    "CREATE INDEX requests_by_agent_status ON requests (agent, status)",
+    "CREATE TABLE agent_state (agent TEXT PRIMARY KEY, streak INTEGER NOT NULL DEFAULT 0, since REAL,"
+    " cooldown_until REAL)",
+    "CREATE TABLE refusals (agent TEXT NOT NULL, limit_name TEXT NOT NULL, first_at REAL NOT NULL,"
+    " last_at REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (agent, limit_name))",
+]
+
+REFUSAL_SUMMARY_SECONDS = 60
+"""Repeated refusals of one limit are audited as one counted record at most this often."""
+_PRUNE_EVERY = 256
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CallFacts:
+    """What the limiter needs to know about one call."""
+
+    agent: str
+    digest: str | None = None
+    """Same tool and canonical arguments: the identical-call key (mutations only)."""
+    target: str | None = None
+    """The target of a mutation (e.g. one container), whatever the tool: the per-target key."""
+    mutation: bool = False
+    """A mutating call that would run or be queued."""
+    queues: bool = False
+    """The call would wait for approval."""
+
+
+def _window_start(now: float, seconds: float) -> float:
+    return now - seconds
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Snapshot:
+    usage: Usage
+    open_refusals: int
+    """Refusal streaks of this agent not yet closed in the audit trail."""
+    pending_twin: str | None
+    """A pending request with the same digest (an identical call), if any."""
+
+
+async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float) -> Snapshot:
+    """What `facts.agent` was admitted to do in each window, in one query."""
+    sql = """
+        SELECT
+          (SELECT COUNT(*) FROM calls WHERE agent = :a AND at > :req),
+          (SELECT MIN(at) FROM calls WHERE agent = :a AND at > :req),
+          (SELECT COUNT(*) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
+          (SELECT MIN(at) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
+          (SELECT COUNT(*) FROM calls WHERE agent = :a AND digest = :d AND at > :ident),
+          (SELECT MIN(at) FROM calls WHERE agent = :a AND digest = :d AND at > :ident),
+          (SELECT COUNT(*) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
+          (SELECT MIN(at) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
+          (SELECT COUNT(*) FROM requests WHERE agent = :a AND status = 'pending_approval' AND expires_at > :now),
+          (SELECT cooldown_until FROM agent_state WHERE agent = :a),
+          (SELECT COUNT(*) FROM refusals WHERE agent = :a),
+          (SELECT id FROM requests WHERE agent = :a AND digest = :d AND status = 'pending_approval'
+             AND expires_at > :now LIMIT 1)
+    """
+    params: dict[str, Any] = {
+        "a": facts.agent, "d": facts.digest, "t": facts.target, "now": now,
+        "req": _window_start(now, 60), "mut": _window_start(now, 3600),
+        "ident": _window_start(now, limits.identical_calls.seconds), "tgt": _window_start(now, limits.per_target.seconds),
+    }
+    row = list(await db.execute_fetchall(sql, params))[0]
+    current = Usage(
+        requests=Count(row[0], row[1]), mutations=Count(row[2], row[3]), identical=Count(row[4], row[5]),
+        per_target=Count(row[6], row[7]), pending=row[8], cooldown_until=row[9],
+    )
+    return Snapshot(usage=current, open_refusals=row[10], pending_twin=row[11])
+
+
+async def record_call(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float, *, duplicate: bool) -> None:
+    """Count an admitted call; now and then drop rows older than every window."""
+    cursor = await db.execute(
+        "INSERT INTO calls (agent, at, digest, target, mutation) VALUES (?, ?, ?, ?, ?)",
+        (facts.agent, now, facts.digest if facts.mutation else None,
+         None if duplicate else facts.target, int(facts.mutation and not duplicate)),
+    )
+    if cursor.lastrowid is not None and cursor.lastrowid % _PRUNE_EVERY == 0:
+        horizon = max(3600.0, limits.identical_calls.seconds, limits.per_target.seconds)
+        await db.execute("DELETE FROM calls WHERE at < ?", (now - horizon,))
+
+
+async def record_refusal(db: aiosqlite.Connection, agent: str, limit: str, now: float) -> int | None:
+    """Count a refusal. Returns how many refusals the audit should record now: 1 for the first of a streak, N for a
+    summary every REFUSAL_SUMMARY_SECONDS, or None when this one is only counted."""
+    rows = list(await db.execute_fetchall(
+        "INSERT INTO refusals (agent, limit_name, first_at, last_at, count) VALUES (?, ?, ?, ?, 0)"
+        " ON CONFLICT (agent, limit_name) DO UPDATE SET count = count + 1, last_at = excluded.last_at"
+        " RETURNING first_at, count",
+        (agent, limit, now, now),
+    ))
+    first_at, count = rows[0]
+    if count == 0:
+        return 1
+    if now - first_at < REFUSAL_SUMMARY_SECONDS:
+        return None
+    await db.execute(
+        "UPDATE refusals SET first_at = ?, count = 0 WHERE agent = ? AND limit_name = ?", (now, agent, limit)
+    )
+    return count
+
+
+async def close_refusals(db: aiosqlite.Connection, agent: str) -> list[tuple[str, int, float, float]]:
+    """End the agent's refusal streaks (it was admitted again): (limit, uncounted refusals, first, last) of each."""
+    rows = list(await db.execute_fetchall(
+        "DELETE FROM refusals WHERE agent = ? RETURNING limit_name, count, first_at, last_at", (agent,)
+    ))
+    return [(r[0], r[1], r[2], r[3]) for r in rows if r[1] > 0]
+
+
+async def failure_state(db: aiosqlite.Connection, agent: str) -> FailureState:
+    rows = list(await db.execute_fetchall(
+        "SELECT streak, since, cooldown_until FROM agent_state WHERE agent = ?", (agent,)
+    ))
+    if not rows:
+        return FailureState()
+    streak, since, cooldown_until = rows[0]
+    return FailureState(streak=streak, since=since, cooldown_until=cooldown_until)
+
+
+async def note_outcome(
+    db: aiosqlite.Connection, agent: str, limits: Limits, now: float, *, failed: bool
+) -> FailureState | None:
+    """Move the agent's failure streak; returns the new state when this outcome tripped a cooldown."""
+    before = await failure_state(db, agent)
+    if not failed and before.streak == 0:
+        return None
+    after = after_outcome(before, failed=failed, now=now, limits=limits)
+    await db.execute(
+        "INSERT INTO agent_state (agent, streak, since, cooldown_until) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (agent) DO UPDATE SET streak = excluded.streak, since = excluded.since,"
+        " cooldown_until = excluded.cooldown_until",
+        (agent, after.streak, after.since, after.cooldown_until),
+    )
+    tripped = after.cooldown_until is not None and after.cooldown_until != before.cooldown_until
+    return after if tripped else None
+
+
+async def reset(db: aiosqlite.Connection, agent: str) -> FailureState:
+    """Clear the agent's failure streak, cooldown and refusal streaks; returns what was cleared."""
+    before = await failure_state(db, agent)
+    await db.execute("DELETE FROM agent_state WHERE agent = ?", (agent,))
+    await db.execute("DELETE FROM refusals WHERE agent = ?", (agent,))
+    return before

@@ -1,0 +1,50 @@
+"""A scripted agent loops on a mutation over MCP stdio and is stopped; the engine and the audit show it."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import docker
+import pytest
+from docker.models.containers import Container
+
+from tests.conftest import WriteConfig
+from tests.e2e.test_first_proof import agent_calls, argobox, engine_events
+
+pytestmark = [pytest.mark.docker, pytest.mark.anyio]
+
+PRE_APPROVED = """
+[[agents.openclaw.rules]]
+tools = ["docker_restart_container"]
+args = {{ container = ["{name}"] }}
+effect = "allow"
+"""
+
+
+async def test_looping_agent_is_stopped_across_sessions_and_the_audit_says_why(
+    write_config: WriteConfig, docker_base_url: str, make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
+) -> None:
+    web = make_container("loop")
+    config: Path = write_config(docker=f'base_url = "{docker_base_url}"', extra=PRE_APPROVED.format(name=web.name))
+    t0 = time.time()
+
+    first = await agent_calls(config, [("docker_restart_container", {"container": web.name})] * 2)
+    second = await agent_calls(config, [("docker_restart_container", {"container": web.name})] * 20)
+    audit = json.loads(argobox(config, "audit", "--json").stdout)
+    budgets = json.loads(argobox(config, "budgets", "--json").stdout)
+
+    statuses = [r.structured_content["status"] for r in first + second]
+    assert statuses == ["succeeded"] * 3 + ["rate_limited"] * 19
+    refused = second[1].structured_content
+    assert refused["limit"] == "identical_calls" and refused["retry_after_seconds"] > 0
+    assert second[1].is_error is True and second[1].content[0].text.startswith("rate_limited: ")
+    assert len(engine_events(docker_client, web, t0, "restart")) == 3
+    limited = [e for e in audit if e["event"] == "rate_limited"]
+    assert len(limited) == 1 and limited[0]["detail"]["limit"] == "identical_calls"
+    assert limited[0]["agent"] == "openclaw"
+    mine = next(b for b in budgets if b["agent"] == "openclaw")
+    assert mine["mutations_last_hour"] == 3
