@@ -188,6 +188,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     ]
     for agent in config.agents:
         problems += check_grant(config.grant(agent))
+    problems += _shared_token_problems(config)
     if problems:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
     base = source.parent
@@ -196,6 +197,21 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
     return config.model_copy(update={"storage": storage, "docker": docker, "source": source})
+
+
+def _shared_token_problems(config: Config) -> list[str]:
+    """A token identifies exactly one agent: no two agents, and no agent and operator, may share a token hash."""
+    owners: dict[str, list[str]] = {}
+    for name, agent in config.agents.items():
+        if agent.token_sha256 is not None:
+            owners.setdefault(agent.token_sha256, []).append(f"agents.{name}")
+    for op in config.operators:
+        if op.token_sha256 is not None and op.token_sha256 in owners:
+            owners[op.token_sha256].append(f"operators {op.name!r}")
+    return [
+        f"{', '.join(names)}: the same token_sha256; every agent needs its own token" for names in owners.values()
+        if len(names) > 1
+    ]
 
 
 def load_config(path: Path) -> Config:
