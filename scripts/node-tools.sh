@@ -54,6 +54,7 @@ install() {
         [[ -x "$DIR/node_modules/node/bin/node" ]] || installed_ok=0
         [[ -x "$DIR/node_modules/.bin/mcp-inspector" ]] || installed_ok=0
         ((installed_ok)) || die "npm finished but the tools are not where expected under $DIR/node_modules"
+        rm -rf "$DIR/npm-cache" # the installed tree is what is reused; the download cache only takes space
         touch "$STAMP"
     fi
     printf 'export ARGOBOX_NODE_TOOLS=%q\n' "$DIR" >&3
