@@ -154,12 +154,14 @@ class RefusalAudit:
     window: float = REFUSAL_AUDIT_WINDOW_SECONDS
     _opened: dict[str, float] = field(default_factory=dict[str, float])
     _suppressed: dict[str, int] = field(default_factory=dict[str, int])
+    _last_remote: dict[str, str] = field(default_factory=dict[str, str])
 
     async def refused(self, reason: str, remote: str) -> None:
         now = time.monotonic()
         opened = self._opened.get(reason)
         if opened is not None and now - opened < self.window:
             self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
+            self._last_remote[reason] = remote
             return
         self._opened[reason] = now
         suppressed = self._suppressed.pop(reason, 0)
@@ -170,13 +172,15 @@ class RefusalAudit:
     async def flush(self) -> None:
         for reason, count in list(self._suppressed.items()):
             if count:
-                await self._write(reason, "various", count)
+                await self._write(reason, self._last_remote.get(reason, "unknown"), count, single=False)
         self._suppressed.clear()
 
-    async def _write(self, reason: str, remote: str, earlier: int) -> None:
+    async def _write(self, reason: str, remote: str, earlier: int, *, single: bool = True) -> None:
         detail: dict[str, Any] = {"reason": reason, "transport": "http", "remote": remote}
         if earlier:
-            detail["earlier_refusals_not_recorded_singly"] = earlier
+            # `single`: this record is one refusal plus a count of earlier ones; otherwise it is only the count.
+            detail["refusals_counted_not_recorded_singly"] = earlier
+            detail["includes_this_refusal"] = single
         try:
             await self.app.store.audit([Event(event="agent_refused", actor=f"http:{remote}", detail=detail)])
         except StoreError as exc:
@@ -295,7 +299,9 @@ def build_http_app(app: App, *, security: TransportSecuritySettings, live: LiveS
 
 def _bind(host: str, port: int) -> socket.socket:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
+    # IPPROTO_TCP explicitly: asyncio sets TCP_NODELAY on accepted connections only when the listening socket says
+    # TCP; with proto 0, Nagle and delayed ACKs add ~40 ms to every response.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
