@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from argobox.server.config import ConfigError, load_config
+from argobox.server.config import ConfigError, parse_config
 
 TOKEN_BYTES = 32
 _DIGEST_LENGTH = 64
@@ -104,11 +104,11 @@ def write_token_hash(path: Path, agent: str, digest: str) -> None:
     expected = _with_token(before, agent, digest)
     if after != expected:
         raise TokenWriteError(f"{path}: the edit would change more than [agents.{agent}] token_sha256; not written")
-    _replace_atomically(path, edited)
     try:
-        load_config(path)
-    except ConfigError as exc:  # pragma: no cover - the structure was validated above; a last line of defence
-        raise TokenWriteError(f"the configuration no longer validates after the edit: {exc}") from None
+        parse_config(after, path.resolve())
+    except ConfigError as exc:
+        raise TokenWriteError(f"the configuration would not be valid with this token, so it was not written: {exc}") from None
+    _replace_atomically(path, edited)
 
 
 def _parse(text: str, path: Path) -> dict[str, object]:

@@ -110,3 +110,13 @@ def test_token_write_refuses_a_file_it_cannot_edit_safely(tmp_path: Path) -> Non
     with pytest.raises(TokenWriteError, match="inline table"):
         write_token_hash(path, "openclaw", "a" * 64)
     assert path.read_text() == before
+
+
+def test_token_write_refuses_a_hash_another_agent_already_has(write_config: WriteConfig) -> None:
+    taken = "9" * 64
+    path = write_config(extra=f'\n[agents.other]\ntoken_sha256 = "{taken}"\n')
+    before = path.read_text()
+
+    with pytest.raises(TokenWriteError, match="would not be valid"):
+        write_token_hash(path, "openclaw", taken)
+    assert path.read_text() == before
