@@ -188,12 +188,13 @@ class RefusalAudit:
 
 
 class _Streams:
-    """The long-lived GET streams (handshake-era standalone channels), so a shutdown can end them."""
+    """The long-lived GET streams (handshake-era standalone channels) by agent, so a shutdown or a revoked
+    credential can end them."""
 
     def __init__(self) -> None:
-        self._scopes: set[anyio.CancelScope] = set()
+        self._scopes: dict[anyio.CancelScope, str] = {}
 
-    async def run(self, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
+    async def run(self, agent: str, app: ASGIApp, scope: Scope, receive: Receive, send: Send) -> None:
         state = {"started": False, "finished": False}
 
         async def tracking_send(message: Message) -> None:
@@ -204,17 +205,22 @@ class _Streams:
             await send(message)
 
         with anyio.CancelScope() as cancel:
-            self._scopes.add(cancel)
+            self._scopes[cancel] = agent
             try:
                 await app(scope, receive, tracking_send)
             finally:
-                self._scopes.discard(cancel)
+                self._scopes.pop(cancel, None)
         if cancel.cancelled_caught and state["started"] and not state["finished"]:
             await send({"type": "http.response.body", "body": b"", "more_body": False})  # end the stream cleanly
 
     def end_all(self) -> None:
         for scope in list(self._scopes):
             scope.cancel()
+
+    def end_for(self, agents: frozenset[str]) -> None:
+        for scope, agent in list(self._scopes.items()):
+            if agent in agents:
+                scope.cancel()
 
 
 class BearerGate:
@@ -252,7 +258,7 @@ class BearerGate:
         reset = auth_context_var.set(user)
         try:
             if scope["method"] == "GET":
-                await self.streams.run(self._inner, scope, receive, send)
+                await self.streams.run(access.client_id, self._inner, scope, receive, send)
             else:
                 await self._inner(scope, receive, send)
         finally:
@@ -284,6 +290,7 @@ class HttpDaemon:
 
     async def on_reload(self, change: Reload) -> None:
         self.live.revoke(change.revoked)
+        self.gate.streams.end_for(change.revoked)
         await self.live.tools_changed(change.changed - change.revoked)
 
 

@@ -294,20 +294,32 @@ async def test_an_invalid_new_config_is_rejected_and_the_old_one_stays_in_force(
     assert events == ["config_rejected", "config_reloaded"]
 
 
-async def test_a_changed_token_is_refused_at_once(tmp_path: Path) -> None:
+async def test_a_changed_token_is_refused_at_once_and_its_open_stream_ends(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     new_token = "reader-rotated-token-0123456789"
+    legacy = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+              "Authorization": f"Bearer {READER_TOKEN}"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
     with anyio.fail_after(TEST_TIMEOUT_S):
-        async with http_daemon(config) as daemon:
-            async with connect(daemon.url, READER_TOKEN) as reader:
+        async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=httpx2.Timeout(10, read=None)) as http:
+            opened = await http.post(daemon.url, json=init, headers=legacy)
+            session = {**legacy, "Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+            await http.post(daemon.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+            async with connect(daemon.url, READER_TOKEN) as reader, \
+                    http.stream("GET", daemon.url, headers={**session, "Accept": "text/event-stream"}) as stream:
                 await reader.list_tools()
                 rewrite_in_place(config, sha(READER_TOKEN), sha(new_token))
                 await daemon.wait_for_log(r"credentials revoked for reader")
+                with anyio.fail_after(10):  # the standalone stream of the revoked token ends
+                    async for _ in stream.aiter_raw():
+                        pass
                 with pytest.raises(Exception):
                     await reader.list_tools()
             async with connect(daemon.url, new_token) as rotated:
                 tools = names(await rotated.list_tools())
 
+    assert stream.status_code == 200
     assert tools == READER_TOOLS
 
 
