@@ -1,6 +1,12 @@
-"""Baseline for the benchmarks: a bare `mcp` server whose tool does the same adapter work as ArgoBox, with no
-policy, no queue and no audit. Usage: python bare_server.py (docker BASE_URL | lab PATH) [--http PORT]
-(stdio by default; with --http, streamable HTTP at http://127.0.0.1:PORT/mcp with the SDK's defaults)."""
+"""Baselines for the benchmarks: bare `mcp` servers whose one tool does the same adapter work as ArgoBox, with no
+policy, no queue and no audit.
+
+    python bare_server.py (lowlevel | mcpserver) (docker BASE_URL | lab PATH) [--http PORT]
+
+`lowlevel` is the SDK tier ArgoBox itself is built on, so it isolates ArgoBox's own cost; `mcpserver` is the
+high-level `MCPServer` most servers are written with. Stdio by default; with `--http PORT`, streamable HTTP at
+http://127.0.0.1:PORT/mcp with the SDK's defaults.
+"""
 
 from __future__ import annotations
 
@@ -9,14 +15,22 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp.server import MCPServer
+import mcp.types as types
+from mcp.server import MCPServer, Server, ServerRequestContext
+from mcp.server.stdio import stdio_server
 
 from argobox.adapters.base import ContainerDetail, ContainerRuntime
 from argobox.adapters.docker_engine import DockerEngine
 from argobox.adapters.simulated import SimulatedLab
 
+TOOL = types.Tool(
+    name="docker_inspect_container", description="Inspect one container.",
+    input_schema={"type": "object", "properties": {"container": {"type": "string"}}, "required": ["container"]},
+    output_schema=ContainerDetail.model_json_schema(),
+)
 
-def build(runtime: ContainerRuntime) -> MCPServer[Any]:
+
+def build_mcpserver(runtime: ContainerRuntime) -> MCPServer[Any]:
     server = MCPServer("bare")
 
     @server.tool()
@@ -27,15 +41,45 @@ def build(runtime: ContainerRuntime) -> MCPServer[Any]:
     return server
 
 
+def build_lowlevel(runtime: ContainerRuntime) -> Server[Any]:
+    async def list_tools(ctx: ServerRequestContext[Any], params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=[TOOL])
+
+    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+        detail = await runtime.inspect_container(str((params.arguments or {})["container"]))
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=detail.model_dump_json())],
+            structured_content=detail.model_dump(mode="json"),
+        )
+
+    return Server("bare", on_list_tools=list_tools, on_call_tool=call_tool)
+
+
+async def run_lowlevel(runtime: ContainerRuntime) -> None:
+    server = build_lowlevel(runtime)
+    async with stdio_server() as (read, write):
+        await server.run(read, write, server.create_initialization_options())
+
+
+async def run_http(tier: str, runtime: ContainerRuntime, port: int) -> None:
+    if tier == "mcpserver":
+        await build_mcpserver(runtime).run_streamable_http_async(host="127.0.0.1", port=port)
+        return
+    import uvicorn
+
+    app = build_lowlevel(runtime).streamable_http_app(host="127.0.0.1")
+    await uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info")).serve()
+
+
 def main() -> None:
-    kind, target = sys.argv[1], sys.argv[2]
+    tier, kind, target = sys.argv[1], sys.argv[2], sys.argv[3]
     runtime: ContainerRuntime = DockerEngine(target) if kind == "docker" else SimulatedLab(Path(target))
-    server = build(runtime)
-    if sys.argv[3:4] == ["--http"]:
-        port = int(sys.argv[4])
-        anyio.run(lambda: server.run_streamable_http_async(host="127.0.0.1", port=port))
+    if sys.argv[4:5] == ["--http"]:
+        anyio.run(run_http, tier, runtime, int(sys.argv[5]))
+    elif tier == "mcpserver":
+        anyio.run(build_mcpserver(runtime).run_stdio_async)
     else:
-        anyio.run(server.run_stdio_async)
+        anyio.run(run_lowlevel, runtime)
 
 
 if __name__ == "__main__":

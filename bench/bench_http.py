@@ -6,7 +6,8 @@ and one MCP connection per agent, in the protocol era(s) chosen. Each round runs
 then the other, alternating which goes first, so machine noise hits both alike. Prints, per era: calls/s, p50 and
 p99 latency for each server, and the ratios.
 
-    python bench/bench_http.py [--agents 8] [--calls 100] [--rounds 3] [--mode auto|legacy|both] [--docker URL]
+    python bench/bench_http.py [--agents 8] [--calls 100] [--rounds 3] [--mode auto|legacy|both]
+                               [--baseline lowlevel|mcpserver] [--docker URL]
 
 Without --docker (or ARGOBOX_TEST_DOCKER_HOST) it uses the simulated lab.
 """
@@ -124,7 +125,7 @@ async def measure(args: argparse.Namespace, workdir: Path, docker_line: str, bar
     modes = ["auto", "legacy"] if args.mode == "both" else [args.mode]
     async with process([str(ARGOBOX), "--config", str(config), "serve", "--http", "127.0.0.1:0"],
                        workdir / "daemon.log", r"serving MCP over streamable HTTP at (http://\S+/mcp)") as argobox_url, \
-            process([sys.executable, str(HERE / "bare_server.py"), *bare_args, "--http", str(bare_port)],
+            process([sys.executable, str(HERE / "bare_server.py"), args.baseline, *bare_args, "--http", str(bare_port)],
                     workdir / "bare.log", r"(Uvicorn running on http://\S+)", env={"PYTHONPATH": str(HERE.parent)}):
         bare_url = f"http://127.0.0.1:{bare_port}/mcp"
         for mode in modes:
@@ -195,6 +196,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--mode", choices=["auto", "legacy", "both"], default="both",
                         help="client mode: auto speaks 2026-07-28, legacy the 2025-11-25 handshake")
+    parser.add_argument("--baseline", choices=["lowlevel", "mcpserver"], default="lowlevel",
+                        help="bare server tier: lowlevel (what ArgoBox is built on; default) or the high-level MCPServer")
     parser.add_argument("--docker", default=os.environ.get("ARGOBOX_TEST_DOCKER_HOST"))
     parser.add_argument("--container", default=None)
     args = parser.parse_args()

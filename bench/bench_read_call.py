@@ -3,7 +3,7 @@
 Both servers run as subprocesses and are driven by the official client; calls alternate between them so that
 machine noise hits both alike. Prints p50/p99 for each, the ratio of means and the added latency.
 
-    python bench/bench_read_call.py [--calls 500] [--docker unix:///path/docker.sock]
+    python bench/bench_read_call.py [--calls 500] [--docker unix:///path/docker.sock] [--baseline lowlevel|mcpserver]
 
 Without --docker (or ARGOBOX_TEST_DOCKER_HOST) it uses the simulated lab. Target: ratio <= 1.15, p99 added <= 5 ms.
 """
@@ -73,6 +73,8 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--docker", default=os.environ.get("ARGOBOX_TEST_DOCKER_HOST"))
     parser.add_argument("--container", default=None, help="container to inspect (default: one from the backend)")
+    parser.add_argument("--baseline", choices=["lowlevel", "mcpserver"], default="lowlevel",
+                        help="bare server tier: lowlevel (what ArgoBox is built on; default) or the high-level MCPServer")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="argobox-bench-") as tmp:
         workdir = Path(tmp)
@@ -85,11 +87,12 @@ def main() -> None:
         config = workdir / "argobox.toml"
         config.write_text(CONFIG.format(docker=docker_line))
         print(f"backend: {'docker engine' if args.docker else 'simulated lab'}; container: {container}; "
-              f"calls: {args.calls} each, alternating")
+              f"calls: {args.calls} each, alternating; baseline: bare {args.baseline} server")
         argobox = StdioServerParameters(
             command=sys.executable, args=["-m", "argobox", "--config", str(config), "serve", "--agent", "bench"]
         )
-        bare = StdioServerParameters(command=sys.executable, args=[str(HERE / "bare_server.py"), *bare_args],
+        bare = StdioServerParameters(command=sys.executable,
+                                     args=[str(HERE / "bare_server.py"), args.baseline, *bare_args],
                                      env={"PYTHONPATH": str(HERE.parent)})
         anyio.run(measure, args.calls, argobox, bare, container)
 

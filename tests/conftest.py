@@ -16,7 +16,7 @@ path = "argobox.db"
 
 [docker]
 {docker}
-
+{homeassistant}
 [approvals]
 ttl_seconds = {ttl}
 
@@ -55,11 +55,13 @@ WriteConfig = Callable[..., Path]
 
 @pytest.fixture
 def write_config(tmp_path: Path) -> WriteConfig:
-    """Write a config into a temp dir; `docker` is the body of the [docker] table."""
+    """Write a config into a temp dir; `docker` is the body of the [docker] table, `homeassistant` the body of a
+    [homeassistant] table (none when None), `extra` is appended (more rules)."""
 
     def write(
         *,
         docker: str = 'simulated_lab = "lab.json"',
+        homeassistant: str | None = None,
         ttl: int = 1800,
         token_sha256: str | None = None,
         mutate_globs: str = '"jellyfin", "web-*"',
@@ -67,9 +69,35 @@ def write_config(tmp_path: Path) -> WriteConfig:
         extra: str = "",
     ) -> Path:
         token = f'token_sha256 = "{token_sha256}"' if token_sha256 else ""
-        body = BASE_CONFIG.format(docker=docker, ttl=ttl, token=token, mutate_globs=mutate_globs, read_args=read_args)
+        home = f"\n[homeassistant]\n{textwrap.dedent(homeassistant)}\n" if homeassistant is not None else ""
+        body = BASE_CONFIG.format(
+            docker=docker, homeassistant=home, ttl=ttl, token=token, mutate_globs=mutate_globs, read_args=read_args
+        )
         path = tmp_path / "argobox.toml"
         path.write_text(body + textwrap.dedent(extra))
         return path
 
     return write
+
+
+HOME_RULES = """
+[[agents.openclaw.rules]]
+tools = ["ha_list_entities", "ha_get_state"]
+args = { entity_id = ["light.*", "lock.front_door", "camera.porch"] }
+effect = "allow"
+
+[[agents.openclaw.rules]]
+tools = ["ha_list_services"]
+effect = "allow"
+
+[[agents.openclaw.rules]]
+tools = ["ha_call_service"]
+args = { domain = ["light"], service = ["turn_on", "turn_off"], entity_id = ["light.living_room_*"] }
+effect = "allow"
+
+[[agents.openclaw.rules]]
+tools = ["ha_call_service"]
+args = { domain = ["lock", "alarm_control_panel", "cover"] }
+effect = "approve"
+"""
+"""The issue's example grant for Home Assistant (openclaw's rules[2] to rules[5] after the Docker ones)."""

@@ -6,7 +6,10 @@ show the agent: it names the target and the next step, and never carries credent
 
 from __future__ import annotations
 
-from typing import Protocol
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict
 
@@ -14,7 +17,15 @@ REDACTED = "<redacted>"
 
 
 class AdapterError(Exception):
-    """A backend failed or refused. The message is safe to show the agent and the operator."""
+    """A backend failed or refused. The message is safe to show the agent and the operator.
+
+    `detail` carries what was observed before the failure (e.g. the target states before a service call), for the
+    audit trail; it holds no credentials.
+    """
+
+    def __init__(self, message: str, *, detail: Mapping[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.detail: dict[str, Any] = dict(detail or {})
 
 
 class BackendUnavailable(AdapterError):
@@ -115,3 +126,122 @@ class ContainerRuntime(Protocol):
 
 MAX_LOG_LINES = 1000
 MAX_LOG_BYTES = 256 * 1024
+
+
+# Home Assistant --------------------------------------------------------------------------------------------------
+
+MAX_ATTRIBUTES = 64
+"""At most this many attributes of one entity are returned (sorted by name); the rest are dropped."""
+MAX_ATTRIBUTE_CHARS = 2048
+"""An attribute whose JSON form is longer than this is replaced by a note saying how long it was."""
+
+
+class EntitySummary(_Model):
+    entity_id: str
+    name: str | None
+    """The friendly name, when Home Assistant has one."""
+    state: str
+    domain: str
+    last_changed: str | None
+
+
+class EntityDetail(_Model):
+    entity_id: str
+    name: str | None
+    state: str
+    domain: str
+    last_changed: str | None
+    last_updated: str | None
+    attributes: dict[str, Any]
+    """Bounded (MAX_ATTRIBUTES, MAX_ATTRIBUTE_CHARS); secret-looking values are redacted before they leave ArgoBox."""
+
+
+class ServiceSummary(_Model):
+    domain: str
+    service: str
+    name: str | None
+    description: str | None
+    fields: list[str]
+    """Names of the service data fields Home Assistant documents for it."""
+
+
+class TargetState(_Model):
+    entity_id: str
+    state: str | None
+    """None when Home Assistant does not know the entity."""
+
+
+class ServiceCallResult(_Model):
+    """A service call that ran once, with the state of every target just before and just after it."""
+
+    domain: str
+    service: str
+    entity_ids: list[str]
+    before: list[TargetState]
+    after: list[TargetState]
+
+
+class HomeAutomation(Protocol):
+    """A Home Assistant instance (the real one through its REST API, or the simulated demo home)."""
+
+    async def list_entities(self) -> list[EntitySummary]: ...
+
+    async def get_state(self, entity_id: str) -> EntityDetail: ...
+
+    async def target_states(self, entity_ids: Sequence[str]) -> list[TargetState]:
+        """The current state of each entity, None for those Home Assistant does not know."""
+        ...
+
+    async def list_services(self) -> list[ServiceSummary]: ...
+
+    async def call_service(
+        self, domain: str, service: str, entity_ids: Sequence[str], data: Mapping[str, Any]
+    ) -> ServiceCallResult:
+        """Check that every target exists (TargetNotFound otherwise, and nothing is called), call the service exactly
+        once (never retried: a failed call may have run) and read the targets again. An AdapterError raised after the
+        targets were read carries them in `detail["before"]`."""
+        ...
+
+    async def notify(self, service: str, *, title: str, message: str) -> None:
+        """Send a push through a `notify.*` service (the operator's phone); sent once, never retried here."""
+        ...
+
+    async def aclose(self) -> None: ...
+
+
+def no_entity(entity_id: str) -> TargetNotFound:
+    return TargetNotFound(f"No Home Assistant entity {entity_id!r}; check the entity id with ha_list_entities.")
+
+
+def bounded_attributes(attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """At most MAX_ATTRIBUTES attributes, each at most MAX_ATTRIBUTE_CHARS long once serialised."""
+    out: dict[str, Any] = {}
+    for key in sorted(attributes)[:MAX_ATTRIBUTES]:
+        value = attributes[key]
+        size = len(json.dumps(value, default=str))
+        out[str(key)] = value if size <= MAX_ATTRIBUTE_CHARS else f"<omitted: {size} characters>"
+    return out
+
+
+def states_by_id(states: Sequence[TargetState]) -> dict[str, str | None]:
+    """`[TargetState]` as `{entity_id: state}`, the form the audit trail records."""
+    return {s.entity_id: s.state for s in states}
+
+
+# The backends of one process -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Backends:
+    """The backends configured for this process; tools reach them only through this."""
+
+    docker: ContainerRuntime
+    homeassistant: HomeAutomation | None = None
+
+    def home(self) -> HomeAutomation:
+        """The Home Assistant backend; raises BackendUnavailable when the configuration has none."""
+        if self.homeassistant is None:
+            raise BackendUnavailable(
+                "Home Assistant is not configured here; the operator must add a [homeassistant] section."
+            )
+        return self.homeassistant

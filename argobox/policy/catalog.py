@@ -6,8 +6,16 @@ Adding a row here is a security decision; review it as one.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
+
+
+class Backend(StrEnum):
+    """The backend a tool needs; a tool whose backend is not configured does not exist for the agent."""
+
+    DOCKER = "docker"
+    HOMEASSISTANT = "homeassistant"
 
 
 class Classification(StrEnum):
@@ -27,25 +35,40 @@ class ToolClass:
     filter_args: tuple[str, ...] = ()
     """Rule arguments the tool does not take but applies as a filter on what it returns (list tools)."""
     description: str
-    """How the operator reads a call, with `{arg}` placeholders, e.g. "restart container {container}"."""
+    """How the operator reads a call, with `{arg}` placeholders, e.g. "restart container {container}". A value is
+    shown quoted (`'jellyfin'`); `{arg:bare}` shows it as is, for values validated to plain identifiers."""
+    backend: Backend = Backend.DOCKER
 
     @property
     def constrainable_args(self) -> tuple[str, ...]:
         return self.target_args + self.filter_args
 
 
-def _read(name: str, description: str, *, target: tuple[str, ...] = (), filters: tuple[str, ...] = ()) -> ToolClass:
+def _read(
+    name: str,
+    description: str,
+    *,
+    target: tuple[str, ...] = (),
+    filters: tuple[str, ...] = (),
+    backend: Backend = Backend.DOCKER,
+) -> ToolClass:
     return ToolClass(
         name=name,
         classification=Classification.READ,
         target_args=target,
         filter_args=filters,
         description=description,
+        backend=backend,
     )
 
 
-def _mutate(name: str, description: str, *, target: tuple[str, ...]) -> ToolClass:
-    return ToolClass(name=name, classification=Classification.MUTATE, target_args=target, description=description)
+def _mutate(name: str, description: str, *, target: tuple[str, ...], backend: Backend = Backend.DOCKER) -> ToolClass:
+    return ToolClass(
+        name=name, classification=Classification.MUTATE, target_args=target, description=description, backend=backend
+    )
+
+
+HA = Backend.HOMEASSISTANT
 
 
 CATALOG: dict[str, ToolClass] = {
@@ -57,6 +80,16 @@ CATALOG: dict[str, ToolClass] = {
         _mutate("docker_start_container", "start container {container}", target=("container",)),
         _mutate("docker_stop_container", "stop container {container}", target=("container",)),
         _mutate("docker_restart_container", "restart container {container}", target=("container",)),
+        # Home Assistant. A rule's `entity_id` and `domain` globs filter what the list tools show; `ha_list_services`
+        # shows only services that some ha_call_service rule could grant. A pre-approved (`allow`) service call must
+        # constrain domain, service and entity_id (and name exact entities in sensitive domains, see decide.py).
+        _read("ha_list_entities", "list Home Assistant entities", filters=("entity_id", "domain"), backend=HA),
+        _read("ha_get_state", "read the state of Home Assistant entity {entity_id}", target=("entity_id",), backend=HA),
+        _read("ha_list_services", "list Home Assistant services", filters=("domain", "service"), backend=HA),
+        _mutate(
+            "ha_call_service", "call Home Assistant service {domain:bare}.{service:bare} on {entity_id}",
+            target=("domain", "service", "entity_id"), backend=HA,
+        ),
     )
 }
 
@@ -64,16 +97,38 @@ BUILTIN_TOOLS = frozenset({"argobox_request_status"})
 """Tools every configured agent has without a rule: they only read the agent's own requests."""
 
 
+class _Shown:
+    """A value in a description: quoted by default, as is with the `bare` format spec."""
+
+    __slots__ = ("value",)
+
+    def __init__(self, value: object) -> None:
+        self.value = value
+
+    def __format__(self, spec: str) -> str:
+        if spec == "bare" and isinstance(self.value, str):
+            return self.value
+        if isinstance(self.value, list | tuple):
+            return ", ".join(repr(v) for v in self.value)  # pyright: ignore[reportUnknownVariableType]
+        return repr(self.value)
+
+
 def describe_call(tool: str, args: dict[str, object]) -> str:
     """The call in words, e.g. "restart container 'jellyfin'"; unknown tools are shown by name."""
     known = CATALOG.get(tool)
     if known is None:
         return tool
-    shown = {name: repr(value) for name, value in args.items()}
+    shown = {name: _Shown(value) for name, value in args.items()}
     try:
         return known.description.format_map(shown)
-    except KeyError:
+    except (KeyError, ValueError):
         return known.description
+
+
+def tools_for(backends: Iterable[Backend]) -> frozenset[str]:
+    """The catalog tools that exist when exactly `backends` are configured."""
+    wanted = set(backends)
+    return frozenset(name for name, tool in CATALOG.items() if tool.backend in wanted)
 
 
 def classify(tool: str) -> ToolClass | None:

@@ -3,6 +3,9 @@
 Precedence: a matching `deny` rule wins over everything; otherwise a matching `approve` rule wins over `allow`
 (the more careful effect wins when two rules overlap); no matching rule means deny. Every decision names the
 rule that made it.
+
+Home Assistant services with real-world consequences (`SENSITIVE_HA_DOMAINS`) get one more guard: a rule may
+pre-approve (`allow`) them only by naming the exact entities, never by a glob.
 """
 
 from __future__ import annotations
@@ -11,12 +14,24 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from functools import cached_property
 from enum import StrEnum
 from fnmatch import fnmatchcase
+from functools import cached_property
 from typing import Any
 
 from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, Classification, ToolClass
+
+HA_CALL_SERVICE = "ha_call_service"
+SENSITIVE_HA_DOMAINS: frozenset[str] = frozenset({
+    "lock", "alarm_control_panel", "cover", "valve", "siren", "camera",  # doors, alarms, garage doors, water, cameras
+    "script", "automation", "scene", "button",  # run arbitrary sequences, or press whatever a button is wired to
+    "homeassistant", "hassio", "update",  # homeassistant.* reaches every domain; restarts, add-ons, firmware
+    "shell_command", "rest_command", "python_script", "pyscript",  # code and requests on the Home Assistant host
+})
+"""The reviewed table of Home Assistant service domains with real-world consequences. An `allow` rule for
+ha_call_service that can reach any of them must list exact entity ids: no glob can pre-approve them."""
+
+GLOB_CHARACTERS = frozenset("*?[")
 
 
 class Effect(StrEnum):
@@ -38,6 +53,9 @@ class Rule:
 class Grant:
     agent: str
     rules: tuple[Rule, ...]
+    available: frozenset[str] | None = None
+    """The catalog tools that exist in this deployment (those whose backend is configured); None means all.
+    A tool outside it is invisible and denied whatever the rules say."""
 
     @cached_property
     def visible(self) -> frozenset[str]:
@@ -46,6 +64,10 @@ class Grant:
 
     def rule_ref(self, index: int) -> str:
         return f"agents.{self.agent}.rules[{index}]"
+
+    def exists(self, tool: str) -> bool:
+        """Whether `tool` is a catalog tool available in this deployment."""
+        return tool in CATALOG and (self.available is None or tool in self.available)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -72,6 +94,11 @@ def is_match_all(glob: str) -> bool:
     return glob != "" and set(glob) <= {"*"}
 
 
+def is_exact(glob: str) -> bool:
+    """True for a pattern without glob characters: it names exactly one value."""
+    return glob != "" and not GLOB_CHARACTERS & set(glob)
+
+
 def _tool_matches(rule: Rule, tool: str) -> bool:
     return any(fnmatchcase(tool, pattern) for pattern in rule.tools)
 
@@ -90,7 +117,7 @@ def _first_mismatch(rule: Rule, tool: ToolClass, args: Mapping[str, Any]) -> str
     rules, since the filter narrows the result item by item; it never lets a deny rule refuse the whole list.
     """
     for name, globs in rule.args.items():
-        if name in tool.filter_args and name not in args:
+        if name in tool.filter_args and args.get(name) is None:
             if rule.effect is Effect.DENY:
                 return name
             continue
@@ -105,6 +132,17 @@ def _constrains_targets(rule: Rule, tool: ToolClass) -> bool:
     )
 
 
+def sensitive_domains_reached(rule: Rule) -> list[str]:
+    """The sensitive Home Assistant domains whose services an ha_call_service rule can match, sorted."""
+    globs = rule.args.get("domain", ("*",))
+    return sorted(d for d in SENSITIVE_HA_DOMAINS if any(fnmatchcase(d, g) for g in globs))
+
+
+def _names_exact_entities(rule: Rule) -> bool:
+    globs = rule.args.get("entity_id", ())
+    return bool(globs) and all(is_exact(g) for g in globs)
+
+
 def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(repr(v) for v in value)  # pyright: ignore[reportUnknownVariableType]
@@ -116,6 +154,8 @@ def decide(grant: Grant, tool_name: str, args: Mapping[str, Any]) -> Decision:
     tool = CATALOG.get(tool_name)
     if tool is None:
         return Decision(effect=Effect.DENY, reason=f"{tool_name} is not a classified tool")
+    if not grant.exists(tool_name):
+        return Decision(effect=Effect.DENY, reason=f"{tool_name} is not available here ({tool.backend} is not configured)")
     matched: list[tuple[int, Rule]] = []
     near_miss: tuple[int, Rule, str] | None = None
     for index, rule in enumerate(grant.rules):
@@ -157,6 +197,18 @@ def _decision_for(grant: Grant, index: int, rule: Rule, tool: ToolClass, args: M
             rule=ref,
             reason=f"{ref} allows {tool.name} without naming its targets, so it needs operator approval",
         )
+    if (
+        tool.name == HA_CALL_SERVICE
+        and args.get("domain") in SENSITIVE_HA_DOMAINS
+        and not _names_exact_entities(rule)
+    ):
+        # Config loading refuses such rules too: a glob never pre-approves a lock, an alarm panel, a cover...
+        return Decision(
+            effect=Effect.APPROVE,
+            rule=ref,
+            reason=f"{ref} allows {tool.name} on {args['domain']} without naming exact entities, "
+            "so it needs operator approval",
+        )
     return Decision(effect=Effect.ALLOW, rule=ref, reason=f"{ref} allows {tool.name}")
 
 
@@ -165,11 +217,36 @@ def item_visible(grant: Grant, tool_name: str, filter_arg: str, value: str) -> b
     return decide(grant, tool_name, {filter_arg: value}).effect is not Effect.DENY
 
 
+def item_visible_by(grant: Grant, tool_name: str, values: Mapping[str, str]) -> bool:
+    """Whether a list tool may show an item described by several filter values (an entity's id and domain)."""
+    return decide(grant, tool_name, values).effect is not Effect.DENY
+
+
+def may_call(grant: Grant, tool_name: str, known: Mapping[str, Any]) -> bool:
+    """Whether some call of `tool_name` whose arguments include `known` (the others left free) could be allowed or
+    approved: e.g. whether the agent could call service light.turn_on on at least one entity.
+
+    False when a deny rule matching `known` constrains nothing else, since it then refuses every such call.
+    """
+    if not grant.exists(tool_name):
+        return False
+    rules = [rule for rule in grant.rules if _tool_matches(rule, tool_name)]
+
+    def fits(rule: Rule) -> bool:
+        return all(_value_matches(known[name], globs) for name, globs in rule.args.items() if name in known)
+
+    if any(rule.effect is Effect.DENY and fits(rule) and set(rule.args) <= set(known) for rule in rules):
+        return False
+    return any(rule.effect is not Effect.DENY and fits(rule) for rule in rules)
+
+
 def visible_tools(grant: Grant) -> list[str]:
     """The tools the agent sees in `tools/list`, sorted: built-ins plus every catalog tool some allow or approve
     rule names, minus those a deny rule without argument constraints refuses outright."""
     names: set[str] = set(BUILTIN_TOOLS)
     for tool in CATALOG:
+        if not grant.exists(tool):
+            continue
         rules = [r for r in grant.rules if _tool_matches(r, tool)]
         if any(r.effect is Effect.DENY and not r.args for r in rules):
             continue
@@ -183,26 +260,46 @@ def check_grant(grant: Grant) -> list[str]:
     problems: list[str] = []
     for index, rule in enumerate(grant.rules):
         ref = grant.rule_ref(index)
-        for pattern in rule.tools:
-            if pattern in BUILTIN_TOOLS:
-                problems.append(f"{ref}.tools: {pattern!r} is built in and cannot be granted or denied")
-            elif not any(fnmatchcase(name, pattern) for name in CATALOG):
-                known = ", ".join(sorted(CATALOG))
-                problems.append(f"{ref}.tools: {pattern!r} matches no known tool (known tools: {known})")
-        tools = [CATALOG[name] for name in sorted(CATALOG) if _tool_matches(rule, name)]
+        problems += _tool_pattern_problems(grant, rule, ref)
+        tools = [CATALOG[name] for name in sorted(CATALOG) if grant.exists(name) and _tool_matches(rule, name)]
         for name in rule.args:
             lacking = [tool.name for tool in tools if name not in tool.constrainable_args]
             if lacking:
                 problems.append(f"{ref}.args: {name!r} is not an argument of {', '.join(lacking)}")
+        if rule.effect is not Effect.ALLOW:
+            continue
         for tool in tools:
-            if (
-                rule.effect is Effect.ALLOW
-                and tool.classification is Classification.MUTATE
-                and not _constrains_targets(rule, tool)
-            ):
+            if tool.classification is Classification.MUTATE and not _constrains_targets(rule, tool):
                 targets = ", ".join(tool.target_args)
                 problems.append(
                     f"{ref}: effect = \"allow\" would let the mutating tool {tool.name} run without approval on any "
                     f"target; constrain {targets} in args with specific names or globs, or use effect = \"approve\""
                 )
+            elif tool.name == HA_CALL_SERVICE and not _names_exact_entities(rule) and (
+                reached := sensitive_domains_reached(rule)
+            ):
+                problems.append(
+                    f"{ref}: effect = \"allow\" would pre-approve {tool.name} on {', '.join(reached)}, whose "
+                    "services have real-world consequences, with a glob; list the exact entity ids in "
+                    "args.entity_id (no '*', '?' or '['), or use effect = \"approve\""
+                )
+    return problems
+
+
+def _tool_pattern_problems(grant: Grant, rule: Rule, ref: str) -> list[str]:
+    problems: list[str] = []
+    for pattern in rule.tools:
+        matching = [name for name in CATALOG if fnmatchcase(name, pattern)]
+        if pattern in BUILTIN_TOOLS:
+            problems.append(f"{ref}.tools: {pattern!r} is built in and cannot be granted or denied")
+        elif not matching:
+            known = ", ".join(sorted(CATALOG))
+            problems.append(f"{ref}.tools: {pattern!r} matches no known tool (known tools: {known})")
+        elif not any(grant.exists(name) for name in matching):
+            backends = sorted({CATALOG[name].backend.value for name in matching})
+            sections = " or ".join(f"[{b}]" for b in backends)
+            problems.append(
+                f"{ref}.tools: {pattern!r} names {', '.join(sorted(matching))}, which need a {sections} section; "
+                "add the section or remove the tool from the rule"
+            )
     return problems

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
@@ -170,8 +170,11 @@ def build_agent_server(app: App, agent: str | Identity, *, live: LiveState | Non
     )
 
 
-async def serve_stdio(app: App, agent: str, token: str | None) -> None:
-    """Serve `agent` over stdio until stdin closes or SIGTERM/SIGINT; follow configuration changes meanwhile.
+async def serve_stdio(
+    app: App, agent: str, token: str | None, *, background: Sequence[Callable[[App], Awaitable[None]]] = ()
+) -> None:
+    """Serve `agent` over stdio until stdin closes or SIGTERM/SIGINT; follow configuration changes meanwhile, and
+    run the `background` tasks (such as notification delivery) alongside.
 
     On a signal, calls in flight finish (and are recorded) before the process exits.
     """
@@ -190,6 +193,8 @@ async def serve_stdio(app: App, agent: str, token: str | None) -> None:
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run)
         tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+        for task in background:
+            tg.start_soon(task, app)
         async with stdio_server() as (read, write):
             await server.run(read, write, server.create_initialization_options())
         tg.cancel_scope.cancel()

@@ -5,18 +5,18 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
 
-from argobox.adapters.base import ContainerRuntime
-from argobox.adapters.simulated import SimulatedLab
-from argobox.server.config import Config
+from argobox.adapters.base import Backends, ContainerRuntime, HomeAutomation
+from argobox.adapters.simulated import SimulatedHome, SimulatedLab
+from argobox.server.config import Config, HomeAssistantConfig
 from argobox.server.redact import Redactor
 from argobox.server.store import Clock, Store
 
-SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN")
-"""Environment variables whose values are secrets wherever they might surface."""
+SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_HA_TOKEN")
+"""Environment variables whose values are secrets wherever they might surface (plus the configured token_env)."""
 
 
 _PINNED: ContextVar[tuple[Settings, Config] | None] = ContextVar("argobox_pinned_config", default=None)
@@ -58,7 +58,7 @@ class Settings:
 class App:
     settings: Settings
     store: Store
-    docker: ContainerRuntime
+    backends: Backends
     redactor: Redactor
     clock: Clock
 
@@ -67,9 +67,21 @@ class App:
         """The configuration in force (pinned for the duration of an agent call; see `Settings`)."""
         return self.settings.current
 
+    @property
+    def docker(self) -> ContainerRuntime:
+        return self.backends.docker
 
-def build_redactor() -> Redactor:
-    return Redactor(os.environ[name] for name in SECRET_ENV_VARS if os.environ.get(name))
+    @property
+    def homeassistant(self) -> HomeAutomation | None:
+        return self.backends.homeassistant
+
+
+def build_redactor(config: Config | None = None) -> Redactor:
+    """A redactor for the secrets in this process's environment, including the configured Home Assistant token."""
+    names: list[str] = list(SECRET_ENV_VARS)
+    if config is not None and config.homeassistant is not None:
+        names.append(config.homeassistant.token_env)
+    return Redactor(os.environ[name] for name in names if os.environ.get(name))
 
 
 def build_docker(config: Config) -> ContainerRuntime:
@@ -80,17 +92,40 @@ def build_docker(config: Config) -> ContainerRuntime:
     return DockerEngine(config.docker.base_url, timeout=config.docker.timeout_seconds)
 
 
+def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
+    """The Home Assistant backend of a [homeassistant] section; the token is read from `token_env` here, once."""
+    if section.simulated_home is not None:
+        return SimulatedHome(section.simulated_home)
+    from argobox.adapters.home_assistant import HomeAssistant  # the client is slow to import; only when used
+
+    assert section.url is not None  # the config model requires url unless simulated_home is set
+    token = os.environ.get(section.token_env, "").strip() or None  # without one, each call says what to set
+    return HomeAssistant(section.url, token, token_env=section.token_env, timeout=section.timeout_seconds)
+
+
 @asynccontextmanager
 async def open_app(
-    config: Config, *, clock: Clock = time.time, docker: ContainerRuntime | None = None
+    config: Config,
+    *,
+    clock: Clock = time.time,
+    docker: ContainerRuntime | None = None,
+    homeassistant: HomeAutomation | None = None,
 ) -> AsyncIterator[App]:
-    """Open the store (recovering interrupted executions and expiring due requests) and the backends."""
-    redactor = build_redactor()
-    runtime = docker if docker is not None else build_docker(config)
-    try:
-        async with Store.open(config.storage.path, clock=clock, redactor=redactor) as store:
-            await store.recover_interrupted()
-            await store.expire_due()
-            yield App(settings=Settings(config), store=store, docker=runtime, redactor=redactor, clock=clock)
-    finally:
-        await runtime.aclose()
+    """Open the store (recovering interrupted executions and expiring due requests) and the backends.
+
+    `docker` and `homeassistant` replace the configured backends (tests); Home Assistant is only ever used when the
+    configuration has a [homeassistant] section.
+    """
+    redactor = build_redactor(config)
+    async with AsyncExitStack() as stack:
+        runtime = docker if docker is not None else build_docker(config)
+        stack.push_async_callback(runtime.aclose)
+        home: HomeAutomation | None = None
+        if config.homeassistant is not None:
+            home = homeassistant if homeassistant is not None else build_homeassistant(config.homeassistant)
+            stack.push_async_callback(home.aclose)
+        store = await stack.enter_async_context(Store.open(config.storage.path, clock=clock, redactor=redactor))
+        await store.recover_interrupted()
+        await store.expire_due()
+        backends = Backends(docker=runtime, homeassistant=home)
+        yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)

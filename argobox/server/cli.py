@@ -22,6 +22,8 @@ import anyio
 from argobox import __version__
 from argobox.server import gate
 from argobox.server.app import App, build_redactor, open_app
+from argobox.server.explain import explain, explain_text
+from argobox.server.notify import flush, notify_forever
 from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
 from argobox.server.store import Event, Refused, RequestStatus, Store, StoreError, iso
 from argobox.server.tokens import token_matches
@@ -31,12 +33,12 @@ from argobox.server.views import (
     budget_json,
     budgets_table,
     request_json,
-    request_screen,
     requests_table,
 )
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
+OPERATOR_TOKEN_ENV = "ARGOBOX_OPERATOR_TOKEN"
 DEFAULT_HTTP_LISTEN = "127.0.0.1:8765"
 
 
@@ -75,6 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     token_new.add_argument("agent", metavar="AGENT")
     token_new.add_argument("--write", action="store_true",
                            help="write the token_sha256 into [agents.AGENT] of the config file")
+
+    operator = sub.add_parser("operator", parents=[common], help="run the operator-facing MCP server over stdio")
+    operator.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
+
+    watch = sub.add_parser("watch", parents=[common], help="follow new requests and decisions live")
+    watch.add_argument("--all", action="store_true", help="every audit event, not only requests and decisions")
 
     requests = sub.add_parser("requests", parents=[common], help="list requests, newest first")
     requests.add_argument("--status", choices=[s.value for s in RequestStatus])
@@ -133,13 +141,13 @@ async def _serve(args: argparse.Namespace) -> int:
     config = _load(args)
     refusal = _identity_refusal(config, args.agent)
     if refusal is not None:
-        redactor = build_redactor()
+        redactor = build_redactor(config)
         async with Store.open(config.storage.path, clock=time.time, redactor=redactor) as store:
             await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
         await app.store.audit([Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})])
-        await serve_stdio(app, args.agent, os.environ.get(AGENT_TOKEN_ENV) or None)
+        await serve_stdio(app, args.agent, os.environ.get(AGENT_TOKEN_ENV) or None, background=[notify_forever])
     return EXIT_OK
 
 
@@ -150,8 +158,8 @@ async def _serve_http(args: argparse.Namespace) -> int:
         raise CommandError("--http serves every agent, each by its bearer token; drop --agent", EXIT_USAGE)
     config = _load(args)
     async with open_app(config) as app:
-        await serve_http(app, args.http, allow_non_loopback=args.allow_non_loopback,
-                         allowed_hosts=args.allowed_host, drain_seconds=max(0.0, args.drain_timeout))
+        await serve_http(app, args.http, allow_non_loopback=args.allow_non_loopback, allowed_hosts=args.allowed_host,
+                         drain_seconds=max(0.0, args.drain_timeout), background=[notify_forever])
     return EXIT_OK
 
 
@@ -183,20 +191,53 @@ def _token_new(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def _operator(args: argparse.Namespace) -> int:
+    from argobox.server.operator import audit_operator_refused, build_operator_server
+
+    config = _load(args)
+    refusal = _operator_refusal(config, args.operator)
+    async with open_app(config) as app:
+        if refusal is not None:
+            await audit_operator_refused(app, args.operator, refusal)
+            raise CommandError(refusal, EXIT_REFUSED)
+        server = build_operator_server(app, args.operator)
+        await app.store.audit([Event(event="operator_connected", actor=f"operator:{args.operator}",
+                                     detail={"transport": "stdio"})])
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            await server.run_stdio_async()
+            tasks.cancel_scope.cancel()
+    return EXIT_OK
+
+
+def _operator_refusal(config: Config, operator: str) -> str | None:
+    """Why `operator` may not open the operator server, or None. Agents never can."""
+    if operator in config.agents:
+        return f"{operator[:64]!r} is an agent; agents can never open the operator server"
+    entry = config.operator(operator)
+    if entry is None:
+        return f"{operator[:64]!r} is not a configured operator"
+    if entry.token_sha256 is None:
+        return None
+    return _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {operator!r}")
+
+
+def _token_refusal(expected: str, env: str, who: str) -> str | None:
+    token = os.environ.get(env, "")
+    if not token:
+        return f"{who} requires a token: set {env}"
+    if not token_matches(token, expected):
+        return f"the token in {env} does not match {who}"
+    return None
+
+
 def _identity_refusal(config: Config, agent: str) -> str | None:
     """Why `agent` may not be served, or None. The identity is fixed here, at launch, and never by the client."""
     if agent not in config.agents:
         known = ", ".join(sorted(config.agents)) or "none"
         return f"unknown agent {agent[:64]!r} (configured agents: {known})"
     expected = config.agents[agent].token_sha256
-    if expected is None:
-        return None
-    token = os.environ.get(AGENT_TOKEN_ENV, "")
-    if not token:
-        return f"agent {agent!r} requires a token: set {AGENT_TOKEN_ENV}"
-    if not token_matches(token, expected):
-        return f"the token in {AGENT_TOKEN_ENV} does not match agent {agent!r}"
-    return None
+    return None if expected is None else _token_refusal(expected, AGENT_TOKEN_ENV, f"agent {agent!r}")
 
 
 async def _with_app(args: argparse.Namespace) -> int:
@@ -219,22 +260,51 @@ async def _show(app: App, args: argparse.Namespace) -> int:
     record = await app.store.get(args.id)
     if record is None:
         raise CommandError(f"no request {gate.shorten(args.id, 64)!r}", EXIT_REFUSED)
-    events = await app.store.audit_trail(request_id=record.id)
+    data = await explain(app, record)
     if args.json:
-        _print_json({**request_json(record, app.redactor), "timeline": [audit_json(e, app.redactor) for e in events]})
+        _print_json(data)
     else:
-        print(request_screen(record, events, app.redactor))
+        print(explain_text(data))
     return EXIT_OK
 
 
 async def _approve(app: App, args: argparse.Namespace) -> int:
     record = await gate.approve(app, args.id, operator=args.operator, note=args.note)
-    return _print_decided(app, args, record)
+    status = _print_decided(app, args, record)
+    await flush(app)
+    return status
 
 
 async def _deny(app: App, args: argparse.Namespace) -> int:
     record = await gate.deny(app, args.id, operator=args.operator, reason=args.reason)
-    return _print_decided(app, args, record)
+    status = _print_decided(app, args, record)
+    await flush(app)
+    return status
+
+
+WATCHED = frozenset({"queued", "approved", "denied", "succeeded", "failed", "expired", "interrupted", "rate_limited",
+                     "cooldown"})
+
+
+async def _watch(args: argparse.Namespace) -> int:
+    """Follow the audit trail: pending requests first, then every new request and decision as it happens."""
+    config = _load(args)
+    async with open_app(config) as app:
+        pending = await app.store.list_requests(status=RequestStatus.PENDING)
+        print(requests_table(pending, app.redactor) if pending else "no pending requests", flush=True)
+        head = await app.store.audit_trail(limit=1)
+        last = head[-1].seq if head else 0
+        print("watching for new requests and decisions (Ctrl-C to stop)", file=sys.stderr, flush=True)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(notify_forever, app)
+            while True:
+                await app.store.expire_due()
+                for event in await app.store.audit_after(last):
+                    last = event.seq
+                    if args.all or event.event in WATCHED:
+                        print(audit_lines([event], app.redactor), flush=True)
+                await anyio.sleep(0.5)
+    return EXIT_OK
 
 
 def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
@@ -308,7 +378,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(Path(args.dir) if args.dir else None)
         if args.command == "token":
             return _token_new(args)
-        command = _serve if args.command == "serve" else _with_app
+        command = {"serve": _serve, "operator": _operator, "watch": _watch}.get(args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:
         _fail(str(exc))

@@ -11,9 +11,20 @@ import tomllib
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, StringConstraints, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    StringConstraints,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from argobox.policy.catalog import Backend, tools_for
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
 from argobox.policy.limits import Limits, Window
 
@@ -24,6 +35,9 @@ Name = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
 Sha256Hex = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")]
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=256)]
 FilePath = Annotated[Path, Field(strict=False)]
+EnvName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")]
+RESERVED_ENV = frozenset({"ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_CONFIG"})
+"""Environment variables ArgoBox reads for itself; no backend token may be taken from them."""
 
 
 class ConfigError(Exception):
@@ -43,6 +57,48 @@ class DockerConfig(_Section):
     simulated_lab: FilePath | None = None
     """When set, ArgoBox drives the simulated demo lab kept in this JSON file instead of a Docker engine."""
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+
+
+class HomeAssistantConfig(_Section):
+    url: str | None = None
+    """Where Home Assistant answers, e.g. http://homeassistant.local:8123 (ArgoBox adds /api)."""
+    token_env: EnvName = "ARGOBOX_HA_TOKEN"
+    """The environment variable holding the long-lived access token; the token itself is never in this file."""
+    timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    simulated_home: FilePath | None = None
+    """When set, ArgoBox drives the simulated demo home kept in this JSON file instead of a Home Assistant."""
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"{url!r} is not a URL; expected e.g. http://homeassistant.local:8123") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"{url!r} must be an http:// or https:// URL with a host, e.g. http://homeassistant.local:8123")
+        if parts.username or parts.password:
+            raise ValueError("must not carry credentials; put the access token in the environment variable named "
+                             "by token_env")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{url!r} must not have a query or a fragment")
+        return url.rstrip("/").removesuffix("/api")
+
+    @field_validator("token_env")
+    @classmethod
+    def _not_reserved(cls, name: str) -> str:
+        if name in RESERVED_ENV:
+            raise ValueError(f"{name} is ArgoBox's own variable; name another one, e.g. ARGOBOX_HA_TOKEN")
+        return name
+
+    @model_validator(mode="after")
+    def _url_or_simulated(self) -> HomeAssistantConfig:
+        if self.url is None and self.simulated_home is None:
+            raise ValueError("url is required (e.g. url = \"http://homeassistant.local:8123\")")
+        return self
 
 
 class ApprovalsConfig(_Section):
@@ -85,6 +141,23 @@ class LimitsConfig(_Section):
         return replace(base, **changes)
 
 
+class UrlChannelConfig(_Section):
+    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
+
+
+class HomeAssistantNotifyConfig(_Section):
+    service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+
+
+class NotificationsConfig(_Section):
+    webhooks: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
+    """One JSON POST per new request and per decision."""
+    ntfy: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
+    """An ntfy-style topic URL: a plain-text POST with a Title header."""
+    homeassistant: HomeAssistantNotifyConfig | None = None
+    """A Home Assistant `notify.*` service (mobile push), through the [homeassistant] connection."""
+
+
 class OperatorConfig(_Section):
     name: Name
     token_sha256: Sha256Hex | None = None
@@ -105,8 +178,11 @@ class AgentConfig(_Section):
 class Config(_Section):
     storage: StorageConfig = StorageConfig()
     docker: DockerConfig = DockerConfig()
+    homeassistant: HomeAssistantConfig | None = None
+    """Without this section the Home Assistant tools do not exist for any agent."""
     approvals: ApprovalsConfig = ApprovalsConfig()
     limits: LimitsConfig = LimitsConfig()
+    notifications: NotificationsConfig = NotificationsConfig()
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
@@ -126,14 +202,26 @@ class Config(_Section):
             )
             for rule in self.agents[agent].rules
         )
-        self._grants[agent] = Grant(agent=agent, rules=rules)
+        self._grants[agent] = Grant(agent=agent, rules=rules, available=tools_for(self.backends))
         return self._grants[agent]
+
+    def replacing(self, **sections: Any) -> Config:
+        """A copy with these top-level sections replaced, and its grants built afresh (which tools exist depends
+        on the configured backends)."""
+        copy = self.model_copy(update=sections)
+        copy._grants = {}
+        return copy
 
     def limits_for(self, agent: str) -> Limits:
         """Built-in defaults, overridden by `[limits]`, overridden by `[agents.NAME.limits]`."""
         base = self.limits.over(Limits())
         agent_config = self.agents.get(agent)
         return agent_config.limits.over(base) if agent_config is not None else base
+
+    @property
+    def backends(self) -> frozenset[Backend]:
+        """The backends this configuration has: Docker always, Home Assistant with a [homeassistant] section."""
+        return frozenset({Backend.DOCKER} | ({Backend.HOMEASSISTANT} if self.homeassistant is not None else set()))
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)
@@ -153,7 +241,7 @@ def _describe_error(error: Any) -> str:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     if error["type"] == "extra_forbidden":
         return f"{_loc(loc)}: unknown key"
-    return f"{_loc(loc)}: {error['msg']}"
+    return f"{_loc(loc)}: {str(error['msg']).removeprefix('Value error, ')}"
 
 
 def resolve_config_path(explicit: str | None) -> Path:
@@ -186,6 +274,14 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         for n in names
         if n in config.agents
     ]
+    if config.notifications.homeassistant is not None and config.homeassistant is None:
+        problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
+    agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
+    problems += [
+        f"operators: {op.name!r} has the same token_sha256 as an agent; an agent's token can never open the operator server"
+        for op in config.operators
+        if op.token_sha256 in agent_hashes
+    ]
     for agent in config.agents:
         problems += check_grant(config.grant(agent))
     problems += _shared_token_problems(config)
@@ -196,7 +292,10 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     docker = config.docker
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
-    return config.model_copy(update={"storage": storage, "docker": docker, "source": source})
+    home = config.homeassistant
+    if home is not None and home.simulated_home is not None:
+        home = home.model_copy(update={"simulated_home": base / home.simulated_home})
+    return config.model_copy(update={"storage": storage, "docker": docker, "homeassistant": home, "source": source})
 
 
 def _shared_token_problems(config: Config) -> list[str]:

@@ -1,8 +1,8 @@
-"""`argobox demo`: the first proof, live, against the simulated lab.
+"""`argobox demo`: the first proof, live, against the simulated lab; then the same with Home Assistant.
 
 Nothing here is staged: a scripted agent talks to a real `argobox serve` process over MCP stdio with the
 official client, and the operator approves with the real `argobox approve` command in another process.
-The lab is simulated so the demo never touches a Docker engine.
+The lab (containers and a small Home Assistant) is simulated so the demo never touches a Docker engine or a home.
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ DEMO_CONFIG = textwrap.dedent("""\
     [docker]
     simulated_lab = "lab.json"
 
+    [homeassistant]
+    simulated_home = "home.json"
+
     [approvals]
     ttl_seconds = 600
 
@@ -40,6 +43,25 @@ DEMO_CONFIG = textwrap.dedent("""\
     tools = ["docker_restart_container", "docker_start_container", "docker_stop_container"]
     args = { container = ["jellyfin", "web-*"] }
     effect = "approve"
+
+    [[agents.openclaw.rules]]
+    tools = ["ha_list_entities", "ha_get_state"]
+    args = { entity_id = ["light.*", "lock.front_door", "cover.garage_door", "sensor.*"] }
+    effect = "allow"
+
+    [[agents.openclaw.rules]]
+    tools = ["ha_list_services"]
+    effect = "allow"
+
+    [[agents.openclaw.rules]]
+    tools = ["ha_call_service"]
+    args = { domain = ["light"], service = ["turn_on", "turn_off"], entity_id = ["light.living_room_*"] }
+    effect = "allow"        # pre-approved: a constrained mutation runs without approval
+
+    [[agents.openclaw.rules]]
+    tools = ["ha_call_service"]
+    args = { domain = ["lock", "cover"] }
+    effect = "approve"      # doors need a human
 """)
 
 
@@ -112,4 +134,34 @@ def _run(directory: Path) -> int:
     _say(f"6. The audit trail: argobox audit --request {request_id}", audit.stdout)
     ok = pending["status"] == "pending_approval" and approved.returncode == 0 and status["status"] == "succeeded"
     _say("Result", "the first proof held" if ok else "the first proof did NOT hold; see above")
-    return 0 if ok else 1
+    home_ok = _home_assistant(config)
+    _say("Result", "the Home Assistant gate held" if home_ok else "the Home Assistant gate did NOT hold; see above")
+    return 0 if ok and home_ok else 1
+
+
+def _home_assistant(config: Path) -> bool:
+    """The same gate in front of (simulated) Home Assistant: a pre-approved light, a door that needs a human."""
+    entities, lamp, kitchen, door = anyio.run(_agent_session, config, [
+        ("ha_list_entities", {}),
+        ("ha_call_service", {"domain": "light", "service": "turn_on", "entity_id": "light.living_room_lamp"}),
+        ("ha_call_service", {"domain": "light", "service": "turn_off", "entity_id": "light.kitchen"}),
+        ("ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door"}),
+    ])
+    shown = ", ".join(f"{e['entity_id']} ({e['state']})" for e in entities["result"]["entities"])
+    _say("7. Home Assistant: the agent lists the entities its grant shows (the porch camera is not among them)", shown)
+    _say("8. It turns on the living room lamp: pre-approved by a rule naming domain, service and entities",
+         lamp["message"] + "\n" + json.dumps({k: lamp["result"][k] for k in ("before", "after")}))
+    _say("   ...and to turn off the kitchen light, which no rule covers", kitchen["message"])
+    _say("9. It asks to unlock the front door: a lock always needs a human", door["message"])
+    request_id = door["request_id"]
+    shown_request = _argobox(config, "show", request_id)
+    _say(f"10. The operator sees what it would change: argobox show {request_id}", shown_request.stdout)
+    approved = _argobox(config, "approve", request_id, "--as", "alice", "--note", "letting the plumber in")
+    _say(f"11. The operator approves (exit {approved.returncode})", approved.stdout + approved.stderr)
+    audit = _argobox(config, "audit", "--request", request_id)
+    _say(f"12. The audit trail records the states before and after: argobox audit --request {request_id}",
+         audit.stdout)
+    return (
+        lamp["status"] == "succeeded" and kitchen["status"] == "denied" and door["status"] == "pending_approval"
+        and "locked → unlock" in shown_request.stdout and approved.returncode == 0
+    )

@@ -2,6 +2,8 @@
 
 Order for an agent call: identify the tool within the grant, validate the arguments, decide, record the
 decision (committed before any effect; if it cannot be written nothing runs), then execute, queue or refuse.
+A call that will be queued is first previewed (a read of its targets, never a change) so that the operator sees,
+in the `queued` audit event, what it would act on and what it would change.
 """
 
 from __future__ import annotations
@@ -18,9 +20,10 @@ from argobox.policy.catalog import CATALOG, Classification, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
 from argobox.policy.limits import Limits, Tripped
 from argobox.server.budgets import CallFacts
+from argobox.server import notify
 from argobox.server.app import App
 from argobox.server.store import Admission, Event, NewRequest, Refused, RequestRecord, RequestStatus, StoreError, iso
-from argobox.server.tools import TOOLS, Outcome
+from argobox.server.tools import TOOLS, Outcome, ToolSpec
 
 logger = logging.getLogger("argobox")
 
@@ -59,6 +62,14 @@ def new_request_id() -> str:
     return base64.b32encode(secrets.token_bytes(REQUEST_ID_BYTES)).decode().lower()
 
 
+_PATTERN_HINTS = {
+    "container": "must be a container name or id (letters, digits, '_', '.', '-'; at most 128)",
+    "entity_id": "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.')",
+    "domain": "must be a domain such as 'light' (lowercase letters, digits and '_')",
+    "service": "must be a service such as 'turn_on' (lowercase letters, digits and '_')",
+}
+
+
 def _validation_message(tool: str, exc: ValidationError) -> str:
     parts: list[str] = []
     for error in exc.errors()[:5]:
@@ -67,10 +78,10 @@ def _validation_message(tool: str, exc: ValidationError) -> str:
             parts.append(f"{shorten(where, 64)}: not an argument of {tool}")
         elif error["type"] == "missing":
             parts.append(f"{where}: required")
-        elif error["type"] == "string_pattern_mismatch" and where == "container":
-            parts.append("container: must be a container name or id (letters, digits, '_', '.', '-'; at most 128)")
+        elif error["type"] == "string_pattern_mismatch" and where in _PATTERN_HINTS:
+            parts.append(f"{where}: {_PATTERN_HINTS[where]}")
         else:
-            parts.append(f"{where}: {error['msg']}")
+            parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
     return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
@@ -98,8 +109,9 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         )
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
+    preview = await _preview(app, TOOLS[tool], args) if decision.effect is Effect.APPROVE else None
     try:
-        admission = await _admit_decision(app, agent, tool, arguments, decision)
+        admission = await _admit_decision(app, agent, tool, arguments, decision, preview)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
         return _refused(tool)
@@ -114,6 +126,8 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             error=decision.reason,
         )
     if record.status is RequestStatus.PENDING:
+        if not admission.duplicate:
+            await _notify(app, "queued", record)
         what = describe_call(tool, arguments)
         already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
@@ -124,7 +138,26 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         )
     if record.status is not RequestStatus.EXECUTING:  # a duplicate of a request decided meanwhile
         return outcome_of(record)
-    return outcome_of(await execute(app, record))
+    try:
+        return outcome_of(await execute(app, record))
+    except StoreError as exc:
+        logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
+        message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
+                   "tell the operator and do not retry")
+        return Outcome(status="unknown", tool=tool, request_id=record.id, message=message, error=message)
+
+
+async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] | None:
+    """What the operator should see next to a queued call (only reads the backend); an error is shown instead of it."""
+    if spec.preview is None:
+        return None
+    try:
+        return await spec.preview(app.backends, args)
+    except AdapterError as exc:
+        return {"error": app.redactor.text(str(exc))}
+    except Exception:  # noqa: BLE001 - a preview is a courtesy: a bug in it must not stop the call being queued
+        logger.exception("could not compute the preview of a %s call", spec.name)
+        return {"error": "ArgoBox could not compute the preview (see the server log)"}
 
 
 def _refused(tool: str | None) -> Outcome[Any]:
@@ -160,7 +193,8 @@ def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
 
 
 async def _admit_decision(
-    app: App, agent: str, tool: str, arguments: dict[str, Any], decision: Decision
+    app: App, agent: str, tool: str, arguments: dict[str, Any], decision: Decision,
+    preview: dict[str, Any] | None = None,
 ) -> Admission:
     classification = CATALOG[tool].classification
     status = {
@@ -177,7 +211,10 @@ async def _admit_decision(
         ),
     ]
     if status is RequestStatus.PENDING:
-        events.append(Event(event="queued", actor="argobox", detail={"ttl_seconds": app.config.approvals.ttl_seconds}))
+        queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
+        if preview is not None:
+            queued["preview"] = preview
+        events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
     digest = request_digest(agent, tool, arguments)
@@ -212,10 +249,10 @@ async def execute(app: App, record: RequestRecord) -> RequestRecord:
     args = spec.args.model_validate(record.arguments)
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
-        result: BaseModel = await spec.run(app.docker, grant, args)
+        result: BaseModel = await spec.run(app.backends, grant, args)
     except AdapterError as exc:
         error = app.redactor.text(str(exc))
-        return await fail(error, {"error": error})
+        return await fail(error, {**exc.detail, "error": error})
     except Exception:  # noqa: BLE001 - top of the execution path: a bug must fail the request, never crash
         logger.exception("unexpected error while executing request %s", record.id)
         error = "internal error in ArgoBox while executing (see the server log)"
@@ -228,11 +265,18 @@ async def execute(app: App, record: RequestRecord) -> RequestRecord:
 
 def _summary(payload: dict[str, Any]) -> dict[str, Any]:
     """A short record of a result for the audit trail (the full result stays on the request)."""
-    if "containers" in payload:
-        return {"containers": len(payload["containers"])}
+    if "before" in payload and "after" in payload:  # a Home Assistant service call: the states around it
+        return {
+            "service": f"{payload.get('domain')}.{payload.get('service')}",
+            "before": {t["entity_id"]: t["state"] for t in payload["before"]},
+            "after": {t["entity_id"]: t["state"] for t in payload["after"]},
+        }
+    for listing in ("containers", "entities", "services"):
+        if listing in payload:
+            return {listing: len(payload[listing])}
     if "lines" in payload:
         return {"lines": len(payload["lines"]), "truncated": payload.get("truncated")}
-    keys = ("container", "action", "state", "started_at", "restart_count", "name", "image", "health")
+    keys = ("container", "entity_id", "action", "state", "started_at", "restart_count", "name", "image", "health")
     return {k: payload[k] for k in keys if k in payload}
 
 
@@ -288,8 +332,9 @@ async def approve(app: App, request_id: str, *, operator: str, note: str) -> Req
     await _require_operator(app, operator, request_id)
     await _recheck_grant(app, request_id)
     await app.store.approve(request_id, operator=operator, note=note)
-    record = await app.store.begin_execution(request_id)
-    return await execute(app, record)
+    record = await execute(app, await app.store.begin_execution(request_id))
+    await _notify(app, "approved", record)
+    return record
 
 
 async def _recheck_grant(app: App, request_id: str) -> None:
@@ -313,9 +358,19 @@ async def _recheck_grant(app: App, request_id: str) -> None:
 async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
     """Deny a pending request as `operator`. Raises `Refused`."""
     await _require_operator(app, operator, request_id)
-    return await app.store.deny(
+    record = await app.store.deny(
         request_id, operator=operator, reason=reason, limits=await _limits_of_request(app, request_id)
     )
+    await _notify(app, "denied", record)
+    return record
+
+
+async def _notify(app: App, event: str, record: RequestRecord) -> None:
+    """Queue notifications; a failure here never fails or loses the request itself."""
+    try:
+        await notify.enqueue(app, event, record)
+    except StoreError as exc:
+        logger.error("could not queue notifications for request %s: %s", record.id, exc)
 
 
 async def _limits_of_request(app: App, request_id: str) -> Limits | None:

@@ -24,7 +24,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
@@ -321,9 +321,11 @@ def _bind(host: str, port: int) -> socket.socket:
 
 async def serve_http(
     app: App, listen: str, *, allow_non_loopback: bool = False, allowed_hosts: list[str] | None = None,
-    drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS, background: Sequence[Callable[[App], Awaitable[None]]] = (),
 ) -> None:
-    """Serve every configured agent over streamable HTTP at `listen` until SIGTERM/SIGINT."""
+    """Serve every configured agent over streamable HTTP at `listen` until SIGTERM/SIGINT, running the `background`
+    tasks (such as notification delivery) alongside. A bad address or one that cannot be bound raises `ConfigError`
+    before anything starts."""
     import uvicorn
 
     host, port = parse_listen(listen)
@@ -356,11 +358,13 @@ async def serve_http(
     if tokens == 0:
         logger.warning("no agent has a token_sha256: every request will be refused until one has "
                        "(argobox token new AGENT --write)")
-    await _audit(app, "daemon_started", {"transport": "http", "url": url, "agents_with_tokens": tokens})
     try:
+        await _audit(app, "daemon_started", {"transport": "http", "url": url, "agents_with_tokens": tokens})
         async with anyio.create_task_group() as tg:
             await tg.start(watcher.run)
             tg.start_soon(_stop_on_signal, server, daemon, drain_seconds)
+            for task in background:
+                tg.start_soon(task, app)
 
             async def announce() -> None:
                 while not server.started:

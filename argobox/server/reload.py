@@ -5,9 +5,10 @@ second and, in the HTTP daemon, also reloads on SIGHUP. A new file is loaded and
 an invalid one is rejected with a log line and an audit record, and the configuration in force stays in force.
 
 What a reload applies: `[agents]` (grants and tokens), `[limits]`, `[approvals]` and `[[operators]]`. Every other
-section (`[storage]`, `[docker]`, and any backend section) is bound to resources opened at startup: a change there
-is logged as "restart required" and the running value is kept, while the rest of the new file still takes effect
-(so a revoked grant never waits for a restart).
+section (`[storage]`, `[docker]`, `[homeassistant]`, `[notifications]`, and any section added later) is bound to
+resources opened or tasks started at startup: a change there is logged as "restart required" and the running value
+is kept, while the rest of the new file still takes effect (so a revoked grant never waits for a restart). Which
+tools exist follows the backends in force, so a newly configured backend's tools appear only after a restart.
 """
 
 from __future__ import annotations
@@ -61,7 +62,7 @@ def plan_reload(old: Config, new: Config) -> Reload:
         name for name in type(new).model_fields
         if name not in LIVE_SECTIONS and name != "source" and getattr(new, name) != getattr(old, name)
     )
-    config = new.model_copy(update={name: getattr(old, name) for name in kept}) if kept else new
+    config = new.replacing(**{name: getattr(old, name) for name in kept}) if kept else new
     changed: set[str] = set()
     revoked: set[str] = set()
     for agent in set(old.agents) | set(config.agents):

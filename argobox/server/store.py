@@ -72,7 +72,14 @@ BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
 """.split(";;") if s.strip()]
-_MIGRATIONS: list[list[str]] = [_SCHEMA_V1, budgets.SCHEMA]
+_OUTBOX = [
+    "CREATE TABLE outbox (id INTEGER PRIMARY KEY, created_at REAL NOT NULL, request_id TEXT, event TEXT NOT NULL,"
+    " channel TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,"
+    " status TEXT NOT NULL, last_error TEXT, claimed_at REAL)",
+    "CREATE INDEX outbox_due ON outbox (status, next_at)",
+]
+"""Notifications waiting for delivery (see argobox.server.notify)."""
+_MIGRATIONS: list[list[str]] = [_SCHEMA_V1, budgets.SCHEMA, _OUTBOX]
 """Schema changes in order; `PRAGMA user_version` counts how many a store has had."""
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -505,15 +512,27 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the store: {exc}") from None
 
-    async def audit_trail(self, *, request_id: str | None = None, limit: int | None = None) -> list[AuditRecord]:
-        """Audit events in sequence order; with `limit`, the most recent `limit` of them."""
-        where, params = ("WHERE request_id = ?", [request_id]) if request_id else ("", [])
-        sql = f"SELECT * FROM audit {where} ORDER BY seq DESC LIMIT ?"  # noqa: S608
+    async def audit_trail(
+        self, *, request_id: str | None = None, agent: str | None = None, since: float | None = None,
+        limit: int | None = None,
+    ) -> list[AuditRecord]:
+        """Audit events in sequence order, optionally filtered; with `limit`, the most recent `limit` of them."""
+        clauses, params = ["1 = 1"], list[Any]()
+        for clause, value in (("request_id = ?", request_id), ("agent = ?", agent), ("at >= ?", since)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
+        sql = f"SELECT * FROM audit WHERE {' AND '.join(clauses)} ORDER BY seq DESC LIMIT ?"  # noqa: S608
         try:
             rows = await self._read(sql, (*params, -1 if limit is None else limit))
         except sqlite3.Error as exc:
             raise StoreError(f"cannot read the audit trail: {exc}") from None
         return [_row_to_audit(row) for row in reversed(rows)]
+
+    async def audit_after(self, seq: int, *, limit: int = 1000) -> list[AuditRecord]:
+        """Audit events after `seq`, oldest first (for followers such as `argobox watch`)."""
+        rows = await self._read("SELECT * FROM audit WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit))
+        return [_row_to_audit(row) for row in rows]
 
     # Operator transitions -------------------------------------------------------------------------------------
 

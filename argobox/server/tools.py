@@ -6,23 +6,42 @@ wire shape (description, annotations, input and output schema) and binds it to a
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import mcp_types as types
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt, StringConstraints
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictBool,
+    StrictInt,
+    StringConstraints,
+    ValidationError,
+    ValidatorFunctionWrapHandler,
+    field_validator,
+)
 
 from argobox.adapters.base import (
     MAX_LOG_LINES,
+    REDACTED,
+    Backends,
     ContainerAction,
     ContainerDetail,
     ContainerLogs,
-    ContainerRuntime,
     ContainerSummary,
+    EntityDetail,
+    EntitySummary,
+    ServiceCallResult,
+    ServiceSummary,
+    states_by_id,
 )
 from argobox.policy.catalog import CATALOG, Classification
-from argobox.policy.decide import Grant, item_visible
+from argobox.policy.decide import Grant, canonical_json, item_visible, item_visible_by, may_call
+from argobox.server.redact import secret_key
 
 OutcomeStatus = Literal[
     "succeeded",
@@ -84,6 +103,33 @@ RequestId = Annotated[
 ]
 
 
+ENTITY_ID_PATTERN = r"^[a-z_]+\.[a-z0-9_]+$"
+EntityId = Annotated[
+    str,
+    StringConstraints(pattern=ENTITY_ID_PATTERN, max_length=255),
+    Field(description="A Home Assistant entity id, e.g. light.kitchen."),
+]
+DomainName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9_]+$", max_length=64),
+    Field(description="A Home Assistant domain, e.g. light or lock."),
+]
+ServiceName = Annotated[
+    str,
+    StringConstraints(pattern=r"^[a-z0-9_]+$", max_length=64),
+    Field(description="A service of the domain, e.g. turn_on."),
+]
+
+MAX_TARGETS = 20
+MAX_DATA_CHARS = 4096
+MAX_DATA_DEPTH = 4
+DATA_KEY = r"^[a-z_][a-z0-9_]{0,63}$"
+TARGETING_KEYS = frozenset({"entity_id", "device_id", "area_id", "floor_id", "label_id", "target"})
+"""Keys that would choose targets from inside `data`, around the entity_id the grant checks."""
+RESERVED_KEYS = frozenset({"domain", "service", "self"})
+"""Keys the client's trigger_service(domain, service, **data) cannot carry."""
+
+
 class NoArgs(_Args):
     pass
 
@@ -105,11 +151,93 @@ class RequestStatusArgs(_Args):
     request_id: RequestId
 
 
+class ListEntitiesArgs(_Args):
+    domain: DomainName | None = Field(default=None, description="Only entities of this domain, e.g. light.")
+
+
+class EntityArgs(_Args):
+    entity_id: EntityId
+
+
+class ListServicesArgs(_Args):
+    domain: DomainName | None = Field(default=None, description="Only services of this domain, e.g. light.")
+
+
+def _data_problem(value: Any, depth: int = 0) -> str | None:
+    """Why a `data` value is not acceptable JSON for a service call, or None."""
+    if depth > MAX_DATA_DEPTH:
+        return f"nested deeper than {MAX_DATA_DEPTH} levels"
+    if isinstance(value, float) and not math.isfinite(value):
+        return "numbers must be finite"
+    if isinstance(value, dict):
+        return next((p for v in value.values() if (p := _data_problem(v, depth + 1))), None)  # pyright: ignore[reportUnknownVariableType]
+    if isinstance(value, list):
+        return next((p for v in value if (p := _data_problem(v, depth + 1))), None)  # pyright: ignore[reportUnknownVariableType]
+    return None
+
+
+class CallServiceArgs(_Args):
+    domain: DomainName
+    service: ServiceName
+    entity_id: EntityId | Annotated[list[EntityId], Field(min_length=1, max_length=MAX_TARGETS)] = Field(
+        description=f"The target entity id, or a list of 1-{MAX_TARGETS} of them; each must exist."
+    )
+    data: dict[str, Any] = Field(
+        default_factory=dict[str, Any],
+        description=f"Service data, e.g. {{\"brightness\": 128}} (a JSON object of at most {MAX_DATA_CHARS} characters; "
+        "targets go in entity_id, never here).",
+    )
+
+    @field_validator("entity_id", mode="wrap")
+    @classmethod
+    def _entity_ids(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
+        try:
+            checked = handler(value)
+        except ValidationError:
+            raise ValueError(
+                "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.'), "
+                f"or a list of 1-{MAX_TARGETS} of them"
+            ) from None
+        if isinstance(checked, list) and len(set(checked)) != len(checked):  # pyright: ignore[reportUnknownArgumentType]
+            raise ValueError("lists an entity id twice")
+        return checked
+
+    @field_validator("data")
+    @classmethod
+    def _bounded_data(cls, data: dict[str, Any]) -> dict[str, Any]:
+        for key in data:
+            if key in TARGETING_KEYS:
+                raise ValueError(f"{key!r} is not allowed in data; name the targets in entity_id")
+            if key in RESERVED_KEYS or re.fullmatch(DATA_KEY, key) is None:
+                raise ValueError(f"{key[:64]!r} is not a valid service data field name")
+        if problem := _data_problem(data):
+            raise ValueError(problem)
+        size = len(canonical_json(data))
+        if size > MAX_DATA_CHARS:
+            raise ValueError(f"at most {MAX_DATA_CHARS} characters of JSON (got {size})")
+        return data
+
+    @property
+    def entity_ids(self) -> list[str]:
+        return [self.entity_id] if isinstance(self.entity_id, str) else list(self.entity_id)
+
+
 class ContainerList(BaseModel):
     containers: list[ContainerSummary]
 
 
-Runner = Callable[[ContainerRuntime, Grant, Any], Awaitable[BaseModel]]
+class EntityList(BaseModel):
+    entities: list[EntitySummary]
+
+
+class ServiceList(BaseModel):
+    services: list[ServiceSummary]
+
+
+Runner = Callable[[Backends, Grant, Any], Awaitable[BaseModel]]
+"""Runs one validated call against the process's backends; the grant is there for list tools to filter with."""
+Previewer = Callable[[Backends, Any], Awaitable[dict[str, Any]]]
+"""Reads (never changes) what a queued call would act on, for the operator who will decide it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,6 +250,7 @@ class ToolSpec:
     run: Runner | None
     destructive: bool = False
     idempotent: bool = True
+    preview: Previewer | None = None
 
     def mcp_tool(self) -> types.Tool:
         """The tool as `tools/list` shows it; annotations follow the classification table."""
@@ -146,33 +275,85 @@ class ToolSpec:
         )
 
 
-async def _list(runtime: ContainerRuntime, grant: Grant, args: ListContainersArgs) -> ContainerList:
-    containers = await runtime.list_containers(all=args.all)
+async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> ContainerList:
+    containers = await backends.docker.list_containers(all=args.all)
     visible = [c for c in containers if item_visible(grant, "docker_list_containers", "container", c.name)]
     return ContainerList(containers=visible)
 
 
-async def _inspect(runtime: ContainerRuntime, grant: Grant, args: ContainerArgs) -> ContainerDetail:
-    return await runtime.inspect_container(args.container)
+async def _inspect(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerDetail:
+    return await backends.docker.inspect_container(args.container)
 
 
-async def _logs(runtime: ContainerRuntime, grant: Grant, args: ContainerLogsArgs) -> ContainerLogs:
-    return await runtime.container_logs(args.container, tail=args.tail)
+async def _logs(backends: Backends, grant: Grant, args: ContainerLogsArgs) -> ContainerLogs:
+    return await backends.docker.container_logs(args.container, tail=args.tail)
 
 
-async def _start(runtime: ContainerRuntime, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await runtime.start_container(args.container)
+async def _start(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
+    return await backends.docker.start_container(args.container)
 
 
-async def _stop(runtime: ContainerRuntime, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await runtime.stop_container(args.container)
+async def _stop(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
+    return await backends.docker.stop_container(args.container)
 
 
-async def _restart(runtime: ContainerRuntime, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await runtime.restart_container(args.container)
+async def _restart(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
+    return await backends.docker.restart_container(args.container)
+
+
+async def _ha_entities(backends: Backends, grant: Grant, args: ListEntitiesArgs) -> EntityList:
+    entities = await backends.home().list_entities()
+    visible = [
+        e for e in entities
+        if (args.domain is None or e.domain == args.domain)
+        and item_visible_by(grant, "ha_list_entities", {"entity_id": e.entity_id, "domain": e.domain})
+    ]
+    return EntityList(entities=visible)
+
+
+async def _ha_state(backends: Backends, grant: Grant, args: EntityArgs) -> EntityDetail:
+    return await backends.home().get_state(args.entity_id)
+
+
+async def _ha_services(backends: Backends, grant: Grant, args: ListServicesArgs) -> ServiceList:
+    services = await backends.home().list_services()
+    visible = [
+        s for s in services
+        if (args.domain is None or s.domain == args.domain)
+        and item_visible_by(grant, "ha_list_services", {"domain": s.domain, "service": s.service})
+        and may_call(grant, "ha_call_service", {"domain": s.domain, "service": s.service})
+    ]
+    return ServiceList(services=visible)
+
+
+async def _ha_call(backends: Backends, grant: Grant, args: CallServiceArgs) -> ServiceCallResult:
+    return await backends.home().call_service(args.domain, args.service, args.entity_ids, args.data)
+
+
+def _data_text(data: dict[str, Any]) -> str:
+    """Service data as `key=value` pairs for the operator, secret-looking values masked."""
+    return ", ".join(
+        f"{key}={REDACTED if secret_key(key) else canonical_json(value)}" for key, value in sorted(data.items())
+    )
+
+
+async def _ha_preview(backends: Backends, args: CallServiceArgs) -> dict[str, Any]:
+    """The current state of every target and what the call would do to it, e.g. "lock.front_door: locked → unlock"."""
+    targets = await backends.home().target_states(args.entity_ids)
+    change = args.service + (f" ({_data_text(args.data)})" if args.data else "")
+    return {
+        "states": states_by_id(targets),
+        "changes": [
+            f"{t.entity_id}: {t.state if t.state is not None else '(no such entity)'} → {change}" for t in targets
+        ],
+    }
 
 
 _MUTATION_NOTE = " Needs operator approval unless your grant pre-approves this container; a pending result gives a request_id."
+_HA_CALL_NOTE = (
+    " Needs operator approval unless your grant pre-approves this service on these entities; a pending result gives a "
+    "request_id. A call is made once and never retried: after a failure, check the entity states before asking again."
+)
 
 TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
@@ -204,6 +385,26 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             "docker_restart_container", "Restart a container", "Restart a container." + _MUTATION_NOTE,
             ContainerArgs, ContainerAction, _restart, destructive=True, idempotent=False,
+        ),
+        ToolSpec(
+            "ha_list_entities", "List Home Assistant entities",
+            "List the Home Assistant entities you may see: entity_id, name, state, domain and when it last changed.",
+            ListEntitiesArgs, EntityList, _ha_entities,
+        ),
+        ToolSpec(
+            "ha_get_state", "Home Assistant entity state",
+            "The state and attributes of one Home Assistant entity; secret-looking attributes are redacted.",
+            EntityArgs, EntityDetail, _ha_state,
+        ),
+        ToolSpec(
+            "ha_list_services", "List Home Assistant services",
+            "The Home Assistant services your grant could let you call, with their data fields.",
+            ListServicesArgs, ServiceList, _ha_services,
+        ),
+        ToolSpec(
+            "ha_call_service", "Call a Home Assistant service",
+            "Call a Home Assistant service (e.g. light.turn_on) on one or more entities." + _HA_CALL_NOTE,
+            CallServiceArgs, ServiceCallResult, _ha_call, destructive=True, idempotent=False, preview=_ha_preview,
         ),
         ToolSpec(
             "argobox_request_status", "Request status",

@@ -60,7 +60,7 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
     rows = [("ID", "STATUS", "AGENT", "TOOL", "ARGUMENTS", "CREATED", "EXPIRES")]
     for r in records:
         rows.append((
-            r.id, r.status.value, r.agent, r.tool, redact.text(_short_args(r.arguments))[:60],
+            r.id, r.status.value, r.agent, r.tool, _short_args(redact(r.arguments))[:60],
             iso(r.created_at) or "-", iso(r.expires_at) or "-",
         ))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
@@ -68,7 +68,9 @@ def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
 
 
 def _detail_text(detail: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(detail.items()) if v not in (None, ""))
+    return ", ".join(
+        f"{k}={json.dumps(v, sort_keys=True, ensure_ascii=False)}" for k, v in sorted(detail.items()) if v not in (None, "")
+    )
 
 
 def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
@@ -80,29 +82,6 @@ def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
         what = f" {e.tool}" if e.tool else ""
         detail = _detail_text(redact(e.detail))
         lines.append(f"#{e.seq} {iso(e.at)}{where} {e.event} by {e.actor}{what}" + (f": {detail}" if detail else ""))
-    return "\n".join(lines)
-
-
-def request_screen(record: RequestRecord, events: list[AuditRecord], redact: Redactor) -> str:
-    """One request in plain language first, then its timeline."""
-    r = record
-    lines = [
-        f"Request {r.id}: {r.status.value}",
-        f"  who asked:      agent {r.agent!r} at {iso(r.created_at)}",
-        f"  what:           {redact.text(describe_call(r.tool, r.arguments))} ({r.tool}, {redact.text(_short_args(r.arguments))})",
-        f"  classified as:  {r.classification}",
-        f"  decision:       {r.effect} by {r.rule or 'the default (no rule matched)'}: {r.reason}",
-    ]
-    if r.expires_at is not None:
-        lines.append(f"  expires at:     {iso(r.expires_at)}")
-    if r.decided_by and r.decided_by != "policy":
-        lines.append(f"  decided by:     {r.decided_by} at {iso(r.decided_at)}" + (f" ({r.note})" if r.note else ""))
-    if r.result is not None:
-        lines.append(f"  result:         {json.dumps(redact(r.result), sort_keys=True)}")
-    if r.error:
-        lines.append(f"  error:          {redact.text(r.error)}")
-    lines.append("  timeline:")
-    lines += ["    " + line for line in audit_lines(events, redact).splitlines()]
     return "\n".join(lines)
 
 

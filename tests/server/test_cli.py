@@ -83,6 +83,12 @@ def test_demo_shows_the_first_proof_holding(tmp_path: Path) -> None:
     lab = json.loads((tmp_path / "lab.json").read_text())
     assert lab["jellyfin"]["restart_count"] == 1
     assert lab["postgres"]["restart_count"] == 0
+    assert "the Home Assistant gate held" in result.stdout
+    assert "lock.front_door: locked → unlock" in result.stdout
+    home = json.loads((tmp_path / "home.json").read_text())
+    assert home["light.living_room_lamp"]["state"] == "on"
+    assert home["light.kitchen"]["state"] == "on"  # turning it off was denied
+    assert home["lock.front_door"]["state"] == "unlocked"
 
 
 def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config: WriteConfig) -> None:
@@ -104,3 +110,4 @@ def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config:
     assert next(b for b in after if b["agent"] == "openclaw")["cooldown_until"] is None
     assert unknown.returncode == 1
     assert audit.count("budgets_viewed") == 2 and audit.count("budget_reset") == 1 and "cooldown" in audit
+

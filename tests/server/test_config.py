@@ -22,6 +22,26 @@ def test_example_config_parses_and_resolves_paths_next_to_the_file() -> None:
     assert (limits.requests_per_minute, limits.mutations_per_hour, limits.cooldown_seconds) == (60, 10, 900)
     assert config.limits_for("someone-else").mutations_per_hour == 20
 
+    assert config.homeassistant is not None and config.homeassistant.url == "http://homeassistant.local:8123"
+    assert config.homeassistant.token_env == "ARGOBOX_HA_TOKEN"
+    assert {"ha_list_entities", "ha_call_service"} <= config.grant("openclaw").visible
+
+
+HA = "[homeassistant]\nurl = 'http://homeassistant.local:8123'\n"
+
+
+def test_homeassistant_section_is_optional_and_normalised(tmp_path: Path) -> None:
+    docker_only = load_config(write(tmp_path, "[[agents.openclaw.rules]]\ntools = ['docker_*']\neffect = 'approve'\n"))
+    home = load_config(write(tmp_path, "[homeassistant]\nurl = 'https://ha.example:8123/api/'\n"))
+    simulated = load_config(write(tmp_path, "[homeassistant]\nsimulated_home = 'home.json'\n"))
+
+    assert docker_only.homeassistant is None
+    assert not any(t.startswith("ha_") for t in docker_only.grant("openclaw").visible)
+    assert home.homeassistant is not None
+    assert home.homeassistant.url == "https://ha.example:8123"
+    assert home.homeassistant.token_env == "ARGOBOX_HA_TOKEN" and home.homeassistant.timeout_seconds == 10
+    assert simulated.homeassistant is not None and simulated.homeassistant.simulated_home == tmp_path / "home.json"
+
 
 def write(tmp_path: Path, body: str) -> Path:
     path = tmp_path / "bad.toml"
@@ -49,6 +69,30 @@ def write(tmp_path: Path, body: str) -> Path:
                      id="zero-budget"),
         pytest.param("[agents.a.limits]\nfailures = { count = 2 }\n", "agents.a.limits.failures.window_seconds",
                      id="incomplete-window"),
+
+        pytest.param("[[agents.openclaw.rules]]\ntools = ['ha_get_state']\neffect = 'allow'\n",
+                     "agents.openclaw.rules[0].tools: 'ha_get_state' names ha_get_state, which need a [homeassistant] "
+                     "section", id="ha-tool-without-section"),
+        pytest.param(HA + "[[agents.openclaw.rules]]\ntools = ['ha_call_service']\n"
+                     "args = { domain = ['lock'], service = ['unlock'], entity_id = ['lock.*'] }\neffect = 'allow'\n",
+                     "agents.openclaw.rules[0]: effect = \"allow\" would pre-approve ha_call_service on lock",
+                     id="lock-pre-approved-by-glob"),
+        pytest.param(HA + "[[agents.openclaw.rules]]\ntools = ['ha_call_service']\nargs = { domain = ['light'] }\n"
+                     "effect = 'allow'\n", "constrain domain, service, entity_id", id="ha-blanket-allow"),
+        pytest.param("[homeassistant]\ntoken_env = 'ARGOBOX_HA_TOKEN'\n", "homeassistant: url is required",
+                     id="ha-url-missing"),
+        pytest.param("[homeassistant]\nurl = 'ftp://ha.local'\n", "homeassistant.url: 'ftp://ha.local' must be an "
+                     "http:// or https:// URL", id="ha-url-scheme"),
+        pytest.param("[homeassistant]\nurl = 'http://me:hunter2@ha.local'\n", "homeassistant.url: must not carry "
+                     "credentials", id="ha-url-credentials"),
+        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'HA TOKEN'\n",
+                     "homeassistant.token_env: String should match pattern", id="ha-token-env-not-a-name"),
+        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'ARGOBOX_AGENT_TOKEN'\n",
+                     "homeassistant.token_env: ARGOBOX_AGENT_TOKEN is ArgoBox's own variable", id="ha-token-env-reserved"),
+        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntoken = 'abc'\n", "homeassistant.token: unknown key",
+                     id="ha-token-in-file"),
+        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntimeout_seconds = 0\n",
+                     "homeassistant.timeout_seconds: Input should be greater than 0", id="ha-timeout"),
     ],
 )
 def test_config_errors_name_file_key_and_expectation(tmp_path: Path, body: str, expected: str) -> None:

@@ -189,3 +189,20 @@ async def test_an_in_flight_call_is_counted(app: App, monkeypatch: pytest.Monkey
         await reader.call_tool("docker_list_containers", {})
 
     assert seen == [1] and live.calls.count == 0
+
+
+def test_a_backend_added_by_a_reload_waits_for_a_restart_and_so_do_its_tools(write_config: WriteConfig) -> None:
+    from tests.conftest import HOME_RULES
+
+    path = write_config()
+    old = load_config(path)
+    write_config(homeassistant='simulated_home = "home.json"', extra=HOME_RULES)  # the same file: HA and its rules
+    loaded = load_config(path)
+    change = plan_reload(old, loaded)
+
+    assert "ha_get_state" in loaded.grant("openclaw").visible  # what a restart would bring
+    assert change.restart_required == ("homeassistant",)
+    assert change.config.homeassistant is None
+    assert "ha_get_state" not in change.config.grant("openclaw").visible
+    assert change.config.grant("openclaw").visible == old.grant("openclaw").visible
+    assert change.changed == frozenset()

@@ -1,0 +1,179 @@
+"""The explain view: one request, answered in the order an operator asks.
+
+Who asked and when; what they asked for, in words; how it was classified; which rule decided and why (quoted from
+the configuration); why approval is needed; the target's current state; the agent's budget; the full timeline.
+Shared by `argobox show` and the operator server's `explain_request`.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Any, TypeVar
+
+import anyio
+
+from argobox.adapters.base import AdapterError
+from argobox.policy.catalog import CATALOG, describe_call
+from argobox.policy.decide import Rule
+from argobox.server.app import App
+from argobox.server.store import RequestRecord, RequestStatus, iso
+from argobox.server.views import audit_json, budget_json, request_json
+
+PREVIEW_TIMEOUT_SECONDS = 5
+T = TypeVar("T")
+
+
+def rule_text(app: App, ref: str | None) -> str | None:
+    """The rule named `ref` (`agents.NAME.rules[i]`) as it reads in the configuration now, or None."""
+    if ref is None or not ref.startswith("agents.") or not ref.endswith("]"):
+        return None
+    agent, _, index = ref[len("agents."):-1].partition(".rules[")
+    if agent not in app.config.agents or not index.isdigit():
+        return None
+    rules = app.config.grant(agent).rules
+    return _toml(agent, rules[int(index)]) if int(index) < len(rules) else None
+
+
+def _toml(agent: str, rule: Rule) -> str:
+    lines = [f"[[agents.{agent}.rules]]", f"tools = {json.dumps(list(rule.tools))}"]
+    if rule.args:
+        inner = ", ".join(f"{name} = {json.dumps(list(globs))}" for name, globs in rule.args.items())
+        lines.append(f"args = {{ {inner} }}")
+    lines.append(f'effect = "{rule.effect.value}"')
+    return "\n".join(lines)
+
+
+def _why_approval(record: RequestRecord) -> str:
+    classification = record.classification
+    if record.effect == "approve":
+        return (f"{record.tool} is classified {classification}, and {record.rule} requires an operator to approve "
+                "each such call before it runs")
+    if record.effect == "allow":
+        return f"no approval needed: {record.rule} pre-approves this {classification} call"
+    return "no approval possible: the policy denied it"
+
+
+def _uptime(started_at: str | None, now: float) -> str | None:
+    if not started_at:
+        return None
+    try:
+        started = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
+    seconds = max(0, int(now - started))
+    return f"{seconds // 86400}d {seconds % 86400 // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
+
+
+class _Unavailable(Exception):
+    """A preview could not be read; the message says why."""
+
+
+async def _read(app: App, read: Callable[[], Awaitable[T]]) -> T:
+    """One bounded backend read for a preview; failures become `_Unavailable` with a safe reason."""
+    try:
+        with anyio.fail_after(PREVIEW_TIMEOUT_SECONDS):
+            return await read()
+    except AdapterError as exc:
+        raise _Unavailable(app.redactor.text(str(exc))) from None
+    except TimeoutError:
+        raise _Unavailable(f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s") from None
+
+
+async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
+    """The target's current state, read from the backend now (never an effect)."""
+    tool = CATALOG.get(record.tool)
+    container = record.arguments.get("container")
+    entities = record.arguments.get("entity_id")
+    home = app.homeassistant
+    try:
+        if tool is not None and "entity_id" in tool.target_args and entities and home is not None:
+            ids = [entities] if isinstance(entities, str) else list(entities)
+            states = await _read(app, lambda: home.target_states(ids))
+            return {"available": True, "entities": {s.entity_id: s.state for s in states}}
+        if tool is not None and "container" in tool.target_args and isinstance(container, str):
+            detail = await _read(app, lambda: app.docker.inspect_container(container))
+            return {
+                "available": True, "container": detail.name, "state": detail.state, "image": detail.image,
+                "health": detail.health, "restart_count": detail.restart_count, "started_at": detail.started_at,
+                "uptime": _uptime(detail.started_at, app.clock()) if detail.state == "running" else None,
+            }
+    except _Unavailable as exc:
+        return {"available": False, "reason": str(exc)}
+    return {"available": False, "reason": "this tool has no target to preview"}
+
+
+async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
+    """Everything about one request, as JSON-ready data (redacted)."""
+    events = await app.store.audit_trail(request_id=record.id)
+    limits = app.config.limits_for(record.agent)
+    usage, failures = await app.store.budget(record.agent, limits)
+    live = record.status is RequestStatus.PENDING
+    queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
+    return app.redactor({
+        **request_json(record, app.redactor),
+        "explanation": {
+            "who": f"agent {record.agent!r} at {iso(record.created_at)}",
+            "what": describe_call(record.tool, record.arguments),
+            "classification": record.classification,
+            "rule_text": rule_text(app, record.rule),
+            "why_approval": _why_approval(record),
+            "queued_preview": {"at": iso(queued.at), **queued.detail["preview"]} if queued is not None else None,
+            "preview": await preview(app, record) if live else {"available": False, "reason": "request is finished"},
+            "budget": budget_json(record.agent, limits, usage, failures, now=app.clock()),
+        },
+        "timeline": [audit_json(e, app.redactor) for e in events],
+    })
+
+
+def explain_text(data: dict[str, Any]) -> str:
+    """The explanation as one plain-language screen, then the timeline."""
+    x = data["explanation"]
+    lines = [
+        f"Request {data['id']}: {data['status']}",
+        f"  who asked:      {x['who']}",
+        f"  what:           {x['what']} ({data['tool']}, arguments {json.dumps(data['arguments'], sort_keys=True)})",
+        f"  classified as:  {x['classification']}",
+        f"  decided by:     {data['rule'] or 'no rule matched (default deny)'}: {data['effect']}",
+        f"  why:            {data['reason']}",
+    ]
+    if x["rule_text"]:
+        lines += ["  the rule, as configured now:"] + [f"      {line}" for line in x["rule_text"].splitlines()]
+    lines.append(f"  approval:       {x['why_approval']}")
+    if data["expires_at"]:
+        lines.append(f"  expires at:     {data['expires_at']}")
+    q = x.get("queued_preview")
+    if q is not None and "error" in q:
+        lines.append(f"  preview:        not available: {q['error']}")
+    elif q is not None:
+        lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q.get("changes", [])]
+    p = x["preview"]
+    if p.get("available") and "entities" in p:
+        now = ", ".join(f"{entity}: {state}" for entity, state in p["entities"].items())
+        lines.append(f"  targets now:    {now}")
+    elif p.get("available"):
+        bits = [f"{k} {p[k]}" for k in ("state", "image", "health", "uptime", "restart_count") if p.get(k) is not None]
+        lines.append(f"  target now:     container {p['container']}: " + ", ".join(bits))
+    elif data["status"] == "pending_approval":
+        lines.append(f"  target now:     preview unavailable ({p['reason']})")
+    b = x["budget"]
+    lines.append(
+        f"  agent budget:   {b['requests_last_minute']}/{b['requests_per_minute']} calls this minute, "
+        f"{b['mutations_last_hour']}/{b['mutations_per_hour']} changes this hour, {b['pending']}/{b['max_pending']} "
+        f"pending, failure streak {b['failure_streak']}/{b['failures_to_cooldown']}"
+        + (f", cooling down until {b['cooldown_until']}" if b["cooldown_until"] else "")
+    )
+    if data["decided_by"] and data["decided_by"] != "policy":
+        lines.append(f"  decided:        by {data['decided_by']} at {data['decided_at']}"
+                     + (f" ({data['note']})" if data["note"] else ""))
+    if data["result"] is not None:
+        lines.append(f"  result:         {json.dumps(data['result'], sort_keys=True)}")
+    if data["error"]:
+        lines.append(f"  error:          {data['error']}")
+    lines.append("  timeline:")
+    for e in data["timeline"]:
+        detail = ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(e["detail"].items())
+                           if v not in (None, ""))
+        lines.append(f"    #{e['seq']} {e['at']} {e['event']} by {e['actor']}" + (f": {detail}" if detail else ""))
+    return "\n".join(lines)
