@@ -21,7 +21,7 @@ test: install
 	bash scripts/test.sh
 
 bench: install
-	bash -c 'eval "$$(bash scripts/docker-engine.sh start)"; $(PY) bench/bench_read_call.py'
+	bash -c 'eval "$$(bash scripts/docker-engine.sh start)"; $(PY) bench/bench_read_call.py && $(PY) bench/bench_http.py'
 
 clean:
 	rm -rf $(VENV) .state

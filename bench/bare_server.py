@@ -1,10 +1,11 @@
 """Baselines for the benchmarks: bare `mcp` servers whose one tool does the same adapter work as ArgoBox, with no
 policy, no queue and no audit.
 
-    python bare_server.py (lowlevel | mcpserver) (docker BASE_URL | lab PATH)
+    python bare_server.py (lowlevel | mcpserver) (docker BASE_URL | lab PATH) [--http PORT]
 
 `lowlevel` is the SDK tier ArgoBox itself is built on, so it isolates ArgoBox's own cost; `mcpserver` is the
-high-level `MCPServer` most servers are written with.
+high-level `MCPServer` most servers are written with. Stdio by default; with `--http PORT`, streamable HTTP at
+http://127.0.0.1:PORT/mcp with the SDK's defaults.
 """
 
 from __future__ import annotations
@@ -60,10 +61,22 @@ async def run_lowlevel(runtime: ContainerRuntime) -> None:
         await server.run(read, write, server.create_initialization_options())
 
 
+async def run_http(tier: str, runtime: ContainerRuntime, port: int) -> None:
+    if tier == "mcpserver":
+        await build_mcpserver(runtime).run_streamable_http_async(host="127.0.0.1", port=port)
+        return
+    import uvicorn
+
+    app = build_lowlevel(runtime).streamable_http_app(host="127.0.0.1")
+    await uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="info")).serve()
+
+
 def main() -> None:
     tier, kind, target = sys.argv[1], sys.argv[2], sys.argv[3]
     runtime: ContainerRuntime = DockerEngine(target) if kind == "docker" else SimulatedLab(Path(target))
-    if tier == "mcpserver":
+    if sys.argv[4:5] == ["--http"]:
+        anyio.run(run_http, tier, runtime, int(sys.argv[5]))
+    elif tier == "mcpserver":
         anyio.run(build_mcpserver(runtime).run_stdio_async)
     else:
         anyio.run(run_lowlevel, runtime)

@@ -30,6 +30,9 @@ path = "bench.db"
 {docker}
 [[operators]]
 name = "alice"
+[agents.bench.limits]
+requests_per_minute = 1000000       # measure the gate, not the budget: every call must be admitted
+
 [[agents.bench.rules]]
 tools = ["docker_inspect_container"]
 effect = "allow"
@@ -53,8 +56,9 @@ async def measure(calls: int, argobox: StdioServerParameters, bare: StdioServerP
             order = ("argobox", "bare") if i % 2 == 0 else ("bare", "argobox")
             for name in order:
                 start = time.perf_counter()
-                await clients[name].call_tool("docker_inspect_container", {"container": container})
+                result = await clients[name].call_tool("docker_inspect_container", {"container": container})
                 timings[name].append((time.perf_counter() - start) * 1000)
+                assert not result.is_error, (name, result.content)
     report(timings)
 
 

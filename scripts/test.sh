@@ -25,6 +25,14 @@ for backend in docker-engine homeassistant; do
 done
 export ARGOBOX_TEST_DOCKER_HOST ARGOBOX_TEST_HA_URL ARGOBOX_TEST_HA_TOKEN_FILE
 
+# MCP Inspector and the conformance suite (pinned, cached) for the interoperability tests.
+if exports="$(bash scripts/node-tools.sh install)"; then
+    eval "$exports"
+    export ARGOBOX_NODE_TOOLS
+else
+    echo "test.sh: the Node tools could not be installed; the interoperability tests will be skipped (they fail in CI)" >&2
+fi
+
 set +e
 "$PY" -m pytest "$@"
 status=$?

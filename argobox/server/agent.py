@@ -1,30 +1,64 @@
-"""The agent-facing MCP server: one agent identity, fixed when the server is built; tools filtered by its grant.
+"""The agent-facing MCP server; tools filtered by the grant of the agent asking.
 
 Built on the low-level `Server` so that `tools/list` and `tools/call` see who is asking, and so that every
 answer (success, pending, denied, bad input) is one explicit `CallToolResult` matching the tool's schema.
+
+Who is asking comes from an identity resolver, never from the request body: over stdio it is the agent fixed at
+launch (`fixed_identity`); over HTTP it is the agent whose bearer token authenticated the request
+(`argobox.server.http`). The resolver is asked on every request, under the configuration in force at that moment,
+so a reload that removes an agent or changes its token takes effect at once.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import signal
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+import anyio
 import mcp.types as types
 from mcp.server import Server, ServerRequestContext
+from mcp.server.lowlevel.server import NotificationOptions
+from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 
 from argobox import __version__
-from argobox.policy.decide import visible_tools
 from argobox.server import gate
 from argobox.server.app import App
 from argobox.server.redact import Redactor
+from argobox.server.config import Config
+from argobox.server.live import LiveState
+from argobox.server.tokens import token_matches
 from argobox.server.tools import TOOLS, Outcome
+
+logger = logging.getLogger("argobox")
 
 INSTRUCTIONS = (
     "ArgoBox mediates your access to this homelab. Read-only tools answer at once. A change may come back as "
     "'pending_approval' with a request_id: a human operator decides it outside this conversation; check on it "
     "later with argobox_request_status and do not repeat the call. 'denied' is final."
 )
+
+Identity = Callable[[], str | None]
+"""Who is asking, under the configuration in force: a configured agent's name, or None (serve nothing)."""
+
+_TOOL_CACHE: dict[str, types.Tool] = {}
+
+
+def _tool(name: str) -> types.Tool:
+    tool = _TOOL_CACHE.get(name)
+    if tool is None:
+        tool = _TOOL_CACHE[name] = TOOLS[name].mcp_tool()
+    return tool
+
+
+def _input_schema(name: str) -> Mapping[str, Any] | None:
+    # Used by the SDK only to check `Mcp-Param-*` headers on 2026 HTTP calls. No ArgoBox tool declares such
+    # headers, so the answer is the same for a tool the caller may not see and for one that does not exist; it
+    # spares the SDK a `tools/list` round per call.
+    return _tool(name).input_schema if name in TOOLS else None
 
 
 def _result(outcome: Outcome[Any], redact: Redactor) -> types.CallToolResult:
@@ -40,30 +74,137 @@ def _result(outcome: Outcome[Any], redact: Redactor) -> types.CallToolResult:
     )
 
 
-def build_agent_server(app: App, agent: str) -> Server[Any]:
-    """The MCP server for `agent` (which must be a configured agent), backed by `app`."""
-    if agent not in app.config.agents:
-        raise ValueError(f"{agent!r} is not a configured agent")
+def fixed_identity(app: App, agent: str, token: str | None = None, *, check_token: bool = True) -> Identity:
+    """The identity of a server started for one agent (stdio): `agent` while the configuration in force still has
+    it and, with `check_token`, while `token` matches its `token_sha256` (if it has one); otherwise None."""
+    checked: list[tuple[Config, str | None]] = []
+
+    def identity() -> str | None:
+        config = app.config
+        if checked and checked[0][0] is config:
+            return checked[0][1]
+        configured = config.agents.get(agent)
+        if configured is None:
+            valid = False
+        elif configured.token_sha256 is None or not check_token:
+            valid = True
+        else:
+            valid = token is not None and token_matches(token, configured.token_sha256)
+        if not valid and (not checked or checked[0][1] is not None):
+            logger.warning("agent %r is not configured with the identity this server was started with; it sees "
+                           "no tools", agent)
+        checked[:] = [(config, agent if valid else None)]
+        return checked[0][1]
+
+    return identity
+
+
+class _AgentServer(Server[Any]):
+    def create_initialization_options(
+        self,
+        notification_options: NotificationOptions | None = None,
+        experimental_capabilities: dict[str, dict[str, Any]] | None = None,
+        extensions: dict[str, dict[str, Any]] | None = None,
+    ) -> InitializationOptions:
+        # Handshake-era clients learn of grant changes through notifications/tools/list_changed: advertise it.
+        return super().create_initialization_options(
+            notification_options or NotificationOptions(tools_changed=True), experimental_capabilities, extensions
+        )
+
+
+def build_agent_server(app: App, agent: str | Identity, *, live: LiveState | None = None) -> Server[Any]:
+    """The MCP server backed by `app`, for one configured agent (a name) or for whoever `agent` resolves to.
+
+    `live` collects the server's live connections (for tools-changed events) and calls in flight; pass one to
+    publish to them.
+    """
+    if isinstance(agent, str):
+        if agent not in app.config.agents:
+            raise ValueError(f"{agent!r} is not a configured agent")
+        identity = fixed_identity(app, agent, check_token=False)  # the caller checked the token, if any
+    else:
+        identity = agent
+    state = live if live is not None else LiveState()
 
     async def list_tools(
         ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        names = visible_tools(app.config.grant(agent))
-        return types.ListToolsResult(tools=[TOOLS[name].mcp_tool() for name in names])
+        with app.settings.pinned() as config:
+            who = identity()
+            state.remember(ctx, who)
+            names = sorted(config.grant(who).visible) if who is not None else []
+        # Deterministic order; never cached by clients, so a grant change shows at the next listing.
+        return types.ListToolsResult(tools=[_tool(name) for name in names], ttl_ms=0, cache_scope="private")
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments: dict[str, Any] = dict(params.arguments or {})
-        try:
-            outcome = await gate.call_tool(app, agent, params.name, arguments)
-        except gate.UnknownTool as exc:
-            raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
+        with app.settings.pinned():  # one configuration for the whole call, whatever reloads meanwhile
+            who = identity()
+            state.remember(ctx, who)
+            if who is None:
+                raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(gate.UnknownTool(params.name))))
+            # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
+            # an execution is always recorded with its outcome.
+            with state.calls.track(), anyio.CancelScope(shield=True):
+                try:
+                    outcome = await gate.call_tool(app, who, params.name, arguments)
+                except gate.UnknownTool as exc:
+                    raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
         return _result(outcome, app.redactor)
 
-    return Server(
+    async def listen(
+        ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        who = identity()
+        if who is None:
+            raise MCPError(types.INVALID_REQUEST, "no agent identity for this request")
+        return await state.listen(who, ctx, params)
+
+    return _AgentServer(
         "argobox",
         version=__version__,
         title="ArgoBox",
         instructions=INSTRUCTIONS,
         on_list_tools=list_tools,
         on_call_tool=call_tool,
+        on_subscriptions_listen=listen,
+        get_tool_input_schema=_input_schema,
     )
+
+
+async def serve_stdio(
+    app: App, agent: str, token: str | None, *, background: Sequence[Callable[[App], Awaitable[None]]] = ()
+) -> None:
+    """Serve `agent` over stdio until stdin closes or SIGTERM/SIGINT; follow configuration changes meanwhile, and
+    run the `background` tasks (such as notification delivery) alongside.
+
+    On a signal, calls in flight finish (and are recorded) before the process exits.
+    """
+    from mcp.server.stdio import stdio_server
+
+    from argobox.server.reload import ConfigWatcher, Reload
+
+    live = LiveState()
+    server = build_agent_server(app, fixed_identity(app, agent, token), live=live)
+
+    async def on_reload(change: Reload) -> None:
+        if agent in change.changed or agent in change.revoked:
+            await live.tools_changed([agent])
+
+    watcher = ConfigWatcher(app, on_reload, process=f"stdio server of agent {agent}")
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(watcher.run)
+        tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+        for task in background:
+            tg.start_soon(task, app)
+        async with stdio_server() as (read, write):
+            await server.run(read, write, server.create_initialization_options())
+        tg.cancel_scope.cancel()
+
+
+async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+    with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            logger.info("received %s: stopping after the calls in flight", signal.Signals(signum).name)
+            scope.cancel()
+            return

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from collections.abc import AsyncIterator, Iterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 
 from argobox.adapters.base import Backends, ContainerRuntime, HomeAutomation
@@ -19,13 +20,53 @@ SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_HA_
 """Environment variables whose values are secrets wherever they might surface (plus the configured token_env)."""
 
 
+_PINNED: ContextVar[tuple[Settings, Config] | None] = ContextVar("argobox_pinned_config", default=None)
+
+
+class Settings:
+    """The configuration in force. A valid reload replaces it whole (`replace`); nothing edits it in place.
+
+    `pinned()` fixes the configuration for the current task and the tasks it starts, so one agent call is decided,
+    limited and executed under one configuration even if a reload lands while it runs.
+    """
+
+    __slots__ = ("_config", "generation")
+
+    def __init__(self, config: Config) -> None:
+        self._config = config
+        self.generation = 0
+
+    @property
+    def current(self) -> Config:
+        pinned = _PINNED.get()
+        return pinned[1] if pinned is not None and pinned[0] is self else self._config
+
+    def replace(self, config: Config) -> None:
+        self._config = config
+        self.generation += 1
+
+    @contextmanager
+    def pinned(self) -> Iterator[Config]:
+        config = self.current
+        token = _PINNED.set((self, config))
+        try:
+            yield config
+        finally:
+            _PINNED.reset(token)
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class App:
-    config: Config
+    settings: Settings
     store: Store
     backends: Backends
     redactor: Redactor
     clock: Clock
+
+    @property
+    def config(self) -> Config:
+        """The configuration in force (pinned for the duration of an agent call; see `Settings`)."""
+        return self.settings.current
 
     @property
     def docker(self) -> ContainerRuntime:
@@ -98,4 +139,4 @@ async def open_app(
         await store.recover_interrupted()
         await store.expire_due()
         backends = Backends(docker=runtime, homeassistant=home)
-        yield App(config=config, store=store, backends=backends, redactor=redactor, clock=clock)
+        yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)

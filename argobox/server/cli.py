@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import hashlib
-import hmac
 import json
 import logging
 import os
@@ -31,6 +29,7 @@ from argobox.server.explain import explain, explain_text
 from argobox.server.notify import flush, notify_forever
 from argobox.server.redact import RedactingFormatter
 from argobox.server.store import Event, Refused, RequestStatus, StoreError, iso
+from argobox.server.tokens import token_matches
 from argobox.server.views import (
     audit_json,
     audit_lines,
@@ -43,6 +42,7 @@ from argobox.server.views import (
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
 OPERATOR_TOKEN_ENV = "ARGOBOX_OPERATOR_TOKEN"
+DEFAULT_HTTP_LISTEN = "127.0.0.1:8765"
 
 
 class CommandError(Exception):
@@ -62,8 +62,24 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"argobox {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", parents=[common], help="run the agent-facing MCP server over stdio")
-    serve.add_argument("--agent", required=True, metavar="NAME", help="the configured agent this server serves")
+    serve = sub.add_parser("serve", parents=[common], help="run the agent-facing MCP server (stdio, or HTTP with --http)")
+    serve.add_argument("--agent", metavar="NAME", help="stdio: the configured agent this server serves")
+    serve.add_argument("--http", nargs="?", const=DEFAULT_HTTP_LISTEN, metavar="HOST:PORT",
+                       help=f"serve every agent over streamable HTTP at http://HOST:PORT/mcp, each by its bearer "
+                            f"token (default {DEFAULT_HTTP_LISTEN})")
+    serve.add_argument("--allow-non-loopback", action="store_true",
+                       help="HTTP: allow binding to a non-loopback address (no TLS: put a TLS proxy in front)")
+    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
+                       help="HTTP: another Host header value to accept (DNS-rebinding protection); repeatable")
+    serve.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
+                       help="HTTP: on SIGTERM, how long to wait for calls in flight before ending streams")
+
+    token = sub.add_parser("token", parents=[common], help="make agent tokens")
+    token_sub = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
+    token_new = token_sub.add_parser("new", parents=[common], help="print a fresh token for AGENT, and its hash")
+    token_new.add_argument("agent", metavar="AGENT")
+    token_new.add_argument("--write", action="store_true",
+                           help="write the token_sha256 into [agents.AGENT] of the config file")
 
     operator = sub.add_parser("operator", parents=[common], help="run the operator-facing MCP server over stdio")
     operator.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
@@ -120,9 +136,11 @@ def _print_json(value: Any) -> None:
 
 
 async def _serve(args: argparse.Namespace) -> int:
-    from mcp.server.stdio import stdio_server
-
-    from argobox.server.agent import build_agent_server
+    if args.http is not None:
+        return await _serve_http(args)
+    if not args.agent:
+        raise CommandError("serve needs --agent NAME (stdio) or --http [HOST:PORT]", EXIT_USAGE)
+    from argobox.server.agent import serve_stdio
 
     config = _load(args)
     refusal = _identity_refusal(config, args.agent)
@@ -132,13 +150,48 @@ async def _serve(args: argparse.Namespace) -> int:
             await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
-        server = build_agent_server(app, args.agent)
         await app.store.audit([Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})])
-        async with anyio.create_task_group() as tasks:
-            tasks.start_soon(notify_forever, app)
-            async with stdio_server() as (read, write):
-                await server.run(read, write, server.create_initialization_options())
-            tasks.cancel_scope.cancel()
+        await serve_stdio(app, args.agent, os.environ.get(AGENT_TOKEN_ENV) or None, background=[notify_forever])
+    return EXIT_OK
+
+
+async def _serve_http(args: argparse.Namespace) -> int:
+    from argobox.server.http import serve_http
+
+    if args.agent:
+        raise CommandError("--http serves every agent, each by its bearer token; drop --agent", EXIT_USAGE)
+    config = _load(args)
+    async with open_app(config) as app:
+        await serve_http(app, args.http, allow_non_loopback=args.allow_non_loopback, allowed_hosts=args.allowed_host,
+                         drain_seconds=max(0.0, args.drain_timeout), background=[notify_forever])
+    return EXIT_OK
+
+
+def _token_new(args: argparse.Namespace) -> int:
+    from argobox.server.tokens import TokenWriteError, new_token, token_sha256, write_token_hash
+
+    path = resolve_config_path(args.config)
+    config = load_config(path)
+    if args.agent not in config.agents:
+        known = ", ".join(sorted(config.agents)) or "none"
+        raise CommandError(f"unknown agent {args.agent[:64]!r} (configured agents: {known})", EXIT_REFUSED)
+    token = new_token()
+    digest = token_sha256(token)
+    if args.write:
+        try:
+            write_token_hash(path, args.agent, digest)
+        except TokenWriteError as exc:
+            raise CommandError(f"{exc}", EXIT_USAGE) from None
+        print(f"token: {token}")
+        print(f"argobox: wrote token_sha256 for {args.agent} into {path}; a running daemon or stdio server picks "
+              "it up within seconds. The token is shown only this once: give it to the agent's MCP client "
+              "(HTTP: Authorization: Bearer <token>; stdio: ARGOBOX_AGENT_TOKEN).", file=sys.stderr)
+        return EXIT_OK
+    print(f"token: {token}")
+    print(f'token_sha256 = "{digest}"')
+    print(f"argobox: paste the token_sha256 line into [agents.{args.agent}] of {path} (or run again with --write). "
+          "The token is shown only this once: give it to the agent's MCP client "
+          "(HTTP: Authorization: Bearer <token>; stdio: ARGOBOX_AGENT_TOKEN).", file=sys.stderr)
     return EXIT_OK
 
 
@@ -177,7 +230,7 @@ def _token_refusal(expected: str, env: str, who: str) -> str | None:
     token = os.environ.get(env, "")
     if not token:
         return f"{who} requires a token: set {env}"
-    if not hmac.compare_digest(hashlib.sha256(token.encode()).hexdigest(), expected):
+    if not token_matches(token, expected):
         return f"the token in {env} does not match {who}"
     return None
 
@@ -329,6 +382,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             from argobox.server.demo import run_demo
 
             return run_demo(Path(args.dir) if args.dir else None)
+        if args.command == "token":
+            return _token_new(args)
         command = {"serve": _serve, "operator": _operator, "watch": _watch}.get(args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:

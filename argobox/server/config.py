@@ -225,6 +225,13 @@ class Config(_Section):
         self._grants[agent] = Grant(agent=agent, rules=rules, available=tools_for(self.backends))
         return self._grants[agent]
 
+    def replacing(self, **sections: Any) -> Config:
+        """A copy with these top-level sections replaced, and its grants built afresh (which tools exist depends
+        on the configured backends)."""
+        copy = self.model_copy(update=sections)
+        copy._grants = {}
+        return copy
+
     def limits_for(self, agent: str) -> Limits:
         """Built-in defaults, overridden by `[limits]`, overridden by `[agents.NAME.limits]`."""
         base = self.limits.over(Limits())
@@ -297,6 +304,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     ]
     for agent in config.agents:
         problems += check_grant(config.grant(agent))
+    problems += _shared_token_problems(config)
     if problems:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
     base = source.parent
@@ -336,6 +344,21 @@ def _audit_key_problems(audit: AuditConfig) -> list[str]:
         problems.append("audit.verify_key_file: is not the public key of audit.signing_key_file "
                         f"(key ids {verifier.key_id} and {signer.key_id})")
     return problems
+
+
+def _shared_token_problems(config: Config) -> list[str]:
+    """A token identifies exactly one agent: no two agents, and no agent and operator, may share a token hash."""
+    owners: dict[str, list[str]] = {}
+    for name, agent in config.agents.items():
+        if agent.token_sha256 is not None:
+            owners.setdefault(agent.token_sha256, []).append(f"agents.{name}")
+    for op in config.operators:
+        if op.token_sha256 is not None and op.token_sha256 in owners:
+            owners[op.token_sha256].append(f"operators {op.name!r}")
+    return [
+        f"{', '.join(names)}: the same token_sha256; every agent needs its own token" for names in owners.values()
+        if len(names) > 1
+    ]
 
 
 def load_config(path: Path) -> Config:

@@ -1,4 +1,4 @@
-"""The README's OpenClaw stdio snippet, launched exactly as written (only the config path and token filled in)."""
+"""The README's OpenClaw snippets, used exactly as written (only the config path, port and token filled in)."""
 
 from __future__ import annotations
 
@@ -10,10 +10,15 @@ import sys
 from pathlib import Path
 
 import anyio
+import httpx2
 import pytest
 from mcp import Client, StdioServerParameters
+from mcp.client.streamable_http import streamable_http_client
 
+from argobox.server.cli import DEFAULT_HTTP_LISTEN
+from argobox.server.http import DEFAULT_LISTEN, MCP_PATH
 from tests.conftest import WriteConfig
+from tests.http_daemon import OPENCLAW_TOKEN, http_daemon, write_http_config
 
 README = Path(__file__).resolve().parents[2] / "README.md"
 
@@ -42,6 +47,36 @@ async def test_readme_openclaw_stdio_snippet_connects_and_is_gated(write_config:
             queued = await client.call_tool("docker_restart_container", {"container": "jellyfin"})
 
     assert entry["command"] == "argobox"
+    assert "docker_restart_container" in tools and all(re.fullmatch(r"[a-zA-Z0-9_-]+", t) for t in tools)
+    assert queued.structured_content is not None
+    assert queued.structured_content["status"] == "pending_approval"
+
+
+def openclaw_http_snippet() -> dict[str, object]:
+    text = README.read_text()
+    match = re.search(r"<!-- openclaw-http-snippet -->\s*```json\n(.*?)```", text, re.S)
+    assert match, "the README lost its OpenClaw HTTP snippet"
+    return json.loads(match.group(1))["mcp"]["servers"]["argobox"]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("mode", ["auto", "legacy"])
+async def test_readme_openclaw_http_snippet_drives_the_daemon(tmp_path: Path, mode: str) -> None:
+    entry = openclaw_http_snippet()
+    config = write_http_config(tmp_path)
+    with anyio.fail_after(60):
+        async with http_daemon(config) as daemon:
+            # The daemon here listens on a free port instead of 8765; everything else is the snippet's.
+            url = str(entry["url"]).replace("127.0.0.1:8765", daemon.url.split("/")[2])
+            headers = {k: v.replace("<the token>", OPENCLAW_TOKEN) for k, v in entry["headers"].items()}  # type: ignore[union-attr]
+            async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http, \
+                    Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+                tools = [t.name for t in (await client.list_tools()).tools]
+                queued = await client.call_tool("docker_restart_container", {"container": "jellyfin"})
+
+    assert entry["transport"] == "streamable-http"
+    assert entry["url"] == f"http://{DEFAULT_LISTEN}{MCP_PATH}" and DEFAULT_HTTP_LISTEN == DEFAULT_LISTEN
+    assert set(entry["headers"]) == {"Authorization"}  # type: ignore[arg-type]
     assert "docker_restart_container" in tools and all(re.fullmatch(r"[a-zA-Z0-9_-]+", t) for t in tools)
     assert queued.structured_content is not None
     assert queued.structured_content["status"] == "pending_approval"
