@@ -132,19 +132,19 @@ class DockerEngine:
         return await self._run(None, "list containers", lambda api: [_summary(r) for r in api.containers(all=all)])
 
     async def inspect_container(self, container: str) -> ContainerDetail:
-        return await self._run(container, "inspect", lambda api: _detail(api.inspect_container(container)))
+        return await self._run(container, "inspect", lambda api: _detail(_resolve(api, container)[1]))
 
     async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
         return await self._run(container, "read the logs of", lambda api: _logs(api, container, tail))
 
     async def start_container(self, container: str) -> ContainerAction:
-        return await self._act(container, "start", lambda api: api.start(container))
+        return await self._act(container, "start", lambda api, cid: api.start(cid))
 
     async def stop_container(self, container: str) -> ContainerAction:
-        return await self._act(container, "stop", lambda api: api.stop(container, timeout=STOP_TIMEOUT_S))
+        return await self._act(container, "stop", lambda api, cid: api.stop(cid, timeout=STOP_TIMEOUT_S))
 
     async def restart_container(self, container: str) -> ContainerAction:
-        return await self._act(container, "restart", lambda api: api.restart(container, timeout=STOP_TIMEOUT_S))
+        return await self._act(container, "restart", lambda api, cid: api.restart(cid, timeout=STOP_TIMEOUT_S))
 
     async def aclose(self) -> None:
         with self._lock:
@@ -152,10 +152,13 @@ class DockerEngine:
         if client is not None:
             await anyio.to_thread.run_sync(client.close)
 
-    async def _act(self, container: str, action: str, fn: Callable[[docker.APIClient], object]) -> ContainerAction:
+    async def _act(
+        self, container: str, action: str, fn: Callable[[docker.APIClient, str], object]
+    ) -> ContainerAction:
         def act_and_reload(api: docker.APIClient) -> ContainerAction:
-            fn(api)
-            attrs = api.inspect_container(container)
+            container_id, _ = _resolve(api, container)
+            fn(api, container_id)
+            attrs = api.inspect_container(container_id)
             state = attrs.get("State") or {}
             return ContainerAction(
                 container=_name(attrs.get("Name") or container),
@@ -264,11 +267,24 @@ def _detail(attrs: Attrs) -> ContainerDetail:
     )
 
 
+def _resolve(api: docker.APIClient, container: str) -> tuple[str, Attrs]:
+    """The full id and attributes of the container NAMED `container`.
+
+    The engine also resolves ids and unique id prefixes, which would let an argument the grant's name globs match
+    (say `db3f` under `db*`) reach another container; so only an exact name is accepted, and every later call uses
+    the resolved id.
+    """
+    attrs = api.inspect_container(container)
+    if _name(str(attrs.get("Name") or "")) != container:
+        raise docker.errors.NotFound(f"no container is named {container!r}")
+    return str(attrs["Id"]), attrs
+
+
 def _logs(api: docker.APIClient, container: str, tail: int) -> ContainerLogs:
     """The newest `tail` lines (clamped to 1..MAX_LOG_LINES) of stdout and stderr, within MAX_LOG_BYTES."""
     wanted = max(1, min(tail, MAX_LOG_LINES))
     fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
-    attrs = api.inspect_container(container)
+    container, attrs = _resolve(api, container)
     # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
     options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch, "follow": False}
     if (attrs.get("Config") or {}).get("Tty"):

@@ -111,7 +111,7 @@ class SimulatedLab:
     @staticmethod
     def _find(state: dict[str, dict[str, Any]], container: str) -> tuple[str, dict[str, Any]]:
         for name, spec in state.items():
-            if container in (name, spec["id"]):
+            if container == name:  # names only, as with the Docker engine adapter
                 return name, spec
         raise TargetNotFound(f"No container named {container!r}.")
 

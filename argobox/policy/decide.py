@@ -90,8 +90,21 @@ def request_digest(agent: str, tool: str, arguments: Mapping[str, Any]) -> str:
 
 
 def is_match_all(glob: str) -> bool:
-    """True for globs such as `*` or `**` that match every value and so constrain nothing."""
-    return glob != "" and set(glob) <= {"*"}
+    """True for globs with no literal character, such as `*`, `?*` or `[a-z]*`: they match (nearly) every value and
+    so constrain nothing. A glob constrains only when some character must appear as written."""
+    i = 0
+    while i < len(glob):
+        char = glob[i]
+        if char == "[":
+            end = glob.find("]", i + 2)
+            if end == -1:
+                return False  # an unclosed "[" is a literal character to fnmatch
+            i = end + 1
+        elif char in "*?":
+            i += 1
+        else:
+            return False
+    return True
 
 
 def is_exact(glob: str) -> bool:

@@ -73,7 +73,7 @@ def new_request_id() -> str:
 
 
 _PATTERN_HINTS = {
-    "container": "must be a container name or id (letters, digits, '_', '.', '-'; at most 128)",
+    "container": "must be a container name (letters, digits, '_', '.', '-'; at most 128)",
     "entity_id": "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.')",
     "domain": "must be a domain such as 'light' (lowercase letters, digits and '_')",
     "service": "must be a service such as 'turn_on' (lowercase letters, digits and '_')",

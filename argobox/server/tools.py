@@ -94,7 +94,7 @@ class _Args(BaseModel):
 ContainerName = Annotated[
     str,
     StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"),
-    Field(description="Container name or id (letters, digits, '_', '.', '-'; at most 128 characters)."),
+    Field(description="Container name, exactly (letters, digits, '_', '.', '-'; at most 128 characters)."),
 ]
 RequestId = Annotated[
     str,

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 import anyio
 import pytest
+from docker.models.containers import Container
 
 from argobox.adapters.base import (
     MAX_LOG_BYTES,
@@ -280,3 +281,27 @@ def test_safe_url_strips_password_only():
 
 def test_constructing_does_not_touch_the_engine():
     DockerEngine("unix:///nonexistent/docker.sock")  # must not raise
+
+
+@pytest.mark.docker
+@pytest.mark.anyio
+async def test_an_id_or_id_prefix_never_stands_in_for_a_name(
+    docker_base_url: str, make_container: Callable[..., Container]
+) -> None:
+    """A grant matches names; an id prefix (`db3f` under a `db*` glob) must not reach another container."""
+    target = make_container("idprefix")
+    started = target.attrs["State"]["StartedAt"]
+    engine = DockerEngine(docker_base_url)
+    try:
+        for alias in (target.id, target.id[:12], target.id[:4]):
+            with pytest.raises(TargetNotFound):
+                await engine.restart_container(alias)
+            with pytest.raises(TargetNotFound):
+                await engine.inspect_container(alias)
+        target.reload()
+        detail = await engine.inspect_container(target.name)
+    finally:
+        await engine.aclose()
+
+    assert target.attrs["State"]["StartedAt"] == started  # never restarted
+    assert detail.name == target.name

@@ -142,6 +142,10 @@ def test_unconstrained_list_shows_every_item() -> None:
                      id="blanket-allow-of-mutation"),
         pytest.param([(("docker_*",), {}, "allow")], "without approval on any target", id="glob-covers-mutations"),
         pytest.param([(MUTATIONS, {"container": ("**",)}, "allow")], "without approval", id="match-all-glob"),
+        pytest.param([(MUTATIONS, {"container": ("?*",)}, "allow")], "without approval", id="any-non-empty-glob"),
+        pytest.param([(MUTATIONS, {"container": ("[a-z]*",)}, "allow")], "without approval", id="class-only-glob"),
+        pytest.param([(MUTATIONS, {"container": ("web-1", "[!.]*")}, "allow")], "without approval",
+                     id="one-match-all-glob-among-names"),
         pytest.param([(("docker_restart",), {}, "approve")], "matches no known tool", id="typo-in-tool-name"),
         pytest.param([(("argobox_request_status",), {}, "deny")], "built in", id="builtin-not-grantable"),
         pytest.param([(MUTATIONS, {"image": ("x",)}, "approve")], "'image' is not an argument", id="unknown-argument"),
@@ -158,6 +162,7 @@ def test_check_grant_rejects_unsafe_or_meaningless_rules(
 def test_check_grant_accepts_the_standard_grant_and_constrained_pre_approval() -> None:
     assert check_grant(STANDARD) == []
     assert check_grant(grant((MUTATIONS, {"container": ("web-1", "web-2")}, "allow"))) == []
+    assert check_grant(grant((MUTATIONS, {"container": ("web-*", "*-prod", "db[0-9]")}, "allow"))) == []
 
 
 def test_every_tool_is_classified_and_mutations_name_their_targets() -> None:
