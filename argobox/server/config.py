@@ -163,6 +163,18 @@ class LimitsConfig(_Section):
 class UrlChannelConfig(_Section):
     url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
 
+    @field_validator("url")
+    @classmethod
+    def _usable(cls, url: str) -> str:
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError("is not a usable URL (check the host and the port)") from None
+        if not parts.hostname:
+            raise ValueError("needs a host, e.g. https://hooks.example.org/argobox")
+        return url
+
 
 class HomeAssistantNotifyConfig(_Section):
     service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]

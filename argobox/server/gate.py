@@ -9,8 +9,10 @@ in the `queued` audit event, what it would act on and what it would change.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
@@ -51,6 +53,19 @@ class UnknownTool(Exception):
 def shorten(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
     """Bound a client-supplied string before it reaches a message or the audit trail."""
     return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
+
+
+MAX_REJECTED_ARGUMENTS_CHARS = 4096
+
+
+def _bounded_arguments(raw: dict[str, Any]) -> Any:
+    """What the audit keeps of arguments that failed validation: a bounded copy, at most a few KiB."""
+    kept = _bounded(raw)
+    size = len(json.dumps(kept, default=str))
+    if size <= MAX_REJECTED_ARGUMENTS_CHARS:
+        return kept
+    keys = [shorten(str(k), 64) for k in list(raw)[:20]]
+    return {"omitted": f"{size} characters of arguments", "keys": keys}
 
 
 def _bounded(value: Any, depth: int = 0) -> Any:
@@ -111,7 +126,7 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     except ValidationError as exc:
         message = _validation_message(tool, exc)
         events = [
-            Event(event="received", actor=f"agent:{agent}", detail={"arguments": _bounded(raw_args)}),
+            Event(event="received", actor=f"agent:{agent}", detail={"arguments": _bounded_arguments(raw_args)}),
             Event(event="rejected", actor="argobox", detail={"reason": message}),
         ]
         return await _admit_without_request(app, agent, tool, events) or Outcome(
@@ -321,8 +336,7 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
         message = _validation_message("argobox_request_status", exc)
         return Outcome(status="invalid_arguments", tool="argobox_request_status", message=message, error=message)
     try:
-        await app.store.expire_due()
-        record = await app.store.get(request_id)
+        record = await app.store.get(request_id)  # a read only: status polls never take the write lock
     except StoreError as exc:
         logger.error("could not read request %s: %s", request_id, exc)
         message = "refused: ArgoBox could not read its store; try again later"
@@ -330,6 +344,8 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
     if record is None or record.agent != agent:
         message = f"no request {request_id!r} among your requests"
         return Outcome(status="invalid_arguments", message=message, error=message)
+    if record.status is RequestStatus.PENDING and record.expires_at is not None and record.expires_at <= app.clock():
+        record = replace(record, status=RequestStatus.EXPIRED)  # as the next sweep will record it
     return outcome_of(record)
 
 

@@ -10,6 +10,7 @@ config file only; payloads pass through the redactor.
 
 from __future__ import annotations
 
+import http.client
 import json
 import logging
 import os
@@ -95,6 +96,8 @@ def _post(url: str, data: bytes, headers: dict[str, str]) -> None:
     except (urllib.error.URLError, OSError) as exc:
         reason = getattr(exc, "reason", exc)
         raise DeliveryFailed(f"cannot reach the receiver: {reason}") from None
+    except (ValueError, http.client.HTTPException) as exc:  # a URL urllib cannot use, or a broken answer
+        raise DeliveryFailed(f"cannot deliver: {type(exc).__name__}: {exc}") from None
 
 
 def _title(body: dict[str, Any]) -> str:
@@ -147,8 +150,8 @@ async def _deliver_one(app: App, row_id: int, request_id: str | None, channel: s
             await _send_home(app, body)
         else:
             await anyio.to_thread.run_sync(_send, app.config, channel, body)
-    except DeliveryFailed as exc:
-        error = app.redactor.text(str(exc))
+    except Exception as exc:  # noqa: BLE001 - one bad channel must never stall the outbox or fail the caller
+        error = app.redactor.text(str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}")
         final = attempts >= MAX_ATTEMPTS
         status, next_at = ("failed", None) if final else ("pending", app.clock() + BACKOFF_SECONDS * 2 ** attempts)
         detail = {"channel": channel, "event": body.get("event"), "attempt": attempts, "error": error,

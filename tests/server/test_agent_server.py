@@ -272,3 +272,26 @@ async def test_request_the_grant_no_longer_covers_is_denied_instead_of_run(
     assert record is not None and record.status.value == "denied" and record.decided_by == "policy"
     assert "grant changed" in (record.note or "")
     assert count == 0
+
+
+async def test_rejected_hostile_arguments_leave_only_a_small_audit_record(client: Client, app: App) -> None:
+    nested = {f"k{i}": {f"j{j}": {f"l{m}": "x" * 5000 for m in range(20)} for j in range(20)} for i in range(20)}
+
+    result = await client.call_tool("docker_restart_container", {"container": "jellyfin", **nested})
+    (received,) = [e for e in await app.store.audit_trail() if e.event == "received"]
+
+    assert result.structured_content is not None and result.structured_content["status"] == "invalid_arguments"
+    assert len(json.dumps(received.detail)) < 5000
+
+
+async def test_status_of_a_pending_request_past_its_ttl_reads_expired(write_config: WriteConfig) -> None:
+    now = [1_900_000_000.0]
+    async with open_app(load_config(write_config(ttl=60)), clock=lambda: now[0]) as app:
+        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        now[0] += 61
+        status = await gate.call_tool(app, "openclaw", "argobox_request_status", {"request_id": queued.request_id})
+        with pytest.raises(gate.Refused) as info:
+            await gate.approve(app, queued.request_id or "", operator="alice", note="")
+
+    assert status.status == "expired"
+    assert info.value.code == "expired"

@@ -160,3 +160,36 @@ async def test_a_notify_service_home_assistant_lacks_is_a_clear_audited_failure(
     assert queued.status == "pending_approval"
     assert len(failures) == 1 and failures[0]["channel"] == "homeassistant" and failures[0]["will_retry"] is True
     assert ha_token not in json.dumps(failures)
+
+
+@pytest.mark.parametrize("url", ["https://x:abc/h", "http://[bad/h", "https:///nohost"])
+def test_unusable_notification_urls_are_config_errors(write_config: WriteConfig, url: str) -> None:
+    from argobox.server.config import ConfigError
+
+    with pytest.raises(ConfigError, match=r"notifications\.webhooks\[0\]\.url"):
+        load_config(write_config(extra=f'[[notifications.webhooks]]\nurl = "{url}"\n'))
+
+
+async def test_a_receiver_answering_errors_is_retried_and_audited(write_config: WriteConfig) -> None:
+    class Failing(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.send_response(500)
+            self.end_headers()
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        async with open_app(load_config(write_config(extra=f'[[notifications.webhooks]]\nurl = "{url}"\n'))) as app:
+            await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+            await notify.flush(app)
+            failures = [e.detail for e in await app.store.audit_trail() if e.event == "notification_failed"]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+    assert [(f["error"], f["will_retry"]) for f in failures] == [("HTTP 500 Internal Server Error", True)]
