@@ -134,9 +134,8 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         )
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
-    preview = await _preview(app, TOOLS[tool], args) if decision.effect is Effect.APPROVE else None
     try:
-        admission = await _admit_decision(app, agent, tool, arguments, decision, preview)
+        admission = await _admit_decision(app, agent, tool, args, decision)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
         return _refused(tool)
@@ -217,10 +216,8 @@ def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
     return canonical_json(targets) if targets else None
 
 
-async def _admit_decision(
-    app: App, agent: str, tool: str, arguments: dict[str, Any], decision: Decision,
-    preview: dict[str, Any] | None = None,
-) -> Admission:
+async def _admit_decision(app: App, agent: str, tool: str, args: BaseModel, decision: Decision) -> Admission:
+    arguments = args.model_dump(mode="json")
     classification = CATALOG[tool].classification
     status = {
         Effect.DENY: RequestStatus.DENIED,
@@ -235,14 +232,23 @@ async def _admit_decision(
                     "classification": classification.value},
         ),
     ]
+    digest = request_digest(agent, tool, arguments)
+    mutation = classification is Classification.MUTATE and status is not RequestStatus.DENIED
+    facts = CallFacts(
+        agent=agent, digest=digest, target=_target_key(tool, arguments) if mutation else None, mutation=mutation,
+        queues=status is RequestStatus.PENDING,
+    )
+    limits = app.config.limits_for(agent)
     if status is RequestStatus.PENDING:
         queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
-        if preview is not None:
-            queued["preview"] = preview
+        # Read the targets only for a call that will really be queued: refusals and repeats stay cheap.
+        if await app.store.would_queue(facts, limits):
+            preview = await _preview(app, TOOLS[tool], args)
+            if preview is not None:
+                queued["preview"] = preview
         events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
-    digest = request_digest(agent, tool, arguments)
     request = NewRequest(
         id=new_request_id(), agent=agent, tool=tool, arguments=arguments, digest=digest,
         classification=classification.value, effect=decision.effect.value, rule=decision.rule,
@@ -250,13 +256,8 @@ async def _admit_decision(
         expires_at=app.clock() + app.config.approvals.ttl_seconds if status is RequestStatus.PENDING else None,
         decided_by="policy" if status is not RequestStatus.PENDING else None,
     )
-    mutation = classification is Classification.MUTATE and status is not RequestStatus.DENIED
-    facts = CallFacts(
-        agent=agent, digest=digest, target=_target_key(tool, arguments) if mutation else None, mutation=mutation,
-        queues=status is RequestStatus.PENDING,
-    )
     return await app.store.admit(
-        facts, app.config.limits_for(agent), tool=tool, events=events, request=request,
+        facts, limits, tool=tool, events=events, request=request,
         failed=True if status is RequestStatus.DENIED else None,
     )
 

@@ -587,6 +587,16 @@ class Store:
             await self._append(db, [Event(event="cooldown", actor="argobox", detail=detail)],
                                request_id=None, agent=agent, tool=None)
 
+    async def would_queue(self, facts: CallFacts, limits: Limits) -> bool:
+        """Whether `admit` would now queue this call as a new request (read-only; `admit` decides for real)."""
+        async with self._lock:
+            now = self._clock()
+            snapshot = await budgets.usage(self._db, facts, limits, now)
+        if snapshot.pending_twin is not None:
+            return False
+        return check(limits, snapshot.usage, now=now, mutation=facts.mutation, queues=facts.queues,
+                     identical=facts.mutation) is None
+
     async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
         """The agent's current use of its budgets (read-only)."""
         async with self._lock:
