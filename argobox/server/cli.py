@@ -247,7 +247,20 @@ def _identity_refusal(config: Config, agent: str) -> str | None:
 async def _with_app(args: argparse.Namespace) -> int:
     config = _load(args)
     async with open_app(config) as app:
+        await _prove_operator(app, getattr(args, "operator", None))
         return await _COMMANDS[args.command](app, args)
+
+
+async def _prove_operator(app: App, operator: str | None) -> None:
+    """An operator with a `token_sha256` must show ARGOBOX_OPERATOR_TOKEN for every action taken in their name."""
+    entry = app.config.operator(operator) if operator else None
+    if entry is None or entry.token_sha256 is None:
+        return  # unknown operators are refused (and audited) by the action itself
+    refusal = _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {entry.name!r}")
+    if refusal is not None:
+        await app.store.audit([Event(event="operator_refused", actor=f"operator:{entry.name}",
+                                     detail={"reason": refusal})])
+        raise CommandError(refusal, EXIT_REFUSED)
 
 
 async def _requests(app: App, args: argparse.Namespace) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -111,3 +112,29 @@ def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config:
     assert unknown.returncode == 1
     assert audit.count("budgets_viewed") == 2 and audit.count("budget_reset") == 1 and "cooldown" in audit
 
+
+
+def test_an_operator_with_a_token_must_show_it_for_cli_actions(write_config: WriteConfig) -> None:
+    token = "operator-cli-token-0123456789"
+    config = write_config()
+    config.write_text(config.read_text().replace(
+        '[[operators]]\nname = "alice"',
+        f'[[operators]]\nname = "alice"\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"'))
+
+    async def queue() -> str:
+        async with open_app(load_config(config)) as app:
+            outcome = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+            return outcome.request_id or ""
+
+    request_id = anyio.run(queue)
+    env = {k: v for k, v in os.environ.items() if k != "ARGOBOX_OPERATOR_TOKEN"}
+    cli = [ARGOBOX, "--config", str(config), "approve", request_id, "--as", "alice"]
+    without = subprocess.run(cli, capture_output=True, text=True, timeout=60, env=env, check=False)
+    wrong = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False,
+                           env={**env, "ARGOBOX_OPERATOR_TOKEN": "nope-nope-nope"})
+    right = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False,
+                           env={**env, "ARGOBOX_OPERATOR_TOKEN": token})
+
+    assert without.returncode == 1 and "requires a token" in without.stderr
+    assert wrong.returncode == 1 and "does not match operator 'alice'" in wrong.stderr
+    assert right.returncode == 0, right.stderr
