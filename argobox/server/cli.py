@@ -209,9 +209,20 @@ async def _operator(args: argparse.Namespace) -> int:
                                      detail={"transport": "stdio"})])
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(notify_forever, app)
+            tasks.start_soon(_follow_config, app, f"operator server of {args.operator}")
             await server.run_stdio_async()
             tasks.cancel_scope.cancel()
     return EXIT_OK
+
+
+async def _follow_config(app: App, process: str) -> None:
+    """Apply configuration changes (grants, operators) while a long-lived server runs."""
+    from argobox.server.reload import ConfigWatcher, Reload
+
+    async def ignore(_: Reload) -> None:
+        return None
+
+    await ConfigWatcher(app, ignore, process=process).run()
 
 
 def _operator_refusal(config: Config, operator: str) -> str | None:

@@ -136,3 +136,25 @@ async def test_watch_follows_new_requests_and_decisions(write_config: WriteConfi
 
     text = "".join(lines)
     assert f"{request_id} queued" in text and f"{request_id} denied by operator:bob" in text
+
+
+async def test_operator_server_follows_grant_changes_before_approving(write_config: WriteConfig) -> None:
+    config = write_config()
+    with anyio.fail_after(90):
+        async with Client(server(config, "operator", "--as", "alice")) as operator:
+            async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
+                queued = (await agent.call_tool("docker_restart_container", {"container": "jellyfin"})).structured_content
+            config.write_text(config.read_text().replace('"jellyfin", "web-*"', '"web-*"'))
+            reloaded = False
+            for _ in range(100):  # bounded: the watcher checks the file about once a second
+                trail = (await operator.call_tool("query_audit", {})).structured_content
+                reloaded = any(e["event"] == "config_reloaded" and "operator" in json.dumps(e["detail"])
+                               for e in trail["events"])  # type: ignore[index]
+                if reloaded:
+                    break
+                await anyio.sleep(0.1)
+            refused = await operator.call_tool("approve_request", {"request_id": queued["request_id"]})  # type: ignore[index]
+
+    assert reloaded
+    assert refused is not None and refused.is_error
+    assert "no longer covered by the grant" in refused.content[0].text  # type: ignore[union-attr]
