@@ -82,7 +82,8 @@ def build_redactor(config: Config | None = None) -> Redactor:
     names: list[str] = list(SECRET_ENV_VARS)
     if config is not None and config.homeassistant is not None:
         names.append(config.homeassistant.token_env)
-    return Redactor(os.environ[name] for name in names if os.environ.get(name))
+    values = [os.environ[name] for name in names if os.environ.get(name)]
+    return Redactor([*values, *(v.strip() for v in values)])  # adapters use the stripped value
 
 
 def build_docker(config: Config) -> ContainerRuntime:

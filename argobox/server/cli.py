@@ -128,7 +128,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _load(args: argparse.Namespace) -> Config:
-    return load_config(resolve_config_path(args.config))
+    config = load_config(resolve_config_path(args.config))
+    _secrets_of(config)
+    return config
 
 
 def _print_json(value: Any) -> None:
@@ -429,15 +431,26 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_OK
 
 
+_LOG_FORMAT = RedactingFormatter(build_redactor(), "argobox: %(levelname)s %(message)s")
+_failure_redactor = build_redactor()
+
+
 def _log_redacted() -> None:
     """Log to stderr, every line through the redactor."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(RedactingFormatter(build_redactor(), "argobox: %(levelname)s %(message)s"))
+    handler.setFormatter(_LOG_FORMAT)
     logging.basicConfig(level=logging.INFO, handlers=[handler])
 
 
+def _secrets_of(config: Config) -> None:
+    """Once the configuration is read, logs and error messages also hide the secrets it names (the HA token)."""
+    global _failure_redactor
+    _failure_redactor = build_redactor(config)
+    _LOG_FORMAT.use(_failure_redactor)
+
+
 def _fail(message: str) -> None:
-    print(f"argobox: {build_redactor().text(message)}", file=sys.stderr)
+    print(f"argobox: {_failure_redactor.text(message)}", file=sys.stderr)
 
 
 if __name__ == "__main__":

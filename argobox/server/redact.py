@@ -74,5 +74,9 @@ class RedactingFormatter(logging.Formatter):
         super().__init__(fmt)
         self._redact = redactor
 
+    def use(self, redactor: Redactor) -> None:
+        """Redact with `redactor` from now on (once the configuration names more secrets)."""
+        self._redact = redactor
+
     def format(self, record: logging.LogRecord) -> str:
         return self._redact.text(super().format(record))
