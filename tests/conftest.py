@@ -5,7 +5,10 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
+import anyio
+import mcp.types as types
 import pytest
 
 pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant"]
@@ -104,3 +107,16 @@ args = { domain = ["lock", "alarm_control_panel", "cover"] }
 effect = "approve"
 """
 """The issue's example grant for Home Assistant (openclaw's rules[2] to rules[5] after the Docker ones)."""
+
+
+class ListChangedInbox:
+    """A client `message_handler` that counts tools/list_changed notifications (handshake-era sessions)."""
+
+    def __init__(self) -> None:
+        self.changed = 0
+        self.event = anyio.Event()
+
+    async def __call__(self, message: Any) -> None:
+        if isinstance(message, types.ToolListChangedNotification):
+            self.changed += 1
+            self.event.set()

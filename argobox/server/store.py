@@ -514,14 +514,6 @@ class Store:
             ),
         )
 
-    async def create(self, request: NewRequest, events: Sequence[Event]) -> RequestRecord:
-        """Insert a new request and its first audit events in one transaction (no budget accounting)."""
-        record = self._new_record(request, self._clock())
-        async with self.write() as db:
-            await self._insert(db, record)
-            await self._append(db, events, request_id=record.id, agent=record.agent, tool=record.tool)
-        return record
-
     async def admit(
         self, facts: CallFacts, limits: Limits, *, tool: str | None, events: Sequence[Event],
         request: NewRequest | None = None, failed: bool | None = None,

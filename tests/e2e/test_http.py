@@ -13,6 +13,8 @@ import anyio
 import httpx2
 import mcp.types as types
 import pytest
+
+from tests.conftest import ListChangedInbox
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
@@ -204,24 +206,12 @@ async def _next_event(subscription: Any) -> Any:
     return await subscription.__anext__()
 
 
-class LegacyInbox:
-    """A `message_handler` that records tools/list_changed notifications."""
-
-    def __init__(self) -> None:
-        self.changed = 0
-        self.event = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.changed += 1
-            self.event.set()
-
 
 async def test_grant_change_in_the_file_reaches_the_affected_agent_only_in_both_eras(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon:
-            openclaw_inbox, reader_inbox = LegacyInbox(), LegacyInbox()
+            openclaw_inbox, reader_inbox = ListChangedInbox(), ListChangedInbox()
             async with connect(daemon.url, OPENCLAW_TOKEN, "auto") as openclaw, \
                     connect(daemon.url, READER_TOKEN, "auto") as reader, \
                     connect(daemon.url, OPENCLAW_TOKEN, "legacy", message_handler=openclaw_inbox) as openclaw_legacy, \

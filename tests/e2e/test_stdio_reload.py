@@ -12,19 +12,11 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import WriteConfig
+from tests.conftest import ListChangedInbox, WriteConfig
 from tests.http_daemon import ARGOBOX
 
 pytestmark = pytest.mark.anyio
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.event = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.event.set()
 
 
 def edit(path: Path, old: str, new: str) -> None:
@@ -37,7 +29,7 @@ def edit(path: Path, old: str, new: str) -> None:
 async def test_a_stdio_server_tells_its_agent_when_the_grant_changes(write_config: WriteConfig, mode: str) -> None:
     config = write_config()
     params = StdioServerParameters(command=str(ARGOBOX), args=["--config", str(config), "serve", "--agent", "reader"])
-    inbox = Inbox()
+    inbox = ListChangedInbox()
     with anyio.fail_after(60):
         async with Client(params, mode=mode, message_handler=inbox) as reader:
             before = [t.name for t in (await reader.list_tools()).tools]
@@ -65,7 +57,7 @@ async def test_a_stdio_server_whose_token_is_revoked_serves_nothing(write_config
     config = write_config(token_sha256=hashlib.sha256(token.encode()).hexdigest())
     params = StdioServerParameters(command=str(ARGOBOX), args=["--config", str(config), "serve", "--agent", "openclaw"],
                                    env={"ARGOBOX_AGENT_TOKEN": token})
-    inbox = Inbox()
+    inbox = ListChangedInbox()
     with anyio.fail_after(60):
         async with Client(params, mode="legacy", message_handler=inbox) as client:
             before = [t.name for t in (await client.list_tools()).tools]

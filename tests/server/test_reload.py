@@ -18,7 +18,7 @@ from argobox.server.app import App, open_app
 from argobox.server.config import load_config
 from argobox.server.live import LiveState
 from argobox.server.reload import ConfigWatcher, Reload, plan_reload
-from tests.conftest import WriteConfig
+from tests.conftest import ListChangedInbox, WriteConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -127,20 +127,10 @@ async def test_a_stdio_identity_whose_token_changed_sees_nothing(write_config: W
     assert before == "openclaw" and after is None
 
 
-class Inbox:
-    def __init__(self) -> None:
-        self.changed = 0
-        self.event = anyio.Event()
-
-    async def __call__(self, message: Any) -> None:
-        if isinstance(message, types.ToolListChangedNotification):
-            self.changed += 1
-            self.event.set()
-
 
 async def test_tools_changed_reaches_only_the_affected_agent_in_both_eras(app: App) -> None:
     live = LiveState()
-    openclaw_inbox, reader_inbox = Inbox(), Inbox()
+    openclaw_inbox, reader_inbox = ListChangedInbox(), ListChangedInbox()
     with anyio.fail_after(20):
         async with Client(build_agent_server(app, "openclaw", live=live)) as openclaw, \
                 Client(build_agent_server(app, "reader", live=live)) as reader, \

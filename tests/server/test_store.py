@@ -12,8 +12,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from argobox.policy.limits import Limits
+from argobox.server.budgets import CallFacts
 from argobox.server.redact import Redactor
-from argobox.server.store import Event, NewRequest, Refused, RequestStatus, Store, StoreError
+from argobox.server.store import Event, NewRequest, Refused, RequestRecord, RequestStatus, Store, StoreError
 
 pytestmark = pytest.mark.anyio
 
@@ -24,6 +26,14 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+async def create(store: Store, request: NewRequest, events: list[Event]) -> RequestRecord:
+    """Queue `request` through the store's one way in (budgets generous enough never to refuse it)."""
+    admission = await store.admit(CallFacts(agent=request.agent), Limits(), tool=request.tool, events=events,
+                                  request=request)
+    assert admission.record is not None
+    return admission.record
 
 
 def pending(request_id: str = "req0000000000001", *, expires_at: float = 1_800_000_600.0) -> NewRequest:
@@ -37,7 +47,7 @@ def pending(request_id: str = "req0000000000001", *, expires_at: float = 1_800_0
 async def test_pending_request_runs_through_approve_execute_succeed(tmp_path: Path) -> None:
     clock = Clock()
     async with Store.open(tmp_path / "s.db", clock=clock) as store:
-        await store.create(pending(), [Event(event="received", actor="agent:openclaw")])
+        await create(store, pending(), [Event(event="received", actor="agent:openclaw")])
         approved = await store.approve("req0000000000001", operator="alice", note="go")
         executing = await store.begin_execution("req0000000000001")
         done = await store.finish("req0000000000001", ok=True, result={"state": "running"}, detail={})
@@ -51,7 +61,7 @@ async def test_pending_request_runs_through_approve_execute_succeed(tmp_path: Pa
 
 async def test_decided_request_can_never_be_approved_again(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "s.db", clock=Clock()) as store:
-        await store.create(pending(), [])
+        await create(store, pending(), [])
         await store.deny("req0000000000001", operator="bob", reason="no")
 
         with pytest.raises(Refused) as info:
@@ -67,7 +77,7 @@ async def test_decided_request_can_never_be_approved_again(tmp_path: Path) -> No
 async def test_request_past_its_ttl_expires_and_cannot_be_approved(tmp_path: Path) -> None:
     clock = Clock()
     async with Store.open(tmp_path / "s.db", clock=clock) as store:
-        await store.create(pending(expires_at=clock.now + 60), [])
+        await create(store, pending(expires_at=clock.now + 60), [])
         clock.now += 61
 
         with pytest.raises(Refused) as info:
@@ -83,7 +93,7 @@ async def test_request_past_its_ttl_expires_and_cannot_be_approved(tmp_path: Pat
 async def test_two_connections_approving_at_once_yield_exactly_one_approval(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     async with Store.open(path, clock=Clock()) as first, Store.open(path, clock=Clock()) as second:
-        await first.create(pending(), [])
+        await create(first, pending(), [])
         winners: list[str] = []
         refusals: list[str] = []
 
@@ -125,7 +135,7 @@ RACER = textwrap.dedent("""
 async def test_processes_racing_to_approve_yield_exactly_one_approval(tmp_path: Path) -> None:
     path, go = tmp_path / "s.db", tmp_path / "go"
     async with Store.open(path, clock=Clock()) as store:
-        await store.create(pending(expires_at=4_000_000_000.0), [])
+        await create(store, pending(expires_at=4_000_000_000.0), [])
     racers = [
         subprocess.Popen([sys.executable, "-c", RACER, str(path), str(go), who], stdout=subprocess.PIPE, text=True)
         for who in ("alice", "bob", "alice", "bob")
@@ -153,7 +163,7 @@ CRASHER = textwrap.dedent("""
 async def test_request_left_executing_by_a_crashed_process_becomes_unknown_and_never_reruns(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     async with Store.open(path, clock=Clock()) as store:
-        await store.create(pending(expires_at=4_000_000_000.0), [])
+        await create(store, pending(expires_at=4_000_000_000.0), [])
     crashed = subprocess.run([sys.executable, "-c", CRASHER, str(path)], timeout=30, check=False)
 
     async with Store.open(path, clock=Clock()) as store:
@@ -171,7 +181,7 @@ async def test_request_left_executing_by_a_crashed_process_becomes_unknown_and_n
 
 async def test_live_executor_is_not_marked_unknown(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "s.db", clock=Clock()) as store:
-        await store.create(pending(), [])
+        await create(store, pending(), [])
         await store.approve("req0000000000001", operator="alice", note="")
         await store.begin_execution("req0000000000001")
 
@@ -180,7 +190,7 @@ async def test_live_executor_is_not_marked_unknown(tmp_path: Path) -> None:
 
 async def test_only_the_approving_process_may_begin_execution(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "s.db", clock=Clock()) as store:
-        await store.create(pending(), [])
+        await create(store, pending(), [])
         with pytest.raises(Refused):
             await store.begin_execution("req0000000000001")
 
