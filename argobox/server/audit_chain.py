@@ -75,24 +75,12 @@ def event_hash(
     seq: int, at: float, request_id: str | None, event: str, actor: str, agent: str | None, tool: str | None,
     detail: str, prev_hash: str,
 ) -> str:
-    """SHA-256 (hex) of the canonical content of one event. Also registered in SQLite for the store's inserts."""
+    """SHA-256 (hex) of the canonical content of one event."""
     text = canonical_event(seq, at, request_id, event, actor, agent, tool, detail, prev_hash)
     return _sha256(text.encode("ascii")).hexdigest()
 
 
 _sha256 = hashlib.sha256
-
-
-SQL_EVENT_HASH: Final = "argobox_event_hash"
-"""The name `event_hash` is registered under on the store's connection (9 arguments)."""
-
-
-def sql_event_hash(
-    seq: int, at: float, request_id: str | None, event: str, actor: str, agent: str | None, tool: str | None,
-    detail: str, prev_hash: str,
-) -> str:
-    """`event_hash` as SQLite calls it: `at` may arrive as an integer when the clock gave a whole number."""
-    return event_hash(seq, float(at), request_id, event, actor, agent, tool, detail, prev_hash)
 
 
 @dataclass(frozen=True, slots=True)

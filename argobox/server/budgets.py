@@ -1,16 +1,16 @@
 """Budget bookkeeping in the shared store: admitted calls, failure streaks and coalesced refusals.
 
-Plain SQL helpers run inside the store's write transactions; the decisions themselves are the pure functions of
+Plain synchronous SQL helpers, run inside the store's transactions on its connection thread (see
+`Store.transaction`); the decisions themselves are the pure functions of
 `argobox.policy.limits`. Counters live in SQLite so they hold across the short-lived stdio servers OpenClaw
 starts, across processes and across restarts.
 """
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
-
-import aiosqlite
 
 from argobox.policy.limits import Count, FailureState, Limits, Usage, after_outcome
 
@@ -60,7 +60,7 @@ class Snapshot:
     """A pending request with the same digest (an identical call), if any."""
 
 
-async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float) -> Snapshot:
+def usage(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float) -> Snapshot:
     """What `facts.agent` was admitted to do in each window, in one query."""
     sql = """
         SELECT
@@ -83,7 +83,7 @@ async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now:
         "req": _window_start(now, 60), "mut": _window_start(now, 3600),
         "ident": _window_start(now, limits.identical_calls.seconds), "tgt": _window_start(now, limits.per_target.seconds),
     }
-    row = list(await db.execute_fetchall(sql, params))[0]
+    row = db.execute(sql, params).fetchone()
     current = Usage(
         requests=Count(row[0], row[1]), mutations=Count(row[2], row[3]), identical=Count(row[4], row[5]),
         per_target=Count(row[6], row[7]), pending=row[8], cooldown_until=row[9],
@@ -91,65 +91,62 @@ async def usage(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now:
     return Snapshot(usage=current, open_refusals=row[10], pending_twin=row[11])
 
 
-async def record_call(db: aiosqlite.Connection, facts: CallFacts, limits: Limits, now: float, *, duplicate: bool) -> None:
+def record_call(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, *, duplicate: bool) -> None:
     """Count an admitted call; now and then drop rows older than every window."""
-    cursor = await db.execute(
+    cursor = db.execute(
         "INSERT INTO calls (agent, at, digest, target, mutation) VALUES (?, ?, ?, ?, ?)",
         (facts.agent, now, facts.digest if facts.mutation else None,
          None if duplicate else facts.target, int(facts.mutation and not duplicate)),
     )
     if cursor.lastrowid is not None and cursor.lastrowid % _PRUNE_EVERY == 0:
         horizon = max(3600.0, limits.identical_calls.seconds, limits.per_target.seconds)
-        await db.execute("DELETE FROM calls WHERE at < ?", (now - horizon,))
+        db.execute("DELETE FROM calls WHERE at < ?", (now - horizon,))
 
 
-async def record_refusal(db: aiosqlite.Connection, agent: str, limit: str, now: float) -> int | None:
+def record_refusal(db: sqlite3.Connection, agent: str, limit: str, now: float) -> int | None:
     """Count a refusal. Returns how many refusals the audit should record now: 1 for the first of a streak, N for a
     summary every REFUSAL_SUMMARY_SECONDS, or None when this one is only counted."""
-    rows = list(await db.execute_fetchall(
+    first_at, count = db.execute(
         "INSERT INTO refusals (agent, limit_name, first_at, last_at, count) VALUES (?, ?, ?, ?, 0)"
         " ON CONFLICT (agent, limit_name) DO UPDATE SET count = count + 1, last_at = excluded.last_at"
         " RETURNING first_at, count",
         (agent, limit, now, now),
-    ))
-    first_at, count = rows[0]
+    ).fetchall()[0]
     if count == 0:
         return 1
     if now - first_at < REFUSAL_SUMMARY_SECONDS:
         return None
-    await db.execute(
+    db.execute(
         "UPDATE refusals SET first_at = ?, count = 0 WHERE agent = ? AND limit_name = ?", (now, agent, limit)
     )
     return count
 
 
-async def close_refusals(db: aiosqlite.Connection, agent: str) -> list[tuple[str, int, float, float]]:
+def close_refusals(db: sqlite3.Connection, agent: str) -> list[tuple[str, int, float, float]]:
     """End the agent's refusal streaks (it was admitted again): (limit, uncounted refusals, first, last) of each."""
-    rows = list(await db.execute_fetchall(
+    rows = db.execute(
         "DELETE FROM refusals WHERE agent = ? RETURNING limit_name, count, first_at, last_at", (agent,)
-    ))
+    ).fetchall()
     return [(r[0], r[1], r[2], r[3]) for r in rows if r[1] > 0]
 
 
-async def failure_state(db: aiosqlite.Connection, agent: str) -> FailureState:
-    rows = list(await db.execute_fetchall(
-        "SELECT streak, since, cooldown_until FROM agent_state WHERE agent = ?", (agent,)
-    ))
-    if not rows:
+def failure_state(db: sqlite3.Connection, agent: str) -> FailureState:
+    row = db.execute("SELECT streak, since, cooldown_until FROM agent_state WHERE agent = ?", (agent,)).fetchone()
+    if row is None:
         return FailureState()
-    streak, since, cooldown_until = rows[0]
+    streak, since, cooldown_until = row
     return FailureState(streak=streak, since=since, cooldown_until=cooldown_until)
 
 
-async def note_outcome(
-    db: aiosqlite.Connection, agent: str, limits: Limits, now: float, *, failed: bool
+def note_outcome(
+    db: sqlite3.Connection, agent: str, limits: Limits, now: float, *, failed: bool
 ) -> FailureState | None:
     """Move the agent's failure streak; returns the new state when this outcome tripped a cooldown."""
-    before = await failure_state(db, agent)
+    before = failure_state(db, agent)
     if not failed and before.streak == 0:
         return None
     after = after_outcome(before, failed=failed, now=now, limits=limits)
-    await db.execute(
+    db.execute(
         "INSERT INTO agent_state (agent, streak, since, cooldown_until) VALUES (?, ?, ?, ?)"
         " ON CONFLICT (agent) DO UPDATE SET streak = excluded.streak, since = excluded.since,"
         " cooldown_until = excluded.cooldown_until",
@@ -159,9 +156,9 @@ async def note_outcome(
     return after if tripped else None
 
 
-async def reset(db: aiosqlite.Connection, agent: str) -> FailureState:
+def reset(db: sqlite3.Connection, agent: str) -> FailureState:
     """Clear the agent's failure streak, cooldown and refusal streaks; returns what was cleared."""
-    before = await failure_state(db, agent)
-    await db.execute("DELETE FROM agent_state WHERE agent = ?", (agent,))
-    await db.execute("DELETE FROM refusals WHERE agent = ?", (agent,))
+    before = failure_state(db, agent)
+    db.execute("DELETE FROM agent_state WHERE agent = ?", (agent,))
+    db.execute("DELETE FROM refusals WHERE agent = ?", (agent,))
     return before

@@ -14,6 +14,7 @@ import http.client
 import json
 import logging
 import os
+import sqlite3
 import urllib.error
 import urllib.request
 from typing import Any
@@ -24,7 +25,7 @@ from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config import Config
-from argobox.server.store import Event, RequestRecord, iso
+from argobox.server.store import Event, RequestRecord, Tx, iso
 
 logger = logging.getLogger("argobox")
 
@@ -78,12 +79,11 @@ async def enqueue(app: App, event: str, record: RequestRecord) -> None:
         return
     body = json.dumps(payload(app, event, record), sort_keys=True)
     now = app.clock()
-    async with app.store.write() as db:
-        await db.executemany(
-            "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-            [(now, record.id, event, channel, body, now) for channel in targets],
-        )
+    rows = [(now, record.id, event, channel, body, now) for channel in targets]
+    await app.store.transaction(lambda tx: tx.db.executemany(
+        "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
+        " VALUES (?, ?, ?, ?, ?, ?, 'pending')", rows,
+    ))
 
 
 def _post(url: str, data: bytes, headers: dict[str, str]) -> None:
@@ -129,15 +129,18 @@ def _send(config: Config, channel: str, body: dict[str, Any]) -> None:
 async def deliver_due(app: App) -> int:
     """Claim and deliver the notifications that are due; returns how many were handled."""
     now = app.clock()
-    async with app.store.write() as db:
-        await db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < ?",
-                         (now - 4 * SEND_TIMEOUT_SECONDS,))  # a sender that died mid-way
-        rows = list(await db.execute_fetchall(
+
+    def claim(tx: Tx) -> list[sqlite3.Row]:
+        tx.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < ?",
+                      (now - 4 * SEND_TIMEOUT_SECONDS,))  # a sender that died mid-way
+        return tx.db.execute(
             "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1 WHERE id IN"
             " (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT 20)"
             " RETURNING id, request_id, event, channel, payload, attempts",
             (now, now),
-        ))
+        ).fetchall()
+
+    rows = await app.store.transaction(claim)
     for row in rows:
         await _deliver_one(app, row["id"], row["request_id"], row["channel"], json.loads(row["payload"]), row["attempts"])
     return len(rows)
@@ -165,12 +168,14 @@ async def _deliver_one(app: App, row_id: int, request_id: str | None, channel: s
 
 async def _settle(app: App, row_id: int, status: str, next_at: float | None, error: str | None, event: Event,
                   request_id: str | None) -> None:
-    async with app.store.write() as db:
-        await db.execute(
+    def settle(tx: Tx) -> None:
+        tx.db.execute(
             "UPDATE outbox SET status = ?, next_at = COALESCE(?, next_at), last_error = ? WHERE id = ?",
             (status, next_at, error, row_id),
         )
-    await app.store.audit([event], request_id=request_id)
+        tx.append([event], request_id=request_id, agent=None, tool=None)
+
+    await app.store.transaction(settle)
 
 
 async def flush(app: App, *, within: float = 10.0) -> None:

@@ -2,10 +2,11 @@
 
 SQLite in WAL mode through aiosqlite. Every state change is one `BEGIN IMMEDIATE` transaction holding a
 conditional `UPDATE ... WHERE status = ...` and the audit events that describe it, so two processes racing on
-the same request produce exactly one transition, and no transition exists without its audit record.
+the same request produce exactly one transition, and no transition exists without its audit record. A transaction
+runs whole on aiosqlite's connection thread (`Store.transaction`): one hand-off per decision, not one per statement.
 
-The audit trail is hash-chained (`audit_chain`): each event is inserted by one statement that reads the chain
-head and computes the event's hash inside the write transaction, so concurrent writers always extend the head.
+The audit trail is hash-chained (`audit_chain`): each transaction reads the chain head after BEGIN IMMEDIATE has
+taken the write lock and hashes its events from there, so concurrent writers always extend the head.
 After each commit that appended events, the chain head is checkpointed beside the database (`audit_checkpoint`).
 """
 
@@ -21,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
@@ -31,16 +32,15 @@ from argobox.server import budgets
 from argobox.server.audit_chain import (
     GENESIS,
     PRUNED_EVENT,
-    SQL_EVENT_HASH,
     canonical_detail,
     event_hash,
-    sql_event_hash,
 )
 from argobox.server.audit_checkpoint import Checkpointer, Signer
 from argobox.server.budgets import CallFacts
 from argobox.server.redact import Redactor
 
 Clock = Callable[[], float]
+T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 5000
 _SCHEMA_V1 = [s.strip() for s in """
@@ -132,15 +132,17 @@ BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
 """The hash-chained audit table (replaces the first one in `Store._chain_audit`). Events are never updated; they
 are deleted only up to the `through_seq` of a prune whose `pruned` event is already in the chain."""
 
-_APPEND_SQL = f"""
-INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)
-SELECT head.seq + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, head.hash,
-       {SQL_EVENT_HASH}(head.seq + 1, ?1, ?2, ?3, ?4, ?5, ?6, ?7, head.hash)
-FROM (SELECT COALESCE(MAX(seq), 0) AS seq,
-             COALESCE((SELECT hash FROM audit ORDER BY seq DESC LIMIT 1), '{GENESIS}') AS hash FROM audit) AS head
-""".strip()
-"""One event appended to the chain: the head is read by the inserting statement itself, so inside the write
-transaction (an INSERT opens BEGIN IMMEDIATE before it runs), and no other writer can slip in between."""
+_INSERT_AUDIT = (
+    "INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+"""Events are hashed in Python (`Tx.append`) from the head read inside the write transaction."""
+
+WAL_AUTOCHECKPOINT_PAGES = 10_000
+"""SQLite's own checkpoint, in the committing connection, only past this many WAL pages (about 40 MB): a safety net
+for when the checkpointer thread cannot keep up; normally it moves the WAL long before."""
+WAL_SIZE_LIMIT_BYTES = 0
+"""The WAL file is truncated each time it restarts after a checkpoint, so its size says how much is waiting."""
 
 CHAIN_AUDIT = "chain the audit trail"
 """A migration done in Python (`Store._chain_audit`) rather than SQL statements."""
@@ -340,8 +342,56 @@ def _create_private_file(path: Path) -> None:
     os.close(fd)
 
 
+class Tx:
+    """One write transaction, run whole on the store's connection thread (see `Store.transaction`).
+
+    Its body makes plain sqlite3 calls and never awaits, so a transaction costs one hand-off to that thread however
+    many statements it holds, and no other work on the connection can come between its statements.
+    """
+
+    __slots__ = ("db", "now", "appended", "_clock", "_redact", "_head")
+
+    def __init__(self, db: sqlite3.Connection, *, clock: Clock, redactor: Redactor) -> None:
+        self.db = db
+        self.now = clock()
+        """When the transaction started (on the store's clock)."""
+        self.appended = False
+        self._clock = clock
+        self._redact = redactor
+        self._head: tuple[int, str] | None = None
+
+    def append(self, events: Iterable[Event], *, request_id: str | None, agent: str | None, tool: str | None) -> None:
+        """Append `events` to the hash chain, redacted.
+
+        The chain head is read once, inside the transaction: BEGIN IMMEDIATE holds the write lock, so no other
+        writer (in this process or another) can extend the chain until this transaction ends.
+        """
+        text = self._redact.text
+        request_id, agent, tool = (text(v) if v is not None else None for v in (request_id, agent, tool))
+        at = float(self._clock())
+        if self._head is None:
+            row = self.db.execute("SELECT seq, hash FROM audit ORDER BY seq DESC LIMIT 1").fetchone()
+            self._head = (row[0], row[1]) if row is not None else (0, GENESIS)
+        seq, prev_hash = self._head
+        rows: list[tuple[Any, ...]] = []
+        for e in events:
+            seq += 1
+            actor, detail = text(e.actor), canonical_detail(self._redact(e.detail))
+            digest = event_hash(seq, at, request_id, e.event, actor, agent, tool, detail, prev_hash)
+            rows.append((seq, at, request_id, e.event, actor, agent, tool, detail, prev_hash, digest))
+            prev_hash = digest
+        if rows:
+            self.db.executemany(_INSERT_AUDIT, rows)
+            self._head = (seq, prev_hash)
+            self.appended = True
+
+
 class Store:
-    """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
+    """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`.
+
+    All work runs on aiosqlite's connection thread, one queue item per read or transaction, in order: nothing
+    interleaves, so the store needs no lock of its own.
+    """
 
     def __init__(
         self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor, busy_timeout_ms: int,
@@ -351,9 +401,7 @@ class Store:
         self._busy_timeout_ms = busy_timeout_ms
         self._clock = clock
         self._redact = redactor
-        self._lock = anyio.Lock()
         self._checkpointer = checkpointer
-        self._appended = False
 
     @classmethod
     @asynccontextmanager
@@ -367,8 +415,8 @@ class Store:
         """
         try:
             _create_private_file(path)
-            # Legacy transaction control: the first write statement opens BEGIN IMMEDIATE in the same round trip.
-            db = await aiosqlite.connect(path, isolation_level="IMMEDIATE", timeout=busy_timeout_ms / 1000)
+            # Explicit transactions only (see `transaction`); a lone read is its own snapshot.
+            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
         checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
@@ -384,112 +432,87 @@ class Store:
             finally:
                 await db.close()
 
-    async def _prepare(self) -> None:
+    async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run `fn(connection)` on the connection's own thread, in one hand-off.
+
+        aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
+        guards it, so an aiosqlite release that changes it fails loudly rather than silently).
+        """
+        return await self._db._execute(fn, self._db._conn)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+
+    async def transaction(self, body: Callable[[Tx], T]) -> T:
+        """Run `body` as one `BEGIN IMMEDIATE` transaction: committed when it returns, rolled back when it raises.
+
+        `body` runs on the connection thread and must not block on anything but SQLite. Raises StoreError when the
+        store cannot be written (locked past the bounded wait, read-only, disk full).
+        """
+
+        def run(db: sqlite3.Connection) -> tuple[T, bool]:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                tx = Tx(db, clock=self._clock, redactor=self._redact)
+                result = body(tx)
+                db.execute("COMMIT")
+            except BaseException:
+                try:
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass
+                raise
+            return result, tx.appended
+
         try:
-            await self._db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
-            await self._db.execute("PRAGMA journal_mode = WAL")
-            await self._db.execute("PRAGMA synchronous = NORMAL")
-            await self._db.create_function(SQL_EVENT_HASH, 9, sql_event_hash, deterministic=True)
+            result, appended = await self._call(run)
+        except sqlite3.Error as exc:
+            raise StoreError(f"the store is not writable: {exc}") from None
+        if appended and self._checkpointer is not None:
+            self._checkpointer.notify()
+        return result
+
+    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
+        """One query in one hand-off; its snapshot ends with it."""
+        try:
+            return await self._call(lambda db: db.execute(sql, params).fetchall())
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from None
+
+    async def _prepare(self) -> None:
+        def pragmas(db: sqlite3.Connection) -> None:
+            db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = NORMAL")
+            # The checkpointer thread moves the WAL into the database (see audit_checkpoint.WAL_CHECKPOINT_BYTES), so
+            # that no commit on the request path pays for it; SQLite's own checkpoint stays as a far safety net.
+            db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
+            db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
+
+        try:
+            await self._call(pragmas)
         except sqlite3.Error as exc:
             raise StoreError(f"cannot prepare the store: {exc}") from None
-        async with self.write() as db:
-            await db.execute("BEGIN IMMEDIATE")
-            async with db.execute("PRAGMA user_version") as cursor:
-                row = await cursor.fetchone()
-            version = row[0] if row is not None else 0
+
+        def migrate(tx: Tx) -> None:
+            version = tx.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
                 raise StoreError(f"the store was written by a newer ArgoBox (schema {version})")
             for migration in _MIGRATIONS[version:]:
                 if migration == CHAIN_AUDIT:
-                    await self._chain_audit(db)
+                    _chain_audit(tx)
                     continue
                 for statement in migration:
-                    await db.execute(statement.rstrip(";"))
+                    tx.db.execute(statement.rstrip(";"))
             if version < SCHEMA_VERSION:
-                await db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+                tx.db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
-    async def _chain_audit(self, db: aiosqlite.Connection) -> None:
-        """Rebuild the audit table with the hash chain, sealing the events found (if any) as they are.
-
-        Events recorded before were not tamper-evident; the `audit_chain_started` event says so.
-        """
-        await db.execute("DROP TRIGGER audit_no_update")
-        await db.execute("DROP TRIGGER audit_no_delete")
-        await db.execute("DROP INDEX audit_by_request")
-        await db.execute("ALTER TABLE audit RENAME TO audit_unchained")
-        for statement in _AUDIT_SCHEMA:
-            if statement:
-                await db.execute(statement)
-        legacy = await db.execute_fetchall(
-            "SELECT seq, at, request_id, event, actor, agent, tool, detail FROM audit_unchained ORDER BY seq"
-        )
-        rows: list[tuple[Any, ...]] = []
-        prev_hash = GENESIS
-        for seq, at, request_id, event, actor, agent, tool, detail in legacy:
-            fields = (seq, float(at), request_id, event, actor, agent, tool, canonical_detail(json.loads(detail)))
-            digest = event_hash(*fields, prev_hash)
-            rows.append((*fields, prev_hash, digest))
-            prev_hash = digest
-        await db.executemany(
-            "INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows,
-        )
-        await db.execute("DROP TABLE audit_unchained")
-        if rows:
-            await self._append(db, [Event(event="audit_chain_started", actor="argobox", detail={
-                "sealed_events": len(rows),
-                "message": "the events before this one were recorded before the trail was hash-chained and "
-                           "were sealed as found when the store was upgraded",
-            })], request_id=None, agent=None, tool=None)
-
-    async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
-        """One query in one round trip, serialised with writes: a read left open on this connection would pin an
-        old WAL snapshot and make the next write transaction fail at once instead of waiting."""
-        async with self._lock:
-            return list(await self._db.execute_fetchall(sql, params))
-
-    @asynccontextmanager
-    async def write(self) -> AsyncIterator[aiosqlite.Connection]:
-        """One write transaction, opened by its first write statement: committed on success, else rolled back."""
-        async with self._lock:
-            self._appended = False
-            try:
-                yield self._db
-                await self._db.commit()
-                if self._appended and self._checkpointer is not None:
-                    self._checkpointer.notify()
-            except BaseException as exc:
-                try:
-                    await self._db.rollback()
-                except sqlite3.Error:
-                    pass
-                if isinstance(exc, sqlite3.Error):
-                    raise StoreError(f"the store is not writable: {exc}") from None
-                raise
-
-    async def _append(
-        self, db: aiosqlite.Connection, events: Iterable[Event], *, request_id: str | None, agent: str | None,
-        tool: str | None,
-    ) -> None:
-        """Append `events` to the hash chain, in the write transaction of `db` (opened by this insert if needed)."""
-        now = float(self._clock())
-        text = self._redact.text
-        request_id, agent, tool = (text(v) if v is not None else None for v in (request_id, agent, tool))
-        rows = [
-            (now, request_id, e.event, text(e.actor), agent, tool, canonical_detail(self._redact(e.detail)))
-            for e in events
-        ]
-        if rows:
-            await db.executemany(_APPEND_SQL, rows)
-            self._appended = True
+        await self.transaction(migrate)
 
     async def audit(
         self, events: Sequence[Event], *, request_id: str | None = None, agent: str | None = None,
         tool: str | None = None,
     ) -> None:
         """Append events that belong to no state change (refusals, startup checks)."""
-        async with self.write() as db:
-            await self._append(db, events, request_id=request_id, agent=agent, tool=tool)
+        await self.transaction(lambda tx: tx.append(events, request_id=request_id, agent=agent, tool=tool))
 
     def _new_record(self, request: NewRequest, now: float) -> RequestRecord:
         return RequestRecord(
@@ -501,19 +524,6 @@ class Store:
             result=None, error=None, updated_at=now,
         )
 
-    async def _insert(self, db: aiosqlite.Connection, record: RequestRecord) -> None:
-        await db.execute(
-            "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
-            " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
-                record.digest, record.classification, record.effect, record.rule, record.reason,
-                record.status.value, record.created_at, record.expires_at, record.decided_by, record.decided_at,
-                record.executor, record.updated_at,
-            ),
-        )
-
     async def admit(
         self, facts: CallFacts, limits: Limits, *, tool: str | None, events: Sequence[Event],
         request: NewRequest | None = None, failed: bool | None = None,
@@ -522,68 +532,41 @@ class Store:
         transaction. A call identical to a pending request returns that request instead of a new one.
 
         `failed` moves the failure streak (True for a denial at decision time)."""
-        now = self._clock()
-        async with self.write() as db:
-            await db.execute("BEGIN IMMEDIATE")  # the counts below must hold until we commit
-            snapshot = await budgets.usage(db, facts, limits, now)
-            existing = await self._pending_twin(db, snapshot.pending_twin) if facts.queues else None
+
+        def body(tx: Tx) -> Admission:
+            now = tx.now
+            snapshot = budgets.usage(tx.db, facts, limits, now)  # holds until commit: BEGIN IMMEDIATE
+            existing = _pending_twin(tx.db, snapshot.pending_twin) if facts.queues else None
             tripped = check(limits, snapshot.usage, now=now, mutation=facts.mutation and existing is None,
                             queues=facts.queues and existing is None, identical=facts.mutation)
             if tripped is not None:
-                await self._refuse(db, facts.agent, tool, tripped, now)
+                _refuse(tx, facts.agent, tool, tripped, now)
                 return Admission(tripped=tripped)
-            await budgets.record_call(db, facts, limits, now, duplicate=existing is not None)
+            budgets.record_call(tx.db, facts, limits, now, duplicate=existing is not None)
             if snapshot.open_refusals:
-                await self._close_refusals(db, facts.agent)
+                _close_refusals(tx, facts.agent)
             if existing is not None:
-                await self._append(db, [Event(event="duplicate", actor=f"agent:{facts.agent}",
-                                              detail={"message": "identical to this pending request"})],
-                                   request_id=existing.id, agent=existing.agent, tool=existing.tool)
+                tx.append([Event(event="duplicate", actor=f"agent:{facts.agent}",
+                                 detail={"message": "identical to this pending request"})],
+                          request_id=existing.id, agent=existing.agent, tool=existing.tool)
                 return Admission(record=existing, duplicate=True)
             record = self._new_record(request, now) if request is not None else None
             if record is not None:
-                await self._insert(db, record)
-            await self._append(db, events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
+                _insert(tx.db, record)
+            tx.append(events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
             if failed is not None:
-                await self._note_outcome(db, facts.agent, limits, now, failed=failed)
-        return Admission(record=record)
+                _note_outcome(tx, facts.agent, limits, now, failed=failed)
+            return Admission(record=record)
 
-    async def _pending_twin(self, db: aiosqlite.Connection, request_id: str | None) -> RequestRecord | None:
-        if request_id is None:
-            return None
-        rows = list(await db.execute_fetchall("SELECT * FROM requests WHERE id = ?", (request_id,)))
-        return _row_to_request(rows[0]) if rows else None
-
-    async def _refuse(self, db: aiosqlite.Connection, agent: str, tool: str | None, tripped: Tripped, now: float) -> None:
-        audited = await budgets.record_refusal(db, agent, tripped.limit, now)
-        if audited is not None:
-            detail = {"limit": tripped.limit, "retry_after_seconds": tripped.retry_after_seconds,
-                      "message": tripped.message, "refusals": audited}
-            await self._append(db, [Event(event="rate_limited", actor="argobox", detail=detail)],
-                               request_id=None, agent=agent, tool=tool)
-
-    async def _close_refusals(self, db: aiosqlite.Connection, agent: str) -> None:
-        for limit, count, first_at, last_at in await budgets.close_refusals(db, agent):
-            detail = {"limit": limit, "refusals": count, "first_at": iso(first_at), "last_at": iso(last_at),
-                      "message": f"{count} more calls were refused by {limit}"}
-            await self._append(db, [Event(event="rate_limited", actor="argobox", detail=detail)],
-                               request_id=None, agent=agent, tool=None)
-
-    async def _note_outcome(
-        self, db: aiosqlite.Connection, agent: str, limits: Limits, now: float, *, failed: bool
-    ) -> None:
-        tripped = await budgets.note_outcome(db, agent, limits, now, failed=failed)
-        if tripped is not None:
-            detail = {"cooldown_until": iso(tripped.cooldown_until), "failures": limits.failures.count,
-                      "window_seconds": limits.failures.seconds}
-            await self._append(db, [Event(event="cooldown", actor="argobox", detail=detail)],
-                               request_id=None, agent=agent, tool=None)
+        return await self.transaction(body)
 
     async def would_queue(self, facts: CallFacts, limits: Limits) -> bool:
         """Whether `admit` would now queue this call as a new request (read-only; `admit` decides for real)."""
-        async with self._lock:
-            now = self._clock()
-            snapshot = await budgets.usage(self._db, facts, limits, now)
+        now = self._clock()
+        try:
+            snapshot = await self._call(lambda db: budgets.usage(db, facts, limits, now))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from None
         if snapshot.pending_twin is not None:
             return False
         return check(limits, snapshot.usage, now=now, mutation=facts.mutation, queues=facts.queues,
@@ -591,19 +574,30 @@ class Store:
 
     async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
         """The agent's current use of its budgets (read-only)."""
-        async with self._lock:
-            snapshot = await budgets.usage(self._db, CallFacts(agent=agent), limits, self._clock())
-            return snapshot.usage, await budgets.failure_state(self._db, agent)
+        now = self._clock()
+
+        def read(db: sqlite3.Connection) -> tuple[Usage, FailureState]:
+            db.execute("BEGIN")  # one snapshot for both
+            try:
+                return budgets.usage(db, CallFacts(agent=agent), limits, now).usage, budgets.failure_state(db, agent)
+            finally:
+                db.execute("COMMIT")
+
+        try:
+            return await self._call(read)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from None
 
     async def reset_budget(self, agent: str, *, actor: str) -> FailureState:
         """Clear an agent's cooldown, failure streak and refusal streaks, audited."""
-        async with self.write() as db:
-            await db.execute("BEGIN IMMEDIATE")
-            cleared = await budgets.reset(db, agent)
+
+        def body(tx: Tx) -> FailureState:
+            cleared = budgets.reset(tx.db, agent)
             detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until)}
-            await self._append(db, [Event(event="budget_reset", actor=actor, detail=detail)],
-                               request_id=None, agent=agent, tool=None)
-        return cleared
+            tx.append([Event(event="budget_reset", actor=actor, detail=detail)], request_id=None, agent=agent, tool=None)
+            return cleared
+
+        return await self.transaction(body)
 
     async def _transition(
         self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event],
@@ -613,18 +607,19 @@ class Store:
 
         `outcome` (limits, failed) moves the agent's failure streak in the same transaction."""
         assignments = ", ".join(f"{column} = ?" for column in sets)
-        async with self.write() as db:
-            rows = await db.execute_fetchall(
-                f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where}) RETURNING *",  # noqa: S608
-                (*sets.values(), self._clock(), request_id, *params),
-            )
+        sql = f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where}) RETURNING *"  # noqa: S608
+
+        def body(tx: Tx) -> RequestRecord | None:
+            rows = tx.db.execute(sql, (*sets.values(), tx.now, request_id, *params)).fetchall()
             if not rows:
                 return None
-            record = _row_to_request(next(iter(rows)))
-            await self._append(db, events, request_id=request_id, agent=record.agent, tool=record.tool)
+            record = _row_to_request(rows[0])
+            tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
             if outcome is not None:
-                await self._note_outcome(db, record.agent, outcome[0], self._clock(), failed=outcome[1])
-        return record
+                _note_outcome(tx, record.agent, outcome[0], tx.now, failed=outcome[1])
+            return record
+
+        return await self.transaction(body)
 
     async def get(self, request_id: str) -> RequestRecord | None:
         try:
@@ -673,32 +668,31 @@ class Store:
         (`through_seq`, `through_hash`), then it is registered in `audit_prunes`, and only then may the delete
         trigger let the events go. The first event left links to `through_hash`, so `verify` still passes.
         """
-        async with self.write() as db:
-            await db.execute("BEGIN IMMEDIATE")
-            bounds = await db.execute_fetchall(
+        def body(tx: Tx) -> tuple[int, int, int]:
+            first, last, first_kept = tx.db.execute(
                 "SELECT (SELECT MIN(seq) FROM audit), (SELECT MAX(seq) FROM audit),"
                 " (SELECT MIN(seq) FROM audit WHERE at >= ?)", (before,),
-            )
-            first, last, first_kept = next(iter(bounds))
+            ).fetchone()
             if first is None:
                 through, anchor = 0, GENESIS
             else:
                 through = max(first - 1, last if first_kept is None else first_kept - 1)
                 column, seq = ("prev_hash", first) if through < first else ("hash", through)
-                found = await db.execute_fetchall(f"SELECT {column} FROM audit WHERE seq = ?", (seq,))  # noqa: S608
-                anchor = next(iter(found))[0]
+                anchor = tx.db.execute(f"SELECT {column} FROM audit WHERE seq = ?", (seq,)).fetchone()[0]  # noqa: S608
             count = 0 if first is None else max(0, through - first + 1)
-            await self._append(db, [Event(event=PRUNED_EVENT, actor=_actor(operator), detail={
+            tx.append([Event(event=PRUNED_EVENT, actor=_actor(operator), detail={
                 "before": iso(before), "through_seq": through, "through_hash": anchor, "events": count,
             })], request_id=None, agent=None, tool=None)
-            head = await db.execute_fetchall("SELECT MAX(seq) FROM audit")
-            record_seq = int(next(iter(head))[0])
-            await db.execute(
+            record_seq = int(tx.db.execute("SELECT MAX(seq) FROM audit").fetchone()[0])
+            tx.db.execute(
                 "INSERT INTO audit_prunes (record_seq, through_seq, through_hash) VALUES (?, ?, ?)",
                 (record_seq, through, anchor),
             )
-            deleted = await db.execute("DELETE FROM audit WHERE seq <= ?", (through,))
-        return PruneResult(record_seq=record_seq, through_seq=through, deleted=max(0, deleted.rowcount))
+            deleted = tx.db.execute("DELETE FROM audit WHERE seq <= ?", (through,)).rowcount
+            return record_seq, through, deleted
+
+        record_seq, through, deleted = await self.transaction(body)
+        return PruneResult(record_seq=record_seq, through_seq=through, deleted=max(0, deleted))
 
     async def audit_after(self, seq: int, *, limit: int = 1000) -> list[AuditRecord]:
         """Audit events after `seq`, oldest first (for followers such as `argobox watch`)."""
@@ -790,19 +784,20 @@ class Store:
 
     async def expire_due(self) -> int:
         """Mark every pending request past its expiry as expired, with an audit event each."""
-        now = self._clock()
-        async with self.write() as db:
-            due = await db.execute_fetchall(
+        def body(tx: Tx) -> int:
+            due = tx.db.execute(
                 "UPDATE requests SET status = ?, updated_at = ? WHERE status = ? AND expires_at <= ?"
                 " RETURNING id, agent, tool, expires_at",
-                (RequestStatus.EXPIRED.value, now, RequestStatus.PENDING.value, now),
-            )
+                (RequestStatus.EXPIRED.value, tx.now, RequestStatus.PENDING.value, tx.now),
+            ).fetchall()
             for row in due:
-                await self._append(
-                    db, [Event(event="expired", actor="argobox", detail={"expired_at": iso(row["expires_at"])})],
+                tx.append(
+                    [Event(event="expired", actor="argobox", detail={"expired_at": iso(row["expires_at"])})],
                     request_id=row["id"], agent=row["agent"], tool=row["tool"],
                 )
-        return len(list(due))
+            return len(due)
+
+        return await self.transaction(body)
 
     async def recover_interrupted(self) -> list[str]:
         """Mark approved or executing requests whose executor process is gone as `unknown`; never re-run them."""
@@ -830,3 +825,83 @@ class Store:
             if record is not None:
                 recovered.append(request_id)
         return recovered
+
+
+# Transaction bodies shared by several operations (they run on the connection thread) ----------------------------
+
+
+def _insert(db: sqlite3.Connection, record: RequestRecord) -> None:
+    db.execute(
+        "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
+        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
+            record.digest, record.classification, record.effect, record.rule, record.reason,
+            record.status.value, record.created_at, record.expires_at, record.decided_by, record.decided_at,
+            record.executor, record.updated_at,
+        ),
+    )
+
+
+def _pending_twin(db: sqlite3.Connection, request_id: str | None) -> RequestRecord | None:
+    if request_id is None:
+        return None
+    row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
+    return _row_to_request(row) if row is not None else None
+
+
+def _refuse(tx: Tx, agent: str, tool: str | None, tripped: Tripped, now: float) -> None:
+    audited = budgets.record_refusal(tx.db, agent, tripped.limit, now)
+    if audited is not None:
+        detail = {"limit": tripped.limit, "retry_after_seconds": tripped.retry_after_seconds,
+                  "message": tripped.message, "refusals": audited}
+        tx.append([Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=tool)
+
+
+def _close_refusals(tx: Tx, agent: str) -> None:
+    for limit, count, first_at, last_at in budgets.close_refusals(tx.db, agent):
+        detail = {"limit": limit, "refusals": count, "first_at": iso(first_at), "last_at": iso(last_at),
+                  "message": f"{count} more calls were refused by {limit}"}
+        tx.append([Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None)
+
+
+def _note_outcome(tx: Tx, agent: str, limits: Limits, now: float, *, failed: bool) -> None:
+    tripped = budgets.note_outcome(tx.db, agent, limits, now, failed=failed)
+    if tripped is not None:
+        detail = {"cooldown_until": iso(tripped.cooldown_until), "failures": limits.failures.count,
+                  "window_seconds": limits.failures.seconds}
+        tx.append([Event(event="cooldown", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None)
+
+
+def _chain_audit(tx: Tx) -> None:
+    """Rebuild the audit table with the hash chain, sealing the events found (if any) as they are.
+
+    Events recorded before were not tamper-evident; the `audit_chain_started` event says so.
+    """
+    db = tx.db
+    db.execute("DROP TRIGGER audit_no_update")
+    db.execute("DROP TRIGGER audit_no_delete")
+    db.execute("DROP INDEX audit_by_request")
+    db.execute("ALTER TABLE audit RENAME TO audit_unchained")
+    for statement in _AUDIT_SCHEMA:
+        if statement:
+            db.execute(statement)
+    legacy = db.execute(
+        "SELECT seq, at, request_id, event, actor, agent, tool, detail FROM audit_unchained ORDER BY seq"
+    ).fetchall()
+    rows: list[tuple[Any, ...]] = []
+    prev_hash = GENESIS
+    for seq, at, request_id, event, actor, agent, tool, detail in legacy:
+        fields = (seq, float(at), request_id, event, actor, agent, tool, canonical_detail(json.loads(detail)))
+        digest = event_hash(*fields, prev_hash)
+        rows.append((*fields, prev_hash, digest))
+        prev_hash = digest
+    db.executemany(_INSERT_AUDIT, rows)
+    db.execute("DROP TABLE audit_unchained")
+    if rows:
+        tx.append([Event(event="audit_chain_started", actor="argobox", detail={
+            "sealed_events": len(rows),
+            "message": "the events before this one were recorded before the trail was hash-chained and "
+                       "were sealed as found when the store was upgraded",
+        })], request_id=None, agent=None, tool=None)
