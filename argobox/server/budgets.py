@@ -26,6 +26,15 @@ SCHEMA = [
     "CREATE TABLE refusals (agent TEXT NOT NULL, limit_name TEXT NOT NULL, first_at REAL NOT NULL,"
     " last_at REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (agent, limit_name))",
 ]
+PARTIAL_INDEXES = [
+    "CREATE INDEX calls_mutations ON calls (agent, at) WHERE mutation = 1",
+    "DROP INDEX calls_by_digest",
+    "CREATE INDEX calls_by_digest ON calls (agent, digest, at) WHERE digest IS NOT NULL",
+    "DROP INDEX calls_by_target",
+    "CREATE INDEX calls_by_target ON calls (agent, target, at) WHERE target IS NOT NULL",
+]
+"""Mutation budgets count an hour of mutations without walking the reads of that hour, and a read (which has no
+digest or target) writes one index entry, not three."""
 
 REFUSAL_SUMMARY_SECONDS = 60
 """Repeated refusals of one limit are audited as one counted record at most this often."""

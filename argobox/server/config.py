@@ -220,6 +220,7 @@ class Config(_Section):
     source: Path | None = Field(default=None, exclude=True)
     """The file this configuration was read from (not a key of the file)."""
     _grants: dict[str, Grant] = PrivateAttr(default_factory=dict[str, Grant])
+    _limits: dict[str, Limits] = PrivateAttr(default_factory=dict[str, Limits])
 
     def grant(self, agent: str) -> Grant:
         """The policy grant of a configured agent (built once per configuration)."""
@@ -241,14 +242,19 @@ class Config(_Section):
         """A copy with these top-level sections replaced, and its grants built afresh (which tools exist depends
         on the configured backends)."""
         copy = self.model_copy(update=sections)
-        copy._grants = {}
+        copy._grants, copy._limits = {}, {}
         return copy
 
     def limits_for(self, agent: str) -> Limits:
-        """Built-in defaults, overridden by `[limits]`, overridden by `[agents.NAME.limits]`."""
-        base = self.limits.over(Limits())
-        agent_config = self.agents.get(agent)
-        return agent_config.limits.over(base) if agent_config is not None else base
+        """Built-in defaults, overridden by `[limits]`, overridden by `[agents.NAME.limits]` (built once)."""
+        cached = self._limits.get(agent)
+        if cached is None:
+            base = self.limits.over(Limits())
+            agent_config = self.agents.get(agent)
+            cached = agent_config.limits.over(base) if agent_config is not None else base
+            if agent_config is not None:
+                self._limits[agent] = cached
+        return cached
 
     @property
     def backends(self) -> frozenset[Backend]:

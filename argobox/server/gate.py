@@ -163,7 +163,8 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     if record.status is not RequestStatus.EXECUTING:  # a duplicate of a request decided meanwhile
         return outcome_of(record)
     try:
-        return outcome_of(await execute(app, record))
+        read = CATALOG[tool].classification is Classification.READ
+        return outcome_of(await execute(app, record, answer_first=read))
     except StoreError as exc:
         logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
         message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
@@ -262,13 +263,22 @@ async def _admit_decision(app: App, agent: str, tool: str, args: BaseModel, deci
     )
 
 
-async def execute(app: App, record: RequestRecord) -> RequestRecord:
-    """Run an `executing` request exactly as it was recorded, and record its outcome."""
+async def execute(app: App, record: RequestRecord, *, answer_first: bool = False) -> RequestRecord:
+    """Run an `executing` request exactly as it was recorded, and record its outcome.
+
+    `answer_first` (reads only: they change nothing) returns without waiting for the outcome record to be written;
+    the store writes it before anything else it does.
+    """
     spec = TOOLS[record.tool]
     limits = app.config.limits_for(record.agent)
 
+    async def finish(*, ok: bool, detail: dict[str, Any], result: Any = None, error: str | None = None) -> RequestRecord:
+        if answer_first:
+            return app.store.finish_behind(record, ok=ok, result=result, error=error, detail=detail, limits=limits)
+        return await app.store.finish(record.id, ok=ok, result=result, error=error, detail=detail, limits=limits)
+
     async def fail(error: str, detail: dict[str, Any]) -> RequestRecord:
-        return await app.store.finish(record.id, ok=False, error=error, detail=detail, limits=limits)
+        return await finish(ok=False, error=error, detail=detail)
 
     if record.digest != request_digest(record.agent, record.tool, record.arguments) or spec.run is None:
         return await fail("the request does not match what was approved; not executed", {"error": "binding check failed"})
@@ -284,9 +294,7 @@ async def execute(app: App, record: RequestRecord) -> RequestRecord:
         error = "internal error in ArgoBox while executing (see the server log)"
         return await fail(error, {"error": error})
     payload = app.redactor.with_secrets(secret_values(result))(result.model_dump(mode="json"))
-    return await app.store.finish(
-        record.id, ok=True, result=payload, detail={"summary": _summary(payload)}, limits=limits
-    )
+    return await finish(ok=True, result=payload, detail={"summary": _summary(payload)})
 
 
 def _summary(payload: dict[str, Any]) -> dict[str, Any]:

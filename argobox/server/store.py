@@ -12,13 +12,15 @@ After each commit that appended events, the chain head is checkpointed beside th
 
 from __future__ import annotations
 
+import asyncio
 import json
+import logging
 import os
 import socket
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
@@ -41,6 +43,8 @@ from argobox.server.redact import Redactor
 
 Clock = Callable[[], float]
 T = TypeVar("T")
+
+logger = logging.getLogger("argobox")
 
 BUSY_TIMEOUT_MS = 5000
 _SCHEMA_V1 = [s.strip() for s in """
@@ -146,7 +150,7 @@ WAL_SIZE_LIMIT_BYTES = 0
 
 CHAIN_AUDIT = "chain the audit trail"
 """A migration done in Python (`Store._chain_audit`) rather than SQL statements."""
-_MIGRATIONS: list[list[str] | str] = [_SCHEMA_V1, budgets.SCHEMA, _OUTBOX, CHAIN_AUDIT]
+_MIGRATIONS: list[list[str] | str] = [_SCHEMA_V1, budgets.SCHEMA, _OUTBOX, CHAIN_AUDIT, budgets.PARTIAL_INDEXES]
 """Schema changes in order; `PRAGMA user_version` counts how many a store has had."""
 SCHEMA_VERSION = len(_MIGRATIONS)
 
@@ -402,6 +406,7 @@ class Store:
         self._clock = clock
         self._redact = redactor
         self._checkpointer = checkpointer
+        self._behind: set[asyncio.Task[Any]] = set()
 
     @classmethod
     @asynccontextmanager
@@ -425,7 +430,10 @@ class Store:
             store = cls(db, clock=clock, redactor=redactor or Redactor(), busy_timeout_ms=busy_timeout_ms,
                         checkpointer=checkpointer)
             await store._prepare()
-            yield store
+            try:
+                yield store
+            finally:
+                await store._catch_up()
         finally:
             try:
                 await anyio.to_thread.run_sync(checkpointer.close)
@@ -433,12 +441,36 @@ class Store:
                 await db.close()
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run `fn(connection)` on the connection's own thread, in one hand-off.
+        """Run `fn(connection)` on the connection's own thread, in one hand-off, after any write left behind."""
+        if self._behind:
+            await self._catch_up()
+        return await self._hop(fn)
 
-        aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
-        guards it, so an aiosqlite release that changes it fails loudly rather than silently).
-        """
+    async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
+        guards it, so an aiosqlite release that changes it fails loudly rather than silently)."""
         return await self._db._execute(fn, self._db._conn)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+
+    async def _catch_up(self) -> None:
+        """Wait for the writes left behind (`transaction_behind`) to land."""
+        while self._behind:
+            await asyncio.wait(set(self._behind))
+
+    def transaction_behind(self, body: Callable[[Tx], Any], *, what: str) -> None:
+        """Run `body` as a transaction without waiting for it: the caller answers first.
+
+        Ordering is kept: every later read or write of this store waits for it first. A failure is logged (`what`
+        names the write); the caller has already answered, so it cannot be refused any more.
+        """
+        task = asyncio.get_running_loop().create_task(self._transaction(body, hop=self._hop))
+        self._behind.add(task)
+
+        def settled(done: asyncio.Task[Any]) -> None:
+            self._behind.discard(done)
+            if not done.cancelled() and (exc := done.exception()) is not None:
+                logger.error("could not record %s: %s", what, exc)
+
+        task.add_done_callback(settled)
 
     async def transaction(self, body: Callable[[Tx], T]) -> T:
         """Run `body` as one `BEGIN IMMEDIATE` transaction: committed when it returns, rolled back when it raises.
@@ -447,6 +479,11 @@ class Store:
         store cannot be written (locked past the bounded wait, read-only, disk full).
         """
 
+        return await self._transaction(body, hop=self._call)
+
+    async def _transaction(
+        self, body: Callable[[Tx], T], *, hop: Callable[[Callable[[sqlite3.Connection], tuple[T, bool]]], Any]
+    ) -> T:
         def run(db: sqlite3.Connection) -> tuple[T, bool]:
             db.execute("BEGIN IMMEDIATE")
             try:
@@ -463,7 +500,7 @@ class Store:
             return result, tx.appended
 
         try:
-            result, appended = await self._call(run)
+            result, appended = await hop(run)
         except sqlite3.Error as exc:
             raise StoreError(f"the store is not writable: {exc}") from None
         if appended and self._checkpointer is not None:
@@ -606,20 +643,9 @@ class Store:
         """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held.
 
         `outcome` (limits, failed) moves the agent's failure streak in the same transaction."""
-        assignments = ", ".join(f"{column} = ?" for column in sets)
-        sql = f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where}) RETURNING *"  # noqa: S608
-
-        def body(tx: Tx) -> RequestRecord | None:
-            rows = tx.db.execute(sql, (*sets.values(), tx.now, request_id, *params)).fetchall()
-            if not rows:
-                return None
-            record = _row_to_request(rows[0])
-            tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
-            if outcome is not None:
-                _note_outcome(tx, record.agent, outcome[0], tx.now, failed=outcome[1])
-            return record
-
-        return await self.transaction(body)
+        return await self.transaction(
+            _transition_body(request_id, where=where, params=params, sets=sets, events=events, outcome=outcome)
+        )
 
     async def get(self, request_id: str) -> RequestRecord | None:
         try:
@@ -758,27 +784,55 @@ class Store:
             raise Refused("not_approved", f"request {request_id} is not approved for this process to execute")
         return record
 
+    def _finishing(
+        self, ok: bool, result: Any, error: str | None
+    ) -> tuple[RequestStatus, dict[str, Any], Any]:
+        status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
+        redacted = self._redact(result) if result is not None else None
+        sets = {
+            "status": status.value,
+            "result": json.dumps(redacted, sort_keys=True) if redacted is not None else None,
+            "error": self._redact(error) if error is not None else None,
+        }
+        return status, sets, redacted
+
     async def finish(
         self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any],
         limits: Limits | None = None,
     ) -> RequestRecord:
         """executing -> succeeded or failed, with the (redacted) result or error."""
-        status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
+        status, sets, _ = self._finishing(ok, result, error)
         record = await self._transition(
-            request_id,
-            where="status = ?",
-            params=(RequestStatus.EXECUTING.value,),
-            sets={
-                "status": status.value,
-                "result": json.dumps(self._redact(result), sort_keys=True) if result is not None else None,
-                "error": self._redact(error) if error is not None else None,
-            },
+            request_id, where="status = ?", params=(RequestStatus.EXECUTING.value,), sets=sets,
             events=[Event(event=status.value, actor="argobox", detail=detail)],
             outcome=(limits, not ok) if limits is not None else None,
         )
         if record is None:
             raise Refused("not_executing", f"request {request_id} is not executing")
         return record
+
+    def finish_behind(
+        self, record: RequestRecord, *, ok: bool, result: Any = None, error: str | None = None,
+        detail: dict[str, Any], limits: Limits | None = None,
+    ) -> RequestRecord:
+        """`finish` without waiting for the write (see `transaction_behind`); returns the record as it will be
+        (with `result` and `error` as given: the caller has redacted them for its answer).
+
+        For reads only: they changed nothing, so their answer need not wait for their outcome record. If the
+        process dies first, the request is found `executing` and marked `unknown` like any interrupted one.
+        """
+        status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
+
+        def body(tx: Tx) -> None:
+            _, sets, _ = self._finishing(ok, result, error)  # redacted and serialised here, after the answer
+            _transition_body(
+                record.id, where="status = ?", params=(RequestStatus.EXECUTING.value,), sets=sets,
+                events=[Event(event=status.value, actor="argobox", detail=detail)],
+                outcome=(limits, not ok) if limits is not None else None,
+            )(tx)
+
+        self.transaction_behind(body, what=f"the outcome of request {record.id}")
+        return replace(record, status=status, result=result, error=error, updated_at=self._clock())
 
     # Sweeps ---------------------------------------------------------------------------------------------------
 
@@ -828,6 +882,26 @@ class Store:
 
 
 # Transaction bodies shared by several operations (they run on the connection thread) ----------------------------
+
+
+def _transition_body(
+    request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event],
+    outcome: tuple[Limits, bool] | None,
+) -> Callable[[Tx], RequestRecord | None]:
+    assignments = ", ".join(f"{column} = ?" for column in sets)
+    sql = f"UPDATE requests SET {assignments}, updated_at = ? WHERE id = ? AND ({where}) RETURNING *"  # noqa: S608
+
+    def body(tx: Tx) -> RequestRecord | None:
+        rows = tx.db.execute(sql, (*sets.values(), tx.now, request_id, *params)).fetchall()
+        if not rows:
+            return None
+        record = _row_to_request(rows[0])
+        tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
+        if outcome is not None:
+            _note_outcome(tx, record.agent, outcome[0], tx.now, failed=outcome[1])
+        return record
+
+    return body
 
 
 def _insert(db: sqlite3.Connection, record: RequestRecord) -> None:

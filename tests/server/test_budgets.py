@@ -215,5 +215,5 @@ async def test_two_processes_share_one_request_budget_exactly(config_path: Path,
     outputs = [p.communicate(timeout=60)[0].split() for p in procs]
     statuses = outputs[0] + outputs[1]
 
-    assert statuses.count("succeeded") == 10
+    assert statuses.count("succeeded") == 10, statuses
     assert statuses.count("rate_limited") == 20
