@@ -1,0 +1,143 @@
+"""How the store runs its work: one hand-off per transaction, writes left behind kept in order, WAL checkpoints."""
+
+from __future__ import annotations
+
+import logging
+import sqlite3
+import threading
+from pathlib import Path
+
+import aiosqlite
+import pytest
+
+from argobox.policy.limits import Limits
+from argobox.server.audit_checkpoint import Checkpointer
+from argobox.server.budgets import CallFacts
+from argobox.server.store import Event, NewRequest, RequestStatus, Store, StoreError, Tx
+
+pytestmark = pytest.mark.anyio
+
+NOW = 1_800_000_000.0
+
+
+def executing(request_id: str = "read000000000001") -> NewRequest:
+    return NewRequest(
+        id=request_id, agent="openclaw", tool="docker_inspect_container", arguments={"container": "jellyfin"},
+        digest="d" * 64, classification="read", effect="allow", rule="agents.openclaw.rules[0]", reason="allowed",
+        status=RequestStatus.EXECUTING, decided_by="policy",
+    )
+
+
+async def admit(store: Store, request: NewRequest) -> None:
+    admission = await store.admit(CallFacts(agent=request.agent), Limits(), tool=request.tool, request=request,
+                                  events=[Event(event="received", actor="agent:openclaw")])
+    assert admission.record is not None
+
+
+def test_aiosqlite_still_has_the_queue_the_store_hands_work_to() -> None:
+    # Store._hop relies on this private entry point (there is no public one); fail here, loudly, if it goes away.
+    assert callable(getattr(aiosqlite.Connection, "_execute", None))
+    assert isinstance(getattr(aiosqlite.Connection, "_conn", None), property)
+
+
+async def test_a_transaction_runs_whole_on_the_connection_thread_in_one_hand_off(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        seen: list[tuple[int, bool]] = []
+        hops = 0
+        hop = store._hop  # pyright: ignore[reportPrivateUsage]
+
+        async def counting(fn):  # type: ignore[no-untyped-def]
+            nonlocal hops
+            hops += 1
+            return await hop(fn)
+
+        store._hop = counting  # type: ignore[method-assign]
+
+        def body(tx: Tx) -> None:
+            seen.append((threading.get_ident(), tx.db.in_transaction))
+            tx.append([Event(event="one", actor="argobox"), Event(event="two", actor="argobox")],
+                      request_id=None, agent=None, tool=None)
+            tx.db.execute("SELECT 1")
+
+        await store.transaction(body)
+        events = [e.event for e in await store.audit_trail()]
+
+    assert hops == 2  # the transaction, then the read of the trail
+    assert seen == [(seen[0][0], True)] and seen[0][0] != threading.get_ident()
+    assert events[-2:] == ["one", "two"]
+
+
+async def test_a_body_that_raises_leaves_nothing_behind(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        before = len(await store.audit_trail())
+
+        def body(tx: Tx) -> None:
+            tx.append([Event(event="half", actor="argobox")], request_id=None, agent=None, tool=None)
+            raise sqlite3.OperationalError("disk I/O error")
+
+        with pytest.raises(StoreError, match="not writable: disk I/O error"):
+            await store.transaction(body)
+        await store.audit([Event(event="after", actor="argobox")])  # the connection is usable again
+        events = [e.event for e in await store.audit_trail()]
+
+    assert len(events) == before + 1 and events[-1] == "after"
+
+
+async def test_an_outcome_left_behind_lands_before_anything_the_store_does_next(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        await admit(store, executing())
+        record = await store.get("read000000000001")
+        assert record is not None
+        answered = store.finish_behind(record, ok=True, result={"state": "running"}, detail={"summary": {}})
+        # No await between the answer and this read: it must still see the outcome.
+        stored = await store.get("read000000000001")
+        events = [e.event for e in await store.audit_trail(request_id="read000000000001")]
+
+    assert answered.status is RequestStatus.SUCCEEDED and answered.result == {"state": "running"}
+    assert stored is not None and (stored.status, stored.result) == (RequestStatus.SUCCEEDED, {"state": "running"})
+    assert events == ["received", "succeeded"]
+
+
+async def test_closing_the_store_waits_for_the_writes_left_behind(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        await admit(store, executing())
+        record = await store.get("read000000000001")
+        assert record is not None
+        store.finish_behind(record, ok=False, error="container jellyfin not found", detail={"error": "missing"})
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        stored = await store.get("read000000000001")
+
+    assert stored is not None and (stored.status, stored.error) == (RequestStatus.FAILED, "container jellyfin not found")
+
+
+async def test_a_write_left_behind_that_fails_is_logged_and_later_work_goes_on(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(tx: Tx) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        with caplog.at_level(logging.ERROR, logger="argobox"):
+            store.transaction_behind(broken, what="the outcome of request x")
+            await store.audit([Event(event="after", actor="argobox")])
+
+    assert "could not record the outcome of request x" in caplog.text and "disk is full" in caplog.text
+
+
+async def test_the_checkpointer_moves_the_wal_into_the_database(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    wal = path.with_name("s.db-wal")
+    async with Store.open(path, clock=lambda: NOW) as store:
+        for i in range(50):
+            await store.audit([Event(event="filler", actor="argobox", detail={"i": i, "pad": "x" * 2000})])
+        grown = wal.stat().st_size
+        checkpointer = Checkpointer(path)
+        try:
+            assert not checkpointer.checkpoint_wal(threshold=grown + 1)  # below the threshold: nothing to do
+            assert checkpointer.checkpoint_wal(threshold=1)
+        finally:
+            checkpointer.close()
+        await store.audit([Event(event="after", actor="argobox")])  # restarts the WAL, truncated (size limit 0)
+        restarted = wal.stat().st_size
+
+    assert grown > 100_000 and restarted < grown // 10
