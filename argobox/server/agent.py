@@ -112,11 +112,14 @@ class _AgentServer(Server[Any]):
         )
 
 
-def build_agent_server(app: App, agent: str | Identity, *, live: LiveState | None = None) -> Server[Any]:
+def build_agent_server(
+    app: App, agent: str | Identity, *, live: LiveState | None = None,
+    on_refused: Callable[[str], Awaitable[None]] | None = None,
+) -> Server[Any]:
     """The MCP server backed by `app`, for one configured agent (a name) or for whoever `agent` resolves to.
 
     `live` collects the server's live connections (for tools-changed events) and calls in flight; pass one to
-    publish to them.
+    publish to them. `on_refused(tool)` is awaited for each call refused because there is no identity (to audit it).
     """
     if isinstance(agent, str):
         if agent not in app.config.agents:
@@ -142,6 +145,8 @@ def build_agent_server(app: App, agent: str | Identity, *, live: LiveState | Non
             who = identity()
             state.remember(ctx, who)
             if who is None:
+                if on_refused is not None:
+                    await on_refused(params.name)
                 raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(gate.UnknownTool(params.name))))
             # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
             # an execution is always recorded with its outcome.
@@ -182,10 +187,20 @@ async def serve_stdio(
     """
     from mcp.server.stdio import stdio_server
 
+    from argobox.server.refusals import RefusalAudit
     from argobox.server.reload import ConfigWatcher, Reload
 
     live = LiveState()
-    server = build_agent_server(app, fixed_identity(app, agent, token), live=live)
+    refusals = RefusalAudit(app, transport="stdio")
+
+    async def refused(tool: str) -> None:  # one reason per cause, whatever the tool, so repeats are coalesced
+        if agent not in app.config.agents:
+            reason = f"agent {agent!r} is no longer configured; its calls are refused"
+        else:
+            reason = f"the token this server was started with no longer matches agent {agent!r}; its calls are refused"
+        await refusals.refused(reason, agent)
+
+    server = build_agent_server(app, fixed_identity(app, agent, token), live=live, on_refused=refused)
 
     async def on_reload(change: Reload) -> None:
         if agent in change.changed or agent in change.revoked:
@@ -197,8 +212,12 @@ async def serve_stdio(
         tg.start_soon(_cancel_on_signal, tg.cancel_scope)
         for task in background:
             tg.start_soon(task, app)
-        async with stdio_server() as (read, write):
-            await server.run(read, write, server.create_initialization_options())
+        try:
+            async with stdio_server() as (read, write):
+                await server.run(read, write, server.create_initialization_options())
+        finally:
+            with anyio.CancelScope(shield=True):
+                await refusals.flush()
         tg.cancel_scope.cancel()
 
 

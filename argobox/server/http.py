@@ -23,10 +23,9 @@ import json
 import logging
 import signal
 import socket
-import time
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -46,6 +45,7 @@ from argobox.server.agent import Identity, build_agent_server
 from argobox.server.app import App
 from argobox.server.config import Config, ConfigError
 from argobox.server.live import LiveState
+from argobox.server.refusals import RefusalAudit
 from argobox.server.reload import ConfigWatcher, Reload
 from argobox.server.store import Event, StoreError
 from argobox.server.tokens import agent_for_token
@@ -55,7 +55,6 @@ logger = logging.getLogger("argobox")
 DEFAULT_LISTEN = "127.0.0.1:8765"
 MCP_PATH = "/mcp"
 DEFAULT_DRAIN_SECONDS = 30.0
-REFUSAL_AUDIT_WINDOW_SECONDS = 10.0
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
 
 
@@ -145,48 +144,6 @@ def http_identity(app: App) -> Identity:
     return identity
 
 
-@dataclass(slots=True)
-class RefusalAudit:
-    """Audits refused HTTP requests without flooding: per reason, the first refusal in each window is recorded at
-    once and the rest of that window are counted into the next record."""
-
-    app: App
-    window: float = REFUSAL_AUDIT_WINDOW_SECONDS
-    _opened: dict[str, float] = field(default_factory=dict[str, float])
-    _suppressed: dict[str, int] = field(default_factory=dict[str, int])
-    _last_remote: dict[str, str] = field(default_factory=dict[str, str])
-
-    async def refused(self, reason: str, remote: str) -> None:
-        now = time.monotonic()
-        opened = self._opened.get(reason)
-        if opened is not None and now - opened < self.window:
-            self._suppressed[reason] = self._suppressed.get(reason, 0) + 1
-            self._last_remote[reason] = remote
-            return
-        self._opened[reason] = now
-        suppressed = self._suppressed.pop(reason, 0)
-        logger.warning("refused an HTTP request from %s: %s%s", remote, reason,
-                       f" (and {suppressed} more like it before)" if suppressed else "")
-        await self._write(reason, remote, suppressed)
-
-    async def flush(self) -> None:
-        for reason, count in list(self._suppressed.items()):
-            if count:
-                await self._write(reason, self._last_remote.get(reason, "unknown"), count, single=False)
-        self._suppressed.clear()
-
-    async def _write(self, reason: str, remote: str, earlier: int, *, single: bool = True) -> None:
-        detail: dict[str, Any] = {"reason": reason, "transport": "http", "remote": remote}
-        if earlier:
-            # `single`: this record is one refusal plus a count of earlier ones; otherwise it is only the count.
-            detail["refusals_counted_not_recorded_singly"] = earlier
-            detail["includes_this_refusal"] = single
-        try:
-            await self.app.store.audit([Event(event="agent_refused", actor=f"http:{remote}", detail=detail)])
-        except StoreError as exc:
-            logger.error("could not audit a refused HTTP request: %s", exc)
-
-
 class _Streams:
     """The long-lived GET streams (handshake-era standalone channels) by agent, so a shutdown or a revoked
     credential can end them."""
@@ -230,7 +187,7 @@ class BearerGate:
         self._inner = inner
         self._tokens = AgentTokens(app)
         self._security = TransportSecurityMiddleware(security)
-        self.refusals = RefusalAudit(app)
+        self.refusals = RefusalAudit(app, transport="http")
         self.streams = _Streams()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

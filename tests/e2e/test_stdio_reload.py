@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +66,17 @@ async def test_a_stdio_server_whose_token_is_revoked_serves_nothing(write_config
             edit(config, hashlib.sha256(token.encode()).hexdigest(), "0" * 64)
             await inbox.event.wait()
             after = [t.name for t in (await client.list_tools()).tools]
-            with pytest.raises(MCPError):
-                await client.call_tool("docker_list_containers", {})
+            for _ in range(3):
+                with pytest.raises(MCPError, match="Unknown tool"):
+                    await client.call_tool("docker_list_containers", {})
+    done = subprocess.run([str(ARGOBOX), "--config", str(config), "audit", "--json"], capture_output=True, text=True,
+                          timeout=60, check=True)
+    refused = [e for e in json.loads(done.stdout) if e["event"] == "agent_refused"]
 
     assert "docker_list_containers" in before
     assert after == []
+    # Audited, and coalesced: the first refusal at once, the two after it counted when the server stopped.
+    assert [e["actor"] for e in refused] == ["agent:openclaw", "agent:openclaw"]
+    assert "no longer matches agent 'openclaw'" in refused[0]["detail"]["reason"]
+    assert refused[0]["detail"]["transport"] == "stdio"
+    assert refused[1]["detail"]["refusals_counted_not_recorded_singly"] == 2
