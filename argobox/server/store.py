@@ -47,6 +47,8 @@ T = TypeVar("T")
 logger = logging.getLogger("argobox")
 
 BUSY_TIMEOUT_MS = 5000
+MAX_STORED_RESULT_CHARS = 64 * 1024
+"""A request keeps its result up to this size (a long log tail is not kept for every call that read it)."""
 _SCHEMA_V1 = [s.strip() for s in """
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
@@ -789,9 +791,14 @@ class Store:
     ) -> tuple[RequestStatus, dict[str, Any], Any]:
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
         redacted = self._redact(result) if result is not None else None
+        text = json.dumps(redacted, sort_keys=True) if redacted is not None else None
+        if text is not None and len(text) > MAX_STORED_RESULT_CHARS:
+            redacted = {"omitted": f"{len(text)} characters; the caller received the whole result, the store keeps "
+                                   f"results of at most {MAX_STORED_RESULT_CHARS}"}
+            text = json.dumps(redacted)
         sets = {
             "status": status.value,
-            "result": json.dumps(redacted, sort_keys=True) if redacted is not None else None,
+            "result": text,
             "error": self._redact(error) if error is not None else None,
         }
         return status, sets, redacted

@@ -141,3 +141,13 @@ async def test_the_checkpointer_moves_the_wal_into_the_database(tmp_path: Path) 
         restarted = wal.stat().st_size
 
     assert grown > 100_000 and restarted < grown // 10
+
+
+async def test_a_huge_result_is_not_kept_on_the_request(tmp_path: Path) -> None:
+    lines = [f"line {i} " + "x" * 200 for i in range(1000)]
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        await admit(store, executing())
+        done = await store.finish("read000000000001", ok=True, result={"lines": lines}, detail={})
+
+    assert done.result is not None and set(done.result) == {"omitted"}
+    assert "the caller received the whole result" in done.result["omitted"]
