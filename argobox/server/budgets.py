@@ -69,35 +69,47 @@ class Snapshot:
     """A pending request with the same digest (an identical call), if any."""
 
 
-def usage(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float) -> Snapshot:
-    """What `facts.agent` was admitted to do in each window, in one query."""
-    sql = """
-        SELECT
-          (SELECT COUNT(*) FROM calls WHERE agent = :a AND at > :req),
-          (SELECT MIN(at) FROM calls WHERE agent = :a AND at > :req),
-          (SELECT COUNT(*) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
-          (SELECT MIN(at) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
-          (SELECT COUNT(*) FROM calls WHERE agent = :a AND digest = :d AND at > :ident),
-          (SELECT MIN(at) FROM calls WHERE agent = :a AND digest = :d AND at > :ident),
-          (SELECT COUNT(*) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
-          (SELECT MIN(at) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
-          (SELECT COUNT(*) FROM requests WHERE agent = :a AND status = 'pending_approval' AND expires_at > :now),
-          (SELECT cooldown_until FROM agent_state WHERE agent = :a),
-          (SELECT COUNT(*) FROM refusals WHERE agent = :a),
-          (SELECT id FROM requests WHERE agent = :a AND digest = :d AND status = 'pending_approval'
-             AND expires_at > :now LIMIT 1)
-    """
+_USAGE_SQL = """
+    SELECT
+      (SELECT COUNT(*) FROM calls WHERE agent = :a AND at > :req),
+      (SELECT MIN(at) FROM calls WHERE agent = :a AND at > :req),
+      (SELECT cooldown_until FROM agent_state WHERE agent = :a),
+      (SELECT COUNT(*) FROM refusals WHERE agent = :a)
+"""
+_MUTATION_USAGE_SQL = """
+    SELECT
+      (SELECT COUNT(*) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
+      (SELECT MIN(at) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
+      (SELECT COUNT(*) FROM calls WHERE agent = :a AND digest = :d AND at > :ident),
+      (SELECT MIN(at) FROM calls WHERE agent = :a AND digest = :d AND at > :ident),
+      (SELECT COUNT(*) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
+      (SELECT MIN(at) FROM calls WHERE agent = :a AND target = :t AND mutation = 1 AND at > :tgt),
+      (SELECT COUNT(*) FROM requests WHERE agent = :a AND status = 'pending_approval' AND expires_at > :now),
+      (SELECT id FROM requests WHERE agent = :a AND digest = :d AND status = 'pending_approval'
+         AND expires_at > :now LIMIT 1)
+"""
+
+
+def usage(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, *, full: bool = True) -> Snapshot:
+    """What `facts.agent` was admitted to do in each window. Without `full` (for a call that neither mutates nor
+    queues: the only limits `check` applies to it are the request budget and the cooldown) the mutation, target,
+    identical-call and pending counts are left at zero rather than counted."""
     params: dict[str, Any] = {
         "a": facts.agent, "d": facts.digest, "t": facts.target, "now": now,
         "req": _window_start(now, 60), "mut": _window_start(now, 3600),
-        "ident": _window_start(now, limits.identical_calls.seconds), "tgt": _window_start(now, limits.per_target.seconds),
+        "ident": _window_start(now, limits.identical_calls.seconds),
+        "tgt": _window_start(now, limits.per_target.seconds),
     }
-    row = db.execute(sql, params).fetchone()
+    requests, oldest, cooldown_until, open_refusals = db.execute(_USAGE_SQL, params).fetchone()
+    if not full:
+        return Snapshot(usage=Usage(requests=Count(requests, oldest), cooldown_until=cooldown_until),
+                        open_refusals=open_refusals, pending_twin=None)
+    row = db.execute(_MUTATION_USAGE_SQL, params).fetchone()
     current = Usage(
-        requests=Count(row[0], row[1]), mutations=Count(row[2], row[3]), identical=Count(row[4], row[5]),
-        per_target=Count(row[6], row[7]), pending=row[8], cooldown_until=row[9],
+        requests=Count(requests, oldest), mutations=Count(row[0], row[1]), identical=Count(row[2], row[3]),
+        per_target=Count(row[4], row[5]), pending=row[6], cooldown_until=cooldown_until,
     )
-    return Snapshot(usage=current, open_refusals=row[10], pending_twin=row[11])
+    return Snapshot(usage=current, open_refusals=open_refusals, pending_twin=row[7])
 
 
 def record_call(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, *, duplicate: bool) -> None:

@@ -272,7 +272,9 @@ async def execute(app: App, record: RequestRecord, *, answer_first: bool = False
     spec = TOOLS[record.tool]
     limits = app.config.limits_for(record.agent)
 
-    async def finish(*, ok: bool, detail: dict[str, Any], result: Any = None, error: str | None = None) -> RequestRecord:
+    async def finish(
+        *, ok: bool, detail: dict[str, Any], result: Any = None, error: str | None = None
+    ) -> RequestRecord:
         if answer_first:
             return app.store.finish_behind(record, ok=ok, result=result, error=error, detail=detail, limits=limits)
         return await app.store.finish(record.id, ok=ok, result=result, error=error, detail=detail, limits=limits)

@@ -574,7 +574,8 @@ class Store:
 
         def body(tx: Tx) -> Admission:
             now = tx.now
-            snapshot = budgets.usage(tx.db, facts, limits, now)  # holds until commit: BEGIN IMMEDIATE
+            # The counts hold until commit (BEGIN IMMEDIATE); a read needs only its request budget and cooldown.
+            snapshot = budgets.usage(tx.db, facts, limits, now, full=facts.mutation or facts.queues)
             existing = _pending_twin(tx.db, snapshot.pending_twin) if facts.queues else None
             tripped = check(limits, snapshot.usage, now=now, mutation=facts.mutation and existing is None,
                             queues=facts.queues and existing is None, identical=facts.mutation)
