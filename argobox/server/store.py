@@ -135,7 +135,7 @@ BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
 CREATE TRIGGER audit_prunes_no_delete BEFORE DELETE ON audit_prunes
 BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
 """.split(";;") if s.strip()]
-"""The hash-chained audit table (replaces the first one in `Store._chain_audit`). Events are never updated; they
+"""The hash-chained audit table (replaces the first one in `_chain_audit`). Events are never updated; they
 are deleted only up to the `through_seq` of a prune whose `pruned` event is already in the chain."""
 
 _INSERT_AUDIT = (
@@ -151,7 +151,7 @@ WAL_SIZE_LIMIT_BYTES = 0
 """The WAL file is truncated each time it restarts after a checkpoint, so its size says how much is waiting."""
 
 CHAIN_AUDIT = "chain the audit trail"
-"""A migration done in Python (`Store._chain_audit`) rather than SQL statements."""
+"""A migration done in Python (`_chain_audit`) rather than SQL statements."""
 _MIGRATIONS: list[list[str] | str] = [_SCHEMA_V1, budgets.SCHEMA, _OUTBOX, CHAIN_AUDIT, budgets.PARTIAL_INDEXES]
 """Schema changes in order; `PRAGMA user_version` counts how many a store has had."""
 SCHEMA_VERSION = len(_MIGRATIONS)
@@ -435,7 +435,8 @@ class Store:
             try:
                 yield store
             finally:
-                await store._catch_up()
+                with anyio.CancelScope(shield=True):  # even when cancelled: what was answered gets recorded
+                    await store._catch_up()
         finally:
             try:
                 await anyio.to_thread.run_sync(checkpointer.close)
@@ -449,7 +450,9 @@ class Store:
         return await self._hop(fn)
 
     async def _hop(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
+        """Run `fn(connection)` on aiosqlite's connection thread, now.
+
+        aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
         guards it, so an aiosqlite release that changes it fails loudly rather than silently)."""
         return await self._db._execute(fn, self._db._conn)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
 
