@@ -15,6 +15,8 @@ import secrets
 from dataclasses import replace
 from typing import Any
 
+import anyio
+
 from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError, secret_values
@@ -368,9 +370,11 @@ async def approve(app: App, request_id: str, *, operator: str, note: str) -> Req
     """
     await _require_operator(app, operator, request_id)
     await _recheck_grant(app, request_id)
-    await app.store.approve(request_id, operator=operator, note=note)
-    record = await execute(app, await app.store.begin_execution(request_id))
-    await _notify(app, "approved", record)
+    # Once approved, it runs to its end and is recorded, even if the operator's client goes away meanwhile.
+    with anyio.CancelScope(shield=True):
+        await app.store.approve(request_id, operator=operator, note=note)
+        record = await execute(app, await app.store.begin_execution(request_id))
+        await _notify(app, "approved", record)
     return record
 
 
@@ -395,10 +399,10 @@ async def _recheck_grant(app: App, request_id: str) -> None:
 async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
     """Deny a pending request as `operator`. Raises `Refused`."""
     await _require_operator(app, operator, request_id)
-    record = await app.store.deny(
-        request_id, operator=operator, reason=reason, limits=await _limits_of_request(app, request_id)
-    )
-    await _notify(app, "denied", record)
+    limits = await _limits_of_request(app, request_id)
+    with anyio.CancelScope(shield=True):
+        record = await app.store.deny(request_id, operator=operator, reason=reason, limits=limits)
+        await _notify(app, "denied", record)
     return record
 
 

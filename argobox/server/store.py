@@ -461,13 +461,27 @@ class Store:
         while self._behind:
             await asyncio.wait(set(self._behind))
 
-    def transaction_behind(self, body: Callable[[Tx], Any], *, what: str) -> None:
-        """Run `body` as a transaction without waiting for it: the caller answers first.
+    def transaction_behind(self, prepare: Callable[[], Callable[[Tx], Any]], *, what: str) -> None:
+        """Run a transaction without waiting for it: the caller answers first.
 
-        Ordering is kept: every later read or write of this store waits for it first. A failure is logged (`what`
-        names the write); the caller has already answered, so it cannot be refused any more.
+        `prepare()` runs first, on the event loop and outside the write lock (serialising and redacting belong
+        there), and returns the transaction's body. Ordering is kept: every later read or write of this store waits
+        for it. A failure is retried once, then logged (`what` names the write): the caller has already answered.
         """
-        task = asyncio.get_running_loop().create_task(self._transaction(body, hop=self._hop))
+
+        async def write() -> None:
+            body = prepare()
+            for attempt in (1, 2):
+                try:
+                    await self._transaction(body, hop=self._hop)
+                    return
+                except StoreError as exc:
+                    if attempt == 2:
+                        logger.error("could not record %s: %s", what, exc)
+                    else:
+                        await anyio.sleep(0.1)
+
+        task = asyncio.get_running_loop().create_task(write())
         self._behind.add(task)
 
         def settled(done: asyncio.Task[Any]) -> None:
@@ -487,9 +501,11 @@ class Store:
         return await self._transaction(body, hop=self._call)
 
     async def _transaction(
-        self, body: Callable[[Tx], T], *, hop: Callable[[Callable[[sqlite3.Connection], tuple[T, bool]]], Any]
+        self, body: Callable[[Tx], T], *, hop: Callable[[Callable[[sqlite3.Connection], T]], Any]
     ) -> T:
-        def run(db: sqlite3.Connection) -> tuple[T, bool]:
+        def run(db: sqlite3.Connection) -> T:
+            if db.in_transaction:  # left open by a ROLLBACK that failed: end it, or nothing could ever be written
+                db.execute("ROLLBACK")
             db.execute("BEGIN IMMEDIATE")
             try:
                 tx = Tx(db, clock=self._clock, redactor=self._redact)
@@ -502,15 +518,17 @@ class Store:
                 except sqlite3.Error:
                     pass
                 raise
-            return result, tx.appended
+            if tx.appended and self._checkpointer is not None:
+                self._checkpointer.notify()  # thread-safe; here, so that no commit goes without its checkpoint
+            return result
 
         try:
-            result, appended = await hop(run)
+            # A transaction handed over runs to its end on the connection thread whatever the caller does; the
+            # caller waits for it, so a cancelled caller never leaves behind a change it did not see committed.
+            with anyio.CancelScope(shield=True):
+                return await hop(run)
         except sqlite3.Error as exc:
             raise StoreError(f"the store is not writable: {exc}") from None
-        if appended and self._checkpointer is not None:
-            self._checkpointer.notify()
-        return result
 
     async def _read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """One query in one hand-off; its snapshot ends with it."""
@@ -791,28 +809,31 @@ class Store:
         return record
 
     def _finishing(
-        self, ok: bool, result: Any, error: str | None
-    ) -> tuple[RequestStatus, dict[str, Any], Any]:
+        self, ok: bool, result: Any, error: str | None, *, cap: bool
+    ) -> tuple[RequestStatus, dict[str, Any]]:
+        """The status and the columns to set (redacted). With `cap` (a result its caller already has), a
+        result over MAX_STORED_RESULT_CHARS is stored as a note of its size."""
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
         redacted = self._redact(result) if result is not None else None
         text = json.dumps(redacted, sort_keys=True) if redacted is not None else None
-        if text is not None and len(text) > MAX_STORED_RESULT_CHARS:
-            redacted = {"omitted": f"{len(text)} characters; the caller received the whole result, the store keeps "
-                                   f"results of at most {MAX_STORED_RESULT_CHARS}"}
-            text = json.dumps(redacted)
+        if cap and text is not None and len(text) > MAX_STORED_RESULT_CHARS:
+            text = json.dumps({"omitted": f"{len(text)} characters; the result was returned to the caller when the "
+                                          f"call was made, and results over {MAX_STORED_RESULT_CHARS} characters "
+                                          "are not kept"})
         sets = {
             "status": status.value,
             "result": text,
             "error": self._redact(error) if error is not None else None,
         }
-        return status, sets, redacted
+        return status, sets
 
     async def finish(
         self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any],
         limits: Limits | None = None,
     ) -> RequestRecord:
-        """executing -> succeeded or failed, with the (redacted) result or error."""
-        status, sets, _ = self._finishing(ok, result, error)
+        """executing -> succeeded or failed, with the (redacted) result or error, kept whole: the caller may fetch it
+        later (an approved request's agent asks for it with argobox_request_status)."""
+        status, sets = self._finishing(ok, result, error, cap=False)
         record = await self._transition(
             request_id, where="status = ?", params=(RequestStatus.EXECUTING.value,), sets=sets,
             events=[Event(event=status.value, actor="argobox", detail=detail)],
@@ -829,20 +850,28 @@ class Store:
         """`finish` without waiting for the write (see `transaction_behind`); returns the record as it will be
         (with `result` and `error` as given: the caller has redacted them for its answer).
 
-        For reads only: they changed nothing, so their answer need not wait for their outcome record. If the
-        process dies first, the request is found `executing` and marked `unknown` like any interrupted one.
+        For reads answered at once only: they changed nothing, so their answer need not wait for their outcome
+        record, and the caller has the result (so one over MAX_STORED_RESULT_CHARS is not kept). If the process dies
+        first, the request is left `executing`, and marked `unknown` when ArgoBox next starts.
         """
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
 
-        def body(tx: Tx) -> None:
-            _, sets, _ = self._finishing(ok, result, error)  # redacted and serialised here, after the answer
-            _transition_body(
+        def prepare() -> Callable[[Tx], None]:
+            _, sets = self._finishing(ok, result, error, cap=True)
+            transition = _transition_body(
                 record.id, where="status = ?", params=(RequestStatus.EXECUTING.value,), sets=sets,
                 events=[Event(event=status.value, actor="argobox", detail=detail)],
                 outcome=(limits, not ok) if limits is not None else None,
-            )(tx)
+            )
 
-        self.transaction_behind(body, what=f"the outcome of request {record.id}")
+            def body(tx: Tx) -> None:
+                if transition(tx) is None:
+                    logger.error("request %s was no longer executing when its outcome (%s) was recorded",
+                                 record.id, status.value)
+
+            return body
+
+        self.transaction_behind(prepare, what=f"the outcome of request {record.id}")
         return replace(record, status=status, result=result, error=error, updated_at=self._clock())
 
     # Sweeps ---------------------------------------------------------------------------------------------------

@@ -8,16 +8,25 @@ import threading
 from pathlib import Path
 
 import aiosqlite
+import anyio
 import pytest
 
 from argobox.policy.limits import Limits
-from argobox.server.audit_checkpoint import Checkpointer
+from argobox.server.audit_checkpoint import Checkpointer, checkpoint_path, read_checkpoint
 from argobox.server.budgets import CallFacts
 from argobox.server.store import Event, NewRequest, RequestStatus, Store, StoreError, Tx
 
 pytestmark = pytest.mark.anyio
 
 NOW = 1_800_000_000.0
+
+
+def pending(request_id: str = "req0000000000001") -> NewRequest:
+    return NewRequest(
+        id=request_id, agent="openclaw", tool="docker_restart_container", arguments={"container": "jellyfin"},
+        digest="e" * 64, classification="mutate", effect="approve", rule="agents.openclaw.rules[1]",
+        reason="needs approval", status=RequestStatus.PENDING, expires_at=NOW + 600,
+    )
 
 
 def executing(request_id: str = "read000000000001") -> NewRequest:
@@ -98,16 +107,51 @@ async def test_an_outcome_left_behind_lands_before_anything_the_store_does_next(
     assert events == ["received", "succeeded"]
 
 
-async def test_closing_the_store_waits_for_the_writes_left_behind(tmp_path: Path) -> None:
-    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
-        await admit(store, executing())
-        record = await store.get("read000000000001")
-        assert record is not None
-        store.finish_behind(record, ok=False, error="container jellyfin not found", detail={"error": "missing"})
+def slow_hand_offs(store: Store) -> None:
+    """Make the store's writes left behind take a while to reach the connection thread."""
+    hop = store._hop  # pyright: ignore[reportPrivateUsage]
+
+    async def slow(fn):  # type: ignore[no-untyped-def]
+        await anyio.sleep(0.2)
+        return await hop(fn)
+
+    store._hop = slow  # type: ignore[method-assign]
+
+
+@pytest.mark.parametrize("cancelled", [False, True])
+async def test_closing_the_store_waits_for_the_writes_left_behind(tmp_path: Path, cancelled: bool) -> None:
+    with anyio.CancelScope() as scope:
+        async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+            await admit(store, executing())
+            record = await store.get("read000000000001")
+            assert record is not None
+            slow_hand_offs(store)
+            store.finish_behind(record, ok=False, error="container jellyfin not found", detail={"error": "missing"})
+            if cancelled:  # e.g. the server is stopped right after answering
+                scope.cancel()
+                await anyio.sleep(5)
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
         stored = await store.get("read000000000001")
 
     assert stored is not None and (stored.status, stored.error) == (RequestStatus.FAILED, "container jellyfin not found")
+
+
+async def test_a_cancelled_caller_still_sees_its_transaction_through(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=lambda: NOW) as store:
+        await admit(store, pending())
+        with anyio.CancelScope() as scope:
+            scope.cancel()
+            approved = await store.approve("req0000000000001", operator="alice", note="")
+        stored = await store.get("req0000000000001")
+        head = (await store.audit_trail())[-1]
+    checkpoint = read_checkpoint(checkpoint_path(path))
+
+    # The change was committed and returned to its caller (which gets the cancellation at its next await), and
+    # the audit checkpoint covers it: no commit goes without its checkpoint.
+    assert approved.status is RequestStatus.APPROVED
+    assert stored is not None and stored.status is RequestStatus.APPROVED
+    assert checkpoint is not None and (checkpoint.seq, checkpoint.hash) == (head.seq, head.hash)
 
 
 async def test_a_write_left_behind_that_fails_is_logged_and_later_work_goes_on(
@@ -118,7 +162,7 @@ async def test_a_write_left_behind_that_fails_is_logged_and_later_work_goes_on(
 
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
         with caplog.at_level(logging.ERROR, logger="argobox"):
-            store.transaction_behind(broken, what="the outcome of request x")
+            store.transaction_behind(lambda: broken, what="the outcome of request x")
             await store.audit([Event(event="after", actor="argobox")])
 
     assert "could not record the outcome of request x" in caplog.text and "disk is full" in caplog.text
@@ -143,11 +187,19 @@ async def test_the_checkpointer_moves_the_wal_into_the_database(tmp_path: Path) 
     assert grown > 100_000 and restarted < grown // 10
 
 
-async def test_a_huge_result_is_not_kept_on_the_request(tmp_path: Path) -> None:
+async def test_a_huge_result_is_kept_only_when_its_caller_already_has_it(tmp_path: Path) -> None:
     lines = [f"line {i} " + "x" * 200 for i in range(1000)]
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
-        await admit(store, executing())
-        done = await store.finish("read000000000001", ok=True, result={"lines": lines}, detail={})
+        await admit(store, executing("read000000000001"))
+        await admit(store, executing("read000000000002"))
+        record = await store.get("read000000000001")
+        assert record is not None
+        answered = store.finish_behind(record, ok=True, result={"lines": lines}, detail={})
+        inline = await store.get("read000000000001")
+        # An approved request's agent fetches its result later: it is kept whole.
+        approved = await store.finish("read000000000002", ok=True, result={"lines": lines}, detail={})
 
-    assert done.result is not None and set(done.result) == {"omitted"}
-    assert "the caller received the whole result" in done.result["omitted"]
+    assert answered.result == {"lines": lines}
+    assert inline is not None and inline.result is not None and set(inline.result) == {"omitted"}
+    assert "returned to the caller" in inline.result["omitted"]
+    assert approved.result == {"lines": lines}
