@@ -19,7 +19,8 @@ _SECRET_KEY = re.compile(
     r"|access[_-]?(code|key)|cookie|session[_-]?id|^code$|(^|[^a-z])pin$",
     re.IGNORECASE,
 )
-_URL_CREDENTIALS = re.compile(r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^/\s:@]+):(?P<password>[^/\s@]+)@", re.I)
+_URL_CREDENTIALS = re.compile(r"://(?P<user>[^/\s:@]+):(?P<password>[^/\s@]+)@")
+"""`user:password@` right after a `://`; anchored on the `://` so that long log lines scan in linear time."""
 _QUERY_SECRET = re.compile(r"(?i)([?&](?:access_)?(?:token|api_key|key|password|secret|signature)=)[^&#\s]+")
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}")
 _MIN_SECRET_LENGTH = 6
@@ -45,8 +46,8 @@ class Redactor:
         for secret in self._secrets:
             if secret in value:
                 value = value.replace(secret, REDACTED)
-        if "@" in value:
-            value = _URL_CREDENTIALS.sub(lambda m: f"{m['scheme']}{m['user']}:{REDACTED}@", value)
+        if "@" in value and "://" in value:
+            value = _URL_CREDENTIALS.sub(lambda m: f"://{m['user']}:{REDACTED}@", value)
         if "=" in value:
             value = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
         if " " in value or "\t" in value:
