@@ -257,10 +257,13 @@ class Checkpointer:
         self._thread: threading.Thread | None = None
         self._io = threading.Lock()
         self._db: sqlite3.Connection | None = None
-        self._wal_path = db_path.with_name(db_path.name + "-wal")
+        resolved = db_path.resolve()  # SQLite keeps the WAL beside the real file, not beside a symlink
+        self._wal_path = resolved.with_name(resolved.name + "-wal")
+        self._closed = False
         self._wal_db: sqlite3.Connection | None = None
         self._lock_fd: int | None = None
         self._reported: str | None = None
+        self._wal_reported: str | None = None
 
     def notify(self) -> None:
         """Ask for the checkpoint to be brought up to the head (returns at once)."""
@@ -296,6 +299,7 @@ class Checkpointer:
                 if db is not None:
                     db.close()
             self._db = self._wal_db = None
+            self._closed = True
             if self._lock_fd is not None:
                 os.close(self._lock_fd)
                 self._lock_fd = None
@@ -319,14 +323,20 @@ class Checkpointer:
             try:
                 self.checkpoint_wal()
             except Exception:  # noqa: BLE001 - SQLite's own checkpoint remains as the safety net
-                logger.exception("could not checkpoint the WAL of %s", self._db_path)
+                self._report_wal(f"could not checkpoint the WAL of {str(self._db_path)!r}", exc_info=True)
             with self._cond:
                 self._done = max(self._done, target)
                 self._cond.notify_all()
 
     def advance(self) -> Checkpoint | None:
         """Bring the checkpoint up to the current head, if it may be. Returns what was written, if anything."""
-        with self._io, self._file_lock():
+        with self._io:
+            if self._closed:
+                return None
+            return self._advance()
+
+    def _advance(self) -> Checkpoint | None:
+        with self._file_lock():
             try:
                 current = read_checkpoint(self.path)
             except CheckpointError as exc:
@@ -358,7 +368,7 @@ class Checkpointer:
             return checkpoint
 
     def checkpoint_wal(self, *, threshold: int = WAL_CHECKPOINT_BYTES) -> bool:
-        """Copy the WAL into the database when it holds at least `threshold` bytes; whether it did.
+        """Copy the WAL into the database when it holds at least `threshold` bytes; whether all of it was copied.
 
         The store truncates its WAL when it restarts after a checkpoint, so the file's size is what is waiting.
         """
@@ -368,11 +378,23 @@ class Checkpointer:
         except FileNotFoundError:
             return False
         with self._io:
-            if self._wal_db is None:
-                self._wal_db = sqlite3.connect(self._db_path, timeout=self._timeout_s, isolation_level=None,
-                                               check_same_thread=False)
-            self._wal_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-        return True
+            if self._closed:
+                return False
+            try:
+                if self._wal_db is None:
+                    uri = self._db_path.resolve().as_uri() + "?mode=rw"  # never creates a database
+                    self._wal_db = sqlite3.connect(uri, uri=True, timeout=self._timeout_s, isolation_level=None,
+                                                   check_same_thread=False)
+                busy, _, _ = self._wal_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            except sqlite3.Error as exc:
+                if self._wal_db is not None:
+                    self._wal_db.close()
+                    self._wal_db = None
+                self._report_wal(f"cannot checkpoint the WAL of {str(self._db_path)!r} (SQLite will, in a commit, "
+                                 f"past its own limit): {exc}")
+                return False
+        self._wal_reported = None
+        return not busy
 
     def _head(self, checkpoint_seq: int | None) -> tuple[int, str, str | None, int | None] | None:
         if self._db is None:
@@ -391,6 +413,12 @@ class Checkpointer:
             yield
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+
+    def _report_wal(self, problem: str, *, exc_info: bool = False) -> None:
+        """Log a WAL problem once (until it changes or a checkpoint of the WAL succeeds)."""
+        if problem != self._wal_reported:
+            logger.error("%s", problem, exc_info=exc_info)
+            self._wal_reported = problem
 
     def _report(self, problem: str) -> None:
         """Log a problem once (until it changes or a checkpoint is written again)."""

@@ -80,10 +80,14 @@ async def enqueue(app: App, event: str, record: RequestRecord) -> None:
     body = json.dumps(payload(app, event, record), sort_keys=True)
     now = app.clock()
     rows = [(now, record.id, event, channel, body, now) for channel in targets]
-    await app.store.transaction(lambda tx: tx.db.executemany(
-        "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
-        " VALUES (?, ?, ?, ?, ?, ?, 'pending')", rows,
-    ))
+
+    def insert(tx: Tx) -> None:
+        tx.db.executemany(
+            "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
+            " VALUES (?, ?, ?, ?, ?, ?, 'pending')", rows,
+        )
+
+    await app.store.transaction(insert)
 
 
 def _post(url: str, data: bytes, headers: dict[str, str]) -> None:

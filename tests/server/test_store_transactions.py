@@ -203,3 +203,17 @@ async def test_a_huge_result_is_kept_only_when_its_caller_already_has_it(tmp_pat
     assert inline is not None and inline.result is not None and set(inline.result) == {"omitted"}
     assert "returned to the caller" in inline.result["omitted"]
     assert approved.result == {"lines": lines}
+
+
+def test_checkpointing_the_wal_never_creates_a_database(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    path = tmp_path / "gone.db"
+    path.with_name("gone.db-wal").write_bytes(b"\0" * 64)
+    checkpointer = Checkpointer(path)
+    try:
+        with caplog.at_level(logging.ERROR, logger="argobox"):
+            moved = [checkpointer.checkpoint_wal(threshold=1) for _ in range(3)]
+    finally:
+        checkpointer.close()
+
+    assert moved == [False, False, False] and not path.exists()
+    assert caplog.text.count("cannot checkpoint the WAL") == 1  # reported once, not on every commit
