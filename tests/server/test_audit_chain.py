@@ -347,6 +347,10 @@ async def test_schema_1_store_is_upgraded_with_its_events_sealed(tmp_path: Path)
     assert trail[0].detail == {"arguments": {}} and trail[2].detail["sealed_events"] == 2
     report = verify_store(path, key=None)
     assert report.ok and report.events == 3, report.text()
+    indexes = dict(sqlite3.connect(path).execute("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'calls'"
+                                                 " AND type = 'index'").fetchall())
+    assert "WHERE mutation = 1" in indexes["calls_mutations"]  # and the later migrations ran after it
+    assert "WHERE digest IS NOT NULL" in indexes["calls_by_digest"]
 
 
 WRITER = textwrap.dedent("""
