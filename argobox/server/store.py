@@ -497,7 +497,6 @@ class Store:
         `body` runs on the connection thread and must not block on anything but SQLite. Raises StoreError when the
         store cannot be written (locked past the bounded wait, read-only, disk full).
         """
-
         return await self._transaction(body, hop=self._call)
 
     async def _transaction(
