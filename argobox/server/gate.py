@@ -16,7 +16,6 @@ from dataclasses import replace
 from typing import Any
 
 import anyio
-
 from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError, secret_values
