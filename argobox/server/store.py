@@ -546,10 +546,21 @@ class Store:
             db.execute(f"PRAGMA wal_autocheckpoint = {WAL_AUTOCHECKPOINT_PAGES}")
             db.execute(f"PRAGMA journal_size_limit = {WAL_SIZE_LIMIT_BYTES}")
 
-        try:
-            await self._call(pragmas)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot prepare the store: {exc}") from None
+        # Switching a new database to WAL takes an exclusive lock without SQLite's busy wait, so two processes
+        # opening a new store at once can see "database is locked": wait and try again, within the bounded wait.
+        deadline = anyio.current_time() + self._busy_timeout_ms / 1000
+        delay = 0.005
+        while True:
+            try:
+                await self._call(pragmas)
+                break
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or anyio.current_time() + delay > deadline:
+                    raise StoreError(f"cannot prepare the store: {exc}") from None
+            except sqlite3.Error as exc:
+                raise StoreError(f"cannot prepare the store: {exc}") from None
+            await anyio.sleep(delay)
+            delay = min(delay * 2, 0.1)
 
         def migrate(tx: Tx) -> None:
             version = tx.db.execute("PRAGMA user_version").fetchone()[0]

@@ -208,12 +208,14 @@ anyio.run(main)
 async def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", FLOODER, str(config_path), str(go)], stdout=subprocess.PIPE, text=True)
+        subprocess.Popen([sys.executable, "-c", FLOODER, str(config_path), str(go)], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
         for _ in range(2)
     ]
     go.touch()
-    outputs = [p.communicate(timeout=60)[0].split() for p in procs]
-    statuses = outputs[0] + outputs[1]
+    done = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in done]
+    statuses = done[0][0].split() + done[1][0].split()
 
     assert statuses.count("succeeded") == 10, statuses
-    assert statuses.count("rate_limited") == 20
+    assert statuses.count("rate_limited") == 20, statuses

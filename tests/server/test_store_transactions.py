@@ -217,3 +217,37 @@ def test_checkpointing_the_wal_never_creates_a_database(tmp_path: Path, caplog: 
 
     assert moved == [False, False, False] and not path.exists()
     assert caplog.text.count("cannot checkpoint the WAL") == 1  # reported once, not on every commit
+
+
+async def test_a_new_store_opens_while_another_process_holds_its_write_lock(tmp_path: Path) -> None:
+    # Switching a new database to WAL fails at once, without SQLite's busy wait, while another connection holds the
+    # write lock (as when two stdio servers start together on a new store): opening waits and tries again.
+    path = tmp_path / "s.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("CREATE TABLE elsewhere (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        async with Store.open(path, clock=lambda: NOW) as store:
+            await store.audit([Event(event="opened", actor="argobox")])
+            events = [e.event for e in await store.audit_trail()]
+    finally:
+        release.join()
+        holder.close()
+
+    assert events == ["opened"]
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+async def test_a_store_locked_past_the_bounded_wait_is_refused_when_opened(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("CREATE TABLE elsewhere (x)")
+    holder.execute("BEGIN IMMEDIATE")
+    try:
+        with pytest.raises(StoreError, match="cannot prepare the store: database is locked"):
+            async with Store.open(path, clock=lambda: NOW, busy_timeout_ms=200):
+                pass
+    finally:
+        holder.close()
