@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio
 import mcp.types as types
 import pytest
 from mcp import Client
@@ -295,3 +296,26 @@ async def test_status_of_a_pending_request_past_its_ttl_reads_expired(write_conf
 
     assert status.status == "expired"
     assert info.value.code == "expired"
+
+
+async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_is_recorded(app: App) -> None:
+    queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+    assert queued.status == "pending_approval" and queued.request_id is not None
+    before = await restart_count(app, "jellyfin")
+    restart = app.docker.restart_container
+
+    with anyio.CancelScope() as scope:
+
+        async def restart_while_the_operator_leaves(container: str) -> Any:
+            scope.cancel()  # e.g. the operator's MCP client disconnects during the restart
+            await anyio.sleep(0.05)
+            return await restart(container)
+
+        app.docker.restart_container = restart_while_the_operator_leaves  # type: ignore[method-assign]
+        await gate.approve(app, queued.request_id, operator="alice", note="go")
+    record = await app.store.get(queued.request_id)
+
+    assert record is not None and record.status.value == "succeeded"
+    assert await restart_count(app, "jellyfin") == before + 1
+    events = [e.event for e in await app.store.audit_trail(request_id=queued.request_id)]
+    assert events[-3:] == ["approved", "executing", "succeeded"]

@@ -246,7 +246,7 @@ async def test_a_store_locked_past_the_bounded_wait_is_refused_when_opened(tmp_p
     holder.execute("CREATE TABLE elsewhere (x)")
     holder.execute("BEGIN IMMEDIATE")
     try:
-        with pytest.raises(StoreError, match="cannot prepare the store: database is locked"):
+        with anyio.fail_after(10), pytest.raises(StoreError, match="cannot prepare the store: database is locked"):
             async with Store.open(path, clock=lambda: NOW, busy_timeout_ms=200):
                 pass
     finally:
