@@ -257,7 +257,7 @@ class ToolSpec:
         tool_class = CATALOG.get(self.name)
         read_only = tool_class is None or tool_class.classification is Classification.READ
         outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
-        schema = outcome.model_json_schema()
+        schema = compact_schema(outcome.model_json_schema())
         schema.pop("title", None)
         return types.Tool(
             name=self.name,
@@ -273,6 +273,64 @@ class ToolSpec:
                 open_world_hint=False,
             ),
         )
+
+
+def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
+    """The same JSON Schema in the form clients validate fastest: local `$ref`s inlined (none of our models is
+    recursive) and `anyOf` of bare types (pydantic's `X | None`) written as one list of types.
+
+    Clients check every structured result against the output schema; with `jsonschema`, resolving a `$ref` and
+    trying each branch of an `anyOf` are its costliest steps (this form halves the check of an inspect result).
+    """
+    defs: dict[str, Any] = schema.get("$defs", {})
+
+    def walk(node: Any, expanding: frozenset[str]) -> Any:
+        if isinstance(node, list):
+            return [walk(v, expanding) for v in node]  # pyright: ignore[reportUnknownVariableType]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")  # pyright: ignore[reportUnknownMemberType]
+        if isinstance(ref, str) and ref.startswith("#/$defs/"):
+            name = ref.removeprefix("#/$defs/")
+            if name in expanding or name not in defs:
+                raise ValueError(f"cannot inline {ref!r} (recursive or missing)")
+            target = walk(defs[name], expanding | {name})
+            siblings = {k: walk(v, expanding) for k, v in node.items() if k != "$ref"}  # pyright: ignore
+            return {**target, **siblings}
+        out: dict[str, Any] = {k: walk(v, expanding) for k, v in node.items() if k != "$defs"}  # pyright: ignore
+        branches = out.get("anyOf")
+        if isinstance(branches, list) and "type" not in out:
+            merged = _merge_nullable(branches)  # pyright: ignore[reportUnknownArgumentType]
+            if merged is not None:
+                del out["anyOf"]
+                out = {**merged, **out}
+        return out
+
+    return walk(schema, frozenset())
+
+
+_APPLY_TO_NULL = frozenset({"enum", "const", "not", "allOf", "anyOf", "oneOf", "if", "$ref", "type"})
+"""Keywords that also constrain null (or that we do not reason about): a branch with one of them (besides its
+type) is not merged with null."""
+
+
+def _merge_nullable(branches: list[Any]) -> dict[str, Any] | None:
+    """`anyOf` branches as one schema with a list of types, when that means the same; otherwise None.
+
+    Branches of bare types merge (`{"type": ["string", "null"]}`), and so does one typed branch with `null`, because
+    its other keywords (properties, items, pattern, ...) only apply to values of its type.
+    """
+    if not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in branches):
+        return None
+    types_ = [b["type"] for b in branches]
+    if len(set(types_)) != len(types_):
+        return None
+    rich = [b for b in branches if set(b) != {"type"}]
+    if not rich:
+        return {"type": types_}
+    if len(branches) == 2 and len(rich) == 1 and "null" in types_ and not (set(rich[0]) - {"type"}) & _APPLY_TO_NULL:
+        return {**rich[0], "type": types_}
+    return None
 
 
 async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> ContainerList:

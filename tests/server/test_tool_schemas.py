@@ -1,0 +1,114 @@
+"""The output schemas `tools/list` shows are compacted (`compact_schema`); they must accept and reject exactly what
+pydantic's own schema of the outcome does."""
+
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from jsonschema import Draft202012Validator
+from referencing import Registry
+
+from argobox.adapters.base import ContainerDetail, Mount, PortBinding
+from argobox.server.tools import TOOLS, Outcome, compact_schema
+
+DETAIL = ContainerDetail(
+    id="28d81f2e7f99", name="jellyfin", image="jellyfin/jellyfin:10.9", state="running", health=None,
+    restart_count=0, exit_code=None, ports=[PortBinding(container_port="8096/tcp", host_port="8096")],
+    mounts=[Mount(type="bind", source="/srv/media", destination="/media", read_only=True)],
+    labels={"lab": "x"}, env={"TZ": "UTC"}, created_at="2026-11-25T05:46:06Z", started_at=None, finished_at=None,
+).model_dump(mode="json")
+
+
+def _validators(tool: str) -> tuple[Draft202012Validator, Draft202012Validator]:
+    spec = TOOLS[tool]
+    model: Any = Outcome[spec.result] if spec.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
+    original = model.model_json_schema()
+    shown = spec.mcp_tool().output_schema
+    assert shown is not None
+    Draft202012Validator.check_schema(shown)
+    return (Draft202012Validator(original, registry=Registry()), Draft202012Validator(shown, registry=Registry()))
+
+
+def _variants(document: dict[str, Any]) -> list[Any]:
+    """The document, and documents each wrong (or right) in one place: every field set to values of other types,
+    removed, and an unknown field added; the same inside the result and its lists."""
+    out: list[Any] = [document, None, [], "x"]
+    for key in list(document):
+        for value in (None, 1, 1.5, "x", True, [], {}, ["x"], {"x": 1}):
+            out.append({**document, key: value})
+        out.append({k: v for k, v in document.items() if k != key})
+    out.append({**document, "unexpected": 1})
+    result = document.get("result")
+    if isinstance(result, dict):
+        for variant in _variants(result)[1:]:  # pyright: ignore[reportUnknownArgumentType]
+            out.append({**document, "result": variant})
+        for listing in ("ports", "mounts"):
+            if result.get(listing):  # pyright: ignore[reportUnknownMemberType]
+                for item in _variants(result[listing][0])[1:]:
+                    changed = copy.deepcopy(result)  # pyright: ignore[reportUnknownArgumentType]
+                    changed[listing] = [item]
+                    out.append({**document, "result": changed})
+    return out
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_every_shown_output_schema_is_self_contained_and_valid(tool: str) -> None:
+    text = json.dumps(_validators(tool)[1].schema)
+    assert "$ref" not in text and "$defs" not in text
+
+
+@pytest.mark.parametrize("status", ["succeeded", "pending_approval", "denied", "rate_limited"])
+def test_the_shown_schema_accepts_and_rejects_exactly_what_pydantic_does(status: str) -> None:
+    original, shown = _validators("docker_inspect_container")
+    document = Outcome[ContainerDetail](
+        status=status, message="m", request_id="r", tool="docker_inspect_container",  # type: ignore[arg-type]
+        result=ContainerDetail.model_validate(DETAIL) if status == "succeeded" else None,
+        limit="requests_per_minute" if status == "rate_limited" else None,
+    ).model_dump(mode="json")
+    variants = _variants(document)
+    assert len(variants) > 100
+    verdicts = [(original.is_valid(v), shown.is_valid(v)) for v in variants]
+    assert all(a == b for a, b in verdicts), [v for v, (a, b) in zip(variants, verdicts, strict=True) if a != b][:3]
+    assert any(a for a, _ in verdicts) and not all(a for a, _ in verdicts)  # both kinds were tried
+
+
+@pytest.mark.parametrize("tool", sorted(TOOLS))
+def test_every_tool_schema_agrees_with_pydantic_on_its_envelope(tool: str) -> None:
+    original, shown = _validators(tool)
+    document = Outcome[dict[str, Any]](status="denied", message="m", reason="r", error="e").model_dump(mode="json")
+    for variant in _variants(document):
+        assert original.is_valid(variant) == shown.is_valid(variant), variant
+
+
+def test_only_what_means_the_same_is_merged() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "plain": {"anyOf": [{"type": "string"}, {"type": "null"}]},
+            "listed": {"anyOf": [{"type": "string", "enum": ["a"]}, {"type": "null"}]},  # enum would refuse null
+            "typed": {"anyOf": [{"$ref": "#/$defs/Thing"}, {"type": "null"}]},
+            "three": {"anyOf": [{"type": "string", "pattern": "^a"}, {"type": "integer"}, {"type": "null"}]},
+        },
+        "$defs": {"Thing": {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}},
+    }
+    compact = compact_schema(schema)
+    properties = compact["properties"]
+    assert properties["plain"] == {"type": ["string", "null"]}
+    assert properties["typed"]["type"] == ["object", "null"] and properties["typed"]["required"] == ["n"]
+    assert "anyOf" in properties["listed"] and "anyOf" in properties["three"]
+    validator = Draft202012Validator(compact)
+    for good in ({"plain": None, "listed": None, "typed": None, "three": None}, {"listed": "a", "typed": {"n": 1},
+                                                                                   "three": 3}):
+        assert validator.is_valid(good)
+    for bad in ({"listed": "b"}, {"typed": {}}, {"three": "b"}, {"plain": 1}):
+        assert not validator.is_valid(bad)
+
+
+def test_a_recursive_reference_is_refused_rather_than_expanded_forever() -> None:
+    schema = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
+        "next": {"$ref": "#/$defs/Node"}}}}}
+    with pytest.raises(ValueError, match="recursive"):
+        compact_schema(schema)
