@@ -253,6 +253,39 @@ def test_checkpoint_is_only_replaced_by_a_higher_seq(tmp_path: Path) -> None:
     assert read_checkpoint(cp) == written
 
 
+async def test_a_busy_store_writes_its_checkpoint_at_most_twice_a_second_and_closing_brings_it_to_the_head(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each checkpoint write costs the serving process a file read, a query and an fsync: a stream of commits gets
+    a few of them, not one per commit (a slower machine only writes fewer)."""
+    import anyio
+
+    from argobox.server import audit_checkpoint
+
+    writes: list[int] = []
+    advance = audit_checkpoint.Checkpointer._advance  # pyright: ignore[reportPrivateUsage]
+
+    def counted(self: Checkpointer) -> Checkpoint | None:
+        written = advance(self)
+        if written is not None:
+            writes.append(written.seq)
+        return written
+
+    monkeypatch.setattr(audit_checkpoint.Checkpointer, "_advance", counted)
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=Clock()) as store:
+        commits = 0
+        with anyio.move_on_after(1.2):  # commits every 5 ms for 1.2 s: 240 of them at most
+            while True:
+                await store.audit([Event(event="tested", actor="test", detail={"i": commits})])
+                commits += 1
+                await anyio.sleep(0.005)
+        assert commits > 20
+        assert 1 <= len(writes) <= 1 + 1.2 / audit_checkpoint.MIN_INTERVAL_S, writes
+    checkpoint = read_checkpoint(checkpoint_path(path))
+    assert checkpoint is not None and checkpoint.seq == commits  # closing wrote the head at once
+
+
 # Pruning ------------------------------------------------------------------------------------------------------
 
 
