@@ -136,7 +136,7 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
     try:
-        admission = await _admit_decision(app, agent, tool, args, decision)
+        admission = await _admit_decision(app, agent, tool, args, arguments, decision)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
         return _refused(tool)
@@ -165,7 +165,9 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         return outcome_of(record)
     try:
         read = CATALOG[tool].classification is Classification.READ
-        return outcome_of(await execute(app, record, answer_first=read))
+        # Admitted a moment ago from these very arguments (not loaded from the store): no binding to check.
+        admitted = None if admission.duplicate else args
+        return outcome_of(await execute(app, record, answer_first=read, admitted=admitted))
     except StoreError as exc:
         logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
         message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
@@ -218,8 +220,9 @@ def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
     return canonical_json(targets) if targets else None
 
 
-async def _admit_decision(app: App, agent: str, tool: str, args: BaseModel, decision: Decision) -> Admission:
-    arguments = args.model_dump(mode="json")
+async def _admit_decision(
+    app: App, agent: str, tool: str, args: BaseModel, arguments: dict[str, Any], decision: Decision
+) -> Admission:
     classification = CATALOG[tool].classification
     status = {
         Effect.DENY: RequestStatus.DENIED,
@@ -264,11 +267,15 @@ async def _admit_decision(app: App, agent: str, tool: str, args: BaseModel, deci
     )
 
 
-async def execute(app: App, record: RequestRecord, *, answer_first: bool = False) -> RequestRecord:
+async def execute(
+    app: App, record: RequestRecord, *, answer_first: bool = False, admitted: BaseModel | None = None
+) -> RequestRecord:
     """Run an `executing` request exactly as it was recorded, and record its outcome.
 
     `answer_first` (reads only: they change nothing) returns without waiting for the outcome record to be written;
-    the store writes it before anything else it does.
+    the store writes it before anything else it does. `admitted` is the validated arguments `record` was just made
+    from, in this same call; a request read back from the store (an approved one) is checked against its binding
+    and validated again instead.
     """
     spec = TOOLS[record.tool]
     limits = app.config.limits_for(record.agent)
@@ -283,9 +290,11 @@ async def execute(app: App, record: RequestRecord, *, answer_first: bool = False
     async def fail(error: str, detail: dict[str, Any]) -> RequestRecord:
         return await finish(ok=False, error=error, detail=detail)
 
-    if record.digest != request_digest(record.agent, record.tool, record.arguments) or spec.run is None:
+    if spec.run is None or (
+        admitted is None and record.digest != request_digest(record.agent, record.tool, record.arguments)
+    ):
         return await fail("the request does not match what was approved; not executed", {"error": "binding check failed"})
-    args = spec.args.model_validate(record.arguments)
+    args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
         result: BaseModel = await spec.run(app.backends, grant, args)
@@ -296,7 +305,8 @@ async def execute(app: App, record: RequestRecord, *, answer_first: bool = False
         logger.exception("unexpected error while executing request %s", record.id)
         error = "internal error in ArgoBox while executing (see the server log)"
         return await fail(error, {"error": error})
-    payload = app.redactor.with_secrets(secret_values(result))(result.model_dump(mode="json"))
+    secrets = secret_values(result)
+    payload = (app.redactor.with_secrets(secrets) if secrets else app.redactor)(result.model_dump(mode="json"))
     return await finish(ok=True, result=payload, detail={"summary": _summary(payload)})
 
 
