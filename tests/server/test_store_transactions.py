@@ -13,6 +13,7 @@ import pytest
 
 from argobox.policy.limits import Limits
 from argobox.server.audit_checkpoint import Checkpointer, checkpoint_path, read_checkpoint
+from argobox.server.audit_verify import verify_store
 from argobox.server.budgets import CallFacts
 from argobox.server.store import Event, NewRequest, RequestStatus, Store, StoreError, Tx
 
@@ -105,6 +106,132 @@ async def test_an_outcome_left_behind_lands_before_anything_the_store_does_next(
     assert answered.status is RequestStatus.SUCCEEDED and answered.result == {"state": "running"}
     assert stored is not None and (stored.status, stored.result) == (RequestStatus.SUCCEEDED, {"state": "running"})
     assert events == ["received", "succeeded"]
+
+
+def counted_hops(store: Store) -> list[int]:
+    """Count the store's hand-offs to its connection thread from now on."""
+    hops: list[int] = []
+    hop = store._hop  # pyright: ignore[reportPrivateUsage]
+
+    async def counting(fn):  # type: ignore[no-untyped-def]
+        hops.append(1)
+        return await hop(fn)
+
+    store._hop = counting  # type: ignore[method-assign]
+    return hops
+
+
+async def test_the_next_admission_carries_the_outcome_left_behind_in_one_commit_and_in_order(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=lambda: NOW) as store:
+        await admit(store, executing("read000000000001"))
+        record = await store.get("read000000000001")
+        assert record is not None
+        hops = counted_hops(store)
+        store.finish_behind(record, ok=True, result={"state": "running"}, detail={"summary": {}})
+        await admit(store, executing("read000000000002"))
+        assert len(hops) == 1  # one transaction for the outcome of the first call and the admission of the second
+        trail = [(e.request_id, e.event) for e in await store.audit_trail()]
+        first = await store.get("read000000000001")
+
+    assert trail[-3:] == [("read000000000001", "received"), ("read000000000001", "succeeded"),
+                          ("read000000000002", "received")]
+    assert first is not None and first.status is RequestStatus.SUCCEEDED
+    assert verify_store(path, key=None).ok
+
+
+async def test_an_admission_that_fails_does_not_lose_what_it_carried(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        await admit(store, executing())
+        record = await store.get("read000000000001")
+        assert record is not None
+        store.finish_behind(record, ok=True, result={"state": "running"}, detail={"summary": {}})
+
+        def body(tx: Tx) -> None:
+            tx.append([Event(event="half", actor="argobox")], request_id=None, agent=None, tool=None)
+            raise sqlite3.OperationalError("database or disk is full")
+
+        with pytest.raises(StoreError, match="not writable: database or disk is full"):
+            await store.transaction(body, carry=True)
+        stored = await store.get("read000000000001")
+        events = [e.event for e in await store.audit_trail()]
+        await store.audit([Event(event="after", actor="argobox")])
+    assert stored is not None and stored.status is RequestStatus.SUCCEEDED
+    assert "half" not in events and events[-1] == "succeeded"
+    assert verify_store(tmp_path / "s.db", key=None).ok
+
+
+async def test_a_carried_write_that_fails_is_undone_alone_and_logged(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    def broken(tx: Tx) -> None:
+        tx.append([Event(event="half", actor="argobox")], request_id=None, agent=None, tool=None)
+        raise sqlite3.IntegrityError("constraint failed")
+
+    def failing_preparation() -> None:
+        raise RuntimeError("a bug while serialising")
+
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=lambda: NOW) as store:
+        await admit(store, executing("read000000000001"))
+        record = await store.get("read000000000001")
+        assert record is not None
+        with caplog.at_level(logging.ERROR, logger="argobox"):
+            store.transaction_behind(lambda: broken, what="the outcome of request x")
+            store.transaction_behind(failing_preparation, what="the outcome of request y")  # type: ignore[arg-type]
+            store.finish_behind(record, ok=True, result={"state": "running"}, detail={"summary": {}})
+            await admit(store, executing("read000000000002"))  # carries all three; the call is still admitted
+        stored = await store.get("read000000000001")
+        second = await store.get("read000000000002")
+        events = [e.event for e in await store.audit_trail()]
+
+    assert "could not record the outcome of request x: constraint failed" in caplog.text
+    assert "could not record the outcome of request y" in caplog.text and "a bug while serialising" in caplog.text
+    assert stored is not None and stored.status is RequestStatus.SUCCEEDED and second is not None
+    assert "half" not in events and events[-2:] == ["succeeded", "received"]
+    assert verify_store(path, key=None).ok  # the chain continues from the real head after the undone part
+
+
+async def test_what_a_failed_commit_carried_is_written_again_on_its_own(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
+        await admit(store, executing("read000000000001"))
+        record = await store.get("read000000000001")
+        assert record is not None
+        store.finish_behind(record, ok=False, error="container jellyfin not found", detail={"error": "missing"})
+        hop = store._hop  # pyright: ignore[reportPrivateUsage]
+        failures = [sqlite3.OperationalError("database is locked")]
+
+        async def locked_once(fn):  # type: ignore[no-untyped-def]
+            if failures:
+                raise failures.pop()
+            return await hop(fn)
+
+        store._hop = locked_once  # type: ignore[method-assign]
+        with pytest.raises(StoreError, match="database is locked"):
+            await admit(store, executing("read000000000002"))
+        stored = await store.get("read000000000001")
+        refused = await store.get("read000000000002")
+
+    assert stored is not None and (stored.status, stored.error) == (RequestStatus.FAILED, "container jellyfin not found")
+    assert refused is None
+
+
+async def test_an_outcome_no_call_carries_is_committed_on_its_own_moments_later(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=lambda: NOW) as store:
+        await admit(store, executing())
+        record = await store.get("read000000000001")
+        assert record is not None
+        store.finish_behind(record, ok=True, result={"state": "running"}, detail={"summary": {}})
+        other = sqlite3.connect(path)  # another process's view: it does not make this store catch up
+        try:
+            status = None
+            with anyio.fail_after(5):
+                while status != "succeeded":
+                    await anyio.sleep(0.01)
+                    status = other.execute("SELECT status FROM requests WHERE id = 'read000000000001'").fetchone()[0]
+        finally:
+            other.close()
 
 
 def slow_hand_offs(store: Store) -> None:
