@@ -150,10 +150,6 @@ for when the checkpointer thread cannot keep up; normally it moves the WAL long 
 WAL_SIZE_LIMIT_BYTES = 0
 """The WAL file is truncated each time it restarts after a checkpoint, so its size says how much is waiting."""
 
-BEHIND_S = 0.05
-"""How long a write left behind (the outcome of a read answered first) waits for the next admission to carry it:
-an agent making calls in a row pays one commit per call instead of two. Past this it is committed on its own."""
-
 CHAIN_AUDIT = "chain the audit trail"
 """A migration done in Python (`_chain_audit`) rather than SQL statements."""
 _MIGRATIONS: list[list[str] | str] = [_SCHEMA_V1, budgets.SCHEMA, _OUTBOX, CHAIN_AUDIT, budgets.PARTIAL_INDEXES]
@@ -370,10 +366,6 @@ class Tx:
         self._redact = redactor
         self._head: tuple[int, str] | None = None
 
-    def forget_head(self) -> None:
-        """After a `ROLLBACK TO` a savepoint: the chain head is read again before the next event."""
-        self._head = None
-
     def append(self, events: Iterable[Event], *, request_id: str | None, agent: str | None, tool: str | None) -> None:
         """Append `events` to the hash chain, redacted.
 
@@ -416,11 +408,7 @@ class Store:
         self._clock = clock
         self._redact = redactor
         self._checkpointer = checkpointer
-        self._waiting: list[_Behind] = []
-        """Writes left behind, not handed over yet: the next admission carries them, or `_hand_over` does."""
         self._behind: set[asyncio.Task[Any]] = set()
-        """Writes left behind, handed over to a transaction of their own."""
-        self._timer: asyncio.TimerHandle | None = None
 
     @classmethod
     @asynccontextmanager
@@ -457,7 +445,7 @@ class Store:
 
     async def _call(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         """Run `fn(connection)` on the connection's own thread, in one hand-off, after any write left behind."""
-        if self._waiting or self._behind:
+        if self._behind:
             await self._catch_up()
         return await self._hop(fn)
 
@@ -469,43 +457,27 @@ class Store:
         return await self._db._execute(fn, self._db._conn)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
 
     async def _catch_up(self) -> None:
-        """Write the writes left behind (`transaction_behind`) now, and wait for them to land."""
-        while self._waiting or self._behind:
-            self._hand_over()
+        """Wait for the writes left behind (`transaction_behind`) to land."""
+        while self._behind:
             await asyncio.wait(set(self._behind))
 
     def transaction_behind(self, prepare: Callable[[], Callable[[Tx], Any]], *, what: str) -> None:
-        """Record something without waiting for it: the caller answers first.
+        """Run a transaction without waiting for it: the caller answers first.
 
-        `prepare()` runs later, on the event loop and outside the write lock (serialising and redacting belong
-        there), and returns the transaction body. The write waits at most `BEHIND_S` for this process's next
-        admission, which commits it first, in the same transaction (one commit for both); otherwise it is
-        committed on its own. Ordering is kept: every later read or write of this store carries it or waits for it.
-        A commit that fails is retried once, then logged (`what` names the write); a body that fails is rolled back
-        alone and logged. The caller has already answered.
+        `prepare()` runs first, on the event loop and outside the write lock (serialising and redacting belong
+        there), and returns the transaction's body. Ordering is kept: every later read or write of this store waits
+        for it. A failure is retried once, then logged (`what` names the write): the caller has already answered.
         """
-        self._waiting.append(_Behind(prepare, what))
-        if self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(BEHIND_S, self._hand_over)
-
-    def _hand_over(self) -> None:
-        """Commit the writes left behind in a transaction of their own, now (no admission came to carry them)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        if not self._waiting:
-            return
-        items, self._waiting = self._waiting, []
 
         async def write() -> None:
+            body = prepare()
             for attempt in (1, 2):
                 try:
-                    await self._transaction(_carrying(items, None), hop=self._hop)
+                    await self._transaction(body, hop=self._hop)
                     return
                 except StoreError as exc:
                     if attempt == 2:
-                        for item in items:
-                            logger.error("could not record %s: %s", item.what, exc)
+                        logger.error("could not record %s: %s", what, exc)
                     else:
                         await anyio.sleep(0.1)
 
@@ -515,34 +487,17 @@ class Store:
         def settled(done: asyncio.Task[Any]) -> None:
             self._behind.discard(done)
             if not done.cancelled() and (exc := done.exception()) is not None:
-                logger.error("could not record %s: %s", ", ".join(item.what for item in items), exc)
+                logger.error("could not record %s: %s", what, exc)
 
         task.add_done_callback(settled)
 
-    async def transaction(self, body: Callable[[Tx], T], *, carry: bool = False) -> T:
+    async def transaction(self, body: Callable[[Tx], T]) -> T:
         """Run `body` as one `BEGIN IMMEDIATE` transaction: committed when it returns, rolled back when it raises.
 
         `body` runs on the connection thread and must not block on anything but SQLite. Raises StoreError when the
-        store cannot be written (locked past the bounded wait, read-only, disk full). With `carry`, the writes left
-        behind are committed first in the same transaction, each in a savepoint of its own; if the transaction is
-        not committed, they are committed on their own instead.
+        store cannot be written (locked past the bounded wait, read-only, disk full).
         """
-        if not carry or not self._waiting:
-            return await self._transaction(body, hop=self._call)
-        while self._behind:  # those handed over already go first
-            await asyncio.wait(set(self._behind))
-        if not self._waiting:
-            return await self._transaction(body, hop=self._call)
-        items, self._waiting = self._waiting, []
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        try:
-            return await self._transaction(_carrying(items, body), hop=self._hop)
-        except BaseException:
-            self._waiting[:0] = items  # nothing of it was committed: they are written on their own, first
-            self._hand_over()
-            raise
+        return await self._transaction(body, hop=self._call)
 
     async def _transaction(
         self, body: Callable[[Tx], T], *, hop: Callable[[Callable[[sqlite3.Connection], T]], Any]
@@ -674,7 +629,7 @@ class Store:
                 _note_outcome(tx, facts.agent, limits, now, failed=failed)
             return Admission(record=record)
 
-        return await self.transaction(body, carry=True)
+        return await self.transaction(body)
 
     async def would_queue(self, facts: CallFacts, limits: Limits) -> bool:
         """Whether `admit` would now queue this call as a new request (read-only; `admit` decides for real)."""
@@ -997,42 +952,6 @@ def _transition_body(
         return record
 
     return body
-
-
-@dataclass(slots=True)
-class _Behind:
-    """A write left behind (`Store.transaction_behind`)."""
-
-    prepare: Callable[[], Callable[[Tx], Any]]
-    what: str
-
-
-def _carrying(items: Sequence[_Behind], body: Callable[[Tx], T] | None) -> Callable[[Tx], T | None]:
-    """One transaction body: the writes left behind, each in a savepoint of its own, then `body`.
-
-    The preparations run here, on the event loop. A write left behind that fails is rolled back alone and logged,
-    so that it never costs the call carrying it.
-    """
-    ready: list[tuple[str, Callable[[Tx], Any]]] = []
-    for item in items:
-        try:
-            ready.append((item.what, item.prepare()))
-        except Exception:  # noqa: BLE001 - a bug in one preparation must not lose the others, nor refuse the call
-            logger.exception("could not record %s", item.what)
-
-    def run(tx: Tx) -> T | None:
-        for what, write in ready:
-            tx.db.execute("SAVEPOINT behind")
-            try:
-                write(tx)
-            except Exception as exc:  # noqa: BLE001 - undo exactly this write, log it, and go on
-                tx.db.execute("ROLLBACK TO behind")
-                tx.forget_head()
-                logger.error("could not record %s: %s", what, exc)
-            tx.db.execute("RELEASE behind")
-        return body(tx) if body is not None else None
-
-    return run
 
 
 def _insert(db: sqlite3.Connection, record: RequestRecord) -> None:
