@@ -75,12 +75,60 @@ def test_the_shown_schema_accepts_and_rejects_exactly_what_pydantic_does(status:
     assert any(a for a, _ in verdicts) and not all(a for a, _ in verdicts)  # both kinds were tried
 
 
+def _sample(schema: dict[str, Any], defs: dict[str, Any], *, last: bool) -> Any:
+    """A document valid for pydantic's `schema`, taking the first (or, with `last`, the last) branch of each anyOf."""
+    if "$ref" in schema:
+        return _sample(defs[schema["$ref"].rsplit("/", 1)[-1]], defs, last=last)
+    if "anyOf" in schema:
+        return _sample(schema["anyOf"][-1 if last else 0], defs, last=last)
+    if "enum" in schema:
+        return schema["enum"][0]
+    kind = schema.get("type")
+    if kind == "object":
+        properties = schema.get("properties")
+        if not properties:
+            return {"key": "value"}
+        return {k: _sample(v, defs, last=last) for k, v in properties.items()}
+    if kind == "array":
+        return [_sample(schema.get("items", {}), defs, last=last)]
+    return {"integer": 1, "number": 1.5, "boolean": True, "null": None}.get(str(kind), "text")
+
+
+def _mutations(document: Any, depth: int = 0) -> list[Any]:
+    """`document` and documents that differ from it in one place, at any depth."""
+    out = [document]
+    values: tuple[Any, ...] = (None, 1, 1.5, "x", True, [], {}, ["x"], {"x": 1}, [None], [{}])
+    if isinstance(document, dict) and depth < 4:
+        for key in list(document):  # pyright: ignore[reportUnknownVariableType]
+            out += [{**document, key: v} for v in values]
+            out.append({k: v for k, v in document.items() if k != key})  # pyright: ignore
+            out += [{**document, key: sub} for sub in _mutations(document[key], depth + 1)[1:]]
+        out.append({**document, "unexpected": 1})
+    elif isinstance(document, list) and depth < 4:
+        out.append([])
+        for i, item in enumerate(document):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+            for sub in [*_mutations(item, depth + 1)[1:], *values]:
+                changed = list(document)  # pyright: ignore[reportUnknownArgumentType]
+                changed[i] = sub
+                out.append(changed)
+        out.append(document + document)  # pyright: ignore[reportUnknownVariableType, reportOperatorIssue]
+    return out
+
+
 @pytest.mark.parametrize("tool", sorted(TOOLS))
-def test_every_tool_schema_agrees_with_pydantic_on_its_envelope(tool: str) -> None:
+def test_every_tool_schema_agrees_with_pydantic_on_results_of_every_shape(tool: str) -> None:
     original, shown = _validators(tool)
-    document = Outcome[dict[str, Any]](status="denied", message="m", reason="r", error="e").model_dump(mode="json")
-    for variant in _variants(document):
-        assert original.is_valid(variant) == shown.is_valid(variant), variant
+    defs = original.schema.get("$defs", {})
+    verdicts: list[bool] = []
+    for last in (False, True):
+        result = _sample(original.schema["properties"]["result"]["anyOf"][0], defs, last=last)
+        for status in ("succeeded", "denied"):
+            document = {"status": status, "message": "m", "request_id": "r", "tool": tool, "result": result}
+            for variant in _mutations(document):
+                verdict = original.is_valid(variant)
+                assert shown.is_valid(variant) == verdict, variant
+                verdicts.append(verdict)
+    assert any(verdicts) and not all(verdicts)
 
 
 def test_only_what_means_the_same_is_merged() -> None:
@@ -112,3 +160,45 @@ def test_a_recursive_reference_is_refused_rather_than_expanded_forever() -> None
         "next": {"$ref": "#/$defs/Node"}}}}}
     with pytest.raises(ValueError, match="recursive"):
         compact_schema(schema)
+
+
+def _agree(original: dict[str, Any], documents: list[Any]) -> dict[str, Any]:
+    compact = compact_schema(original)
+    before, after = Draft202012Validator(original), Draft202012Validator(compact)
+    for document in documents:
+        assert before.is_valid(document) == after.is_valid(document), (compact, document)
+    return compact
+
+
+def test_a_keyword_beside_an_anyof_or_a_ref_is_never_lost_or_overridden() -> None:
+    _agree({"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}], "maxLength": 10},
+           ["abc", "abcdef", None, 1])
+    _agree({"type": "object", "properties": {"t": {"$ref": "#/$defs/T", "required": ["b"]}},
+            "$defs": {"T": {"type": "object", "required": ["a"]}}},
+           [{"t": {"a": 1, "b": 2}}, {"t": {"a": 1}}, {"t": {"b": 2}}])
+    compact = _agree({"properties": {"t": {"$ref": "#/$defs/T", "description": "d"}},
+                      "$defs": {"T": {"type": "integer", "title": "T"}}}, [{"t": 1}, {"t": "x"}])
+    assert compact["properties"]["t"] == {"type": "integer", "title": "T", "description": "d"}
+
+
+def test_values_and_names_are_not_schemas() -> None:
+    schema = {
+        "type": "object",
+        "properties": {
+            "$defs": {"type": "string"},  # a property that happens to be called $defs
+            "pick": {"enum": [{"anyOf": [1]}, {"$ref": "x"}], "default": {"anyOf": [{"type": "null"}]}},
+        },
+        "required": ["$defs"],
+    }
+    compact = _agree(schema, [{"$defs": "x", "pick": {"anyOf": [1]}}, {"pick": {"$ref": "x"}}, {"$defs": 1}])
+    assert compact == schema
+
+
+def test_a_branch_whose_keywords_also_judge_null_keeps_its_anyof() -> None:
+    cases = [
+        {"anyOf": [{"type": "object", "properties": {"a": {}}, "unevaluatedProperties": False}, {"type": "null"}]},
+        {"anyOf": [{"type": "string", "const": "a"}, {"type": "null"}]},
+        {"anyOf": [{"type": "string", "not": {"const": "a"}}, {"type": "null"}]},
+    ]
+    for case in cases:
+        assert "anyOf" in _agree(case, [None, "a", "b", {"a": 1}, {"a": 1, "b": 2}, {}])
