@@ -60,6 +60,12 @@ it never blocks a writer). SQLite would otherwise do it inside whichever commit 
 fsync, adding tens of milliseconds to that one call."""
 
 
+def write_delay(last_write: float, now: float) -> float:
+    """How long the checkpoint thread waits, from `now`, before the write a commit asked for: DELAY_S after a quiet
+    spell, and no sooner than MIN_INTERVAL_S after the last write (`last_write`) while commits keep coming."""
+    return max(DELAY_S, last_write + MIN_INTERVAL_S - now)
+
+
 def checkpoint_path(db_path: Path) -> Path:
     """Where the checkpoint of the store at `db_path` lives: beside it."""
     return db_path.with_name(db_path.name + ".checkpoint")
@@ -322,7 +328,7 @@ class Checkpointer:
                 if self._done >= self._requested:
                     return
                 # coalesce the commits of the next moment (and, when busy, of the interval) into one write
-                delay = max(DELAY_S, last_write + MIN_INTERVAL_S - time.monotonic())
+                delay = write_delay(last_write, time.monotonic())
                 self._cond.wait_for(lambda: self._urgent or self._closing, timeout=delay)
                 self._urgent = False
                 target = self._requested

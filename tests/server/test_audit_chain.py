@@ -253,6 +253,15 @@ def test_checkpoint_is_only_replaced_by_a_higher_seq(tmp_path: Path) -> None:
     assert read_checkpoint(cp) == written
 
 
+def test_a_checkpoint_is_written_moments_after_a_quiet_spell_and_spaced_out_while_busy() -> None:
+    from argobox.server.audit_checkpoint import DELAY_S, MIN_INTERVAL_S, write_delay
+
+    assert write_delay(last_write=100.0, now=100.0 + 60) == DELAY_S  # quiet for a minute: at once (20 ms)
+    assert write_delay(last_write=100.0, now=100.0 + MIN_INTERVAL_S + 0.1) == DELAY_S
+    assert write_delay(last_write=100.0, now=100.1) == pytest.approx(MIN_INTERVAL_S - 0.1)  # busy: spaced out
+    assert DELAY_S < 0.1 <= MIN_INTERVAL_S <= 1.0
+
+
 async def test_a_busy_store_writes_its_checkpoint_at_most_twice_a_second_and_closing_brings_it_to_the_head(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
