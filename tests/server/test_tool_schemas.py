@@ -24,7 +24,8 @@ DETAIL = ContainerDetail(
 
 def _validators(tool: str) -> tuple[Draft202012Validator, Draft202012Validator]:
     spec = TOOLS[tool]
-    model: Any = Outcome[spec.result] if spec.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
+    result: Any = spec.result if spec.result is not None else dict[str, Any]
+    model: Any = Outcome[result]
     original = model.model_json_schema()
     shown = spec.mcp_tool().output_schema
     assert shown is not None
