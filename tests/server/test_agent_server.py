@@ -319,3 +319,23 @@ async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_
     assert await restart_count(app, "jellyfin") == before + 1
     events = [e.event for e in await app.store.audit_trail(request_id=queued.request_id)]
     assert events[-3:] == ["approved", "executing", "succeeded"]
+
+
+async def test_an_approved_request_whose_stored_arguments_were_changed_is_refused_not_run(app: App) -> None:
+    """Someone with the database file swaps the target of a queued restart; the approval must not run it."""
+    queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+    assert queued.status == "pending_approval" and queued.request_id is not None
+    before = {name: await restart_count(app, name) for name in ("jellyfin", "web-frontend")}
+    db = sqlite3.connect(app.config.storage.path, isolation_level=None)
+    try:
+        db.execute("DROP TRIGGER requests_binding_is_immutable")
+        db.execute("UPDATE requests SET arguments = ? WHERE id = ?",
+                   (json.dumps({"container": "web-frontend"}), queued.request_id))  # still inside the grant
+    finally:
+        db.close()
+
+    record = await gate.approve(app, queued.request_id, operator="alice", note="looks fine")
+
+    assert record.status.value == "failed" and record.error is not None
+    assert "does not match what was approved" in record.error
+    assert {name: await restart_count(app, name) for name in before} == before
