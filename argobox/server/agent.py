@@ -27,9 +27,9 @@ from mcp.shared.exceptions import MCPError
 from argobox import __version__
 from argobox.server import gate
 from argobox.server.app import App
-from argobox.server.redact import Redactor
 from argobox.server.config import Config
 from argobox.server.live import LiveState
+from argobox.server.redact import Redactor
 from argobox.server.tokens import token_matches
 from argobox.server.tools import TOOLS, Outcome
 
