@@ -27,7 +27,8 @@ from argobox.adapters.docker_engine import DockerEngine
 from argobox.adapters.simulated import SimulatedLab
 
 TOOL = types.Tool(
-    name="docker_inspect_container", description="Inspect one container.",
+    name="docker_inspect_container",
+    description="Inspect one container.",
     input_schema={"type": "object", "properties": {"container": {"type": "string"}}, "required": ["container"]},
     output_schema=ContainerDetail.model_json_schema(),
 )
@@ -64,8 +65,10 @@ def build_recorded(runtime: ContainerRuntime, db: Any) -> Server[Any]:
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         container = str((params.arguments or {})["container"])
-        await db.execute("INSERT INTO calls (at, tool, container) VALUES (?, ?, ?)",  # autocommit: one hand-off
-                         (time.time(), params.name, container))
+        await db.execute(
+            "INSERT INTO calls (at, tool, container) VALUES (?, ?, ?)",  # autocommit: one hand-off
+            (time.time(), params.name, container),
+        )
         detail = await runtime.inspect_container(container)
         return types.CallToolResult(
             content=[types.TextContent(type="text", text=detail.model_dump_json())],

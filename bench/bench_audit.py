@@ -34,8 +34,12 @@ from argobox.server.audit_verify import verify_store  # noqa: E402
 from argobox.server.store import Event, Store  # noqa: E402
 
 ARGUMENTS = {"container": "jellyfin"}
-DECISION = {"effect": "approve", "rule": "agents.openclaw.rules[1]", "classification": "mutate",
-            "reason": "docker_restart_container on 'jellyfin' needs approval (agents.openclaw.rules[1])"}
+DECISION = {
+    "effect": "approve",
+    "rule": "agents.openclaw.rules[1]",
+    "classification": "mutate",
+    "reason": "docker_restart_container on 'jellyfin' needs approval (agents.openclaw.rules[1])",
+}
 
 
 def decision_events(n: int) -> list[Event]:
@@ -49,10 +53,14 @@ def decision_events(n: int) -> list[Event]:
 async def append(path: Path, transactions: int, per_transaction: int) -> None:
     async with Store.open(path, clock=time.time) as store:
         for n in range(transactions):
-            events = decision_events(n) if per_transaction == 3 else [
-                Event(event="refused", actor="argobox", detail={"reason": f"unknown tool 'x{n}'", "i": i})
-                for i in range(per_transaction)
-            ]
+            events = (
+                decision_events(n)
+                if per_transaction == 3
+                else [
+                    Event(event="refused", actor="argobox", detail={"reason": f"unknown tool 'x{n}'", "i": i})
+                    for i in range(per_transaction)
+                ]
+            )
             await store.audit(events, agent="openclaw", tool="docker_restart_container")
 
 
@@ -85,8 +93,9 @@ def concurrent_throughput(workdir: Path, events: int, processes: int) -> float:
     anyio.run(append, path, 0, 3)  # create the schema first
     transactions = max(1, events // 3 // processes)
     writers = [
-        subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(transactions), str(HERE.parent), str(go),
-                          str(n)])
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(path), str(transactions), str(HERE.parent), str(go), str(n)]
+        )
         for n in range(processes)
     ]
     while not all((workdir / f"go.ready{n}").exists() for n in range(processes)):
@@ -108,14 +117,28 @@ async def plain_inserts(path: Path, transactions: int, per_transaction: int) -> 
     async with aiosqlite.connect(path, isolation_level="IMMEDIATE") as db:
         await db.execute("PRAGMA journal_mode = WAL")
         await db.execute("PRAGMA synchronous = NORMAL")
-        await db.execute("CREATE TABLE plain (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL, request_id TEXT,"
-                         " event TEXT, actor TEXT, agent TEXT, tool TEXT, detail TEXT)")
+        await db.execute(
+            "CREATE TABLE plain (seq INTEGER PRIMARY KEY AUTOINCREMENT, at REAL, request_id TEXT,"
+            " event TEXT, actor TEXT, agent TEXT, tool TEXT, detail TEXT)"
+        )
         await db.commit()
         for n in range(transactions):
-            rows = [(time.time(), None, e.event, e.actor, "openclaw", "docker_restart_container",
-                     canonical_detail(e.detail)) for e in decision_events(n)[:per_transaction]]
-            await db.executemany("INSERT INTO plain (at, request_id, event, actor, agent, tool, detail)"
-                                 " VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+            rows = [
+                (
+                    time.time(),
+                    None,
+                    e.event,
+                    e.actor,
+                    "openclaw",
+                    "docker_restart_container",
+                    canonical_detail(e.detail),
+                )
+                for e in decision_events(n)[:per_transaction]
+            ]
+            await db.executemany(
+                "INSERT INTO plain (at, request_id, event, actor, agent, tool, detail) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
             await db.commit()
 
 
@@ -141,14 +164,30 @@ def generate(path: Path, count: int, batch: int = 20_000) -> None:
             at += 0.001
             event, actor = names[seq % 3]
             request_id = f"req{seq // 3:013d}"
-            digest = event_hash(seq, at, request_id, event, actor, "openclaw", "docker_restart_container",
-                                details[seq % 3], prev)
-            rows.append((seq, at, request_id, event, actor, "openclaw", "docker_restart_container", details[seq % 3],
-                         prev, digest))
+            digest = event_hash(
+                seq, at, request_id, event, actor, "openclaw", "docker_restart_container", details[seq % 3], prev
+            )
+            rows.append(
+                (
+                    seq,
+                    at,
+                    request_id,
+                    event,
+                    actor,
+                    "openclaw",
+                    "docker_restart_container",
+                    details[seq % 3],
+                    prev,
+                    digest,
+                )
+            )
             prev = digest
         db.execute("BEGIN")
-        db.executemany("INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)"
-                       " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(
+            "INSERT INTO audit (seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            rows,
+        )
         db.execute("COMMIT")
     db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
     db.close()
@@ -179,18 +218,26 @@ def main() -> None:
         print(f"cpus: {os.cpu_count()}; sqlite {sqlite3.sqlite_version}; events per throughput run: {args.events}")
         for per_transaction in (1, 3):
             rate = plain_throughput(workdir, args.events, per_transaction)
-            print(f"floor,  {per_transaction:3d} events/transaction, plain aiosqlite INSERT, no chain: {rate:8.0f} "
-                  "events/s")
+            print(
+                f"floor,  {per_transaction:3d} events/transaction, plain aiosqlite INSERT, no chain: {rate:8.0f} "
+                "events/s"
+            )
         for per_transaction, shape in ((1, "a refusal"), (3, "a decision"), (100, "a batch")):
             rate = throughput(workdir, args.events, per_transaction)
-            print(f"append, {per_transaction:3d} events/transaction ({shape}): {rate:8.0f} events/s committed "
-                  "with the chain")
+            print(
+                f"append, {per_transaction:3d} events/transaction ({shape}): {rate:8.0f} events/s committed "
+                "with the chain"
+            )
         rate = concurrent_throughput(workdir, args.events * 2, args.processes)
-        print(f"append, {args.processes} processes writing decisions at once: {rate:8.0f} events/s committed "
-              "with the chain")
+        print(
+            f"append, {args.processes} processes writing decisions at once: {rate:8.0f} events/s committed "
+            "with the chain"
+        )
         elapsed, generated, line = verify_time(workdir, args.verify_events)
-        print(f"verify {args.verify_events:,} events: {elapsed:.2f} s (target <= 10 s; generated in "
-              f"{generated:.1f} s): {line}")
+        print(
+            f"verify {args.verify_events:,} events: {elapsed:.2f} s (target <= 10 s; generated in "
+            f"{generated:.1f} s): {line}"
+        )
 
 
 if __name__ == "__main__":

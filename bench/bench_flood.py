@@ -65,8 +65,10 @@ async def flood_stdio(config: Path, calls: int) -> dict[str, int]:
 
 def sizes(db: Path) -> dict[str, int]:
     with sqlite3.connect(db) as conn:
-        out = {table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
-               for table in ("requests", "audit", "calls", "refusals")}
+        out = {
+            table: conn.execute(f"SELECT COUNT(*) FROM {table}").fetchone()[0]  # noqa: S608
+            for table in ("requests", "audit", "calls", "refusals")
+        }
         out["pending"] = conn.execute("SELECT COUNT(*) FROM requests WHERE status = 'pending_approval'").fetchone()[0]
     out["store_bytes"] = sum(p.stat().st_size for p in db.parent.glob(db.name + "*"))
     return out
@@ -88,11 +90,15 @@ def main() -> None:
         elapsed = time.perf_counter() - start
         _, peak = tracemalloc.get_traced_memory() if args.trace_memory else (0, 0)
         refused = statuses.get("rate_limited", 0)
-        print(f"mode: {'stdio (official client, real argobox serve)' if args.stdio else 'in-process'}; "
-              f"calls: {args.calls}; elapsed {elapsed:.2f} s")
+        print(
+            f"mode: {'stdio (official client, real argobox serve)' if args.stdio else 'in-process'}; "
+            f"calls: {args.calls}; elapsed {elapsed:.2f} s"
+        )
         print(f"outcomes: {dict(sorted(statuses.items()))}")
-        print(f"refusals per second: {refused / elapsed:,.0f}; mean cost per call: {elapsed / args.calls * 1000:.3f} ms"
-              "  (target: a refusal costs about 1 ms or less)")
+        print(
+            f"refusals per second: {refused / elapsed:,.0f}; mean cost per call: {elapsed / args.calls * 1000:.3f} ms"
+            "  (target: a refusal costs about 1 ms or less)"
+        )
         traced = f"peak traced Python memory: {peak / 1e6:.1f} MB; " if args.trace_memory else ""
         print(f"{traced}max RSS of this process: {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
         print(f"final sizes: {sizes(Path(tmp) / 'flood.db')}")

@@ -40,11 +40,15 @@ WARMUP_CALLS = 10
 
 
 def config_text(docker_line: str, agents: int) -> str:
-    parts = [f'[storage]\npath = "bench.db"\n[docker]\n{docker_line}\n[[operators]]\nname = "alice"\n',
-             "[limits]\nrequests_per_minute = 1000000\n"]
+    parts = [
+        f'[storage]\npath = "bench.db"\n[docker]\n{docker_line}\n[[operators]]\nname = "alice"\n',
+        "[limits]\nrequests_per_minute = 1000000\n",
+    ]
     for i in range(agents):
-        parts.append(f'[agents.bench{i}]\ntoken_sha256 = "{hashlib.sha256(token(i).encode()).hexdigest()}"\n'
-                     f'[[agents.bench{i}.rules]]\ntools = ["docker_inspect_container"]\neffect = "allow"\n')
+        parts.append(
+            f'[agents.bench{i}]\ntoken_sha256 = "{hashlib.sha256(token(i).encode()).hexdigest()}"\n'
+            f'[[agents.bench{i}.rules]]\ntools = ["docker_inspect_container"]\neffect = "allow"\n'
+        )
     return "\n".join(parts)
 
 
@@ -67,8 +71,9 @@ def free_port() -> int:
 async def process(args: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
     """Start a server; yield the first match group of `ready` in its output; stop it with SIGTERM."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                env={**os.environ, **(env or {})})
+        proc = subprocess.Popen(
+            args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
+        )
     try:
         with anyio.fail_after(30):
             while not (match := re.search(ready, log.read_text(errors="replace"))):
@@ -92,8 +97,7 @@ async def agents(url: str, tokens: list[str | None], mode: str) -> AsyncIterator
         for tok in tokens:
             headers = {"Authorization": f"Bearer {tok}"} if tok else {}
             http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30)))
-            client = await stack.enter_async_context(
-                Client(streamable_http_client(url, http_client=http), mode=mode))  # type: ignore[arg-type]
+            client = await stack.enter_async_context(Client(streamable_http_client(url, http_client=http), mode=mode))  # type: ignore[arg-type]
             await client.list_tools()  # as agents do; it also primes the client's output-schema check
             clients.append(client)
         yield clients
@@ -117,16 +121,26 @@ async def run_phase(clients: list[Client], calls: int, container: str, latencies
     return time.perf_counter() - start
 
 
-async def measure(args: argparse.Namespace, workdir: Path, docker_line: str, bare_args: list[str],
-                  container: str) -> None:
+async def measure(
+    args: argparse.Namespace, workdir: Path, docker_line: str, bare_args: list[str], container: str
+) -> None:
     config = workdir / "argobox.toml"
     config.write_text(config_text(docker_line, args.agents))
     bare_port = free_port()
     modes = ["auto", "legacy"] if args.mode == "both" else [args.mode]
-    async with process([str(ARGOBOX), "--config", str(config), "serve", "--http", "127.0.0.1:0"],
-                       workdir / "daemon.log", r"serving MCP over streamable HTTP at (http://\S+/mcp)") as argobox_url, \
-            process([sys.executable, str(HERE / "bare_server.py"), args.baseline, *bare_args, "--http", str(bare_port)],
-                    workdir / "bare.log", r"(Uvicorn running on http://\S+)", env={"PYTHONPATH": str(HERE.parent)}):
+    async with (
+        process(
+            [str(ARGOBOX), "--config", str(config), "serve", "--http", "127.0.0.1:0"],
+            workdir / "daemon.log",
+            r"serving MCP over streamable HTTP at (http://\S+/mcp)",
+        ) as argobox_url,
+        process(
+            [sys.executable, str(HERE / "bare_server.py"), args.baseline, *bare_args, "--http", str(bare_port)],
+            workdir / "bare.log",
+            r"(Uvicorn running on http://\S+)",
+            env={"PYTHONPATH": str(HERE.parent)},
+        ),
+    ):
         bare_url = f"http://127.0.0.1:{bare_port}/mcp"
         for mode in modes:
             tokens: list[str | None] = [token(i) for i in range(args.agents)]
@@ -149,12 +163,16 @@ def report(mode: str, args: argparse.Namespace, latencies: dict[str, list[float]
     throughput = {}
     for name, values in latencies.items():
         throughput[name] = len(values) / walls[name]
-        print(f"{name:8s} n={len(values)} {throughput[name]:8.1f} calls/s  mean={statistics.mean(values):7.2f} ms  "
-              f"p50={percentile(values, 0.5):7.2f} ms  p99={percentile(values, 0.99):7.2f} ms")
+        print(
+            f"{name:8s} n={len(values)} {throughput[name]:8.1f} calls/s  mean={statistics.mean(values):7.2f} ms  "
+            f"p50={percentile(values, 0.5):7.2f} ms  p99={percentile(values, 0.99):7.2f} ms"
+        )
     a, b = latencies["argobox"], latencies["bare"]
-    print(f"ratio throughput (argobox / bare): {throughput['argobox'] / throughput['bare']:.3f}x   "
-          f"latency p50 (argobox / bare): {percentile(a, 0.5) / percentile(b, 0.5):.3f}x   "
-          f"p99: {percentile(a, 0.99) / percentile(b, 0.99):.3f}x")
+    print(
+        f"ratio throughput (argobox / bare): {throughput['argobox'] / throughput['bare']:.3f}x   "
+        f"latency p50 (argobox / bare): {percentile(a, 0.5) / percentile(b, 0.5):.3f}x   "
+        f"p99: {percentile(a, 0.99) / percentile(b, 0.99):.3f}x"
+    )
 
 
 @asynccontextmanager
@@ -173,8 +191,11 @@ async def bench_container(base_url: str, name: str | None) -> AsyncIterator[str]
     try:
         try:
             created = client.containers.run(
-                "argobox-test/busybox:latest", ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1; done'],
-                name=f"argobox-bench-{secrets.token_hex(4)}", network_mode="none", detach=True,
+                "argobox-test/busybox:latest",
+                ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1; done'],
+                name=f"argobox-bench-{secrets.token_hex(4)}",
+                network_mode="none",
+                detach=True,
                 labels={"argobox.test": "1"},
             )
             yield created.name
@@ -194,10 +215,18 @@ def main() -> None:
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--calls", type=int, default=100, help="calls per agent per round")
     parser.add_argument("--rounds", type=int, default=3)
-    parser.add_argument("--mode", choices=["auto", "legacy", "both"], default="both",
-                        help="client mode: auto speaks 2026-07-28, legacy the 2025-11-25 handshake")
-    parser.add_argument("--baseline", choices=["lowlevel", "mcpserver"], default="lowlevel",
-                        help="bare server tier: lowlevel (what ArgoBox is built on; default) or the high-level MCPServer")
+    parser.add_argument(
+        "--mode",
+        choices=["auto", "legacy", "both"],
+        default="both",
+        help="client mode: auto speaks 2026-07-28, legacy the 2025-11-25 handshake",
+    )
+    parser.add_argument(
+        "--baseline",
+        choices=["lowlevel", "mcpserver"],
+        default="lowlevel",
+        help="bare server tier: lowlevel (what ArgoBox is built on; default) or the high-level MCPServer",
+    )
     parser.add_argument("--docker", default=os.environ.get("ARGOBOX_TEST_DOCKER_HOST"))
     parser.add_argument("--container", default=None)
     args = parser.parse_args()

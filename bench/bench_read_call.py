@@ -57,7 +57,7 @@ async def measure(calls: int, servers: dict[str, StdioServerParameters], contain
                 assert not result.is_error, (name, result.content)
         names = list(clients)
         for i in range(calls):
-            for name in names[i % len(names):] + names[:i % len(names)]:
+            for name in names[i % len(names) :] + names[: i % len(names)]:
                 start = time.perf_counter()
                 result = await clients[name].call_tool("docker_inspect_container", {"container": container})
                 timings[name].append((time.perf_counter() - start) * 1000)
@@ -67,17 +67,23 @@ async def measure(calls: int, servers: dict[str, StdioServerParameters], contain
 
 def report(timings: dict[str, list[float]]) -> None:
     for name, values in timings.items():
-        print(f"{name:8s} n={len(values)} mean={statistics.mean(values):.3f} ms "
-              f"p50={percentile(values, 0.5):.3f} ms p99={percentile(values, 0.99):.3f} ms")
+        print(
+            f"{name:8s} n={len(values)} mean={statistics.mean(values):.3f} ms "
+            f"p50={percentile(values, 0.5):.3f} ms p99={percentile(values, 0.99):.3f} ms"
+        )
     a, b = timings["argobox"], timings["bare"]
     print(f"ratio (mean argobox / mean bare): {statistics.mean(a) / statistics.mean(b):.3f}x  (target <= 1.15x)")
-    print(f"added latency p50: {percentile(a, 0.5) - percentile(b, 0.5):.3f} ms  "
-          f"p99: {percentile(a, 0.99) - percentile(b, 0.99):.3f} ms  (target p99 added <= 5 ms)")
+    print(
+        f"added latency p50: {percentile(a, 0.5) - percentile(b, 0.5):.3f} ms  "
+        f"p99: {percentile(a, 0.99) - percentile(b, 0.99):.3f} ms  (target p99 added <= 5 ms)"
+    )
     if "recorded" in timings:
         f = timings["recorded"]
-        print(f"floor (mean recorded / mean bare): {statistics.mean(f) / statistics.mean(b):.3f}x, added p50 "
-              f"{percentile(f, 0.5) - percentile(b, 0.5):.3f} ms; ArgoBox above the floor: p50 "
-              f"{percentile(a, 0.5) - percentile(f, 0.5):.3f} ms")
+        print(
+            f"floor (mean recorded / mean bare): {statistics.mean(f) / statistics.mean(b):.3f}x, added p50 "
+            f"{percentile(f, 0.5) - percentile(b, 0.5):.3f} ms; ArgoBox above the floor: p50 "
+            f"{percentile(a, 0.5) - percentile(f, 0.5):.3f} ms"
+        )
 
 
 def main() -> None:
@@ -85,8 +91,12 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--docker", default=os.environ.get("ARGOBOX_TEST_DOCKER_HOST"))
     parser.add_argument("--container", default=None, help="container to inspect (default: one from the backend)")
-    parser.add_argument("--baseline", choices=["lowlevel", "mcpserver"], default="lowlevel",
-                        help="bare server tier: lowlevel (what ArgoBox is built on; default) or the high-level MCPServer")
+    parser.add_argument(
+        "--baseline",
+        choices=["lowlevel", "mcpserver"],
+        default="lowlevel",
+        help="bare server tier: lowlevel (what ArgoBox is built on; default) or the high-level MCPServer",
+    )
     parser.add_argument("--no-floor", action="store_true", help="skip the recorded-floor server")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="argobox-bench-") as tmp:
@@ -99,16 +109,22 @@ def main() -> None:
             docker_line, bare_args = 'simulated_lab = "lab.json"', ["lab", str(workdir / "lab.json")]
         config = workdir / "argobox.toml"
         config.write_text(CONFIG.format(docker=docker_line))
-        print(f"backend: {'docker engine' if args.docker else 'simulated lab'}; container: {container}; "
-              f"calls: {args.calls} each, alternating; baseline: bare {args.baseline} server")
-        servers = {"argobox": StdioServerParameters(
-            command=sys.executable, args=["-m", "argobox", "--config", str(config), "serve", "--agent", "bench"]
-        )}
+        print(
+            f"backend: {'docker engine' if args.docker else 'simulated lab'}; container: {container}; "
+            f"calls: {args.calls} each, alternating; baseline: bare {args.baseline} server"
+        )
+        servers = {
+            "argobox": StdioServerParameters(
+                command=sys.executable, args=["-m", "argobox", "--config", str(config), "serve", "--agent", "bench"]
+            )
+        }
         tiers = {"bare": args.baseline, **({"recorded": "recorded"} if not args.no_floor else {})}
         for name, tier in tiers.items():
-            servers[name] = StdioServerParameters(command=sys.executable,
-                                                  args=[str(HERE / "bare_server.py"), tier, *bare_args],
-                                                  env={"PYTHONPATH": str(HERE.parent)})
+            servers[name] = StdioServerParameters(
+                command=sys.executable,
+                args=[str(HERE / "bare_server.py"), tier, *bare_args],
+                env={"PYTHONPATH": str(HERE.parent)},
+            )
         anyio.run(measure, args.calls, servers, container)
 
 

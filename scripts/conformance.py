@@ -48,8 +48,18 @@ tools = ["docker_list_containers", "docker_inspect_container", "docker_container
 effect = "allow"
 """
 SCENARIO_TIMEOUT_SECONDS = 120
-HOP_BY_HOP = {b"connection", b"keep-alive", b"transfer-encoding", b"te", b"trailer", b"upgrade", b"content-length",
-              b"proxy-authorization", b"proxy-authenticate", b"authorization"}
+HOP_BY_HOP = {
+    b"connection",
+    b"keep-alive",
+    b"transfer-encoding",
+    b"te",
+    b"trailer",
+    b"upgrade",
+    b"content-length",
+    b"proxy-authorization",
+    b"proxy-authenticate",
+    b"authorization",
+}
 
 # Why a server scenario does or does not apply to ArgoBox (a server with its own tools and none of the suite's
 # fixtures: the "everything server" tools, resources and prompts such as `test_simple_text`).
@@ -69,9 +79,8 @@ NOT_APPLICABLE_CHECKS: dict[str, str] = {
     "sep-2549-resources-list-caching-hints": "ArgoBox serves no resources (resources/list is Method not found)",
     "sep-2549-resources-templates-list-caching-hints": "ArgoBox serves no resources",
     "sep-2549-resources-read-caching-hints": "ArgoBox serves no resources",
-    "sep-2575-server-sends-tools-list-changed-on-subscription":
-        "the suite changes the tool list by calling its fixture tool test_trigger_tool_change; ArgoBox's list "
-        "changes with the grant (tested in tests/e2e/test_http.py)",
+    "sep-2575-server-sends-tools-list-changed-on-subscription": "the suite changes the tool list by calling its fixture tool test_trigger_tool_change; ArgoBox's list "
+    "changes with the grant (tested in tests/e2e/test_http.py)",
 }
 DOES_NOT_APPLY: dict[str, str] = {
     "logging-set-level": "ArgoBox serves no logging capability (and logging is deprecated at 2026-07-28)",
@@ -90,7 +99,7 @@ DOES_NOT_APPLY: dict[str, str] = {
     "elicitation-sep1034-defaults": "calls the suite's elicitation fixture tool",
     "elicitation-sep1330-enums": "calls the suite's elicitation fixture tool",
     "server-sse-polling": "calls the suite's fixture tool test_reconnection and needs an event store (resumable "
-                          "streams), which ArgoBox does not keep",
+    "streams), which ArgoBox does not keep",
     "resources-list": "ArgoBox serves no resources",
     "resources-read-text": "ArgoBox serves no resources",
     "resources-read-binary": "ArgoBox serves no resources",
@@ -104,18 +113,18 @@ DOES_NOT_APPLY: dict[str, str] = {
     "prompts-get-embedded-resource": "ArgoBox serves no prompts",
     "prompts-get-with-image": "ArgoBox serves no prompts",
     "http-custom-header-server-validation": "needs the suite's fixture tool declaring x-mcp-header parameters; no "
-                                            "ArgoBox tool declares any",
+    "ArgoBox tool declares any",
     "input-required-result-*": "the 2026 multi-round-trip fixture tools; ArgoBox never asks the client for input "
-                               "(approval comes only from an operator)",
+    "(approval comes only from an operator)",
     "tasks-* [extension]": "the tasks extension, which ArgoBox does not implement (pending approval is an ordinary "
-                           "result plus argobox_request_status)",
+    "result plus argobox_request_status)",
 }
 
 
 def node_tools() -> Path:
     found = os.environ.get("ARGOBOX_NODE_TOOLS")
     if not found:
-        sys.exit("ARGOBOX_NODE_TOOLS is not set: run  eval \"$(bash scripts/node-tools.sh install)\"  first")
+        sys.exit('ARGOBOX_NODE_TOOLS is not set: run  eval "$(bash scripts/node-tools.sh install)"  first')
     return Path(found)
 
 
@@ -150,8 +159,9 @@ def header_proxy(upstream: str, token: str) -> Any:
         headers = [(k, v) for k, v in scope["headers"] if k.lower() not in HOP_BY_HOP]
         headers.append((b"authorization", f"Bearer {token}".encode()))
         query = f"?{scope['query_string'].decode()}" if scope.get("query_string") else ""
-        request = client.build_request(scope["method"], f"{upstream}{scope['path']}{query}", headers=headers,
-                                       content=body)
+        request = client.build_request(
+            scope["method"], f"{upstream}{scope['path']}{query}", headers=headers, content=body
+        )
         async with anyio.create_task_group() as tg:
 
             async def disconnect() -> None:
@@ -162,8 +172,11 @@ def header_proxy(upstream: str, token: str) -> Any:
             tg.start_soon(disconnect)
             response = await client.send(request, stream=True)
             try:
-                out = [(k.encode(), v.encode()) for k, v in response.headers.multi_items()
-                       if k.lower().encode() not in HOP_BY_HOP]
+                out = [
+                    (k.encode(), v.encode())
+                    for k, v in response.headers.multi_items()
+                    if k.lower().encode() not in HOP_BY_HOP
+                ]
                 await send({"type": "http.response.start", "status": response.status_code, "headers": out})
                 async for chunk in response.aiter_raw():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
@@ -182,8 +195,10 @@ async def daemon(workdir: Path) -> AsyncIterator[str]:
     argobox = Path(sys.executable).parent / "argobox"
     log = (workdir / "daemon.log").open("wb")
     process = subprocess.Popen(
-        [str(argobox), "--config", str(config), "serve", "--http", "127.0.0.1:0"], stdout=subprocess.DEVNULL,
-        stderr=log, stdin=subprocess.DEVNULL,
+        [str(argobox), "--config", str(config), "serve", "--http", "127.0.0.1:0"],
+        stdout=subprocess.DEVNULL,
+        stderr=log,
+        stdin=subprocess.DEVNULL,
     )
     try:
         deadline = time.monotonic() + 30
@@ -211,8 +226,9 @@ async def proxy(upstream_url: str) -> AsyncIterator[str]:
 
     upstream = upstream_url.removesuffix("/mcp")
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(header_proxy(upstream, TOKEN), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(header_proxy(upstream, TOKEN), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
@@ -240,7 +256,9 @@ async def run_suite(url: str, scenarios: list[str], tools: Path, workdir: Path) 
         with anyio.fail_after(SCENARIO_TIMEOUT_SECONDS):
             done = await anyio.run_process(
                 ["node", str(entry), "server", "--url", url, "--scenario", scenario, "-o", str(out)],
-                env=env, check=False, stdin=subprocess.DEVNULL,
+                env=env,
+                check=False,
+                stdin=subprocess.DEVNULL,
             )
         output = (done.stdout + done.stderr).decode(errors="replace")
         results[scenario] = {"exit": done.returncode, **parse_checks(out, output)}
@@ -309,8 +327,9 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
             lines.append(f"| `{name}` | {why} | not run | | |")
             continue
         verdict = "" if ok(r) else " **FAILED**"
-        lines.append(f"| `{name}` | {why} | {len(r['passed'])}{verdict} | {len(r['not_applicable'])} | "
-                     f"{len(r['warnings'])} |")
+        lines.append(
+            f"| `{name}` | {why} | {len(r['passed'])}{verdict} | {len(r['not_applicable'])} | {len(r['warnings'])} |"
+        )
         notes += [f"- `{name}`, not applicable: {item}" for item in r["not_applicable"]]
         notes += [f"- `{name}`, warning: {item}" for item in r["warnings"]]
         notes += [f"- `{name}`, FAILED: {item}" for item in r["failed"]]
@@ -320,7 +339,7 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
         "",
         "## Scenarios that do not apply",
         "",
-        "They test the suite's own fixture server (the \"everything server\" tools, resources and prompts), or "
+        'They test the suite\'s own fixture server (the "everything server" tools, resources and prompts), or '
         "capabilities ArgoBox deliberately does not offer. Those that were run anyway show what happened, for the "
         "record.",
         "",
@@ -329,25 +348,30 @@ def markdown(results: dict[str, dict[str, Any]]) -> str:
     ]
     for name, why in DOES_NOT_APPLY.items():
         r = results.get(name)
-        shown = (f"{len(r['passed'])} / {len(r['not_applicable'])} / {len(r['failed'])}" if r else "not run")
+        shown = f"{len(r['passed'])} / {len(r['not_applicable'])} / {len(r['failed'])}" if r else "not run"
         lines.append(f"| `{name}` | {why} | {shown} |")
     applicable = [results[n] for n in APPLIES if n in results]
-    lines += ["", f"Applicable scenarios: {sum(ok(r) for r in applicable)} passed, "
-                  f"{sum(not ok(r) for r in applicable)} failed."]
+    lines += [
+        "",
+        f"Applicable scenarios: {sum(ok(r) for r in applicable)} passed, {sum(not ok(r) for r in applicable)} failed.",
+    ]
     return "\n".join(lines) + "\n"
 
 
 async def main_async(args: argparse.Namespace) -> int:
     tools = node_tools()
-    scenarios = args.scenario or (list(APPLIES) + [s for s in DOES_NOT_APPLY if not s.endswith(("*", "]"))]
-                                  if args.all else list(APPLIES))
+    scenarios = args.scenario or (
+        list(APPLIES) + [s for s in DOES_NOT_APPLY if not s.endswith(("*", "]"))] if args.all else list(APPLIES)
+    )
     with tempfile.TemporaryDirectory(prefix="argobox-conformance-") as tmp:
         workdir = Path(tmp)
         async with daemon(workdir) as url, proxy(url) as proxied:
             results = await run_suite(proxied, scenarios, tools, workdir)
     for name, r in results.items():
-        print(f"{name:40s} passed {len(r['passed']):3d}  not applicable {len(r['not_applicable']):2d}  "
-              f"warnings {len(r['warnings']):2d}  failed {len(r['failed']):2d}  {'ok' if ok(r) else 'FAILED'}")
+        print(
+            f"{name:40s} passed {len(r['passed']):3d}  not applicable {len(r['not_applicable']):2d}  "
+            f"warnings {len(r['warnings']):2d}  failed {len(r['failed']):2d}  {'ok' if ok(r) else 'FAILED'}"
+        )
         for failure in r["failed"]:
             print(f"    - {failure}")
     if args.json:

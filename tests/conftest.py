@@ -76,7 +76,12 @@ def write_config(tmp_path: Path) -> WriteConfig:
         token = f'token_sha256 = "{token_sha256}"' if token_sha256 else ""
         home = f"\n[homeassistant]\n{textwrap.dedent(homeassistant)}\n" if homeassistant is not None else ""
         body = BASE_CONFIG.format(
-            docker=docker, homeassistant=home, ttl=ttl, token=token, mutate_globs=mutate_globs, read_args=read_args,
+            docker=docker,
+            homeassistant=home,
+            ttl=ttl,
+            token=token,
+            mutate_globs=mutate_globs,
+            read_args=read_args,
             storage=storage,
         )
         path = tmp_path / "argobox.toml"

@@ -105,7 +105,9 @@ async def http_daemon(config: Path, *args: str, listen: str = "127.0.0.1:0") -> 
     with log_path.open("wb") as log:
         process = subprocess.Popen(
             [str(ARGOBOX), "--config", str(config), "serve", "--http", listen, *args],
-            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
     daemon = Daemon(url="", process=process, log_path=log_path)
     try:
@@ -162,8 +164,10 @@ MODERN_META = {
 def modern_headers(token: str | None, method: str, name: str | None = None) -> dict[str, str]:
     """Headers of a raw 2026-07-28 request (the routing headers must agree with the body)."""
     headers = {
-        "Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-        "MCP-Protocol-Version": "2026-07-28", "Mcp-Method": method,
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "MCP-Protocol-Version": "2026-07-28",
+        "Mcp-Method": method,
     }
     if name is not None:
         headers["Mcp-Name"] = name

@@ -9,8 +9,20 @@ import pytest
 
 PACKAGE = Path(__file__).resolve().parents[1] / "argobox"
 FORBIDDEN = {
-    "policy": ("argobox.server", "argobox.adapters", "aiosqlite", "sqlite3", "docker", "homeassistant_api", "anyio",
-               "mcp", "time", "os", "socket", "urllib"),
+    "policy": (
+        "argobox.server",
+        "argobox.adapters",
+        "aiosqlite",
+        "sqlite3",
+        "docker",
+        "homeassistant_api",
+        "anyio",
+        "mcp",
+        "time",
+        "os",
+        "socket",
+        "urllib",
+    ),
     "adapters": ("argobox.server", "argobox.policy", "aiosqlite", "mcp"),
 }
 

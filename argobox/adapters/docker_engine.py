@@ -152,9 +152,7 @@ class DockerEngine:
         if client is not None:
             await anyio.to_thread.run_sync(client.close)
 
-    async def _act(
-        self, container: str, action: str, fn: Callable[[docker.APIClient, str], object]
-    ) -> ContainerAction:
+    async def _act(self, container: str, action: str, fn: Callable[[docker.APIClient, str], object]) -> ContainerAction:
         def act_and_reload(api: docker.APIClient) -> ContainerAction:
             container_id, _ = _resolve(api, container)
             fn(api, container_id)

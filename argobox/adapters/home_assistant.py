@@ -55,15 +55,22 @@ def _name(state: State) -> str | None:
 
 def _summary(state: State) -> EntitySummary:
     return EntitySummary(
-        entity_id=state.entity_id, name=_name(state), state=state.state, domain=_domain(state.entity_id),
+        entity_id=state.entity_id,
+        name=_name(state),
+        state=state.state,
+        domain=_domain(state.entity_id),
         last_changed=_iso(state.last_changed),
     )
 
 
 def _detail(state: State) -> EntityDetail:
     return EntityDetail(
-        entity_id=state.entity_id, name=_name(state), state=state.state, domain=_domain(state.entity_id),
-        last_changed=_iso(state.last_changed), last_updated=_iso(state.last_updated),
+        entity_id=state.entity_id,
+        name=_name(state),
+        state=state.state,
+        domain=_domain(state.entity_id),
+        last_changed=_iso(state.last_changed),
+        last_updated=_iso(state.last_updated),
         attributes=bounded_attributes(state.attributes),
     )
 
@@ -79,12 +86,15 @@ def _services(raw: Any) -> list[ServiceSummary]:
             spec = spec if isinstance(spec, dict) else {}
             fields = spec.get("fields")
             fields = fields if isinstance(fields, dict) else {}
-            out.append(ServiceSummary(
-                domain=domain, service=str(service),
-                name=str(spec["name"]) if spec.get("name") else None,
-                description=str(spec["description"]) if spec.get("description") else None,
-                fields=sorted(str(f) for f in fields),
-            ))
+            out.append(
+                ServiceSummary(
+                    domain=domain,
+                    service=str(service),
+                    name=str(spec["name"]) if spec.get("name") else None,
+                    description=str(spec["description"]) if spec.get("description") else None,
+                    fields=sorted(str(f) for f in fields),
+                )
+            )
     return sorted(out, key=lambda s: (s.domain, s.service))
 
 
@@ -195,7 +205,9 @@ class HomeAssistant:
             if self._client is None:
                 # retries=0: a request is sent once; nothing is ever repeated behind ArgoBox's back.
                 self._client = Client(
-                    f"{self._url}/api", self._token, session=niquests.Session(retries=0),
+                    f"{self._url}/api",
+                    self._token,
+                    session=niquests.Session(retries=0),
                     global_request_kwargs={"timeout": self._timeout},
                 )
             return self._client
@@ -232,9 +244,7 @@ class HomeAssistant:
         except ha_errors.EndpointNotFoundError:
             raise BackendRejected(f"Home Assistant at {self._url} has nothing to {what} (HTTP 404).") from None
         except ha_errors.InternalServerError:
-            raise BackendRejected(
-                f"Home Assistant failed to {what} (HTTP 5xx); its log says why.{unknown}"
-            ) from None
+            raise BackendRejected(f"Home Assistant failed to {what} (HTTP 5xx); its log says why.{unknown}") from None
         except (ha_errors.HomeassistantAPIError, TypeError, ValueError, KeyError) as exc:
             # MalformedDataError, UnexpectedStatusCodeError, an answer of an unexpected shape...
             raise BackendRejected(

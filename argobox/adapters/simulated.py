@@ -129,12 +129,20 @@ class SimulatedLab:
         with self._state() as state:
             name, spec = self._find(state, container)
             return ContainerDetail(
-                id=spec["id"], name=name, image=spec["image"], state=self._summary(name, spec).state,
-                health=None, restart_count=spec["restart_count"], exit_code=None if spec["running"] else 0,
+                id=spec["id"],
+                name=name,
+                image=spec["image"],
+                state=self._summary(name, spec).state,
+                health=None,
+                restart_count=spec["restart_count"],
+                exit_code=None if spec["running"] else 0,
                 ports=[PortBinding(container_port=p, host_ip="0.0.0.0", host_port=h) for p, h in spec["ports"].items()],
-                mounts=[], labels={"lab.argobox": "simulated"},
+                mounts=[],
+                labels={"lab.argobox": "simulated"},
                 env={key: REDACTED for key in spec.get("env", {})},
-                created_at=spec["created"], started_at=spec["started_at"], finished_at=spec["finished_at"],
+                created_at=spec["created"],
+                started_at=spec["started_at"],
+                finished_at=spec["finished_at"],
             )
 
     async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
@@ -160,8 +168,12 @@ class SimulatedLab:
                 spec.update(running=False, finished_at=now)
             spec["log"] = [*spec["log"], f"{now} {name} {_PAST[action]} by ArgoBox"][-MAX_LOG_LINES:]
             return ContainerAction(
-                container=name, action=action, state=self._summary(name, spec).state,
-                started_at=spec["started_at"], finished_at=spec["finished_at"], restart_count=spec["restart_count"],
+                container=name,
+                action=action,
+                state=self._summary(name, spec).state,
+                started_at=spec["started_at"],
+                finished_at=spec["finished_at"],
+                restart_count=spec["restart_count"],
             )
 
     async def start_container(self, container: str) -> ContainerAction:
@@ -186,7 +198,8 @@ _HOME_SEED: dict[str, dict[str, Any]] = {
     "cover.garage_door": {"state": "closed", "attributes": {"friendly_name": "Garage door", "device_class": "garage"}},
     "input_boolean.guest_mode": {"state": "off", "attributes": {"friendly_name": "Guest mode"}},
     "sensor.outdoor_temperature": {
-        "state": "12.5", "attributes": {"friendly_name": "Outdoor temperature", "unit_of_measurement": "°C"},
+        "state": "12.5",
+        "attributes": {"friendly_name": "Outdoor temperature", "unit_of_measurement": "°C"},
     },
     "camera.porch": {
         "state": "idle",
@@ -224,7 +237,8 @@ _SERVICES: dict[str, dict[str, tuple[str | None, frozenset[str], str]]] = {
         "toggle": ("toggle", frozenset(), "Toggles the helper."),
     },
     "homeassistant": {
-        name: (new, frozenset(), f"Generic service to {name.replace('_', ' ')} devices.") for name, new in _ON_OFF.items()
+        name: (new, frozenset(), f"Generic service to {name.replace('_', ' ')} devices.")
+        for name, new in _ON_OFF.items()
     },
 }
 _GENERIC = {"cover": {"on": "open", "off": "closed"}, "lock": {"on": "unlocked", "off": "locked"}}
@@ -271,8 +285,11 @@ class SimulatedHome:
     @staticmethod
     def _summary(entity_id: str, spec: dict[str, Any]) -> EntitySummary:
         return EntitySummary(
-            entity_id=entity_id, name=spec["attributes"].get("friendly_name"), state=spec["state"],
-            domain=entity_id.partition(".")[0], last_changed=spec["last_changed"],
+            entity_id=entity_id,
+            name=spec["attributes"].get("friendly_name"),
+            state=spec["state"],
+            domain=entity_id.partition(".")[0],
+            last_changed=spec["last_changed"],
         )
 
     async def list_entities(self) -> list[EntitySummary]:
@@ -286,7 +303,8 @@ class SimulatedHome:
             spec = state[entity_id]
             summary = self._summary(entity_id, spec)
             return EntityDetail(
-                **summary.model_dump(), last_updated=spec["last_changed"],
+                **summary.model_dump(),
+                last_updated=spec["last_changed"],
                 attributes=bounded_attributes(spec["attributes"]),
             )
 
@@ -297,7 +315,10 @@ class SimulatedHome:
     async def list_services(self) -> list[ServiceSummary]:
         return [
             ServiceSummary(
-                domain=domain, service=service, name=service.replace("_", " ").capitalize(), description=description,
+                domain=domain,
+                service=service,
+                name=service.replace("_", " ").capitalize(),
+                description=description,
                 fields=sorted(fields),
             )
             for domain, services in sorted(_SERVICES.items())
@@ -332,7 +353,9 @@ class SimulatedHome:
                 if new is not None and "brightness" in data:
                     spec["attributes"]["brightness"] = data["brightness"]
             after = [TargetState(entity_id=e, state=state[e]["state"]) for e in entity_ids]
-        return ServiceCallResult(domain=domain, service=service, entity_ids=list(entity_ids), before=before, after=after)
+        return ServiceCallResult(
+            domain=domain, service=service, entity_ids=list(entity_ids), before=before, after=after
+        )
 
     async def notify(self, service: str, *, title: str, message: str) -> None:
         """Append the notification to `<home file>.notifications.jsonl`, where the demo and tests can read it."""

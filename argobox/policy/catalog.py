@@ -87,8 +87,10 @@ CATALOG: dict[str, ToolClass] = {
         _read("ha_get_state", "read the state of Home Assistant entity {entity_id}", target=("entity_id",), backend=HA),
         _read("ha_list_services", "list Home Assistant services", filters=("domain", "service"), backend=HA),
         _mutate(
-            "ha_call_service", "call Home Assistant service {domain:bare}.{service:bare} on {entity_id}",
-            target=("domain", "service", "entity_id"), backend=HA,
+            "ha_call_service",
+            "call Home Assistant service {domain:bare}.{service:bare} on {entity_id}",
+            target=("domain", "service", "entity_id"),
+            backend=HA,
         ),
     )
 }

@@ -22,12 +22,27 @@ from typing import Any
 from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, Classification, ToolClass
 
 HA_CALL_SERVICE = "ha_call_service"
-SENSITIVE_HA_DOMAINS: frozenset[str] = frozenset({
-    "lock", "alarm_control_panel", "cover", "valve", "siren", "camera",  # doors, alarms, garage doors, water, cameras
-    "script", "automation", "scene", "button",  # run arbitrary sequences, or press whatever a button is wired to
-    "homeassistant", "hassio", "update",  # homeassistant.* reaches every domain; restarts, add-ons, firmware
-    "shell_command", "rest_command", "python_script", "pyscript",  # code and requests on the Home Assistant host
-})
+SENSITIVE_HA_DOMAINS: frozenset[str] = frozenset(
+    {
+        "lock",
+        "alarm_control_panel",
+        "cover",
+        "valve",
+        "siren",
+        "camera",  # doors, alarms, garage doors, water, cameras
+        "script",
+        "automation",
+        "scene",
+        "button",  # run arbitrary sequences, or press whatever a button is wired to
+        "homeassistant",
+        "hassio",
+        "update",  # homeassistant.* reaches every domain; restarts, add-ons, firmware
+        "shell_command",
+        "rest_command",
+        "python_script",
+        "pyscript",  # code and requests on the Home Assistant host
+    }
+)
 """The reviewed table of Home Assistant service domains with real-world consequences. An `allow` rule for
 ha_call_service that can reach any of them must list exact entity ids: no glob can pre-approve them."""
 
@@ -140,9 +155,7 @@ def _first_mismatch(rule: Rule, tool: ToolClass, args: Mapping[str, Any]) -> str
 
 
 def _constrains_targets(rule: Rule, tool: ToolClass) -> bool:
-    return all(
-        name in rule.args and not any(is_match_all(g) for g in rule.args[name]) for name in tool.target_args
-    )
+    return all(name in rule.args and not any(is_match_all(g) for g in rule.args[name]) for name in tool.target_args)
 
 
 def sensitive_domains_reached(rule: Rule) -> list[str]:
@@ -168,7 +181,9 @@ def decide(grant: Grant, tool_name: str, args: Mapping[str, Any]) -> Decision:
     if tool is None:
         return Decision(effect=Effect.DENY, reason=f"{tool_name} is not a classified tool")
     if not grant.exists(tool_name):
-        return Decision(effect=Effect.DENY, reason=f"{tool_name} is not available here ({tool.backend} is not configured)")
+        return Decision(
+            effect=Effect.DENY, reason=f"{tool_name} is not available here ({tool.backend} is not configured)"
+        )
     matched: list[tuple[int, Rule]] = []
     near_miss: tuple[int, Rule, str] | None = None
     for index, rule in enumerate(grant.rules):
@@ -200,9 +215,7 @@ def _decision_for(grant: Grant, index: int, rule: Rule, tool: ToolClass, args: M
     if rule.effect is Effect.DENY:
         return Decision(effect=Effect.DENY, rule=ref, reason=f"{ref} denies {tool.name}")
     if rule.effect is Effect.APPROVE:
-        return Decision(
-            effect=Effect.APPROVE, rule=ref, reason=f"{ref} requires operator approval for {tool.name}"
-        )
+        return Decision(effect=Effect.APPROVE, rule=ref, reason=f"{ref} requires operator approval for {tool.name}")
     if tool.classification is Classification.MUTATE and not _constrains_targets(rule, tool):
         # Config loading refuses such rules; this keeps blanket auto-approval impossible even so.
         return Decision(
@@ -210,11 +223,7 @@ def _decision_for(grant: Grant, index: int, rule: Rule, tool: ToolClass, args: M
             rule=ref,
             reason=f"{ref} allows {tool.name} without naming its targets, so it needs operator approval",
         )
-    if (
-        tool.name == HA_CALL_SERVICE
-        and args.get("domain") in SENSITIVE_HA_DOMAINS
-        and not _names_exact_entities(rule)
-    ):
+    if tool.name == HA_CALL_SERVICE and args.get("domain") in SENSITIVE_HA_DOMAINS and not _names_exact_entities(rule):
         # Config loading refuses such rules too: a glob never pre-approves a lock, an alarm panel, a cover...
         return Decision(
             effect=Effect.APPROVE,
@@ -285,14 +294,16 @@ def check_grant(grant: Grant) -> list[str]:
             if tool.classification is Classification.MUTATE and not _constrains_targets(rule, tool):
                 targets = ", ".join(tool.target_args)
                 problems.append(
-                    f"{ref}: effect = \"allow\" would let the mutating tool {tool.name} run without approval on any "
-                    f"target; constrain {targets} in args with specific names or globs, or use effect = \"approve\""
+                    f'{ref}: effect = "allow" would let the mutating tool {tool.name} run without approval on any '
+                    f'target; constrain {targets} in args with specific names or globs, or use effect = "approve"'
                 )
-            elif tool.name == HA_CALL_SERVICE and not _names_exact_entities(rule) and (
-                reached := sensitive_domains_reached(rule)
+            elif (
+                tool.name == HA_CALL_SERVICE
+                and not _names_exact_entities(rule)
+                and (reached := sensitive_domains_reached(rule))
             ):
                 problems.append(
-                    f"{ref}: effect = \"allow\" would pre-approve {tool.name} on {', '.join(reached)}, whose "
+                    f'{ref}: effect = "allow" would pre-approve {tool.name} on {", ".join(reached)}, whose '
                     "services have real-world consequences, with a glob; list the exact entity ids in "
                     "args.entity_id (no '*', '?' or '['), or use effect = \"approve\""
                 )

@@ -85,34 +85,46 @@ def check(
     if usage.cooldown_until is not None and usage.cooldown_until > now:
         wait = max(1, math.ceil(usage.cooldown_until - now))
         return Tripped(
-            limit="cooldown", retry_after_seconds=wait,
+            limit="cooldown",
+            retry_after_seconds=wait,
             message=f"too many consecutive failures or denials; every call is refused for {wait} more seconds "
             "unless an operator resets the budget",
         )
     if usage.requests.count >= limits.requests_per_minute:
         return Tripped(
-            limit="requests_per_minute", retry_after_seconds=_retry(usage.requests, 60, now),
+            limit="requests_per_minute",
+            retry_after_seconds=_retry(usage.requests, 60, now),
             message=f"more than {limits.requests_per_minute} calls in a minute",
         )
     window = limits.identical_calls
     if identical and usage.identical.count >= window.count:
         return Tripped(
-            limit="identical_calls", retry_after_seconds=_retry(usage.identical, window.seconds, now),
+            limit="identical_calls",
+            retry_after_seconds=_retry(usage.identical, window.seconds, now),
             message=f"the same call was made {window.count} times in {window.seconds:g} s",
         )
     if mutation:
         checks = (
-            ("per_target", usage.per_target, limits.per_target,
-             f"this target was changed {limits.per_target.count} times in {limits.per_target.seconds:g} s"),
-            ("mutations_per_hour", usage.mutations, Window(limits.mutations_per_hour, 3600),
-             f"more than {limits.mutations_per_hour} changes in an hour"),
+            (
+                "per_target",
+                usage.per_target,
+                limits.per_target,
+                f"this target was changed {limits.per_target.count} times in {limits.per_target.seconds:g} s",
+            ),
+            (
+                "mutations_per_hour",
+                usage.mutations,
+                Window(limits.mutations_per_hour, 3600),
+                f"more than {limits.mutations_per_hour} changes in an hour",
+            ),
         )
         for name, count, limit, message in checks:
             if count.count >= limit.count:
                 return Tripped(limit=name, retry_after_seconds=_retry(count, limit.seconds, now), message=message)
     if queues and usage.pending >= limits.max_pending:
         return Tripped(
-            limit="max_pending", retry_after_seconds=60,
+            limit="max_pending",
+            retry_after_seconds=60,
             message=f"{usage.pending} requests already wait for approval (at most {limits.max_pending}); "
             "wait for the operator to decide them",
         )

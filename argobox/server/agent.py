@@ -91,8 +91,9 @@ def fixed_identity(app: App, agent: str, token: str | None = None, *, check_toke
         else:
             valid = token is not None and token_matches(token, configured.token_sha256)
         if not valid and (not checked or checked[0][1] is not None):
-            logger.warning("agent %r is not configured with the identity this server was started with; it sees "
-                           "no tools", agent)
+            logger.warning(
+                "agent %r is not configured with the identity this server was started with; it sees no tools", agent
+            )
         checked[:] = [(config, agent if valid else None)]
         return checked[0][1]
 
@@ -113,7 +114,10 @@ class _AgentServer(Server[Any]):
 
 
 def build_agent_server(
-    app: App, agent: str | Identity, *, live: LiveState | None = None,
+    app: App,
+    agent: str | Identity,
+    *,
+    live: LiveState | None = None,
     on_refused: Callable[[str], Awaitable[None]] | None = None,
 ) -> Server[Any]:
     """The MCP server backed by `app`, for one configured agent (a name) or for whoever `agent` resolves to.

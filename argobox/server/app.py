@@ -101,9 +101,14 @@ def open_store(config: Config, *, clock: Clock, redactor: Redactor) -> AbstractA
     except KeyFileError as exc:
         raise ConfigError(f"{config.source}: audit.signing_key_file: {exc}") from None
     return Store.open(
-        config.storage.path, clock=clock, redactor=redactor, busy_timeout_ms=config.storage.busy_timeout_ms,
+        config.storage.path,
+        clock=clock,
+        redactor=redactor,
+        busy_timeout_ms=config.storage.busy_timeout_ms,
         signer=signer,
     )
+
+
 def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
     """The Home Assistant backend of a [homeassistant] section; the token is read from `token_env` here, once."""
     if section.simulated_home is not None:

@@ -54,8 +54,15 @@ def canonical_detail(detail: Any) -> str:
 
 
 def canonical_event(
-    seq: int, at: float, request_id: str | None, event: str, actor: str, agent: str | None, tool: str | None,
-    detail: str, prev_hash: str,
+    seq: int,
+    at: float,
+    request_id: str | None,
+    event: str,
+    actor: str,
+    agent: str | None,
+    tool: str | None,
+    detail: str,
+    prev_hash: str,
 ) -> str:
     """The canonical content of one event (see the module docstring); `detail` is its canonical JSON text.
 
@@ -72,8 +79,15 @@ def canonical_event(
 
 
 def event_hash(
-    seq: int, at: float, request_id: str | None, event: str, actor: str, agent: str | None, tool: str | None,
-    detail: str, prev_hash: str,
+    seq: int,
+    at: float,
+    request_id: str | None,
+    event: str,
+    actor: str,
+    agent: str | None,
+    tool: str | None,
+    detail: str,
+    prev_hash: str,
 ) -> str:
     """SHA-256 (hex) of the canonical content of one event."""
     text = canonical_event(seq, at, request_id, event, actor, agent, tool, detail, prev_hash)
@@ -154,7 +168,9 @@ class ChainWalker:
                 break
             if seq == expect_seq and self._expect is not None and stored != self._expect.hash:
                 result.broken = ChainBreak(
-                    seq, "rewritten", "this event does not have the hash the checkpoint records for it: the trail "
+                    seq,
+                    "rewritten",
+                    "this event does not have the hash the checkpoint records for it: the trail "
                     "was rewritten up to here (or the checkpoint belongs to another trail)",
                 )
                 break
@@ -173,18 +189,29 @@ class ChainWalker:
         if not first and prev_hash != previous.hash:
             origin = self._find_seq(prev_hash) if type(prev_hash) is str else None
             if origin is not None and origin != previous.seq:
-                return ChainBreak(seq, "reordered", f"the event at seq {seq} was chained after the event at seq "
-                                  f"{origin}, not after seq {previous.seq}: events were moved")
+                return ChainBreak(
+                    seq,
+                    "reordered",
+                    f"the event at seq {seq} was chained after the event at seq "
+                    f"{origin}, not after seq {previous.seq}: events were moved",
+                )
         if not first and seq <= previous.seq:
             return ChainBreak(seq, "reordered", f"seq {seq} comes after seq {previous.seq}")
         if not intact:
             return ChainBreak(seq, "edited", "the event's content does not match its hash")
         if seq > previous.seq + 1:
             missing = _span(previous.seq + 1, seq - 1)
-            return ChainBreak(previous.seq + 1, "deleted", f"{missing} missing: seq {seq} is chained to an event "
-                              "that is not in the trail")
-        return ChainBreak(previous.seq, "edited", f"seq {seq} is chained to a different event than the one now at "
-                          f"seq {previous.seq}: that event was replaced")
+            return ChainBreak(
+                previous.seq + 1,
+                "deleted",
+                f"{missing} missing: seq {seq} is chained to an event that is not in the trail",
+            )
+        return ChainBreak(
+            previous.seq,
+            "edited",
+            f"seq {seq} is chained to a different event than the one now at "
+            f"seq {previous.seq}: that event was replaced",
+        )
 
 
 def _prune_target(detail: Any) -> tuple[int, str]:
@@ -225,12 +252,15 @@ def start_break(walk: Walk, *, covered_up_to: int | None) -> ChainBreak | None:
         record = min(p[0] for p in vouching)
         if covered_up_to is None or record <= covered_up_to:
             return None
-        return ChainBreak(record, "unverified", f"the prune event at seq {record} that removed events up to seq "
-                          f"{seq - 1} is not covered by the checkpoint (seq {covered_up_to})")
+        return ChainBreak(
+            record,
+            "unverified",
+            f"the prune event at seq {record} that removed events up to seq "
+            f"{seq - 1} is not covered by the checkpoint (seq {covered_up_to})",
+        )
     earlier = [p[1] for p in walk.prunes if p[1] < seq - 1]
     gone_from = max(earlier, default=0) + 1
-    return ChainBreak(gone_from, "deleted", f"{_span(gone_from, seq - 1)} missing and no prune event accounts "
-                      "for them")
+    return ChainBreak(gone_from, "deleted", f"{_span(gone_from, seq - 1)} missing and no prune event accounts for them")
 
 
 # Reading a trail from the store ------------------------------------------------------------------------------
@@ -245,8 +275,10 @@ def open_readonly(path: str) -> sqlite3.Connection:
     has_chain = any(row[1] == "hash" for row in db.execute("PRAGMA table_info(audit)"))
     if not has_chain:
         db.close()
-        raise sqlite3.DatabaseError("the store has no hash-chained audit trail (no such table or an older schema; "
-                                    "any argobox command that opens it for writing upgrades it)")
+        raise sqlite3.DatabaseError(
+            "the store has no hash-chained audit trail (no such table or an older schema; "
+            "any argobox command that opens it for writing upgrades it)"
+        )
     return db
 
 

@@ -87,8 +87,13 @@ class Checkpoint:
     signature: str | None = None
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": CHECKPOINT_FORMAT, "seq": self.seq, "hash": self.hash, "key_id": self.key_id,
-                "signature": self.signature}
+        return {
+            "format": CHECKPOINT_FORMAT,
+            "seq": self.seq,
+            "hash": self.hash,
+            "key_id": self.key_id,
+            "signature": self.signature,
+        }
 
     @classmethod
     def from_json(cls, data: Any) -> Checkpoint:
@@ -240,7 +245,7 @@ def write_checkpoint(path: Path, checkpoint: Checkpoint) -> None:
         os.fchmod(fd, 0o600)
         view = memoryview(data)
         while view:
-            view = view[os.write(fd, view):]
+            view = view[os.write(fd, view) :]
         os.fsync(fd)
     finally:
         os.close(fd)
@@ -300,8 +305,11 @@ class Checkpointer:
     def close(self) -> None:
         """Flush, stop the thread and release the files."""
         if not self.flush():
-            logger.error("the audit checkpoint was not written within %.0f s; `argobox audit verify` will show "
-                         "the last events as not yet checkpointed", FLUSH_TIMEOUT_S)
+            logger.error(
+                "the audit checkpoint was not written within %.0f s; `argobox audit verify` will show "
+                "the last events as not yet checkpointed",
+                FLUSH_TIMEOUT_S,
+            )
         with self._cond:
             self._closing = True
             self._cond.notify_all()
@@ -400,15 +408,18 @@ class Checkpointer:
             try:
                 if self._wal_db is None:
                     uri = self._db_path.resolve().as_uri() + "?mode=rw"  # never creates a database
-                    self._wal_db = sqlite3.connect(uri, uri=True, timeout=self._timeout_s, isolation_level=None,
-                                                   check_same_thread=False)
+                    self._wal_db = sqlite3.connect(
+                        uri, uri=True, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+                    )
                 busy, _, _ = self._wal_db.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             except sqlite3.Error as exc:
                 if self._wal_db is not None:
                     self._wal_db.close()
                     self._wal_db = None
-                self._report_wal(f"cannot checkpoint the WAL of {str(self._db_path)!r} (SQLite will, in a commit, "
-                                 f"past its own limit): {exc}")
+                self._report_wal(
+                    f"cannot checkpoint the WAL of {str(self._db_path)!r} (SQLite will, in a commit, "
+                    f"past its own limit): {exc}"
+                )
                 return False
         self._wal_reported = None
         return not busy
@@ -416,8 +427,9 @@ class Checkpointer:
     def _head(self, checkpoint_seq: int | None) -> tuple[int, str, str | None, int | None] | None:
         if self._db is None:
             uri = self._db_path.resolve().as_uri() + "?mode=ro"
-            self._db = sqlite3.connect(uri, uri=True, timeout=self._timeout_s, isolation_level=None,
-                                       check_same_thread=False)
+            self._db = sqlite3.connect(
+                uri, uri=True, timeout=self._timeout_s, isolation_level=None, check_same_thread=False
+            )
         row = self._db.execute(_HEAD_SQL, (checkpoint_seq,)).fetchone()
         return None if row is None else (int(row[0]), str(row[1]), row[2], row[3])
 
@@ -445,18 +457,25 @@ class Checkpointer:
 
 
 def _replacement_problem(
-    current: Checkpoint | None, head_seq: int, head_hash: str, hash_at_checkpoint: str | None,
+    current: Checkpoint | None,
+    head_seq: int,
+    head_hash: str,
+    hash_at_checkpoint: str | None,
     pruned_through: int | None,
 ) -> str | None:
     """Why the checkpoint `current` must not be replaced by the head (head_seq, head_hash), or None."""
     if current is None:
         return None
     if current.seq > head_seq:
-        return (f"the checkpoint records seq {current.seq} but the trail ends at seq {head_seq}: events were "
-                "removed from its end")
+        return (
+            f"the checkpoint records seq {current.seq} but the trail ends at seq {head_seq}: events were "
+            "removed from its end"
+        )
     if hash_at_checkpoint == current.hash:
         return None
     if hash_at_checkpoint is None and pruned_through is not None and current.seq <= pruned_through:
         return None
-    return (f"the event at seq {current.seq} no longer has the hash the checkpoint records: the trail was "
-            "changed or events were removed")
+    return (
+        f"the event at seq {current.seq} no longer has the hash the checkpoint records: the trail was "
+        "changed or events were removed"
+    )

@@ -47,8 +47,12 @@ def add_audit_actions(audit: argparse.ArgumentParser, common: argparse.ArgumentP
 
     verify = actions.add_parser("verify", parents=[common], help="check the hash chain and the checkpoint")
     verify.add_argument("--file", metavar="EXPORT", help="verify an export (from `audit export`) instead of the store")
-    verify.add_argument("--key", metavar="PEM", help="Ed25519 public key to check the signature with "
-                        "(default: [audit] verify_key_file, else the public half of signing_key_file)")
+    verify.add_argument(
+        "--key",
+        metavar="PEM",
+        help="Ed25519 public key to check the signature with "
+        "(default: [audit] verify_key_file, else the public half of signing_key_file)",
+    )
 
     export = actions.add_parser("export", parents=[common], help="write the trail as JSON Lines")
     export.add_argument("--format", choices=["jsonl"], default="jsonl", help="one JSON object per line (default)")
@@ -56,13 +60,19 @@ def add_audit_actions(audit: argparse.ArgumentParser, common: argparse.ArgumentP
     export.add_argument("--output", metavar="PATH", help="write here (mode 0600) instead of standard output")
 
     prune = actions.add_parser("prune", parents=[common], help="remove old events through a recorded prune")
-    prune.add_argument("--before", type=timestamp, required=True, metavar="DATE",
-                       help="remove the events recorded before this (ISO 8601; UTC unless it says otherwise)")
+    prune.add_argument(
+        "--before",
+        type=timestamp,
+        required=True,
+        metavar="DATE",
+        help="remove the events recorded before this (ISO 8601; UTC unless it says otherwise)",
+    )
     prune.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
 
     keygen = actions.add_parser("keygen", parents=[common], help="create an Ed25519 key to sign checkpoints with")
-    keygen.add_argument("--out", required=True, metavar="PATH", help="private key file; the public key goes to "
-                        "PATH.pub")
+    keygen.add_argument(
+        "--out", required=True, metavar="PATH", help="private key file; the public key goes to PATH.pub"
+    )
 
 
 def run_audit_action(args: argparse.Namespace) -> int:
@@ -155,8 +165,10 @@ def _prune(args: argparse.Namespace) -> int:
         async with open_app(config) as app:
             result = await gate.prune_audit(app, before=args.before, operator=args.operator)
         if result.deleted:
-            print(f"pruned {result.deleted} events (up to seq {result.through_seq}), recorded as event seq "
-                  f"{result.record_seq}")
+            print(
+                f"pruned {result.deleted} events (up to seq {result.through_seq}), recorded as event seq "
+                f"{result.record_seq}"
+            )
         else:
             print(f"no events before {iso(args.before)} to prune; recorded as event seq {result.record_seq}")
         return EXIT_OK

@@ -39,8 +39,16 @@ class ExportSummary:
 
 def _line(row: Row, redact: Redactor) -> tuple[dict[str, Any], bool]:
     seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash_ = row
-    content = {"seq": seq, "at": iso(at), "request_id": request_id, "event": event, "actor": actor,
-               "agent": agent, "tool": tool, "detail": json.loads(detail)}
+    content = {
+        "seq": seq,
+        "at": iso(at),
+        "request_id": request_id,
+        "event": event,
+        "actor": actor,
+        "agent": agent,
+        "tool": tool,
+        "detail": json.loads(detail),
+    }
     shown = redact(content)
     return {**shown, "at_epoch": at, "prev_hash": prev_hash, "hash": hash_}, shown != content
 
@@ -76,8 +84,9 @@ def export_jsonl(db_path: Path, out: TextIO, *, since: float | None, redact: Red
         checkpoint = None  # a partial export it vouches for nothing in
     if checkpoint is not None:
         out.write(json.dumps({"checkpoint": checkpoint.to_json()}, sort_keys=True, separators=(",", ":")) + "\n")
-    return ExportSummary(events=events, first_seq=first, last_seq=last, checkpoint=checkpoint, redacted=redacted,
-                         warning=warning)
+    return ExportSummary(
+        events=events, first_seq=first, last_seq=last, checkpoint=checkpoint, redacted=redacted, warning=warning
+    )
 
 
 class ExportFormatError(Exception):
@@ -93,11 +102,22 @@ def _event_row(line_number: int, obj: dict[str, Any]) -> Row:
         raise ExportFormatError(line_number, f"not an audit event (missing {', '.join(missing)})")
     at_epoch = obj["at_epoch"]
     if type(at_epoch) is not float or iso(at_epoch) != obj["at"]:
-        raise ExportFormatError(line_number, f"seq {obj['seq']}: `at` does not match `at_epoch`, the time the hash "
-                                "covers")
+        raise ExportFormatError(
+            line_number, f"seq {obj['seq']}: `at` does not match `at_epoch`, the time the hash covers"
+        )
     detail = UNCHECKED if obj.get("redacted_on_export") is True else canonical_detail(obj["detail"])
-    return (obj["seq"], at_epoch, obj["request_id"], obj["event"], obj["actor"], obj["agent"], obj["tool"], detail,
-            obj["prev_hash"], obj["hash"])
+    return (
+        obj["seq"],
+        at_epoch,
+        obj["request_id"],
+        obj["event"],
+        obj["actor"],
+        obj["agent"],
+        obj["tool"],
+        detail,
+        obj["prev_hash"],
+        obj["hash"],
+    )
 
 
 def _objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:

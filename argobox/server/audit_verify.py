@@ -58,9 +58,13 @@ def verify_store(db_path: Path, *, key: VerifyKey | None) -> VerifyReport:
         db.close()
     report = _conclude(walk, checkpoint, key, offline=False)
     if report.ok and checkpoint is None and walk.events:
-        report.broken = ChainBreak(None, "checkpoint", f"there is no checkpoint {str(cp_file)!r}: whether events "
-                                   "were removed from the end cannot be checked (it was deleted, or the store was "
-                                   "copied without it)")
+        report.broken = ChainBreak(
+            None,
+            "checkpoint",
+            f"there is no checkpoint {str(cp_file)!r}: whether events "
+            "were removed from the end cannot be checked (it was deleted, or the store was "
+            "copied without it)",
+        )
     return report
 
 
@@ -77,13 +81,15 @@ def verify_export(path: Path, *, key: VerifyKey | None) -> VerifyReport:
     report = _conclude(walk, checkpoint, key, offline=True)
     if report.ok and checkpoint is None and walk.events:
         if key is not None:
-            report.broken = ChainBreak(None, "signature", "the export has no checkpoint line, but a verification "
-                                       "key is configured")
+            report.broken = ChainBreak(
+                None, "signature", "the export has no checkpoint line, but a verification key is configured"
+            )
         else:
             report.notes.append("the export has no checkpoint line: events removed from its end cannot be detected")
     if walk.unchecked:
-        report.notes.append(f"{walk.unchecked} events were redacted again on export: their links were checked, "
-                            "their content cannot be")
+        report.notes.append(
+            f"{walk.unchecked} events were redacted again on export: their links were checked, their content cannot be"
+        )
     return report
 
 
@@ -106,8 +112,12 @@ def _conclude(walk: Walk, checkpoint: Checkpoint | None, key: VerifyKey | None, 
         if checkpoint.seq > walk.head.seq:
             gone = walk.head.seq + 1
             span = f"event {gone} was" if gone == checkpoint.seq else f"events {gone}..{checkpoint.seq} were"
-            report.broken = ChainBreak(gone, "truncated", f"the checkpoint records seq {checkpoint.seq} but the "
-                                       f"trail ends at seq {walk.head.seq}: {span} removed from the end")
+            report.broken = ChainBreak(
+                gone,
+                "truncated",
+                f"the checkpoint records seq {checkpoint.seq} but the "
+                f"trail ends at seq {walk.head.seq}: {span} removed from the end",
+            )
             return report
         report.notes.append(_checkpoint_note(checkpoint, key, walk.head.seq))
     return report
@@ -122,7 +132,8 @@ def _checkpoint_note(checkpoint: Checkpoint, key: VerifyKey | None, head_seq: in
         signed = f"signature verified with key {key.key_id}"
     note = f"checkpoint: seq {checkpoint.seq}, {signed}"
     if head_seq > checkpoint.seq:
-        note += (f"; the {head_seq - checkpoint.seq} newest events are not checkpointed yet (a writer is running, "
-                 "or stopped before writing it)")
+        note += (
+            f"; the {head_seq - checkpoint.seq} newest events are not checkpointed yet (a writer is running, "
+            "or stopped before writing it)"
+        )
     return note
-

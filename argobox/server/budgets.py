@@ -95,19 +95,30 @@ def usage(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, 
     queues: the only limits `check` applies to it are the request budget and the cooldown) the mutation, target,
     identical-call and pending counts are left at zero rather than counted."""
     params: dict[str, Any] = {
-        "a": facts.agent, "d": facts.digest, "t": facts.target, "now": now,
-        "req": _window_start(now, 60), "mut": _window_start(now, 3600),
+        "a": facts.agent,
+        "d": facts.digest,
+        "t": facts.target,
+        "now": now,
+        "req": _window_start(now, 60),
+        "mut": _window_start(now, 3600),
         "ident": _window_start(now, limits.identical_calls.seconds),
         "tgt": _window_start(now, limits.per_target.seconds),
     }
     requests, oldest, cooldown_until, open_refusals = db.execute(_USAGE_SQL, params).fetchone()
     if not full:
-        return Snapshot(usage=Usage(requests=Count(requests, oldest), cooldown_until=cooldown_until),
-                        open_refusals=open_refusals, pending_twin=None)
+        return Snapshot(
+            usage=Usage(requests=Count(requests, oldest), cooldown_until=cooldown_until),
+            open_refusals=open_refusals,
+            pending_twin=None,
+        )
     row = db.execute(_MUTATION_USAGE_SQL, params).fetchone()
     current = Usage(
-        requests=Count(requests, oldest), mutations=Count(row[0], row[1]), identical=Count(row[2], row[3]),
-        per_target=Count(row[4], row[5]), pending=row[6], cooldown_until=cooldown_until,
+        requests=Count(requests, oldest),
+        mutations=Count(row[0], row[1]),
+        identical=Count(row[2], row[3]),
+        per_target=Count(row[4], row[5]),
+        pending=row[6],
+        cooldown_until=cooldown_until,
     )
     return Snapshot(usage=current, open_refusals=open_refusals, pending_twin=row[7])
 
@@ -116,8 +127,13 @@ def record_call(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: f
     """Count an admitted call; now and then drop rows older than every window."""
     cursor = db.execute(
         "INSERT INTO calls (agent, at, digest, target, mutation) VALUES (?, ?, ?, ?, ?)",
-        (facts.agent, now, facts.digest if facts.mutation else None,
-         None if duplicate else facts.target, int(facts.mutation and not duplicate)),
+        (
+            facts.agent,
+            now,
+            facts.digest if facts.mutation else None,
+            None if duplicate else facts.target,
+            int(facts.mutation and not duplicate),
+        ),
     )
     if cursor.lastrowid is not None and cursor.lastrowid % _PRUNE_EVERY == 0:
         horizon = max(3600.0, limits.identical_calls.seconds, limits.per_target.seconds)
@@ -137,9 +153,7 @@ def record_refusal(db: sqlite3.Connection, agent: str, limit: str, now: float) -
         return 1
     if now - first_at < REFUSAL_SUMMARY_SECONDS:
         return None
-    db.execute(
-        "UPDATE refusals SET first_at = ?, count = 0 WHERE agent = ? AND limit_name = ?", (now, agent, limit)
-    )
+    db.execute("UPDATE refusals SET first_at = ?, count = 0 WHERE agent = ? AND limit_name = ?", (now, agent, limit))
     return count
 
 

@@ -62,24 +62,45 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"argobox {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    serve = sub.add_parser("serve", parents=[common], help="run the agent-facing MCP server (stdio, or HTTP with --http)")
+    serve = sub.add_parser(
+        "serve", parents=[common], help="run the agent-facing MCP server (stdio, or HTTP with --http)"
+    )
     serve.add_argument("--agent", metavar="NAME", help="stdio: the configured agent this server serves")
-    serve.add_argument("--http", nargs="?", const=DEFAULT_HTTP_LISTEN, metavar="HOST:PORT",
-                       help=f"serve every agent over streamable HTTP at http://HOST:PORT/mcp, each by its bearer "
-                            f"token (default {DEFAULT_HTTP_LISTEN})")
-    serve.add_argument("--allow-non-loopback", action="store_true",
-                       help="HTTP: allow binding to a non-loopback address (no TLS: put a TLS proxy in front)")
-    serve.add_argument("--allowed-host", action="append", default=[], metavar="HOST[:PORT]",
-                       help="HTTP: another Host header value to accept (DNS-rebinding protection); repeatable")
-    serve.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
-                       help="HTTP: on SIGTERM, how long to wait for calls in flight before ending streams")
+    serve.add_argument(
+        "--http",
+        nargs="?",
+        const=DEFAULT_HTTP_LISTEN,
+        metavar="HOST:PORT",
+        help=f"serve every agent over streamable HTTP at http://HOST:PORT/mcp, each by its bearer "
+        f"token (default {DEFAULT_HTTP_LISTEN})",
+    )
+    serve.add_argument(
+        "--allow-non-loopback",
+        action="store_true",
+        help="HTTP: allow binding to a non-loopback address (no TLS: put a TLS proxy in front)",
+    )
+    serve.add_argument(
+        "--allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST[:PORT]",
+        help="HTTP: another Host header value to accept (DNS-rebinding protection); repeatable",
+    )
+    serve.add_argument(
+        "--drain-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="HTTP: on SIGTERM, how long to wait for calls in flight before ending streams",
+    )
 
     token = sub.add_parser("token", parents=[common], help="make agent tokens")
     token_sub = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
     token_new = token_sub.add_parser("new", parents=[common], help="print a fresh token for AGENT, and its hash")
     token_new.add_argument("agent", metavar="AGENT")
-    token_new.add_argument("--write", action="store_true",
-                           help="write the token_sha256 into [agents.AGENT] of the config file")
+    token_new.add_argument(
+        "--write", action="store_true", help="write the token_sha256 into [agents.AGENT] of the config file"
+    )
 
     operator = sub.add_parser("operator", parents=[common], help="run the operator-facing MCP server over stdio")
     operator.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
@@ -149,10 +170,14 @@ async def _serve(args: argparse.Namespace) -> int:
     if refusal is not None:
         redactor = build_redactor(config)
         async with open_store(config, clock=time.time, redactor=redactor) as store:
-            await store.audit([Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})])
+            await store.audit(
+                [Event(event="agent_refused", actor=f"agent:{args.agent[:64]}", detail={"reason": refusal})]
+            )
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
-        await app.store.audit([Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})])
+        await app.store.audit(
+            [Event(event="agent_connected", actor=f"agent:{args.agent}", detail={"transport": "stdio"})]
+        )
         await serve_stdio(app, args.agent, os.environ.get(AGENT_TOKEN_ENV) or None, background=[notify_forever])
     return EXIT_OK
 
@@ -164,8 +189,14 @@ async def _serve_http(args: argparse.Namespace) -> int:
         raise CommandError("--http serves every agent, each by its bearer token; drop --agent", EXIT_USAGE)
     config = _load(args)
     async with open_app(config) as app:
-        await serve_http(app, args.http, allow_non_loopback=args.allow_non_loopback, allowed_hosts=args.allowed_host,
-                         drain_seconds=max(0.0, args.drain_timeout), background=[notify_forever])
+        await serve_http(
+            app,
+            args.http,
+            allow_non_loopback=args.allow_non_loopback,
+            allowed_hosts=args.allowed_host,
+            drain_seconds=max(0.0, args.drain_timeout),
+            background=[notify_forever],
+        )
     return EXIT_OK
 
 
@@ -185,15 +216,21 @@ def _token_new(args: argparse.Namespace) -> int:
         except TokenWriteError as exc:
             raise CommandError(f"{exc}", EXIT_USAGE) from None
         print(f"token: {token}")
-        print(f"argobox: wrote token_sha256 for {args.agent} into {path}; a running daemon or stdio server picks "
-              "it up within seconds. The token is shown only this once: give it to the agent's MCP client "
-              "(HTTP: Authorization: Bearer <token>; stdio: ARGOBOX_AGENT_TOKEN).", file=sys.stderr)
+        print(
+            f"argobox: wrote token_sha256 for {args.agent} into {path}; a running daemon or stdio server picks "
+            "it up within seconds. The token is shown only this once: give it to the agent's MCP client "
+            "(HTTP: Authorization: Bearer <token>; stdio: ARGOBOX_AGENT_TOKEN).",
+            file=sys.stderr,
+        )
         return EXIT_OK
     print(f"token: {token}")
     print(f'token_sha256 = "{digest}"')
-    print(f"argobox: paste the token_sha256 line into [agents.{args.agent}] of {path} (or run again with --write). "
-          "The token is shown only this once: give it to the agent's MCP client "
-          "(HTTP: Authorization: Bearer <token>; stdio: ARGOBOX_AGENT_TOKEN).", file=sys.stderr)
+    print(
+        f"argobox: paste the token_sha256 line into [agents.{args.agent}] of {path} (or run again with --write). "
+        "The token is shown only this once: give it to the agent's MCP client "
+        "(HTTP: Authorization: Bearer <token>; stdio: ARGOBOX_AGENT_TOKEN).",
+        file=sys.stderr,
+    )
     return EXIT_OK
 
 
@@ -207,8 +244,9 @@ async def _operator(args: argparse.Namespace) -> int:
             await audit_operator_refused(app, args.operator, refusal)
             raise CommandError(refusal, EXIT_REFUSED)
         server = build_operator_server(app, args.operator)
-        await app.store.audit([Event(event="operator_connected", actor=f"operator:{args.operator}",
-                                     detail={"transport": "stdio"})])
+        await app.store.audit(
+            [Event(event="operator_connected", actor=f"operator:{args.operator}", detail={"transport": "stdio"})]
+        )
         async with anyio.create_task_group() as tasks:
             tasks.start_soon(notify_forever, app)
             tasks.start_soon(_follow_config, app, f"operator server of {args.operator}")
@@ -271,8 +309,9 @@ async def _prove_operator(app: App, operator: str | None) -> None:
         return  # unknown operators are refused (and audited) by the action itself
     refusal = _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {entry.name!r}")
     if refusal is not None:
-        await app.store.audit([Event(event="operator_refused", actor=f"operator:{entry.name}",
-                                     detail={"reason": refusal})])
+        await app.store.audit(
+            [Event(event="operator_refused", actor=f"operator:{entry.name}", detail={"reason": refusal})]
+        )
         raise CommandError(refusal, EXIT_REFUSED)
 
 
@@ -312,8 +351,9 @@ async def _deny(app: App, args: argparse.Namespace) -> int:
     return status
 
 
-WATCHED = frozenset({"queued", "approved", "denied", "succeeded", "failed", "expired", "interrupted", "rate_limited",
-                     "cooldown"})
+WATCHED = frozenset(
+    {"queued", "approved", "denied", "succeeded", "failed", "expired", "interrupted", "rate_limited", "cooldown"}
+)
 
 
 async def _watch(args: argparse.Namespace) -> int:
@@ -395,7 +435,14 @@ def _cli_actor(operator: str | None) -> str:
     return f"cli:{user}"
 
 
-_COMMANDS = {"budgets": _budgets, "requests": _requests, "show": _show, "approve": _approve, "deny": _deny, "audit": _audit}
+_COMMANDS = {
+    "budgets": _budgets,
+    "requests": _requests,
+    "show": _show,
+    "approve": _approve,
+    "deny": _deny,
+    "audit": _audit,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -82,10 +82,13 @@ class HomeAssistantConfig(_Section):
         except ValueError:
             raise ValueError(f"{url!r} is not a URL; expected e.g. http://homeassistant.local:8123") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} must be an http:// or https:// URL with a host, e.g. http://homeassistant.local:8123")
+            raise ValueError(
+                f"{url!r} must be an http:// or https:// URL with a host, e.g. http://homeassistant.local:8123"
+            )
         if parts.username or parts.password:
-            raise ValueError("must not carry credentials; put the access token in the environment variable named "
-                             "by token_env")
+            raise ValueError(
+                "must not carry credentials; put the access token in the environment variable named by token_env"
+            )
         if parts.query or parts.fragment:
             raise ValueError(f"{url!r} must not have a query or a fragment")
         return url.rstrip("/").removesuffix("/api")
@@ -100,7 +103,7 @@ class HomeAssistantConfig(_Section):
     @model_validator(mode="after")
     def _url_or_simulated(self) -> HomeAssistantConfig:
         if self.url is None and self.simulated_home is None:
-            raise ValueError("url is required (e.g. url = \"http://homeassistant.local:8123\")")
+            raise ValueError('url is required (e.g. url = "http://homeassistant.local:8123")')
         return self
 
 
@@ -124,6 +127,8 @@ class AuditConfig(_Section):
             return load_verify_key(self.verify_key_file)
         signer = self.signer()
         return signer.verify_key if signer is not None else None
+
+
 class WindowConfig(_Section):
     count: int = Field(ge=1, le=1_000_000)
     window_seconds: int = Field(ge=1, le=30 * 24 * 3600)
@@ -333,11 +338,12 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     home = config.homeassistant
     if home is not None and home.simulated_home is not None:
         home = home.model_copy(update={"simulated_home": base / home.simulated_home})
-    audit = config.audit.model_copy(update={
-        key: base / value for key, value in config.audit.model_dump().items() if value is not None
-    })
-    resolved = config.model_copy(update={"storage": storage, "docker": docker, "homeassistant": home, "audit": audit,
-                                         "source": source})
+    audit = config.audit.model_copy(
+        update={key: base / value for key, value in config.audit.model_dump().items() if value is not None}
+    )
+    resolved = config.model_copy(
+        update={"storage": storage, "docker": docker, "homeassistant": home, "audit": audit, "source": source}
+    )
     problems = _audit_key_problems(resolved.audit)
     if problems:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
@@ -351,16 +357,20 @@ def _audit_key_problems(audit: AuditConfig) -> list[str]:
     try:
         signer = audit.signer()
     except KeyFileError as exc:
-        problems.append(f"audit.signing_key_file: {exc}; expected an Ed25519 private key in PEM (PKCS#8, "
-                        "unencrypted), e.g. from `argobox audit keygen`")
+        problems.append(
+            f"audit.signing_key_file: {exc}; expected an Ed25519 private key in PEM (PKCS#8, "
+            "unencrypted), e.g. from `argobox audit keygen`"
+        )
     if audit.verify_key_file is not None:
         try:
             verifier = load_verify_key(audit.verify_key_file)
         except KeyFileError as exc:
             problems.append(f"audit.verify_key_file: {exc}; expected an Ed25519 public key in PEM")
     if signer is not None and verifier is not None and signer.key_id != verifier.key_id:
-        problems.append("audit.verify_key_file: is not the public key of audit.signing_key_file "
-                        f"(key ids {verifier.key_id} and {signer.key_id})")
+        problems.append(
+            "audit.verify_key_file: is not the public key of audit.signing_key_file "
+            f"(key ids {verifier.key_id} and {signer.key_id})"
+        )
     return problems
 
 
@@ -374,7 +384,8 @@ def _shared_token_problems(config: Config) -> list[str]:
         if op.token_sha256 is not None and op.token_sha256 in owners:
             owners[op.token_sha256].append(f"operators {op.name!r}")
     return [
-        f"{', '.join(names)}: the same token_sha256; every agent needs its own token" for names in owners.values()
+        f"{', '.join(names)}: the same token_sha256; every agent needs its own token"
+        for names in owners.values()
         if len(names) > 1
     ]
 

@@ -75,7 +75,10 @@ def _argobox(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real `argobox` command in its own process, as an operator would."""
     return subprocess.run(
         [sys.executable, "-m", "argobox", "--config", str(config), *args],
-        capture_output=True, text=True, timeout=60, check=False,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
 
@@ -109,11 +112,15 @@ def _run(directory: Path) -> int:
     config.write_text(DEMO_CONFIG)
     _say("ArgoBox demo: the first proof, against a simulated lab", f"config: {config}\n\n{DEMO_CONFIG}")
 
-    listing, pending, denied = anyio.run(_agent_session, config, [
-        ("docker_list_containers", {"all": True}),
-        ("docker_restart_container", {"container": "jellyfin"}),
-        ("docker_restart_container", {"container": "postgres"}),
-    ])
+    listing, pending, denied = anyio.run(
+        _agent_session,
+        config,
+        [
+            ("docker_list_containers", {"all": True}),
+            ("docker_restart_container", {"container": "jellyfin"}),
+            ("docker_restart_container", {"container": "postgres"}),
+        ],
+    )
     names = ", ".join(f"{c['name']} ({c['state']})" for c in listing["result"]["containers"])
     _say("1. The agent lists containers (read-only: allowed at once)", names)
     _say("2. The agent asks to restart jellyfin: classified mutate, queued for approval", json.dumps(pending, indent=2))
@@ -123,8 +130,10 @@ def _run(directory: Path) -> int:
     queue = _argobox(config, "requests", "--status", "pending_approval")
     _say("3. The operator looks at the queue: argobox requests --status pending_approval", queue.stdout)
     approved = _argobox(config, "approve", request_id, "--as", "alice", "--note", "demo")
-    _say(f"4. The operator approves: argobox approve {request_id} --as alice (exit {approved.returncode})",
-         approved.stdout + approved.stderr)
+    _say(
+        f"4. The operator approves: argobox approve {request_id} --as alice (exit {approved.returncode})",
+        approved.stdout + approved.stderr,
+    )
     again = _argobox(config, "approve", request_id, "--as", "alice")
     _say(f"   A second approval is refused (exit {again.returncode}): the action runs once", again.stderr)
 
@@ -141,16 +150,22 @@ def _run(directory: Path) -> int:
 
 def _home_assistant(config: Path) -> bool:
     """The same gate in front of (simulated) Home Assistant: a pre-approved light, a door that needs a human."""
-    entities, lamp, kitchen, door = anyio.run(_agent_session, config, [
-        ("ha_list_entities", {}),
-        ("ha_call_service", {"domain": "light", "service": "turn_on", "entity_id": "light.living_room_lamp"}),
-        ("ha_call_service", {"domain": "light", "service": "turn_off", "entity_id": "light.kitchen"}),
-        ("ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door"}),
-    ])
+    entities, lamp, kitchen, door = anyio.run(
+        _agent_session,
+        config,
+        [
+            ("ha_list_entities", {}),
+            ("ha_call_service", {"domain": "light", "service": "turn_on", "entity_id": "light.living_room_lamp"}),
+            ("ha_call_service", {"domain": "light", "service": "turn_off", "entity_id": "light.kitchen"}),
+            ("ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door"}),
+        ],
+    )
     shown = ", ".join(f"{e['entity_id']} ({e['state']})" for e in entities["result"]["entities"])
     _say("7. Home Assistant: the agent lists the entities its grant shows (the porch camera is not among them)", shown)
-    _say("8. It turns on the living room lamp: pre-approved by a rule naming domain, service and entities",
-         lamp["message"] + "\n" + json.dumps({k: lamp["result"][k] for k in ("before", "after")}))
+    _say(
+        "8. It turns on the living room lamp: pre-approved by a rule naming domain, service and entities",
+        lamp["message"] + "\n" + json.dumps({k: lamp["result"][k] for k in ("before", "after")}),
+    )
     _say("   ...and to turn off the kitchen light, which no rule covers", kitchen["message"])
     _say("9. It asks to unlock the front door: a lock always needs a human", door["message"])
     request_id = door["request_id"]
@@ -159,9 +174,11 @@ def _home_assistant(config: Path) -> bool:
     approved = _argobox(config, "approve", request_id, "--as", "alice", "--note", "letting the plumber in")
     _say(f"11. The operator approves (exit {approved.returncode})", approved.stdout + approved.stderr)
     audit = _argobox(config, "audit", "--request", request_id)
-    _say(f"12. The audit trail records the states before and after: argobox audit --request {request_id}",
-         audit.stdout)
+    _say(f"12. The audit trail records the states before and after: argobox audit --request {request_id}", audit.stdout)
     return (
-        lamp["status"] == "succeeded" and kitchen["status"] == "denied" and door["status"] == "pending_approval"
-        and "locked → unlock" in shown_request.stdout and approved.returncode == 0
+        lamp["status"] == "succeeded"
+        and kitchen["status"] == "denied"
+        and door["status"] == "pending_approval"
+        and "locked → unlock" in shown_request.stdout
+        and approved.returncode == 0
     )

@@ -29,7 +29,7 @@ def rule_text(app: App, ref: str | None) -> str | None:
     """The rule named `ref` (`agents.NAME.rules[i]`) as it reads in the configuration now, or None."""
     if ref is None or not ref.startswith("agents.") or not ref.endswith("]"):
         return None
-    agent, _, index = ref[len("agents."):-1].partition(".rules[")
+    agent, _, index = ref[len("agents.") : -1].partition(".rules[")
     if agent not in app.config.agents or not index.isdigit():
         return None
     rules = app.config.grant(agent).rules
@@ -48,8 +48,10 @@ def _toml(agent: str, rule: Rule) -> str:
 def _why_approval(record: RequestRecord) -> str:
     classification = record.classification
     if record.effect == "approve":
-        return (f"{record.tool} is classified {classification}, and {record.rule} requires an operator to approve "
-                "each such call before it runs")
+        return (
+            f"{record.tool} is classified {classification}, and {record.rule} requires an operator to approve "
+            "each such call before it runs"
+        )
     if record.effect == "allow":
         return f"no approval needed: {record.rule} pre-approves this {classification} call"
     return "no approval possible: the policy denied it"
@@ -95,8 +97,13 @@ async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
         if tool is not None and "container" in tool.target_args and isinstance(container, str):
             detail = await _read(app, lambda: app.docker.inspect_container(container))
             return {
-                "available": True, "container": detail.name, "state": detail.state, "image": detail.image,
-                "health": detail.health, "restart_count": detail.restart_count, "started_at": detail.started_at,
+                "available": True,
+                "container": detail.name,
+                "state": detail.state,
+                "image": detail.image,
+                "health": detail.health,
+                "restart_count": detail.restart_count,
+                "started_at": detail.started_at,
                 "uptime": _uptime(detail.started_at, app.clock()) if detail.state == "running" else None,
             }
     except _Unavailable as exc:
@@ -111,20 +118,24 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
     usage, failures = await app.store.budget(record.agent, limits)
     live = record.status is RequestStatus.PENDING
     queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
-    return app.redactor({
-        **request_json(record, app.redactor),
-        "explanation": {
-            "who": f"agent {record.agent!r} at {iso(record.created_at)}",
-            "what": describe_call(record.tool, record.arguments),
-            "classification": record.classification,
-            "rule_text": rule_text(app, record.rule),
-            "why_approval": _why_approval(record),
-            "queued_preview": {"at": iso(queued.at), **queued.detail["preview"]} if queued is not None else None,
-            "preview": await preview(app, record) if live else {"available": False, "reason": "request is finished"},
-            "budget": budget_json(record.agent, limits, usage, failures, now=app.clock()),
-        },
-        "timeline": [audit_json(e, app.redactor) for e in events],
-    })
+    return app.redactor(
+        {
+            **request_json(record, app.redactor),
+            "explanation": {
+                "who": f"agent {record.agent!r} at {iso(record.created_at)}",
+                "what": describe_call(record.tool, record.arguments),
+                "classification": record.classification,
+                "rule_text": rule_text(app, record.rule),
+                "why_approval": _why_approval(record),
+                "queued_preview": {"at": iso(queued.at), **queued.detail["preview"]} if queued is not None else None,
+                "preview": await preview(app, record)
+                if live
+                else {"available": False, "reason": "request is finished"},
+                "budget": budget_json(record.agent, limits, usage, failures, now=app.clock()),
+            },
+            "timeline": [audit_json(e, app.redactor) for e in events],
+        }
+    )
 
 
 def explain_text(data: dict[str, Any]) -> str:
@@ -165,15 +176,18 @@ def explain_text(data: dict[str, Any]) -> str:
         + (f", cooling down until {b['cooldown_until']}" if b["cooldown_until"] else "")
     )
     if data["decided_by"] and data["decided_by"] != "policy":
-        lines.append(f"  decided:        by {data['decided_by']} at {data['decided_at']}"
-                     + (f" ({data['note']})" if data["note"] else ""))
+        lines.append(
+            f"  decided:        by {data['decided_by']} at {data['decided_at']}"
+            + (f" ({data['note']})" if data["note"] else "")
+        )
     if data["result"] is not None:
         lines.append(f"  result:         {json.dumps(data['result'], sort_keys=True)}")
     if data["error"]:
         lines.append(f"  error:          {data['error']}")
     lines.append("  timeline:")
     for e in data["timeline"]:
-        detail = ", ".join(f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(e["detail"].items())
-                           if v not in (None, ""))
+        detail = ", ".join(
+            f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(e["detail"].items()) if v not in (None, "")
+        )
         lines.append(f"    #{e['seq']} {e['at']} {e['event']} by {e['actor']}" + (f": {detail}" if detail else ""))
     return "\n".join(lines)

@@ -146,7 +146,10 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     assert record is not None
     if record.status is RequestStatus.DENIED:
         return Outcome(
-            status="denied", tool=tool, request_id=record.id, reason=decision.reason,
+            status="denied",
+            tool=tool,
+            request_id=record.id,
+            reason=decision.reason,
             message=f"denied: {decision.reason}. Do not retry; ask the operator to change the grant if it is needed.",
             error=decision.reason,
         )
@@ -156,7 +159,10 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         what = describe_call(tool, arguments)
         already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
-            status="pending_approval", tool=tool, request_id=record.id, expires_at=iso(record.expires_at),
+            status="pending_approval",
+            tool=tool,
+            request_id=record.id,
+            expires_at=iso(record.expires_at),
             reason=decision.reason,
             message=f"waiting for operator approval: {what} {already} as request {record.id}; check back later with "
             f"argobox_request_status(request_id={record.id!r}). Do not call {tool} again for it.",
@@ -170,8 +176,10 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         return outcome_of(await execute(app, record, answer_first=read, admitted=admitted))
     except StoreError as exc:
         logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
-        message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
-                   "tell the operator and do not retry")
+        message = (
+            f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
+            "tell the operator and do not retry"
+        )
         return Outcome(status="unknown", tool=tool, request_id=record.id, message=message, error=message)
 
 
@@ -199,7 +207,11 @@ def _rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
         "and do not loop on failing calls"
     )
     return Outcome(
-        status="rate_limited", tool=tool, message=message, error=message, limit=tripped.limit,
+        status="rate_limited",
+        tool=tool,
+        message=message,
+        error=message,
+        limit=tripped.limit,
         retry_after_seconds=tripped.retry_after_seconds,
     )
 
@@ -207,8 +219,9 @@ def _rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
 async def _admit_without_request(app: App, agent: str, tool: str, events: list[Event]) -> Outcome[Any] | None:
     """Count and audit a call that creates no request (unknown tool, bad input): an outcome if it was refused."""
     try:
-        admission = await app.store.admit(CallFacts(agent=agent), app.config.limits_for(agent), tool=tool,
-                                          events=events)
+        admission = await app.store.admit(
+            CallFacts(agent=agent), app.config.limits_for(agent), tool=tool, events=events
+        )
     except StoreError as exc:
         logger.error("could not record a call of agent %s: %s", agent, exc)
         return _refused(tool)
@@ -232,15 +245,23 @@ async def _admit_decision(
     events = [
         Event(event="received", actor=f"agent:{agent}", detail={"arguments": arguments}),
         Event(
-            event="decision", actor="policy",
-            detail={"effect": decision.effect.value, "rule": decision.rule, "reason": decision.reason,
-                    "classification": classification.value},
+            event="decision",
+            actor="policy",
+            detail={
+                "effect": decision.effect.value,
+                "rule": decision.rule,
+                "reason": decision.reason,
+                "classification": classification.value,
+            },
         ),
     ]
     digest = request_digest(agent, tool, arguments)
     mutation = classification is Classification.MUTATE and status is not RequestStatus.DENIED
     facts = CallFacts(
-        agent=agent, digest=digest, target=_target_key(tool, arguments) if mutation else None, mutation=mutation,
+        agent=agent,
+        digest=digest,
+        target=_target_key(tool, arguments) if mutation else None,
+        mutation=mutation,
         queues=status is RequestStatus.PENDING,
     )
     limits = app.config.limits_for(agent)
@@ -255,14 +276,25 @@ async def _admit_decision(
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
     request = NewRequest(
-        id=new_request_id(), agent=agent, tool=tool, arguments=arguments, digest=digest,
-        classification=classification.value, effect=decision.effect.value, rule=decision.rule,
-        reason=decision.reason, status=status,
+        id=new_request_id(),
+        agent=agent,
+        tool=tool,
+        arguments=arguments,
+        digest=digest,
+        classification=classification.value,
+        effect=decision.effect.value,
+        rule=decision.rule,
+        reason=decision.reason,
+        status=status,
         expires_at=app.clock() + app.config.approvals.ttl_seconds if status is RequestStatus.PENDING else None,
         decided_by="policy" if status is not RequestStatus.PENDING else None,
     )
     return await app.store.admit(
-        facts, limits, tool=tool, events=events, request=request,
+        facts,
+        limits,
+        tool=tool,
+        events=events,
+        request=request,
         failed=True if status is RequestStatus.DENIED else None,
     )
 
@@ -293,7 +325,9 @@ async def execute(
     if spec.run is None or (
         admitted is None and record.digest != request_digest(record.agent, record.tool, record.arguments)
     ):
-        return await fail("the request does not match what was approved; not executed", {"error": "binding check failed"})
+        return await fail(
+            "the request does not match what was approved; not executed", {"error": "binding check failed"}
+        )
     args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
@@ -344,8 +378,12 @@ def outcome_of(record: RequestRecord) -> Outcome[Any]:
     }
     return Outcome(
         status=status,  # type: ignore[arg-type]
-        message=messages[status], request_id=record.id, tool=record.tool, expires_at=iso(record.expires_at),
-        reason=reason, result=record.result,
+        message=messages[status],
+        request_id=record.id,
+        tool=record.tool,
+        expires_at=iso(record.expires_at),
+        reason=reason,
+        result=record.result,
         error=reason if record.status is RequestStatus.DENIED else record.error,
     )
 

@@ -226,11 +226,17 @@ async def _unauthorized(reason: str, send: Send) -> None:
     error = "invalid_token" if reason.startswith("unknown") else "invalid_request"
     body = json.dumps({"error": error, "error_description": f"{reason}: send Authorization: Bearer <token>"}).encode()
     challenge = f'Bearer realm="argobox", error="{error}"' if error == "invalid_token" else 'Bearer realm="argobox"'
-    await send({
-        "type": "http.response.start", "status": 401,
-        "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                    (b"www-authenticate", challenge.encode())],
-    })
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", challenge.encode()),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -277,8 +283,13 @@ def _bind(host: str, port: int) -> socket.socket:
 
 
 async def serve_http(
-    app: App, listen: str, *, allow_non_loopback: bool = False, allowed_hosts: list[str] | None = None,
-    drain_seconds: float = DEFAULT_DRAIN_SECONDS, background: Sequence[Callable[[App], Awaitable[None]]] = (),
+    app: App,
+    listen: str,
+    *,
+    allow_non_loopback: bool = False,
+    allowed_hosts: list[str] | None = None,
+    drain_seconds: float = DEFAULT_DRAIN_SECONDS,
+    background: Sequence[Callable[[App], Awaitable[None]]] = (),
 ) -> None:
     """Serve every configured agent over streamable HTTP at `listen` until SIGTERM/SIGINT, running the `background`
     tasks (such as notification delivery) alongside. A bad address or one that cannot be bound raises `ConfigError`
@@ -294,7 +305,8 @@ async def serve_http(
             )
         logger.warning(
             "listening on the non-loopback address %s WITHOUT TLS: bearer tokens and results cross the network in "
-            "clear text. Put a TLS-terminating reverse proxy in front of ArgoBox, or bind to 127.0.0.1", host,
+            "clear text. Put a TLS-terminating reverse proxy in front of ArgoBox, or bind to 127.0.0.1",
+            host,
         )
     for noisy in ("mcp.server.streamable_http_manager", "mcp.server.streamable_http"):
         logging.getLogger(noisy).setLevel(logging.WARNING)  # one INFO line per session otherwise
@@ -306,15 +318,22 @@ async def serve_http(
     bound_port = sock.getsockname()[1]
     url = f"http://{_url_host(host)}:{bound_port}{MCP_PATH}"
     config = uvicorn.Config(
-        daemon.asgi, host=host, port=bound_port, log_config=None, access_log=False, lifespan="on",
-        server_header=False, timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
+        daemon.asgi,
+        host=host,
+        port=bound_port,
+        log_config=None,
+        access_log=False,
+        lifespan="on",
+        server_header=False,
+        timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
     )
     server = _Uvicorn(config)
     watcher = ConfigWatcher(app, daemon.on_reload, process="http daemon", sighup=True)
     tokens = sum(1 for agent in app.config.agents.values() if agent.token_sha256)
     if tokens == 0:
-        logger.warning("no agent has a token_sha256: every request will be refused until one has "
-                       "(argobox token new AGENT --write)")
+        logger.warning(
+            "no agent has a token_sha256: every request will be refused until one has (argobox token new AGENT --write)"
+        )
     try:
         await _audit(app, "daemon_started", {"transport": "http", "url": url, "agents_with_tokens": tokens})
         async with anyio.create_task_group() as tg:
@@ -326,8 +345,12 @@ async def serve_http(
             async def announce() -> None:
                 while not server.started:
                     await anyio.sleep(0.01)
-                logger.info("serving MCP over streamable HTTP at %s (%d agent%s with a token)", url, tokens,
-                            "" if tokens == 1 else "s")
+                logger.info(
+                    "serving MCP over streamable HTTP at %s (%d agent%s with a token)",
+                    url,
+                    tokens,
+                    "" if tokens == 1 else "s",
+                )
 
             tg.start_soon(announce)
             await server.serve(sockets=[sock])
@@ -370,21 +393,30 @@ async def _stop_on_signal(server: _Uvicorn, daemon: HttpDaemon, drain_seconds: f
         async for signum in signals:
             name = signal.Signals(signum).name
             in_flight = daemon.live.calls.count
-            logger.info("received %s: no new connections; waiting for %d call%s in flight (at most %g s)", name,
-                        in_flight, "" if in_flight == 1 else "s", drain_seconds)
+            logger.info(
+                "received %s: no new connections; waiting for %d call%s in flight (at most %g s)",
+                name,
+                in_flight,
+                "" if in_flight == 1 else "s",
+                drain_seconds,
+            )
             server.stop()
             daemon.live.close()
             with anyio.move_on_after(drain_seconds) as waited:
                 await daemon.live.calls.wait_idle()
             if waited.cancelled_caught:
-                logger.warning("calls still in flight after %g s; they finish and are recorded before exit",
-                               drain_seconds)
+                logger.warning(
+                    "calls still in flight after %g s; they finish and are recorded before exit", drain_seconds
+                )
             daemon.gate.streams.end_all()
             break
         async for signum in signals:
-            logger.warning("received %s again: already stopping; %d call%s still in flight will be recorded first",
-                           signal.Signals(signum).name, daemon.live.calls.count,
-                           "" if daemon.live.calls.count == 1 else "s")
+            logger.warning(
+                "received %s again: already stopping; %d call%s still in flight will be recorded first",
+                signal.Signals(signum).name,
+                daemon.live.calls.count,
+                "" if daemon.live.calls.count == 1 else "s",
+            )
             daemon.gate.streams.end_all()
 
 

@@ -55,21 +55,35 @@ def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
     """What every channel is told about `record` (redacted; no secrets)."""
     what = describe_call(record.tool, record.arguments)
     if event == "queued":
-        message = (f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
-                   f"Approve with: {_approve_hint(app.config, record.id)}")
+        message = (
+            f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
+            f"Approve with: {_approve_hint(app.config, record.id)}"
+        )
     else:
         by = f" by {record.decided_by}" if record.decided_by else ""
-        message = f"ArgoBox: request {record.id} ({what}, agent {record.agent}) was {event}{by}; now {record.status.value}"
-    return app.redactor({
-        "event": event,
-        "message": message,
-        "request": {
-            "id": record.id, "agent": record.agent, "tool": record.tool, "arguments": record.arguments,
-            "summary": what, "status": record.status.value, "rule": record.rule, "reason": record.reason,
-            "expires_at": iso(record.expires_at), "decided_by": record.decided_by, "note": record.note,
-        },
-        "approve_command": _approve_hint(app.config, record.id) if event == "queued" else None,
-    })
+        message = (
+            f"ArgoBox: request {record.id} ({what}, agent {record.agent}) was {event}{by}; now {record.status.value}"
+        )
+    return app.redactor(
+        {
+            "event": event,
+            "message": message,
+            "request": {
+                "id": record.id,
+                "agent": record.agent,
+                "tool": record.tool,
+                "arguments": record.arguments,
+                "summary": what,
+                "status": record.status.value,
+                "rule": record.rule,
+                "reason": record.reason,
+                "expires_at": iso(record.expires_at),
+                "decided_by": record.decided_by,
+                "note": record.note,
+            },
+            "approve_command": _approve_hint(app.config, record.id) if event == "queued" else None,
+        }
+    )
 
 
 async def enqueue(app: App, event: str, record: RequestRecord) -> None:
@@ -84,7 +98,8 @@ async def enqueue(app: App, event: str, record: RequestRecord) -> None:
     def insert(tx: Tx) -> None:
         tx.db.executemany(
             "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending')", rows,
+            " VALUES (?, ?, ?, ?, ?, ?, 'pending')",
+            rows,
         )
 
     await app.store.transaction(insert)
@@ -135,8 +150,10 @@ async def deliver_due(app: App) -> int:
     now = app.clock()
 
     def claim(tx: Tx) -> list[sqlite3.Row]:
-        tx.db.execute("UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < ?",
-                      (now - 4 * SEND_TIMEOUT_SECONDS,))  # a sender that died mid-way
+        tx.db.execute(
+            "UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < ?",
+            (now - 4 * SEND_TIMEOUT_SECONDS,),
+        )  # a sender that died mid-way
         return tx.db.execute(
             "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1 WHERE id IN"
             " (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT 20)"
@@ -146,12 +163,15 @@ async def deliver_due(app: App) -> int:
 
     rows = await app.store.transaction(claim)
     for row in rows:
-        await _deliver_one(app, row["id"], row["request_id"], row["channel"], json.loads(row["payload"]), row["attempts"])
+        await _deliver_one(
+            app, row["id"], row["request_id"], row["channel"], json.loads(row["payload"]), row["attempts"]
+        )
     return len(rows)
 
 
-async def _deliver_one(app: App, row_id: int, request_id: str | None, channel: str, body: dict[str, Any],
-                       attempts: int) -> None:
+async def _deliver_one(
+    app: App, row_id: int, request_id: str | None, channel: str, body: dict[str, Any], attempts: int
+) -> None:
     try:
         if channel == "homeassistant":
             await _send_home(app, body)
@@ -160,18 +180,31 @@ async def _deliver_one(app: App, row_id: int, request_id: str | None, channel: s
     except Exception as exc:  # noqa: BLE001 - one bad channel must never stall the outbox or fail the caller
         error = app.redactor.text(str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}")
         final = attempts >= MAX_ATTEMPTS
-        status, next_at = ("failed", None) if final else ("pending", app.clock() + BACKOFF_SECONDS * 2 ** attempts)
-        detail = {"channel": channel, "event": body.get("event"), "attempt": attempts, "error": error,
-                  "will_retry": not final}
-        await _settle(app, row_id, status, next_at, error, Event(event="notification_failed", actor="argobox",
-                                                                  detail=detail), request_id)
+        status, next_at = ("failed", None) if final else ("pending", app.clock() + BACKOFF_SECONDS * 2**attempts)
+        detail = {
+            "channel": channel,
+            "event": body.get("event"),
+            "attempt": attempts,
+            "error": error,
+            "will_retry": not final,
+        }
+        await _settle(
+            app,
+            row_id,
+            status,
+            next_at,
+            error,
+            Event(event="notification_failed", actor="argobox", detail=detail),
+            request_id,
+        )
         return
     detail = {"channel": channel, "event": body.get("event"), "attempt": attempts}
     await _settle(app, row_id, "sent", None, None, Event(event="notified", actor="argobox", detail=detail), request_id)
 
 
-async def _settle(app: App, row_id: int, status: str, next_at: float | None, error: str | None, event: Event,
-                  request_id: str | None) -> None:
+async def _settle(
+    app: App, row_id: int, status: str, next_at: float | None, error: str | None, event: Event, request_id: str | None
+) -> None:
     def settle(tx: Tx) -> None:
         tx.db.execute(
             "UPDATE outbox SET status = ?, next_at = COALESCE(?, next_at), last_error = ? WHERE id = ?",

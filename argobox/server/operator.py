@@ -26,7 +26,9 @@ from argobox.server.views import audit_json, budget_json, request_json
 PENDING_URI = "argobox://requests/pending"
 STATUSES = ["pending", "all", *(s.value for s in RequestStatus)]
 READ = types.ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
-DECIDE = types.ToolAnnotations(read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False)
+DECIDE = types.ToolAnnotations(
+    read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
+)
 RequestId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9]+$")]
 
 
@@ -56,7 +58,9 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
     if app.config.operator(operator) is None:
         raise ValueError(f"{operator!r} is not a configured operator")
     server: MCPServer[Any] = MCPServer(
-        "argobox-operator", version=__version__, title="ArgoBox (operator)",
+        "argobox-operator",
+        version=__version__,
+        title="ArgoBox (operator)",
         instructions=f"You are acting as ArgoBox operator {operator!r}: list, explain, approve and deny what "
         "agents asked for, and read the audit trail. Approving executes the action at once, exactly once.",
     )
@@ -78,7 +82,9 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
         return await explain(app, record)
 
     @server.tool(annotations=DECIDE)
-    async def approve_request(request_id: RequestId, note: Annotated[str, Field(max_length=1000)] = "") -> dict[str, Any]:
+    async def approve_request(
+        request_id: RequestId, note: Annotated[str, Field(max_length=1000)] = ""
+    ) -> dict[str, Any]:
         """Approve a pending request and execute it now, exactly once; returns the outcome."""
         try:
             record = await gate.approve(app, request_id, operator=operator, note=note)
@@ -87,7 +93,9 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
         return {"outcome": gate.outcome_of(record).message, "request": request_json(record, app.redactor)}
 
     @server.tool(annotations=DECIDE)
-    async def deny_request(request_id: RequestId, reason: Annotated[str, Field(min_length=1, max_length=1000)]) -> dict[str, Any]:
+    async def deny_request(
+        request_id: RequestId, reason: Annotated[str, Field(min_length=1, max_length=1000)]
+    ) -> dict[str, Any]:
         """Deny a pending request; the agent sees the reason."""
         try:
             record = await gate.deny(app, request_id, operator=operator, reason=reason)
@@ -97,7 +105,9 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
 
     @server.tool(annotations=READ)
     async def query_audit(
-        request_id: RequestId | None = None, agent: str | None = None, since: str | None = None,
+        request_id: RequestId | None = None,
+        agent: str | None = None,
+        since: str | None = None,
         limit: Annotated[int, Field(ge=1, le=1000)] = 100,
     ) -> dict[str, Any]:
         """Audit events, oldest first (the most recent `limit`), filtered by request, agent and start time."""
@@ -113,8 +123,12 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
             raise ToolError(f"no agent {agent[:64]!r}; configured: {', '.join(sorted(app.config.agents)) or 'none'}")
         return {"agents": [await _overview(app, name) for name in names]}
 
-    @server.resource(PENDING_URI, name="pending-requests", mime_type="application/json",
-                     description="Requests waiting for an operator's decision.")
+    @server.resource(
+        PENDING_URI,
+        name="pending-requests",
+        mime_type="application/json",
+        description="Requests waiting for an operator's decision.",
+    )
     async def pending_requests() -> dict[str, Any]:
         await app.store.expire_due()
         records = await app.store.list_requests(status=RequestStatus.PENDING, limit=500)
@@ -132,8 +146,12 @@ async def _overview(app: App, agent: str) -> dict[str, Any]:
         "agent": agent,
         "tools": sorted(name for name in grant.visible if name in CATALOG),
         "rules": [
-            {"rule": grant.rule_ref(i), "tools": list(r.tools), "args": {k: list(v) for k, v in r.args.items()},
-             "effect": r.effect.value}
+            {
+                "rule": grant.rule_ref(i),
+                "tools": list(r.tools),
+                "args": {k: list(v) for k, v in r.args.items()},
+                "effect": r.effect.value,
+            }
             for i, r in enumerate(grant.rules)
         ],
         "budget": budget_json(agent, limits, usage, failures, now=app.clock()),
@@ -144,4 +162,6 @@ async def _overview(app: App, agent: str) -> dict[str, Any]:
 
 
 async def audit_operator_refused(app: App, operator: str, reason: str) -> None:
-    await app.store.audit([Event(event="operator_refused", actor=f"operator:{operator[:64]}", detail={"reason": reason})])
+    await app.store.audit(
+        [Event(event="operator_refused", actor=f"operator:{operator[:64]}", detail={"reason": reason})]
+    )

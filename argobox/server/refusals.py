@@ -40,8 +40,13 @@ class RefusalAudit:
             return
         self._opened[reason] = now
         suppressed = self._suppressed.pop(reason, 0)
-        logger.warning("refused a %s request from %s: %s%s", self.transport.upper(), source, reason,
-                       f" (and {suppressed} more like it before)" if suppressed else "")
+        logger.warning(
+            "refused a %s request from %s: %s%s",
+            self.transport.upper(),
+            source,
+            reason,
+            f" (and {suppressed} more like it before)" if suppressed else "",
+        )
         await self._write(reason, source, suppressed)
 
     async def flush(self) -> None:

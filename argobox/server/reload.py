@@ -59,7 +59,8 @@ class _Seen:
 def plan_reload(old: Config, new: Config) -> Reload:
     """The configuration to put in force after `new` was loaded while `old` was in force, and what changed."""
     kept = tuple(
-        name for name in type(new).model_fields
+        name
+        for name in type(new).model_fields
         if name not in LIVE_SECTIONS and name != "source" and getattr(new, name) != getattr(old, name)
     )
     config = new.replacing(**{name: getattr(old, name) for name in kept}) if kept else new
@@ -84,7 +85,12 @@ class ConfigWatcher:
     """Reloads `app`'s configuration when its file changes (and on SIGHUP when `sighup` is set)."""
 
     def __init__(
-        self, app: App, on_reload: OnReload, *, process: str, sighup: bool = False,
+        self,
+        app: App,
+        on_reload: OnReload,
+        *,
+        process: str,
+        sighup: bool = False,
         interval: float = POLL_INTERVAL_SECONDS,
     ) -> None:
         source = app.config.source
@@ -140,17 +146,24 @@ class ConfigWatcher:
         for section in result.restart_required:
             logger.warning(
                 "configuration reload: [%s] changed, restart required: ArgoBox keeps using the running value "
-                "until it restarts; the rest of the new configuration is in force", section,
+                "until it restarts; the rest of the new configuration is in force",
+                section,
             )
         logger.info(
-            "configuration reloaded (%s): tools changed for %s%s", trigger,
+            "configuration reloaded (%s): tools changed for %s%s",
+            trigger,
             ", ".join(sorted(result.changed)) or "no agent",
             f"; credentials revoked for {', '.join(sorted(result.revoked))}" if result.revoked else "",
         )
-        await self._audit("config_reloaded", {
-            "trigger": trigger, "changed_agents": sorted(result.changed), "revoked_agents": sorted(result.revoked),
-            "restart_required": list(result.restart_required),
-        })
+        await self._audit(
+            "config_reloaded",
+            {
+                "trigger": trigger,
+                "changed_agents": sorted(result.changed),
+                "revoked_agents": sorted(result.revoked),
+                "restart_required": list(result.restart_required),
+            },
+        )
         try:
             await self._on_reload(result)
         except Exception:  # noqa: BLE001 - a failed notification must not stop the watcher
@@ -167,7 +180,9 @@ class ConfigWatcher:
 
     async def _audit(self, event: str, detail: dict[str, Any]) -> None:
         try:
-            await self._app.store.audit([Event(event=event, actor="argobox", detail={"process": self._process, **detail})])
+            await self._app.store.audit(
+                [Event(event=event, actor="argobox", detail={"process": self._process, **detail})]
+            )
         except StoreError as exc:
             logger.error("could not audit %s: %s", event, exc)
 

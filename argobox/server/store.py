@@ -49,7 +49,9 @@ logger = logging.getLogger("argobox")
 BUSY_TIMEOUT_MS = 5000
 MAX_STORED_RESULT_CHARS = 64 * 1024
 """A request keeps its result up to this size (a long log tail is not kept for every call that read it)."""
-_SCHEMA_V1 = [s.strip() for s in """
+_SCHEMA_V1 = [
+    s.strip()
+    for s in """
 CREATE TABLE requests (
     id TEXT PRIMARY KEY,
     agent TEXT NOT NULL,
@@ -90,7 +92,9 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
 BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
-""".split(";;") if s.strip()]
+""".split(";;")
+    if s.strip()
+]
 _OUTBOX = [
     "CREATE TABLE outbox (id INTEGER PRIMARY KEY, created_at REAL NOT NULL, request_id TEXT, event TEXT NOT NULL,"
     " channel TEXT NOT NULL, payload TEXT NOT NULL, attempts INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL,"
@@ -99,7 +103,9 @@ _OUTBOX = [
 ]
 """Notifications waiting for delivery (see argobox.server.notify)."""
 
-_AUDIT_SCHEMA = [s.strip() for s in f"""
+_AUDIT_SCHEMA = [
+    s.strip()
+    for s in f"""
 CREATE TABLE audit (
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
     at REAL NOT NULL,
@@ -134,7 +140,9 @@ CREATE TRIGGER audit_prunes_no_update BEFORE UPDATE ON audit_prunes
 BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
 CREATE TRIGGER audit_prunes_no_delete BEFORE DELETE ON audit_prunes
 BEGIN SELECT RAISE(ABORT, 'prune records are append-only'); END;;
-""".split(";;") if s.strip()]
+""".split(";;")
+    if s.strip()
+]
 """The hash-chained audit table (replaces the first one in `_chain_audit`). Events are never updated; they
 are deleted only up to the `through_seq` of a prune whose `pruned` event is already in the chain."""
 
@@ -400,7 +408,12 @@ class Store:
     """
 
     def __init__(
-        self, db: aiosqlite.Connection, *, clock: Clock, redactor: Redactor, busy_timeout_ms: int,
+        self,
+        db: aiosqlite.Connection,
+        *,
+        clock: Clock,
+        redactor: Redactor,
+        busy_timeout_ms: int,
         checkpointer: Checkpointer | None = None,
     ) -> None:
         self._db = db
@@ -413,7 +426,12 @@ class Store:
     @classmethod
     @asynccontextmanager
     async def open(
-        cls, path: Path, *, clock: Clock, redactor: Redactor | None = None, busy_timeout_ms: int = BUSY_TIMEOUT_MS,
+        cls,
+        path: Path,
+        *,
+        clock: Clock,
+        redactor: Redactor | None = None,
+        busy_timeout_ms: int = BUSY_TIMEOUT_MS,
         signer: Signer | None = None,
     ) -> AsyncIterator[Store]:
         """Open (creating if needed, mode 0600) and migrate the store; waits at most `busy_timeout_ms` for locks.
@@ -429,8 +447,13 @@ class Store:
         checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
         try:
             db.row_factory = sqlite3.Row
-            store = cls(db, clock=clock, redactor=redactor or Redactor(), busy_timeout_ms=busy_timeout_ms,
-                        checkpointer=checkpointer)
+            store = cls(
+                db,
+                clock=clock,
+                redactor=redactor or Redactor(),
+                busy_timeout_ms=busy_timeout_ms,
+                checkpointer=checkpointer,
+            )
             await store._prepare()
             try:
                 yield store
@@ -578,7 +601,11 @@ class Store:
         await self.transaction(migrate)
 
     async def audit(
-        self, events: Sequence[Event], *, request_id: str | None = None, agent: str | None = None,
+        self,
+        events: Sequence[Event],
+        *,
+        request_id: str | None = None,
+        agent: str | None = None,
         tool: str | None = None,
     ) -> None:
         """Append events that belong to no state change (refusals, startup checks)."""
@@ -586,17 +613,36 @@ class Store:
 
     def _new_record(self, request: NewRequest, now: float) -> RequestRecord:
         return RequestRecord(
-            id=request.id, agent=request.agent, tool=request.tool, arguments=request.arguments,
-            digest=request.digest, classification=request.classification, effect=request.effect, rule=request.rule,
-            reason=request.reason, status=request.status, created_at=now, expires_at=request.expires_at,
-            decided_by=request.decided_by, decided_at=now if request.decided_by else None, note=None,
+            id=request.id,
+            agent=request.agent,
+            tool=request.tool,
+            arguments=request.arguments,
+            digest=request.digest,
+            classification=request.classification,
+            effect=request.effect,
+            rule=request.rule,
+            reason=request.reason,
+            status=request.status,
+            created_at=now,
+            expires_at=request.expires_at,
+            decided_by=request.decided_by,
+            decided_at=now if request.decided_by else None,
+            note=None,
             executor=this_executor() if request.status is RequestStatus.EXECUTING else None,
-            result=None, error=None, updated_at=now,
+            result=None,
+            error=None,
+            updated_at=now,
         )
 
     async def admit(
-        self, facts: CallFacts, limits: Limits, *, tool: str | None, events: Sequence[Event],
-        request: NewRequest | None = None, failed: bool | None = None,
+        self,
+        facts: CallFacts,
+        limits: Limits,
+        *,
+        tool: str | None,
+        events: Sequence[Event],
+        request: NewRequest | None = None,
+        failed: bool | None = None,
     ) -> Admission:
         """Check a call against the agent's budgets and, when it fits, record it (with `request`, if any) in one
         transaction. A call identical to a pending request returns that request instead of a new one.
@@ -608,8 +654,14 @@ class Store:
             # The counts hold until commit (BEGIN IMMEDIATE); a read needs only its request budget and cooldown.
             snapshot = budgets.usage(tx.db, facts, limits, now, full=facts.mutation or facts.queues)
             existing = _pending_twin(tx.db, snapshot.pending_twin) if facts.queues else None
-            tripped = check(limits, snapshot.usage, now=now, mutation=facts.mutation and existing is None,
-                            queues=facts.queues and existing is None, identical=facts.mutation)
+            tripped = check(
+                limits,
+                snapshot.usage,
+                now=now,
+                mutation=facts.mutation and existing is None,
+                queues=facts.queues and existing is None,
+                identical=facts.mutation,
+            )
             if tripped is not None:
                 _refuse(tx, facts.agent, tool, tripped, now)
                 return Admission(tripped=tripped)
@@ -617,9 +669,18 @@ class Store:
             if snapshot.open_refusals:
                 _close_refusals(tx, facts.agent)
             if existing is not None:
-                tx.append([Event(event="duplicate", actor=f"agent:{facts.agent}",
-                                 detail={"message": "identical to this pending request"})],
-                          request_id=existing.id, agent=existing.agent, tool=existing.tool)
+                tx.append(
+                    [
+                        Event(
+                            event="duplicate",
+                            actor=f"agent:{facts.agent}",
+                            detail={"message": "identical to this pending request"},
+                        )
+                    ],
+                    request_id=existing.id,
+                    agent=existing.agent,
+                    tool=existing.tool,
+                )
                 return Admission(record=existing, duplicate=True)
             record = self._new_record(request, now) if request is not None else None
             if record is not None:
@@ -640,8 +701,12 @@ class Store:
             raise StoreError(f"cannot read the store: {exc}") from None
         if snapshot.pending_twin is not None:
             return False
-        return check(limits, snapshot.usage, now=now, mutation=facts.mutation, queues=facts.queues,
-                     identical=facts.mutation) is None
+        return (
+            check(
+                limits, snapshot.usage, now=now, mutation=facts.mutation, queues=facts.queues, identical=facts.mutation
+            )
+            is None
+        )
 
     async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
         """The agent's current use of its budgets (read-only)."""
@@ -665,13 +730,21 @@ class Store:
         def body(tx: Tx) -> FailureState:
             cleared = budgets.reset(tx.db, agent)
             detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until)}
-            tx.append([Event(event="budget_reset", actor=actor, detail=detail)], request_id=None, agent=agent, tool=None)
+            tx.append(
+                [Event(event="budget_reset", actor=actor, detail=detail)], request_id=None, agent=agent, tool=None
+            )
             return cleared
 
         return await self.transaction(body)
 
     async def _transition(
-        self, request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event],
+        self,
+        request_id: str,
+        *,
+        where: str,
+        params: Sequence[Any],
+        sets: dict[str, Any],
+        events: Sequence[Event],
         outcome: tuple[Limits, bool] | None = None,
     ) -> RequestRecord | None:
         """Apply `sets` when `where` still holds, with `events`, atomically; None when it no longer held.
@@ -705,7 +778,11 @@ class Store:
             raise StoreError(f"cannot read the store: {exc}") from None
 
     async def audit_trail(
-        self, *, request_id: str | None = None, agent: str | None = None, since: float | None = None,
+        self,
+        *,
+        request_id: str | None = None,
+        agent: str | None = None,
+        since: float | None = None,
         limit: int | None = None,
     ) -> list[AuditRecord]:
         """Audit events in sequence order, optionally filtered; with `limit`, the most recent `limit` of them."""
@@ -728,10 +805,12 @@ class Store:
         (`through_seq`, `through_hash`), then it is registered in `audit_prunes`, and only then may the delete
         trigger let the events go. The first event left links to `through_hash`, so `verify` still passes.
         """
+
         def body(tx: Tx) -> tuple[int, int, int]:
             first, last, first_kept = tx.db.execute(
                 "SELECT (SELECT MIN(seq) FROM audit), (SELECT MAX(seq) FROM audit),"
-                " (SELECT MIN(seq) FROM audit WHERE at >= ?)", (before,),
+                " (SELECT MIN(seq) FROM audit WHERE at >= ?)",
+                (before,),
             ).fetchone()
             if first is None:
                 through, anchor = 0, GENESIS
@@ -740,9 +819,23 @@ class Store:
                 column, seq = ("prev_hash", first) if through < first else ("hash", through)
                 anchor = tx.db.execute(f"SELECT {column} FROM audit WHERE seq = ?", (seq,)).fetchone()[0]  # noqa: S608
             count = 0 if first is None else max(0, through - first + 1)
-            tx.append([Event(event=PRUNED_EVENT, actor=_actor(operator), detail={
-                "before": iso(before), "through_seq": through, "through_hash": anchor, "events": count,
-            })], request_id=None, agent=None, tool=None)
+            tx.append(
+                [
+                    Event(
+                        event=PRUNED_EVENT,
+                        actor=_actor(operator),
+                        detail={
+                            "before": iso(before),
+                            "through_seq": through,
+                            "through_hash": anchor,
+                            "events": count,
+                        },
+                    )
+                ],
+                request_id=None,
+                agent=None,
+                tool=None,
+            )
             record_seq = int(tx.db.execute("SELECT MAX(seq) FROM audit").fetchone()[0])
             tx.db.execute(
                 "INSERT INTO audit_prunes (record_seq, through_seq, through_hash) VALUES (?, ?, ?)",
@@ -768,26 +861,32 @@ class Store:
             request_id,
             where="status = ? AND expires_at > ?",
             params=(RequestStatus.PENDING.value, now),
-            sets={"status": RequestStatus.APPROVED.value, "decided_by": operator, "decided_at": now,
-                  "note": self._redact.text(note),
-                  "executor": this_executor()},
+            sets={
+                "status": RequestStatus.APPROVED.value,
+                "decided_by": operator,
+                "decided_at": now,
+                "note": self._redact.text(note),
+                "executor": this_executor(),
+            },
             events=[Event(event="approved", actor=f"operator:{operator}", detail={"note": note})],
         )
         if record is None:
             raise await self._refusal(request_id, "approve")
         return record
 
-    async def deny(
-        self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None
-    ) -> RequestRecord:
+    async def deny(self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None) -> RequestRecord:
         """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak."""
         now = self._clock()
         record = await self._transition(
             request_id,
             where="status = ? AND expires_at > ?",
             params=(RequestStatus.PENDING.value, now),
-            sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now,
-                  "note": self._redact.text(reason)},
+            sets={
+                "status": RequestStatus.DENIED.value,
+                "decided_by": operator,
+                "decided_at": now,
+                "note": self._redact.text(reason),
+            },
             events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason})],
             outcome=(limits, True) if limits is not None else None,
         )
@@ -827,9 +926,13 @@ class Store:
         redacted = self._redact(result) if result is not None else None
         text = json.dumps(redacted, sort_keys=True) if redacted is not None else None
         if cap and text is not None and len(text) > MAX_STORED_RESULT_CHARS:
-            text = json.dumps({"omitted": f"{len(text)} characters; the result was returned to the caller when the "
-                                          f"call was made, and results over {MAX_STORED_RESULT_CHARS} characters "
-                                          "are not kept"})
+            text = json.dumps(
+                {
+                    "omitted": f"{len(text)} characters; the result was returned to the caller when the "
+                    f"call was made, and results over {MAX_STORED_RESULT_CHARS} characters "
+                    "are not kept"
+                }
+            )
         sets = {
             "status": status.value,
             "result": text,
@@ -838,14 +941,23 @@ class Store:
         return status, sets
 
     async def finish(
-        self, request_id: str, *, ok: bool, result: Any = None, error: str | None = None, detail: dict[str, Any],
+        self,
+        request_id: str,
+        *,
+        ok: bool,
+        result: Any = None,
+        error: str | None = None,
+        detail: dict[str, Any],
         limits: Limits | None = None,
     ) -> RequestRecord:
         """executing -> succeeded or failed, with the (redacted) result or error, kept whole: the caller may fetch it
         later (an approved request's agent asks for it with argobox_request_status)."""
         status, sets = self._finishing(ok, result, error, cap=False)
         record = await self._transition(
-            request_id, where="status = ?", params=(RequestStatus.EXECUTING.value,), sets=sets,
+            request_id,
+            where="status = ?",
+            params=(RequestStatus.EXECUTING.value,),
+            sets=sets,
             events=[Event(event=status.value, actor="argobox", detail=detail)],
             outcome=(limits, not ok) if limits is not None else None,
         )
@@ -854,8 +966,14 @@ class Store:
         return record
 
     def finish_behind(
-        self, record: RequestRecord, *, ok: bool, result: Any = None, error: str | None = None,
-        detail: dict[str, Any], limits: Limits | None = None,
+        self,
+        record: RequestRecord,
+        *,
+        ok: bool,
+        result: Any = None,
+        error: str | None = None,
+        detail: dict[str, Any],
+        limits: Limits | None = None,
     ) -> RequestRecord:
         """`finish` without waiting for the write (see `transaction_behind`); returns the record as it will be
         (with `result` and `error` as given: the caller has redacted them for its answer).
@@ -869,15 +987,19 @@ class Store:
         def prepare() -> Callable[[Tx], None]:
             _, sets = self._finishing(ok, result, error, cap=True)
             transition = _transition_body(
-                record.id, where="status = ?", params=(RequestStatus.EXECUTING.value,), sets=sets,
+                record.id,
+                where="status = ?",
+                params=(RequestStatus.EXECUTING.value,),
+                sets=sets,
                 events=[Event(event=status.value, actor="argobox", detail=detail)],
                 outcome=(limits, not ok) if limits is not None else None,
             )
 
             def body(tx: Tx) -> None:
                 if transition(tx) is None:
-                    logger.error("request %s was no longer executing when its outcome (%s) was recorded",
-                                 record.id, status.value)
+                    logger.error(
+                        "request %s was no longer executing when its outcome (%s) was recorded", record.id, status.value
+                    )
 
             return body
 
@@ -888,6 +1010,7 @@ class Store:
 
     async def expire_due(self) -> int:
         """Mark every pending request past its expiry as expired, with an audit event each."""
+
         def body(tx: Tx) -> int:
             due = tx.db.execute(
                 "UPDATE requests SET status = ?, updated_at = ? WHERE status = ? AND expires_at <= ?"
@@ -897,7 +1020,9 @@ class Store:
             for row in due:
                 tx.append(
                     [Event(event="expired", actor="argobox", detail={"expired_at": iso(row["expires_at"])})],
-                    request_id=row["id"], agent=row["agent"], tool=row["tool"],
+                    request_id=row["id"],
+                    agent=row["agent"],
+                    tool=row["tool"],
                 )
             return len(due)
 
@@ -919,12 +1044,18 @@ class Store:
                 where="status = ? AND executor IS ?",
                 params=(status, executor),
                 sets={"status": RequestStatus.UNKNOWN.value},
-                events=[Event(
-                    event="interrupted", actor="argobox",
-                    detail={"was": status, "executor": executor,
+                events=[
+                    Event(
+                        event="interrupted",
+                        actor="argobox",
+                        detail={
+                            "was": status,
+                            "executor": executor,
                             "message": "the executing process stopped; whether the action ran is unknown, "
-                                       "check the target before retrying"},
-                )],
+                            "check the target before retrying",
+                        },
+                    )
+                ],
             )
             if record is not None:
                 recovered.append(request_id)
@@ -935,7 +1066,12 @@ class Store:
 
 
 def _transition_body(
-    request_id: str, *, where: str, params: Sequence[Any], sets: dict[str, Any], events: Sequence[Event],
+    request_id: str,
+    *,
+    where: str,
+    params: Sequence[Any],
+    sets: dict[str, Any],
+    events: Sequence[Event],
     outcome: tuple[Limits, bool] | None,
 ) -> Callable[[Tx], RequestRecord | None]:
     assignments = ", ".join(f"{column} = ?" for column in sets)
@@ -960,10 +1096,22 @@ def _insert(db: sqlite3.Connection, record: RequestRecord) -> None:
         " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
-            record.id, record.agent, record.tool, json.dumps(record.arguments, sort_keys=True),
-            record.digest, record.classification, record.effect, record.rule, record.reason,
-            record.status.value, record.created_at, record.expires_at, record.decided_by, record.decided_at,
-            record.executor, record.updated_at,
+            record.id,
+            record.agent,
+            record.tool,
+            json.dumps(record.arguments, sort_keys=True),
+            record.digest,
+            record.classification,
+            record.effect,
+            record.rule,
+            record.reason,
+            record.status.value,
+            record.created_at,
+            record.expires_at,
+            record.decided_by,
+            record.decided_at,
+            record.executor,
+            record.updated_at,
         ),
     )
 
@@ -978,23 +1126,39 @@ def _pending_twin(db: sqlite3.Connection, request_id: str | None) -> RequestReco
 def _refuse(tx: Tx, agent: str, tool: str | None, tripped: Tripped, now: float) -> None:
     audited = budgets.record_refusal(tx.db, agent, tripped.limit, now)
     if audited is not None:
-        detail = {"limit": tripped.limit, "retry_after_seconds": tripped.retry_after_seconds,
-                  "message": tripped.message, "refusals": audited}
-        tx.append([Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=tool)
+        detail = {
+            "limit": tripped.limit,
+            "retry_after_seconds": tripped.retry_after_seconds,
+            "message": tripped.message,
+            "refusals": audited,
+        }
+        tx.append(
+            [Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=tool
+        )
 
 
 def _close_refusals(tx: Tx, agent: str) -> None:
     for limit, count, first_at, last_at in budgets.close_refusals(tx.db, agent):
-        detail = {"limit": limit, "refusals": count, "first_at": iso(first_at), "last_at": iso(last_at),
-                  "message": f"{count} more calls were refused by {limit}"}
-        tx.append([Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None)
+        detail = {
+            "limit": limit,
+            "refusals": count,
+            "first_at": iso(first_at),
+            "last_at": iso(last_at),
+            "message": f"{count} more calls were refused by {limit}",
+        }
+        tx.append(
+            [Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None
+        )
 
 
 def _note_outcome(tx: Tx, agent: str, limits: Limits, now: float, *, failed: bool) -> None:
     tripped = budgets.note_outcome(tx.db, agent, limits, now, failed=failed)
     if tripped is not None:
-        detail = {"cooldown_until": iso(tripped.cooldown_until), "failures": limits.failures.count,
-                  "window_seconds": limits.failures.seconds}
+        detail = {
+            "cooldown_until": iso(tripped.cooldown_until),
+            "failures": limits.failures.count,
+            "window_seconds": limits.failures.seconds,
+        }
         tx.append([Event(event="cooldown", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None)
 
 
@@ -1024,8 +1188,19 @@ def _chain_audit(tx: Tx) -> None:
     db.executemany(_INSERT_AUDIT, rows)
     db.execute("DROP TABLE audit_unchained")
     if rows:
-        tx.append([Event(event="audit_chain_started", actor="argobox", detail={
-            "sealed_events": len(rows),
-            "message": "the events before this one were recorded before the trail was hash-chained and "
-                       "were sealed as found when the store was upgraded",
-        })], request_id=None, agent=None, tool=None)
+        tx.append(
+            [
+                Event(
+                    event="audit_chain_started",
+                    actor="argobox",
+                    detail={
+                        "sealed_events": len(rows),
+                        "message": "the events before this one were recorded before the trail was hash-chained and "
+                        "were sealed as found when the store was upgraded",
+                    },
+                )
+            ],
+            request_id=None,
+            agent=None,
+            tool=None,
+        )

@@ -107,7 +107,9 @@ def write_token_hash(path: Path, agent: str, digest: str) -> None:
     try:
         parse_config(after, path.resolve())
     except ConfigError as exc:
-        raise TokenWriteError(f"the configuration would not be valid with this token, so it was not written: {exc}") from None
+        raise TokenWriteError(
+            f"the configuration would not be valid with this token, so it was not written: {exc}"
+        ) from None
     _replace_atomically(path, edited)
 
 

@@ -184,7 +184,7 @@ class CallServiceArgs(_Args):
     )
     data: dict[str, Any] = Field(
         default_factory=dict[str, Any],
-        description=f"Service data, e.g. {{\"brightness\": 128}} (a JSON object of at most {MAX_DATA_CHARS} characters; "
+        description=f'Service data, e.g. {{"brightness": 128}} (a JSON object of at most {MAX_DATA_CHARS} characters; '
         "targets go in entity_id, never here).",
     )
 
@@ -327,16 +327,37 @@ _ANNOTATIONS = frozenset(
 """Keywords that never change what a schema accepts."""
 _SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
 _SCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
-_SCHEMA_VALUES = frozenset({
-    "items", "additionalProperties", "not", "contains", "propertyNames", "if", "then", "else",
-    "unevaluatedItems", "unevaluatedProperties",
-})
+_SCHEMA_VALUES = frozenset(
+    {
+        "items",
+        "additionalProperties",
+        "not",
+        "contains",
+        "propertyNames",
+        "if",
+        "then",
+        "else",
+        "unevaluatedItems",
+        "unevaluatedProperties",
+    }
+)
 _NUMERIC = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
 _ONLY_FOR_TYPE: dict[str, frozenset[str]] = {
-    "object": frozenset({"properties", "required", "additionalProperties", "patternProperties", "propertyNames",
-                         "minProperties", "maxProperties", "dependentRequired"}),
-    "array": frozenset({"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains",
-                        "maxContains"}),
+    "object": frozenset(
+        {
+            "properties",
+            "required",
+            "additionalProperties",
+            "patternProperties",
+            "propertyNames",
+            "minProperties",
+            "maxProperties",
+            "dependentRequired",
+        }
+    ),
+    "array": frozenset(
+        {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains", "maxContains"}
+    ),
     "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
     "integer": _NUMERIC,
     "number": _NUMERIC,
@@ -395,7 +416,8 @@ async def _restart(backends: Backends, grant: Grant, args: ContainerArgs) -> Con
 async def _ha_entities(backends: Backends, grant: Grant, args: ListEntitiesArgs) -> EntityList:
     entities = await backends.home().list_entities()
     visible = [
-        e for e in entities
+        e
+        for e in entities
         if (args.domain is None or e.domain == args.domain)
         and item_visible_by(grant, "ha_list_entities", {"entity_id": e.entity_id, "domain": e.domain})
     ]
@@ -409,7 +431,8 @@ async def _ha_state(backends: Backends, grant: Grant, args: EntityArgs) -> Entit
 async def _ha_services(backends: Backends, grant: Grant, args: ListServicesArgs) -> ServiceList:
     services = await backends.home().list_services()
     visible = [
-        s for s in services
+        s
+        for s in services
         if (args.domain is None or s.domain == args.domain)
         and item_visible_by(grant, "ha_list_services", {"domain": s.domain, "service": s.service})
         and may_call(grant, "ha_call_service", {"domain": s.domain, "service": s.service})
@@ -440,7 +463,9 @@ async def _ha_preview(backends: Backends, args: CallServiceArgs) -> dict[str, An
     }
 
 
-_MUTATION_NOTE = " Needs operator approval unless your grant pre-approves this container; a pending result gives a request_id."
+_MUTATION_NOTE = (
+    " Needs operator approval unless your grant pre-approves this container; a pending result gives a request_id."
+)
 _HA_CALL_NOTE = (
     " Needs operator approval unless your grant pre-approves this service on these entities; a pending result gives a "
     "request_id. A call is made once and never retried: after a failure, check the entity states before asking again."
@@ -450,58 +475,100 @@ TOOLS: dict[str, ToolSpec] = {
     spec.name: spec
     for spec in (
         ToolSpec(
-            "docker_list_containers", "List containers",
+            "docker_list_containers",
+            "List containers",
             "List the Docker containers you may see: id, name, image, state and status.",
-            ListContainersArgs, ContainerList, _list,
+            ListContainersArgs,
+            ContainerList,
+            _list,
         ),
         ToolSpec(
-            "docker_inspect_container", "Inspect a container",
+            "docker_inspect_container",
+            "Inspect a container",
             "Show one container: image, state, health, restart count, ports, mounts, labels and times. "
             "Environment values are never shown.",
-            ContainerArgs, ContainerDetail, _inspect,
+            ContainerArgs,
+            ContainerDetail,
+            _inspect,
         ),
         ToolSpec(
-            "docker_container_logs", "Container logs",
+            "docker_container_logs",
+            "Container logs",
             "The last lines of a container's logs (at most 1000 lines and 256 KiB).",
-            ContainerLogsArgs, ContainerLogs, _logs,
+            ContainerLogsArgs,
+            ContainerLogs,
+            _logs,
         ),
         ToolSpec(
-            "docker_start_container", "Start a container", "Start a stopped container." + _MUTATION_NOTE,
-            ContainerArgs, ContainerAction, _start,
+            "docker_start_container",
+            "Start a container",
+            "Start a stopped container." + _MUTATION_NOTE,
+            ContainerArgs,
+            ContainerAction,
+            _start,
         ),
         ToolSpec(
-            "docker_stop_container", "Stop a container", "Stop a running container." + _MUTATION_NOTE,
-            ContainerArgs, ContainerAction, _stop, destructive=True,
+            "docker_stop_container",
+            "Stop a container",
+            "Stop a running container." + _MUTATION_NOTE,
+            ContainerArgs,
+            ContainerAction,
+            _stop,
+            destructive=True,
         ),
         ToolSpec(
-            "docker_restart_container", "Restart a container", "Restart a container." + _MUTATION_NOTE,
-            ContainerArgs, ContainerAction, _restart, destructive=True, idempotent=False,
+            "docker_restart_container",
+            "Restart a container",
+            "Restart a container." + _MUTATION_NOTE,
+            ContainerArgs,
+            ContainerAction,
+            _restart,
+            destructive=True,
+            idempotent=False,
         ),
         ToolSpec(
-            "ha_list_entities", "List Home Assistant entities",
+            "ha_list_entities",
+            "List Home Assistant entities",
             "List the Home Assistant entities you may see: entity_id, name, state, domain and when it last changed.",
-            ListEntitiesArgs, EntityList, _ha_entities,
+            ListEntitiesArgs,
+            EntityList,
+            _ha_entities,
         ),
         ToolSpec(
-            "ha_get_state", "Home Assistant entity state",
+            "ha_get_state",
+            "Home Assistant entity state",
             "The state and attributes of one Home Assistant entity; secret-looking attributes are redacted.",
-            EntityArgs, EntityDetail, _ha_state,
+            EntityArgs,
+            EntityDetail,
+            _ha_state,
         ),
         ToolSpec(
-            "ha_list_services", "List Home Assistant services",
+            "ha_list_services",
+            "List Home Assistant services",
             "The Home Assistant services your grant could let you call, with their data fields.",
-            ListServicesArgs, ServiceList, _ha_services,
+            ListServicesArgs,
+            ServiceList,
+            _ha_services,
         ),
         ToolSpec(
-            "ha_call_service", "Call a Home Assistant service",
+            "ha_call_service",
+            "Call a Home Assistant service",
             "Call a Home Assistant service (e.g. light.turn_on) on one or more entities." + _HA_CALL_NOTE,
-            CallServiceArgs, ServiceCallResult, _ha_call, destructive=True, idempotent=False, preview=_ha_preview,
+            CallServiceArgs,
+            ServiceCallResult,
+            _ha_call,
+            destructive=True,
+            idempotent=False,
+            preview=_ha_preview,
         ),
         ToolSpec(
-            "argobox_request_status", "Request status",
+            "argobox_request_status",
+            "Request status",
             "The status of one of your ArgoBox requests (pending_approval, approved, executing, succeeded, failed, "
             "denied, expired) and, once finished, its result or error.",
-            RequestStatusArgs, None, None,
+            RequestStatusArgs,
+            None,
+            None,
         ),
     )
 }

@@ -163,8 +163,9 @@ class _SlowServices(BaseHTTPRequestHandler):
 
     def do_GET(self) -> None:
         entity_id = self.path.rsplit("/", 1)[-1]
-        body = json.dumps({"entity_id": entity_id, "state": "off", "attributes": {},
-                           "last_changed": "2024-01-01T00:00:00+00:00"}).encode()
+        body = json.dumps(
+            {"entity_id": entity_id, "state": "off", "attributes": {}, "last_changed": "2024-01-01T00:00:00+00:00"}
+        ).encode()
         self.send_response(200)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))

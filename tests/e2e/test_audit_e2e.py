@@ -30,19 +30,22 @@ ARGOBOX = str(Path(sys.executable).with_name("argobox"))
 
 
 def argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ARGOBOX, "--config", str(config), *args], capture_output=True, text=True, timeout=120,
-                          check=False, env=env)
+    return subprocess.run(
+        [ARGOBOX, "--config", str(config), *args], capture_output=True, text=True, timeout=120, check=False, env=env
+    )
 
 
 def server(config: Path, log: Path, env: dict[str, str] | None = None) -> Client:
-    params = StdioServerParameters(command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"],
-                                   env=env)
+    params = StdioServerParameters(
+        command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"], env=env
+    )
     return Client(stdio_client(params, errlog=log.open("a")))
 
 
 def engine_actions(client: docker.DockerClient, container: Container, since: float) -> list[str]:
-    stream = client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
-                           filters={"container": container.id})
+    stream = client.events(
+        since=int(since) - 1, until=int(time.time()) + 1, decode=True, filters={"container": container.id}
+    )
     return [e.get("Action", "") for e in stream]
 
 
@@ -56,12 +59,16 @@ effect = "allow"
 
 
 async def test_unwritable_audit_refuses_a_pre_approved_mutation_and_the_container_is_untouched(
-    write_config: WriteConfig, docker_base_url: str, make_container: Callable[..., Container],
-    docker_client: docker.DockerClient, tmp_path: Path,
+    write_config: WriteConfig,
+    docker_base_url: str,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
+    tmp_path: Path,
 ) -> None:
     web = make_container("web", start=False)
-    config = write_config(docker=f'base_url = "{docker_base_url}"', storage="busy_timeout_ms = 200",
-                          extra=allow_start(web.name or ""))
+    config = write_config(
+        docker=f'base_url = "{docker_base_url}"', storage="busy_timeout_ms = 200", extra=allow_start(web.name or "")
+    )
     log = tmp_path / "server.log"
     t0 = time.time()
     with anyio.fail_after(60):
@@ -92,27 +99,49 @@ async def test_unwritable_audit_refuses_a_pre_approved_mutation_and_the_containe
 
 
 async def test_seeded_secrets_appear_nowhere(
-    write_config: WriteConfig, docker_base_url: str, make_container: Callable[..., Container], tmp_path: Path,
+    write_config: WriteConfig,
+    docker_base_url: str,
+    make_container: Callable[..., Container],
+    tmp_path: Path,
 ) -> None:
-    seed = {name: f"{name}-{secrets.token_hex(8)}" for name in (
-        "agenttoken", "envsecret", "plainenv", "labelsecret", "urlpass", "argpassword", "argapikey", "argurlpass",
-        "notepass",
-    )}
+    seed = {
+        name: f"{name}-{secrets.token_hex(8)}"
+        for name in (
+            "agenttoken",
+            "envsecret",
+            "plainenv",
+            "labelsecret",
+            "urlpass",
+            "argpassword",
+            "argapikey",
+            "argurlpass",
+            "notepass",
+        )
+    }
     token = seed["agenttoken"]
     web = make_container(
         "web",
         env={"DB_PASSWORD": seed["envsecret"], "GREETING": seed["plainenv"]},
-        labels={"com.example.api_token": seed["labelsecret"],
-                "backup.target": f"https://backup:{seed['urlpass']}@nas.local/web"},
-        command=["sh", "-c", f'echo "db=$DB_PASSWORD greeting=$GREETING token={token} '
-                 f'target=https://backup:{seed["urlpass"]}@nas.local"; trap "exit 0" TERM; while :; do sleep 1; done'],
+        labels={
+            "com.example.api_token": seed["labelsecret"],
+            "backup.target": f"https://backup:{seed['urlpass']}@nas.local/web",
+        },
+        command=[
+            "sh",
+            "-c",
+            f'echo "db=$DB_PASSWORD greeting=$GREETING token={token} '
+            f'target=https://backup:{seed["urlpass"]}@nas.local"; trap "exit 0" TERM; while :; do sleep 1; done',
+        ],
     )
     for _ in range(100):  # bounded: the container has printed its line
         if web.logs():
             break
         await anyio.sleep(0.05)
-    config = write_config(docker=f'base_url = "{docker_base_url}"', mutate_globs='"argobox-web-*"',
-                          token_sha256=hashlib.sha256(token.encode()).hexdigest())
+    config = write_config(
+        docker=f'base_url = "{docker_base_url}"',
+        mutate_globs='"argobox-web-*"',
+        token_sha256=hashlib.sha256(token.encode()).hexdigest(),
+    )
     log = tmp_path / "server.log"
     env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ARGOBOX_AGENT_TOKEN": token}
     answers: list[str] = []
@@ -122,28 +151,51 @@ async def test_seeded_secrets_appear_nowhere(
                 ("docker_list_containers", {}),
                 ("docker_inspect_container", {"container": web.name}),
                 ("docker_container_logs", {"container": web.name}),
-                ("docker_restart_container", {"container": web.name, "password": seed["argpassword"],
-                                              "api_key": seed["argapikey"],
-                                              "url": f"https://ops:{seed['argurlpass']}@wiki.local/"}),
+                (
+                    "docker_restart_container",
+                    {
+                        "container": web.name,
+                        "password": seed["argpassword"],
+                        "api_key": seed["argapikey"],
+                        "url": f"https://ops:{seed['argurlpass']}@wiki.local/",
+                    },
+                ),
                 ("docker_inspect_container", {"container": web.name, "token": token}),
                 ("docker_restart_container", {"container": web.name}),
             ]:
                 result = await client.call_tool(tool, arguments)
-                answers.append(json.dumps(result.structured_content) + "\n" + json.dumps(
-                    [c.model_dump() for c in result.content]))
+                answers.append(
+                    json.dumps(result.structured_content) + "\n" + json.dumps([c.model_dump() for c in result.content])
+                )
             try:
                 await client.call_tool(f"x{token}", {})
             except MCPError as exc:
                 answers.append(str(exc))
     request_id = json.loads(answers[5].splitlines()[0])["request_id"]
-    approved = argobox(config, "approve", request_id, "--as", "alice", "--note",
-                       f"see https://ops:{seed['notepass']}@wiki.local/runbook")
+    approved = argobox(
+        config,
+        "approve",
+        request_id,
+        "--as",
+        "alice",
+        "--note",
+        f"see https://ops:{seed['notepass']}@wiki.local/runbook",
+    )
     outputs = {
         "approve": approved.stdout + approved.stderr,
-        **{" ".join(args): (r := argobox(config, *args)).stdout + r.stderr for args in (
-            ("requests",), ("requests", "--json"), ("show", request_id), ("show", request_id, "--json"),
-            ("audit",), ("audit", "--json"), ("audit", "export"), ("audit", "verify"),
-        )},
+        **{
+            " ".join(args): (r := argobox(config, *args)).stdout + r.stderr
+            for args in (
+                ("requests",),
+                ("requests", "--json"),
+                ("show", request_id),
+                ("show", request_id, "--json"),
+                ("audit",),
+                ("audit", "--json"),
+                ("audit", "export"),
+                ("audit", "verify"),
+            )
+        },
     }
     db_path = config.parent / "argobox.db"
     with sqlite3.connect(db_path) as db:
@@ -157,10 +209,16 @@ async def test_seeded_secrets_appear_nowhere(
     assert any("db=<redacted> greeting=<redacted> token=<redacted>" in line for line in logged), logged
     assert approved.returncode == 0, approved.stderr
     assert outputs["audit verify"].startswith("ok: ")
-    places = {"agent answers": "\n".join(answers), **outputs, "audit table": raw_audit, "server log": log.read_text(),
-              **{name: data.decode("utf-8", "replace") for name, data in store_files.items()}}
-    leaks = [(secret_name, place) for secret_name, value in seed.items() for place, text in places.items()
-             if value in text]
+    places = {
+        "agent answers": "\n".join(answers),
+        **outputs,
+        "audit table": raw_audit,
+        "server log": log.read_text(),
+        **{name: data.decode("utf-8", "replace") for name, data in store_files.items()},
+    }
+    leaks = [
+        (secret_name, place) for secret_name, value in seed.items() for place, text in places.items() if value in text
+    ]
     assert leaks == []
     assert {"argobox.db", "argobox.db.checkpoint"} <= set(store_files)
     assert "Traceback" not in log.read_text()

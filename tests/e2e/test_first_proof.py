@@ -44,7 +44,9 @@ async def agent_calls(config: Path, calls: list[tuple[str, dict[str, Any]]], mod
 def engine_events(client: docker.DockerClient, container: Container, since: float, action: str) -> list[dict[str, Any]]:
     """What the engine itself recorded for `container` since `since` (bounded: `until` is now)."""
     stream = client.events(
-        since=int(since) - 1, until=int(time.time()) + 1, decode=True,
+        since=int(since) - 1,
+        until=int(time.time()) + 1,
+        decode=True,
         filters={"container": container.id, "event": action},
     )
     return [e for e in stream if e.get("Action") == action]
@@ -60,18 +62,24 @@ def docker_config(write_config: WriteConfig, docker_base_url: str) -> Callable[.
 
 @pytest.mark.parametrize("mode", ["auto", "legacy"])
 async def test_agent_mutation_is_queued_approved_from_the_cli_and_runs_exactly_once(
-    docker_config: Callable[..., Path], make_container: Callable[..., Container],
-    docker_client: docker.DockerClient, mode: str,
+    docker_config: Callable[..., Path],
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
+    mode: str,
 ) -> None:
     config = docker_config()
     web = make_container("web")
     before = web.attrs["State"]["StartedAt"]
     t0 = time.time()
 
-    listing, queued = await agent_calls(config, [
-        ("docker_list_containers", {}),
-        ("docker_restart_container", {"container": web.name}),
-    ], mode)
+    listing, queued = await agent_calls(
+        config,
+        [
+            ("docker_list_containers", {}),
+            ("docker_restart_container", {"container": web.name}),
+        ],
+        mode,
+    )
     request_id = queued.structured_content["request_id"]
     web.reload()
     started_while_pending = web.attrs["State"]["StartedAt"]
@@ -102,7 +110,9 @@ async def test_agent_mutation_is_queued_approved_from_the_cli_and_runs_exactly_o
 
 
 async def test_two_operators_approving_at_the_same_moment_restart_the_container_once(
-    docker_config: Callable[..., Path], make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    docker_config: Callable[..., Path],
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     config = docker_config()
     web = make_container("web")
@@ -111,8 +121,12 @@ async def test_two_operators_approving_at_the_same_moment_restart_the_container_
     request_id = queued.structured_content["request_id"]
 
     operators = [
-        subprocess.Popen([ARGOBOX, "--config", str(config), "approve", request_id, "--as", who],
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [ARGOBOX, "--config", str(config), "approve", request_id, "--as", who],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for who in ("alice", "bob")
     ]
     codes = sorted(p.wait(timeout=120) for p in operators)
@@ -125,7 +139,8 @@ async def test_two_operators_approving_at_the_same_moment_restart_the_container_
 
 
 async def test_operator_denial_reaches_the_agent_and_the_container_is_untouched(
-    docker_config: Callable[..., Path], make_container: Callable[..., Container],
+    docker_config: Callable[..., Path],
+    make_container: Callable[..., Container],
 ) -> None:
     config = docker_config()
     web = make_container("web")
@@ -145,7 +160,8 @@ async def test_operator_denial_reaches_the_agent_and_the_container_is_untouched(
 
 
 async def test_stop_and_start_do_what_the_engine_reports(
-    docker_config: Callable[..., Path], make_container: Callable[..., Container],
+    docker_config: Callable[..., Path],
+    make_container: Callable[..., Container],
 ) -> None:
     config = docker_config()
     web = make_container("web")
@@ -162,7 +178,8 @@ async def test_stop_and_start_do_what_the_engine_reports(
 
 
 async def test_container_gone_before_approval_fails_the_request_clearly(
-    docker_config: Callable[..., Path], make_container: Callable[..., Container],
+    docker_config: Callable[..., Path],
+    make_container: Callable[..., Container],
 ) -> None:
     config = docker_config()
     web = make_container("web")

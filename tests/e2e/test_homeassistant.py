@@ -37,7 +37,11 @@ TOKEN_ENV = "ARGOBOX_HA_TOKEN"
 
 def argobox(config: Path, *args: str, token: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [ARGOBOX, "--config", str(config), *args], capture_output=True, text=True, timeout=120, check=False,
+        [ARGOBOX, "--config", str(config), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
         env={"PATH": str(Path(sys.executable).parent), "HOME": str(config.parent), TOKEN_ENV: token},
     )
 
@@ -85,8 +89,13 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str
                 if event.event_type == "call_service":
                     data = event.data.get("service_data") or {}
                     targets = data.get("entity_id") or []
-                    calls.append((event.data["domain"], event.data["service"],
-                                  [targets] if isinstance(targets, str) else list(targets)))
+                    calls.append(
+                        (
+                            event.data["domain"],
+                            event.data["service"],
+                            [targets] if isinstance(targets, str) else list(targets),
+                        )
+                    )
 
     thread = threading.Thread(target=listen, daemon=True)
     thread.start()
@@ -138,13 +147,18 @@ async def test_listed_entities_follow_the_grant_and_a_pre_approved_light_runs_at
     expected = sorted(e for e in states if any(fnmatchcase(e, g) for g in VISIBLE_GLOBS))
 
     with ha_service_calls(ha_url, token) as calls:
-        listing, lamp = await agent_calls(config, [
-            ("ha_list_entities", {}),
-            ("ha_call_service", call("light", "turn_on", LAMP)),
-        ], token=token)
+        listing, lamp = await agent_calls(
+            config,
+            [
+                ("ha_list_entities", {}),
+                ("ha_call_service", call("light", "turn_on", LAMP)),
+            ],
+            token=token,
+        )
         lamp_state, kitchen_state = state_of(ha_client, LAMP), state_of(ha_client, KITCHEN)
-    audit = json.loads(argobox(config, "audit", "--request", lamp.structured_content["request_id"], "--json",
-                               token=token).stdout)
+    audit = json.loads(
+        argobox(config, "audit", "--request", lamp.structured_content["request_id"], "--json", token=token).stdout
+    )
 
     listed = listing.structured_content["result"]["entities"]
     assert [e["entity_id"] for e in listed] == expected == ["light.kitchen", "light.living_room_lamp", LOCK]
@@ -153,7 +167,11 @@ async def test_listed_entities_follow_the_grant_and_a_pre_approved_light_runs_at
     assert lamp_state == "on" and kitchen_state == "off"
     assert calls_to(calls, "light", "turn_on", LAMP) == 1
     assert [e["event"] for e in audit] == ["received", "decision", "executing", "succeeded"]
-    assert audit[-1]["detail"]["summary"] == {"service": "light.turn_on", "before": {LAMP: "off"}, "after": {LAMP: "on"}}
+    assert audit[-1]["detail"]["summary"] == {
+        "service": "light.turn_on",
+        "before": {LAMP: "off"},
+        "after": {LAMP: "on"},
+    }
 
 
 async def test_lock_call_is_queued_previewed_approved_from_the_cli_and_runs_exactly_once(
@@ -194,11 +212,15 @@ async def test_calls_outside_the_grant_are_denied_audited_and_never_reach_home_a
     config = ha_config()
 
     with ha_service_calls(ha_url, token) as calls:
-        kitchen, generic, state = await agent_calls(config, [
-            ("ha_call_service", call("light", "turn_on", KITCHEN)),
-            ("ha_call_service", call("homeassistant", "turn_on", LAMP)),
-            ("ha_get_state", {"entity_id": "input_boolean.guest_mode"}),
-        ], token=token)
+        kitchen, generic, state = await agent_calls(
+            config,
+            [
+                ("ha_call_service", call("light", "turn_on", KITCHEN)),
+                ("ha_call_service", call("homeassistant", "turn_on", LAMP)),
+                ("ha_get_state", {"entity_id": "input_boolean.guest_mode"}),
+            ],
+            token=token,
+        )
     audit = json.loads(argobox(config, "audit", "--json", token=token).stdout)
 
     for result in (kitchen, generic, state):
@@ -208,7 +230,9 @@ async def test_calls_outside_the_grant_are_denied_audited_and_never_reach_home_a
     assert calls_to(calls, "light", "turn_on", KITCHEN) == calls_to(calls, "homeassistant", "turn_on", LAMP) == 0
     decisions = [e for e in audit if e["event"] == "decision"]
     assert [(e["tool"], e["detail"]["effect"]) for e in decisions] == [
-        ("ha_call_service", "deny"), ("ha_call_service", "deny"), ("ha_get_state", "deny"),
+        ("ha_call_service", "deny"),
+        ("ha_call_service", "deny"),
+        ("ha_get_state", "deny"),
     ]
 
 
@@ -226,11 +250,16 @@ async def test_home_assistant_errors_fail_requests_clearly_and_the_token_never_s
     errlog = tmp_path / "serve.err"
 
     (unauthorized,) = await agent_calls(config, [("ha_list_entities", {})], token=wrong, errlog=errlog)
-    bad_data, ghost, queued = await agent_calls(config, [
-        ("ha_call_service", call("light", "turn_on", LAMP, {"brightness": "very"})),
-        ("ha_call_service", call("light", "turn_on", "light.living_room_ghost")),
-        ("ha_call_service", call("lock", "unlock", LOCK)),
-    ], token=token, errlog=errlog)
+    bad_data, ghost, queued = await agent_calls(
+        config,
+        [
+            ("ha_call_service", call("light", "turn_on", LAMP, {"brightness": "very"})),
+            ("ha_call_service", call("light", "turn_on", "light.living_room_ghost")),
+            ("ha_call_service", call("lock", "unlock", LOCK)),
+        ],
+        token=token,
+        errlog=errlog,
+    )
     ha_config(url=f"http://127.0.0.1:{free_port()}")  # Home Assistant is gone when the operator approves
     approved = argobox(config, "approve", queued.structured_content["request_id"], "--as", "alice", token=token)
     shown = [argobox(config, *args, token=token) for args in (("audit", "--json"), ("requests", "--json"))]
@@ -247,9 +276,14 @@ async def test_home_assistant_errors_fail_requests_clearly_and_the_token_never_s
     assert state_of(ha_client, LAMP) == "off" and state_of(ha_client, LOCK) == "locked"
     failed = [e for e in json.loads(shown[0].stdout) if e["event"] == "failed"]
     assert len(failed) == 4 and all("error" in e["detail"] for e in failed)
-    everything = "".join([
-        json.dumps([r.structured_content for r in (unauthorized, bad_data, ghost, queued)]),
-        approved.stdout, approved.stderr, *(r.stdout + r.stderr for r in shown), errlog.read_text(),
-    ])
+    everything = "".join(
+        [
+            json.dumps([r.structured_content for r in (unauthorized, bad_data, ghost, queued)]),
+            approved.stdout,
+            approved.stderr,
+            *(r.stdout + r.stderr for r in shown),
+            errlog.read_text(),
+        ]
+    )
     assert "Traceback" not in everything
     assert token not in everything and wrong not in everything

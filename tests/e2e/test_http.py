@@ -36,7 +36,10 @@ pytestmark = pytest.mark.anyio
 
 TEST_TIMEOUT_S = 60
 OPENCLAW_TOOLS = [
-    "argobox_request_status", "docker_inspect_container", "docker_list_containers", "docker_restart_container",
+    "argobox_request_status",
+    "docker_inspect_container",
+    "docker_list_containers",
+    "docker_restart_container",
 ]
 READER_TOOLS = ["argobox_request_status", "docker_list_containers"]
 
@@ -51,8 +54,13 @@ def expected_version(mode: str) -> str:
 
 
 def audit(config: Path) -> list[dict[str, Any]]:
-    done = subprocess.run([str(ARGOBOX), "--config", str(config), "audit", "--json"], capture_output=True,
-                          text=True, timeout=30, check=True)
+    done = subprocess.run(
+        [str(ARGOBOX), "--config", str(config), "audit", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
     return json.loads(done.stdout)
 
 
@@ -64,8 +72,10 @@ async def test_each_token_sees_and_calls_only_its_own_grant(tmp_path: Path, mode
     config = write_http_config(tmp_path)
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon:
-            async with connect(daemon.url, OPENCLAW_TOKEN, mode) as openclaw, \
-                    connect(daemon.url, READER_TOKEN, mode) as reader:
+            async with (
+                connect(daemon.url, OPENCLAW_TOKEN, mode) as openclaw,
+                connect(daemon.url, READER_TOKEN, mode) as reader,
+            ):
                 openclaw_tools = names(await openclaw.list_tools())
                 reader_tools = names(await reader.list_tools())
                 listed = await reader.call_tool("docker_list_containers", {})
@@ -79,11 +89,22 @@ async def test_each_token_sees_and_calls_only_its_own_grant(tmp_path: Path, mode
     assert openclaw_tools == OPENCLAW_TOOLS and reader_tools == READER_TOOLS
     assert listed.structured_content is not None and listed.structured_content["status"] == "succeeded"
     assert queued.structured_content is not None and queued.structured_content["status"] == "pending_approval"
-    assert hidden.value.code == types.INVALID_PARAMS and hidden.value.message == "Unknown tool: docker_restart_container"
+    assert (
+        hidden.value.code == types.INVALID_PARAMS and hidden.value.message == "Unknown tool: docker_restart_container"
+    )
     assert capability is not None and capability.list_changed is True
-    requests = {(r["agent"], r["tool"]) for r in json.loads(subprocess.run(
-        [str(ARGOBOX), "--config", str(config), "requests", "--json"], capture_output=True, text=True, timeout=30,
-        check=True).stdout)}
+    requests = {
+        (r["agent"], r["tool"])
+        for r in json.loads(
+            subprocess.run(
+                [str(ARGOBOX), "--config", str(config), "requests", "--json"],
+                capture_output=True,
+                text=True,
+                timeout=30,
+                check=True,
+            ).stdout
+        )
+    }
     assert requests == {("reader", "docker_list_containers"), ("openclaw", "docker_restart_container")}
 
 
@@ -95,8 +116,11 @@ async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_toke
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
             none = await http.post(daemon.url, json=body, headers=modern_headers(None, "server/discover"))
             unknown = await http.post(daemon.url, json=body, headers=modern_headers(wrong, "server/discover"))
-            basic = await http.post(daemon.url, json=body,
-                                    headers={**modern_headers(None, "server/discover"), "Authorization": "Basic eDp5"})
+            basic = await http.post(
+                daemon.url,
+                json=body,
+                headers={**modern_headers(None, "server/discover"), "Authorization": "Basic eDp5"},
+            )
             get = await http.get(daemon.url, headers={"Authorization": f"Bearer {wrong}"})
             with pytest.raises(Exception):  # the official client cannot get past the 401 either
                 async with connect(daemon.url, wrong, "legacy") as client:
@@ -124,15 +148,27 @@ async def test_nothing_in_the_request_body_changes_who_the_agent_is(tmp_path: Pa
             async with connect(daemon.url, READER_TOKEN, mode, client_info=impostor) as reader:
                 tools = names(await reader.list_tools())
                 with pytest.raises(MCPError):
-                    await reader.call_tool("docker_restart_container", {"container": "jellyfin"},
-                                           meta={"agent": "openclaw", "token": OPENCLAW_TOKEN})
+                    await reader.call_tool(
+                        "docker_restart_container",
+                        {"container": "jellyfin"},
+                        meta={"agent": "openclaw", "token": OPENCLAW_TOKEN},
+                    )
             async with httpx2.AsyncClient(timeout=10) as http:  # a raw request stuffed with other identities
-                meta = {**MODERN_META, "io.modelcontextprotocol/clientInfo": {"name": "openclaw", "version": "1"},
-                        "agent": "openclaw"}
-                raw = await http.post(daemon.url, headers=modern_headers(READER_TOKEN, "tools/list"), json={
-                    "jsonrpc": "2.0", "id": 7, "method": "tools/list",
-                    "params": {"_meta": meta, "agent": "openclaw", "token": OPENCLAW_TOKEN},
-                })
+                meta = {
+                    **MODERN_META,
+                    "io.modelcontextprotocol/clientInfo": {"name": "openclaw", "version": "1"},
+                    "agent": "openclaw",
+                }
+                raw = await http.post(
+                    daemon.url,
+                    headers=modern_headers(READER_TOKEN, "tools/list"),
+                    json={
+                        "jsonrpc": "2.0",
+                        "id": 7,
+                        "method": "tools/list",
+                        "params": {"_meta": meta, "agent": "openclaw", "token": OPENCLAW_TOKEN},
+                    },
+                )
 
     assert tools == READER_TOOLS
     assert raw.status_code == 200
@@ -142,21 +178,40 @@ async def test_nothing_in_the_request_body_changes_who_the_agent_is(tmp_path: Pa
 async def test_a_handshake_session_belongs_to_the_token_that_opened_it(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     legacy = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
-            opened = await http.post(daemon.url, json=init, headers={**legacy, "Authorization": f"Bearer {READER_TOKEN}"})
-            session = {**legacy, "Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
-            await http.post(daemon.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"},
-                            headers={**session, "Authorization": f"Bearer {READER_TOKEN}"})
-            stolen = await http.post(daemon.url, json=listing, headers={**session, "Authorization": f"Bearer {OPENCLAW_TOKEN}"})
-            own = await http.post(daemon.url, json=listing, headers={**session, "Authorization": f"Bearer {READER_TOKEN}"})
+            opened = await http.post(
+                daemon.url, json=init, headers={**legacy, "Authorization": f"Bearer {READER_TOKEN}"}
+            )
+            session = {
+                **legacy,
+                "Mcp-Session-Id": opened.headers["mcp-session-id"],
+                "MCP-Protocol-Version": "2025-11-25",
+            }
+            await http.post(
+                daemon.url,
+                json={"jsonrpc": "2.0", "method": "notifications/initialized"},
+                headers={**session, "Authorization": f"Bearer {READER_TOKEN}"},
+            )
+            stolen = await http.post(
+                daemon.url, json=listing, headers={**session, "Authorization": f"Bearer {OPENCLAW_TOKEN}"}
+            )
+            own = await http.post(
+                daemon.url, json=listing, headers={**session, "Authorization": f"Bearer {READER_TOKEN}"}
+            )
 
     assert opened.status_code == 200
     assert stolen.status_code == 404
-    assert own.status_code == 200 and "docker_list_containers" in own.text and "docker_restart_container" not in own.text
+    assert (
+        own.status_code == 200 and "docker_list_containers" in own.text and "docker_restart_container" not in own.text
+    )
 
 
 async def test_tools_list_is_sorted_and_never_cacheable(tmp_path: Path) -> None:
@@ -164,8 +219,12 @@ async def test_tools_list_is_sorted_and_never_cacheable(tmp_path: Path) -> None:
     request = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": MODERN_META}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
-            first = (await http.post(daemon.url, json=request, headers=modern_headers(OPENCLAW_TOKEN, "tools/list"))).json()
-            second = (await http.post(daemon.url, json=request, headers=modern_headers(OPENCLAW_TOKEN, "tools/list"))).json()
+            first = (
+                await http.post(daemon.url, json=request, headers=modern_headers(OPENCLAW_TOKEN, "tools/list"))
+            ).json()
+            second = (
+                await http.post(daemon.url, json=request, headers=modern_headers(OPENCLAW_TOKEN, "tools/list"))
+            ).json()
 
     result = first["result"]
     assert [t["name"] for t in result["tools"]] == OPENCLAW_TOOLS
@@ -190,11 +249,19 @@ async def test_dns_rebinding_protection_stays_on(tmp_path: Path) -> None:
 
 def test_a_non_loopback_address_needs_the_flag_and_is_warned_about(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
-    refused = subprocess.run([str(ARGOBOX), "--config", str(config), "serve", "--http", "192.0.2.10:8765"],
-                             capture_output=True, text=True, timeout=30)
+    refused = subprocess.run(
+        [str(ARGOBOX), "--config", str(config), "serve", "--http", "192.0.2.10:8765"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
     # 192.0.2.0/24 is TEST-NET-1: not an address of this machine, so even with the flag nothing is bound.
-    flagged = subprocess.run([str(ARGOBOX), "--config", str(config), "serve", "--http", "192.0.2.10:8765",
-                              "--allow-non-loopback"], capture_output=True, text=True, timeout=30)
+    flagged = subprocess.run(
+        [str(ARGOBOX), "--config", str(config), "serve", "--http", "192.0.2.10:8765", "--allow-non-loopback"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
 
     assert refused.returncode == 2
     assert "not a loopback address" in refused.stderr and "--allow-non-loopback" in refused.stderr
@@ -206,21 +273,24 @@ async def _next_event(subscription: Any) -> Any:
     return await subscription.__anext__()
 
 
-
 async def test_grant_change_in_the_file_reaches_the_affected_agent_only_in_both_eras(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon:
             openclaw_inbox, reader_inbox = ListChangedInbox(), ListChangedInbox()
-            async with connect(daemon.url, OPENCLAW_TOKEN, "auto") as openclaw, \
-                    connect(daemon.url, READER_TOKEN, "auto") as reader, \
-                    connect(daemon.url, OPENCLAW_TOKEN, "legacy", message_handler=openclaw_inbox) as openclaw_legacy, \
-                    connect(daemon.url, READER_TOKEN, "legacy", message_handler=reader_inbox) as reader_legacy, \
-                    openclaw.listen(tools_list_changed=True) as openclaw_events, \
-                    reader.listen(tools_list_changed=True) as reader_events:
+            async with (
+                connect(daemon.url, OPENCLAW_TOKEN, "auto") as openclaw,
+                connect(daemon.url, READER_TOKEN, "auto") as reader,
+                connect(daemon.url, OPENCLAW_TOKEN, "legacy", message_handler=openclaw_inbox) as openclaw_legacy,
+                connect(daemon.url, READER_TOKEN, "legacy", message_handler=reader_inbox) as reader_legacy,
+                openclaw.listen(tools_list_changed=True) as openclaw_events,
+                reader.listen(tools_list_changed=True) as reader_events,
+            ):
                 before = names(await openclaw_legacy.list_tools())
                 await reader_legacy.list_tools()
-                rewrite_in_place(config, '"docker_inspect_container"]', '"docker_inspect_container", "docker_container_logs"]')
+                rewrite_in_place(
+                    config, '"docker_inspect_container"]', '"docker_inspect_container", "docker_container_logs"]'
+                )
 
                 event = await _next_event(openclaw_events)
                 await openclaw_inbox.event.wait()
@@ -248,8 +318,11 @@ async def test_sighup_reloads_and_calls_follow_the_grant_in_force(tmp_path: Path
             before = await reader.call_tool("docker_list_containers", {})
             # A same-size edit with the modification time put back: the file watcher cannot see it, SIGHUP must.
             with unchanged_mtime(config):
-                rewrite_in_place(config, 'tools = ["docker_list_containers"]\neffect = "allow"',
-                                 'tools = ["docker_list_containers"]\neffect = "deny" ')
+                rewrite_in_place(
+                    config,
+                    'tools = ["docker_list_containers"]\neffect = "allow"',
+                    'tools = ["docker_list_containers"]\neffect = "deny" ',
+                )
             await anyio.sleep(2.5)  # two polls of the file watcher: nothing happens
             unseen = names(await reader.list_tools())
             daemon.signal(signal.SIGHUP)
@@ -270,8 +343,10 @@ async def test_an_invalid_new_config_is_rejected_and_the_old_one_stays_in_force(
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, connect(daemon.url, READER_TOKEN) as reader:
             config.write_text(good.replace('effect = "allow"', 'effect = "sometimes"', 1))
-            await daemon.wait_for_log(r"configuration reload \(the file changed\) rejected; the configuration in force "
-                                      r"stays in force: [\s\S]*agents\.openclaw\.rules\[0\]\.effect")
+            await daemon.wait_for_log(
+                r"configuration reload \(the file changed\) rejected; the configuration in force "
+                r"stays in force: [\s\S]*agents\.openclaw\.rules\[0\]\.effect"
+            )
             still = await reader.call_tool("docker_list_containers", {})
             config.write_text(good + "\n[agents.reader.limits]\nrequests_per_minute = 100\n")
             await daemon.wait_for_log(r"configuration reloaded \(the file changed\): tools changed for no agent")
@@ -287,17 +362,30 @@ async def test_an_invalid_new_config_is_rejected_and_the_old_one_stays_in_force(
 async def test_a_changed_token_is_refused_at_once_and_its_open_stream_ends(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     new_token = "reader-rotated-token-0123456789"
-    legacy = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-              "Authorization": f"Bearer {READER_TOKEN}"}
-    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+    legacy = {
+        "Content-Type": "application/json",
+        "Accept": "application/json, text/event-stream",
+        "Authorization": f"Bearer {READER_TOKEN}",
+    }
+    init = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    }
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=httpx2.Timeout(10, read=None)) as http:
             opened = await http.post(daemon.url, json=init, headers=legacy)
-            session = {**legacy, "Mcp-Session-Id": opened.headers["mcp-session-id"], "MCP-Protocol-Version": "2025-11-25"}
+            session = {
+                **legacy,
+                "Mcp-Session-Id": opened.headers["mcp-session-id"],
+                "MCP-Protocol-Version": "2025-11-25",
+            }
             await http.post(daemon.url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
-            async with connect(daemon.url, READER_TOKEN) as reader, \
-                    http.stream("GET", daemon.url, headers={**session, "Accept": "text/event-stream"}) as stream:
+            async with (
+                connect(daemon.url, READER_TOKEN) as reader,
+                http.stream("GET", daemon.url, headers={**session, "Accept": "text/event-stream"}) as stream,
+            ):
                 await reader.list_tools()
                 rewrite_in_place(config, sha(READER_TOKEN), sha(new_token))
                 await daemon.wait_for_log(r"credentials revoked for reader")
@@ -333,12 +421,16 @@ async def test_sigterm_lets_the_call_in_flight_finish_and_record_its_outcome(
     tmp_path: Path, docker_base_url: str, make_container: Any
 ) -> None:
     container = make_container(name_prefix="slow", command=SLOW_STOP)
-    config = write_http_config(tmp_path, docker=f'base_url = "{docker_base_url}"', extra=f"""
+    config = write_http_config(
+        tmp_path,
+        docker=f'base_url = "{docker_base_url}"',
+        extra=f"""
 [[agents.openclaw.rules]]
 tools = ["docker_restart_container"]
 args = {{ container = ["{container.name}"] }}
 effect = "allow"
-""")
+""",
+    )
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, connect(daemon.url, OPENCLAW_TOKEN) as openclaw:
             results: list[types.CallToolResult] = []
@@ -367,9 +459,11 @@ async def test_sigterm_with_open_streams_stops_promptly(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon:
-            async with connect(daemon.url, OPENCLAW_TOKEN, "legacy") as legacy, \
-                    connect(daemon.url, READER_TOKEN, "auto") as modern, \
-                    modern.listen(tools_list_changed=True):
+            async with (
+                connect(daemon.url, OPENCLAW_TOKEN, "legacy") as legacy,
+                connect(daemon.url, READER_TOKEN, "auto") as modern,
+                modern.listen(tools_list_changed=True),
+            ):
                 await legacy.list_tools()
                 started = anyio.current_time()
                 daemon.signal(signal.SIGTERM)
@@ -382,8 +476,9 @@ async def test_sigterm_with_open_streams_stops_promptly(tmp_path: Path) -> None:
 
 
 def test_serve_help_shows_the_http_options() -> None:
-    done = subprocess.run([sys.executable, "-m", "argobox", "serve", "--help"], capture_output=True, text=True,
-                          timeout=30)
+    done = subprocess.run(
+        [sys.executable, "-m", "argobox", "serve", "--help"], capture_output=True, text=True, timeout=30
+    )
     assert "--http" in done.stdout and "--allow-non-loopback" in done.stdout
 
 

@@ -24,7 +24,7 @@ INSPECTOR_TIMEOUT_S = 60
 
 
 def _no_node(reason: str) -> None:
-    message = f"no Node tools: run  eval \"$(bash scripts/node-tools.sh install)\"  ({reason})"
+    message = f'no Node tools: run  eval "$(bash scripts/node-tools.sh install)"  ({reason})'
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
     pytest.skip(message)
@@ -33,9 +33,14 @@ def _no_node(reason: str) -> None:
 @pytest.fixture(scope="session")
 def node_tools() -> Path:
     found = os.environ.get("ARGOBOX_NODE_TOOLS")
-    directory = Path(found) if found else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "argobox/node"
-    for needed in ("node_modules/.bin/mcp-inspector", "node_modules/node/bin/node",
-                   "node_modules/@modelcontextprotocol/conformance/dist/index.js"):
+    directory = (
+        Path(found) if found else Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "argobox/node"
+    )
+    for needed in (
+        "node_modules/.bin/mcp-inspector",
+        "node_modules/node/bin/node",
+        "node_modules/@modelcontextprotocol/conformance/dist/index.js",
+    ):
         if not (directory / needed).exists():
             _no_node(f"{directory / needed} is missing")
     return directory
@@ -43,19 +48,30 @@ def node_tools() -> Path:
 
 def node_env(tools: Path, home: Path) -> dict[str, str]:
     home.mkdir(exist_ok=True)
-    return {"PATH": f"{tools / 'node_modules/node/bin'}{os.pathsep}{os.environ.get('PATH', '')}", "HOME": str(home),
-            "NO_COLOR": "1"}
+    return {
+        "PATH": f"{tools / 'node_modules/node/bin'}{os.pathsep}{os.environ.get('PATH', '')}",
+        "HOME": str(home),
+        "NO_COLOR": "1",
+    }
 
 
 def inspector(tools: Path, home: Path, *args: str) -> Any:
-    done = subprocess.run([str(tools / "node_modules/.bin/mcp-inspector"), "--cli", *args], capture_output=True,
-                          text=True, timeout=INSPECTOR_TIMEOUT_S, env=node_env(tools, home), stdin=subprocess.DEVNULL)
+    done = subprocess.run(
+        [str(tools / "node_modules/.bin/mcp-inspector"), "--cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=INSPECTOR_TIMEOUT_S,
+        env=node_env(tools, home),
+        stdin=subprocess.DEVNULL,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     return json.loads(done.stdout)
 
 
 @pytest.mark.anyio
-async def test_inspector_lists_and_calls_tools_over_http_with_the_bearer_header(tmp_path: Path, node_tools: Path) -> None:
+async def test_inspector_lists_and_calls_tools_over_http_with_the_bearer_header(
+    tmp_path: Path, node_tools: Path
+) -> None:
     config = write_http_config(tmp_path)
     home = tmp_path / "home"
     with anyio.fail_after(4 * INSPECTOR_TIMEOUT_S):
@@ -67,10 +83,18 @@ async def test_inspector_lists_and_calls_tools_over_http_with_the_bearer_header(
 
             reader_tools = await anyio.to_thread.run_sync(as_agent, READER_TOKEN, "--method", "tools/list")
             listed = await anyio.to_thread.run_sync(
-                as_agent, READER_TOKEN, "--method", "tools/call", "--tool-name", "docker_list_containers")
+                as_agent, READER_TOKEN, "--method", "tools/call", "--tool-name", "docker_list_containers"
+            )
             queued = await anyio.to_thread.run_sync(
-                as_agent, OPENCLAW_TOKEN, "--method", "tools/call", "--tool-name", "docker_restart_container",
-                "--tool-arg", "container=jellyfin")
+                as_agent,
+                OPENCLAW_TOKEN,
+                "--method",
+                "tools/call",
+                "--tool-name",
+                "docker_restart_container",
+                "--tool-arg",
+                "container=jellyfin",
+            )
 
     assert [t["name"] for t in reader_tools["tools"]] == ["argobox_request_status", "docker_list_containers"]
     assert listed["structuredContent"]["status"] == "succeeded" and listed.get("isError") is False
@@ -87,8 +111,19 @@ def test_inspector_lists_and_calls_tools_over_stdio(write_config: Any, tmp_path:
     server = ["--", str(ARGOBOX), "--config", str(config), "serve", "--agent", "openclaw"]
 
     tools = inspector(node_tools, home, "-e", f"ARGOBOX_AGENT_TOKEN={token}", "--method", "tools/list", *server)
-    called = inspector(node_tools, home, "-e", f"ARGOBOX_AGENT_TOKEN={token}", "--method", "tools/call",
-                       "--tool-name", "docker_inspect_container", "--tool-arg", "container=jellyfin", *server)
+    called = inspector(
+        node_tools,
+        home,
+        "-e",
+        f"ARGOBOX_AGENT_TOKEN={token}",
+        "--method",
+        "tools/call",
+        "--tool-name",
+        "docker_inspect_container",
+        "--tool-arg",
+        "container=jellyfin",
+        *server,
+    )
 
     assert "docker_restart_container" in [t["name"] for t in tools["tools"]]
     assert called["structuredContent"]["status"] == "succeeded"
@@ -98,8 +133,12 @@ def test_inspector_lists_and_calls_tools_over_stdio(write_config: Any, tmp_path:
 def test_conformance_suite_generic_server_scenarios_pass(tmp_path: Path, node_tools: Path) -> None:
     results_path = tmp_path / "conformance.json"
     done = subprocess.run(
-        [sys.executable, str(REPO / "scripts/conformance.py"), "--json", str(results_path)], capture_output=True,
-        text=True, timeout=600, env={**os.environ, "ARGOBOX_NODE_TOOLS": str(node_tools)}, stdin=subprocess.DEVNULL,
+        [sys.executable, str(REPO / "scripts/conformance.py"), "--json", str(results_path)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "ARGOBOX_NODE_TOOLS": str(node_tools)},
+        stdin=subprocess.DEVNULL,
     )
     sys.path.insert(0, str(REPO / "scripts"))
     try:

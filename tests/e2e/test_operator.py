@@ -29,22 +29,25 @@ def server(config: Path, *args: str, env: dict[str, str] | None = None) -> Stdio
 
 
 def audit(config: Path) -> list[dict[str, Any]]:
-    out = subprocess.run([ARGOBOX, "--config", str(config), "audit", "--json"], capture_output=True, text=True,
-                         timeout=60, check=True).stdout
+    out = subprocess.run(
+        [ARGOBOX, "--config", str(config), "audit", "--json"], capture_output=True, text=True, timeout=60, check=True
+    ).stdout
     return json.loads(out)
 
 
 async def test_operator_server_lists_explains_and_approves_what_the_agent_asked(write_config: WriteConfig) -> None:
     config = write_config()
     with anyio.fail_after(90):
-        async with Client(server(config, "serve", "--agent", "openclaw")) as agent, \
-                Client(server(config, "operator", "--as", "alice")) as operator:
+        async with (
+            Client(server(config, "serve", "--agent", "openclaw")) as agent,
+            Client(server(config, "operator", "--as", "alice")) as operator,
+        ):
             queued = (await agent.call_tool("docker_restart_container", {"container": "jellyfin"})).structured_content
             request_id = queued["request_id"]  # type: ignore[index]
             listed = (await operator.call_tool("list_requests", {})).structured_content
             explained = (await operator.call_tool("explain_request", {"request_id": request_id})).structured_content
             resource = await operator.read_resource("argobox://requests/pending")
-            approved = (await operator.call_tool("approve_request", {"request_id": request_id, "note": "ok"}))
+            approved = await operator.call_tool("approve_request", {"request_id": request_id, "note": "ok"})
             again = await operator.call_tool("approve_request", {"request_id": request_id})
             status = (await agent.call_tool("argobox_request_status", {"request_id": request_id})).structured_content
             overview = (await operator.call_tool("agent_overview", {"agent": "openclaw"})).structured_content
@@ -69,20 +72,32 @@ async def test_operator_server_lists_explains_and_approves_what_the_agent_asked(
 async def test_agents_can_never_open_the_operator_server_or_call_its_tools(write_config: WriteConfig) -> None:
     agent_token, operator_token = "agent-token-0123456789abcdef", "operator-token-0123456789abcdef"
     config = write_config(token_sha256=hashlib.sha256(agent_token.encode()).hexdigest())
-    config.write_text(config.read_text().replace(
-        '[[operators]]\nname = "alice"',
-        f'[[operators]]\nname = "alice"\ntoken_sha256 = "{hashlib.sha256(operator_token.encode()).hexdigest()}"'))
+    config.write_text(
+        config.read_text().replace(
+            '[[operators]]\nname = "alice"',
+            f'[[operators]]\nname = "alice"\ntoken_sha256 = "{hashlib.sha256(operator_token.encode()).hexdigest()}"',
+        )
+    )
     base = {"PATH": os.environ.get("PATH", ""), "HOME": str(config.parent)}
 
     def operator(name: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([ARGOBOX, "--config", str(config), "operator", "--as", name], input="",
-                              capture_output=True, text=True, timeout=60, env={**base, **env}, check=False)
+        return subprocess.run(
+            [ARGOBOX, "--config", str(config), "operator", "--as", name],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**base, **env},
+            check=False,
+        )
 
     as_agent = operator("openclaw", {"ARGOBOX_OPERATOR_TOKEN": agent_token})
     agent_token_for_alice = operator("alice", {"ARGOBOX_OPERATOR_TOKEN": agent_token})
     agent_env_for_alice = operator("alice", {"ARGOBOX_AGENT_TOKEN": agent_token})
     with anyio.fail_after(60):
-        async with Client(server(config, "serve", "--agent", "openclaw", env={"ARGOBOX_AGENT_TOKEN": agent_token})) as a:
+        async with Client(
+            server(config, "serve", "--agent", "openclaw", env={"ARGOBOX_AGENT_TOKEN": agent_token})
+        ) as a:
             with pytest.raises(MCPError) as hidden:
                 await a.call_tool("approve_request", {"request_id": "aaaaaaaaaaaaaaaa"})
     trail = audit(config)
@@ -109,22 +124,33 @@ async def test_readme_claude_desktop_config_launches_the_operator_server(write_c
             tools = sorted(t.name for t in (await client.list_tools()).tools)
 
     assert entry["command"] == "argobox"
-    assert tools == ["agent_overview", "approve_request", "deny_request", "explain_request", "list_requests",
-                     "query_audit"]
+    assert tools == [
+        "agent_overview",
+        "approve_request",
+        "deny_request",
+        "explain_request",
+        "list_requests",
+        "query_audit",
+    ]
 
 
 async def test_watch_follows_new_requests_and_decisions(write_config: WriteConfig) -> None:
     config = write_config()
-    watcher = subprocess.Popen([ARGOBOX, "--config", str(config), "watch"], stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True)
+    watcher = subprocess.Popen(
+        [ARGOBOX, "--config", str(config), "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     try:
         assert watcher.stderr is not None and "watching" in watcher.stderr.readline()
         with anyio.fail_after(60):
             async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
                 queued = (await agent.call_tool("docker_stop_container", {"container": "web-api"})).structured_content
         request_id = queued["request_id"]  # type: ignore[index]
-        subprocess.run([ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"],
-                       timeout=60, check=True, capture_output=True)
+        subprocess.run(
+            [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"],
+            timeout=60,
+            check=True,
+            capture_output=True,
+        )
         lines: list[str] = []
         assert watcher.stdout is not None
         with anyio.fail_after(30):
@@ -143,13 +169,16 @@ async def test_operator_server_follows_grant_changes_before_approving(write_conf
     with anyio.fail_after(90):
         async with Client(server(config, "operator", "--as", "alice")) as operator:
             async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
-                queued = (await agent.call_tool("docker_restart_container", {"container": "jellyfin"})).structured_content
+                queued = (
+                    await agent.call_tool("docker_restart_container", {"container": "jellyfin"})
+                ).structured_content
             config.write_text(config.read_text().replace('"jellyfin", "web-*"', '"web-*"'))
             reloaded = False
             for _ in range(100):  # bounded: the watcher checks the file about once a second
                 trail = (await operator.call_tool("query_audit", {})).structured_content
-                reloaded = any(e["event"] == "config_reloaded" and "operator" in json.dumps(e["detail"])
-                               for e in trail["events"])  # type: ignore[index]
+                reloaded = any(
+                    e["event"] == "config_reloaded" and "operator" in json.dumps(e["detail"]) for e in trail["events"]
+                )  # type: ignore[index]
                 if reloaded:
                     break
                 await anyio.sleep(0.1)

@@ -69,8 +69,10 @@ async def test_readme_openclaw_http_snippet_drives_the_daemon(tmp_path: Path, mo
             # The daemon here listens on a free port instead of 8765; everything else is the snippet's.
             url = str(entry["url"]).replace("127.0.0.1:8765", daemon.url.split("/")[2])
             headers = {k: v.replace("<the token>", OPENCLAW_TOKEN) for k, v in entry["headers"].items()}  # type: ignore[union-attr]
-            async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http, \
-                    Client(streamable_http_client(url, http_client=http), mode=mode) as client:  # type: ignore[arg-type]
+            async with (
+                httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+                Client(streamable_http_client(url, http_client=http), mode=mode) as client,
+            ):  # type: ignore[arg-type]
                 tools = [t.name for t in (await client.list_tools()).tools]
                 queued = await client.call_tool("docker_restart_container", {"container": "jellyfin"})
 

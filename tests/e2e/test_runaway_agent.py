@@ -25,7 +25,9 @@ effect = "allow"
 
 
 async def test_looping_agent_is_stopped_across_sessions_and_the_audit_says_why(
-    write_config: WriteConfig, docker_base_url: str, make_container: Callable[..., Container],
+    write_config: WriteConfig,
+    docker_base_url: str,
+    make_container: Callable[..., Container],
     docker_client: docker.DockerClient,
 ) -> None:
     web = make_container("loop")

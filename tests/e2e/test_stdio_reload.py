@@ -20,7 +20,6 @@ from tests.http_daemon import ARGOBOX
 pytestmark = pytest.mark.anyio
 
 
-
 def edit(path: Path, old: str, new: str) -> None:
     text = path.read_text()
     assert old in text
@@ -57,8 +56,11 @@ async def test_a_stdio_server_tells_its_agent_when_the_grant_changes(write_confi
 async def test_a_stdio_server_whose_token_is_revoked_serves_nothing(write_config: WriteConfig) -> None:
     token = "stdio-revoked-token-0123456789"
     config = write_config(token_sha256=hashlib.sha256(token.encode()).hexdigest())
-    params = StdioServerParameters(command=str(ARGOBOX), args=["--config", str(config), "serve", "--agent", "openclaw"],
-                                   env={"ARGOBOX_AGENT_TOKEN": token})
+    params = StdioServerParameters(
+        command=str(ARGOBOX),
+        args=["--config", str(config), "serve", "--agent", "openclaw"],
+        env={"ARGOBOX_AGENT_TOKEN": token},
+    )
     inbox = ListChangedInbox()
     with anyio.fail_after(60):
         async with Client(params, mode="legacy", message_handler=inbox) as client:
@@ -69,8 +71,13 @@ async def test_a_stdio_server_whose_token_is_revoked_serves_nothing(write_config
             for _ in range(3):
                 with pytest.raises(MCPError, match="Unknown tool"):
                     await client.call_tool("docker_list_containers", {})
-    done = subprocess.run([str(ARGOBOX), "--config", str(config), "audit", "--json"], capture_output=True, text=True,
-                          timeout=60, check=True)
+    done = subprocess.run(
+        [str(ARGOBOX), "--config", str(config), "audit", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     refused = [e for e in json.loads(done.stdout) if e["event"] == "agent_refused"]
 
     assert "docker_list_containers" in before

@@ -42,48 +42,144 @@ STANDARD = grant(
 @pytest.mark.parametrize(
     ("g", "tool", "args", "effect", "rule", "reason_part"),
     [
-        pytest.param(STANDARD, "docker_list_containers", {"all": True}, "allow", "agents.openclaw.rules[0]",
-                     "allows docker_list_containers", id="read-allowed"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": "jellyfin"}, "approve",
-                     "agents.openclaw.rules[1]", "requires operator approval", id="mutation-in-grant-needs-approval"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": "web-api"}, "approve",
-                     "agents.openclaw.rules[1]", "requires operator approval", id="glob-matches"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": "postgres"}, "deny", None,
-                     "container 'postgres' is outside the grant", id="argument-outside-grant"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": "web"}, "deny", None,
-                     "allows only 'jellyfin', 'web-*'", id="glob-does-not-match-prefix-alone"),
-        pytest.param(STANDARD, "docker_exec", {"cmd": "sh"}, "deny", None, "not a classified tool",
-                     id="unclassified-tool"),
-        pytest.param(grant(), "docker_list_containers", {}, "deny", None, "no rule of agent 'openclaw' grants",
-                     id="empty-grant-denies"),
+        pytest.param(
+            STANDARD,
+            "docker_list_containers",
+            {"all": True},
+            "allow",
+            "agents.openclaw.rules[0]",
+            "allows docker_list_containers",
+            id="read-allowed",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": "jellyfin"},
+            "approve",
+            "agents.openclaw.rules[1]",
+            "requires operator approval",
+            id="mutation-in-grant-needs-approval",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": "web-api"},
+            "approve",
+            "agents.openclaw.rules[1]",
+            "requires operator approval",
+            id="glob-matches",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": "postgres"},
+            "deny",
+            None,
+            "container 'postgres' is outside the grant",
+            id="argument-outside-grant",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": "web"},
+            "deny",
+            None,
+            "allows only 'jellyfin', 'web-*'",
+            id="glob-does-not-match-prefix-alone",
+        ),
+        pytest.param(
+            STANDARD, "docker_exec", {"cmd": "sh"}, "deny", None, "not a classified tool", id="unclassified-tool"
+        ),
+        pytest.param(
+            grant(),
+            "docker_list_containers",
+            {},
+            "deny",
+            None,
+            "no rule of agent 'openclaw' grants",
+            id="empty-grant-denies",
+        ),
         pytest.param(
             grant((("docker_*",), {}, "allow"), (("docker_stop_container",), {}, "deny")),
-            "docker_stop_container", {"container": "x"}, "deny", "agents.openclaw.rules[1]", "denies",
-            id="deny-wins-over-allow"),
+            "docker_stop_container",
+            {"container": "x"},
+            "deny",
+            "agents.openclaw.rules[1]",
+            "denies",
+            id="deny-wins-over-allow",
+        ),
         pytest.param(
             grant((MUTATIONS, {"container": ("web-1",)}, "allow"), (MUTATIONS, {"container": ("web-*",)}, "approve")),
-            "docker_restart_container", {"container": "web-1"}, "approve", "agents.openclaw.rules[1]", "approval",
-            id="approve-wins-over-allow"),
+            "docker_restart_container",
+            {"container": "web-1"},
+            "approve",
+            "agents.openclaw.rules[1]",
+            "approval",
+            id="approve-wins-over-allow",
+        ),
         pytest.param(
             grant((MUTATIONS, {"container": ("web-1",)}, "allow")),
-            "docker_restart_container", {"container": "web-1"}, "allow", "agents.openclaw.rules[0]", "allows",
-            id="constrained-mutation-may-be-pre-approved"),
+            "docker_restart_container",
+            {"container": "web-1"},
+            "allow",
+            "agents.openclaw.rules[0]",
+            "allows",
+            id="constrained-mutation-may-be-pre-approved",
+        ),
         pytest.param(
             grant((MUTATIONS, {}, "allow")),
-            "docker_restart_container", {"container": "web-1"}, "approve", "agents.openclaw.rules[0]",
-            "without naming its targets", id="blanket-allow-of-mutation-still-needs-approval"),
+            "docker_restart_container",
+            {"container": "web-1"},
+            "approve",
+            "agents.openclaw.rules[0]",
+            "without naming its targets",
+            id="blanket-allow-of-mutation-still-needs-approval",
+        ),
         pytest.param(
             grant((MUTATIONS, {"container": ("*",)}, "allow")),
-            "docker_stop_container", {"container": "db"}, "approve", "agents.openclaw.rules[0]",
-            "without naming its targets", id="match-all-glob-is-no-constraint"),
-        pytest.param(STANDARD, "docker_restart_container", {}, "deny", None, "(missing)",
-                     id="missing-target-argument-never-matches"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": ["jellyfin", "postgres"]}, "deny", None,
-                     "outside the grant", id="list-argument-needs-every-element"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": []}, "deny", None,
-                     "outside the grant", id="empty-list-matches-nothing"),
-        pytest.param(STANDARD, "docker_restart_container", {"container": 7}, "deny", None,
-                     "outside the grant", id="non-string-never-matches-a-glob"),
+            "docker_stop_container",
+            {"container": "db"},
+            "approve",
+            "agents.openclaw.rules[0]",
+            "without naming its targets",
+            id="match-all-glob-is-no-constraint",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {},
+            "deny",
+            None,
+            "(missing)",
+            id="missing-target-argument-never-matches",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": ["jellyfin", "postgres"]},
+            "deny",
+            None,
+            "outside the grant",
+            id="list-argument-needs-every-element",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": []},
+            "deny",
+            None,
+            "outside the grant",
+            id="empty-list-matches-nothing",
+        ),
+        pytest.param(
+            STANDARD,
+            "docker_restart_container",
+            {"container": 7},
+            "deny",
+            None,
+            "outside the grant",
+            id="non-string-never-matches-a-glob",
+        ),
     ],
 )
 def test_decide(g: Grant, tool: str, args: dict[str, Any], effect: str, rule: str | None, reason_part: str) -> None:
@@ -110,8 +206,11 @@ def test_visible_tools_lists_granted_tools_and_builtins_sorted() -> None:
 
 
 def test_tool_only_named_by_deny_rules_or_denied_outright_is_hidden() -> None:
-    g = grant((("docker_*",), {}, "allow"), (("docker_stop_container",), {}, "deny"),
-              (("docker_start_container",), {"container": ("x",)}, "deny"))
+    g = grant(
+        (("docker_*",), {}, "allow"),
+        (("docker_stop_container",), {}, "deny"),
+        (("docker_start_container",), {"container": ("x",)}, "deny"),
+    )
 
     visible = visible_tools(g)
 
@@ -138,14 +237,20 @@ def test_unconstrained_list_shows_every_item() -> None:
 @pytest.mark.parametrize(
     ("rules", "problem"),
     [
-        pytest.param([(("docker_restart_container",), {}, "allow")], "without approval on any target",
-                     id="blanket-allow-of-mutation"),
+        pytest.param(
+            [(("docker_restart_container",), {}, "allow")],
+            "without approval on any target",
+            id="blanket-allow-of-mutation",
+        ),
         pytest.param([(("docker_*",), {}, "allow")], "without approval on any target", id="glob-covers-mutations"),
         pytest.param([(MUTATIONS, {"container": ("**",)}, "allow")], "without approval", id="match-all-glob"),
         pytest.param([(MUTATIONS, {"container": ("?*",)}, "allow")], "without approval", id="any-non-empty-glob"),
         pytest.param([(MUTATIONS, {"container": ("[a-z]*",)}, "allow")], "without approval", id="class-only-glob"),
-        pytest.param([(MUTATIONS, {"container": ("web-1", "[!.]*")}, "allow")], "without approval",
-                     id="one-match-all-glob-among-names"),
+        pytest.param(
+            [(MUTATIONS, {"container": ("web-1", "[!.]*")}, "allow")],
+            "without approval",
+            id="one-match-all-glob-among-names",
+        ),
         pytest.param([(("docker_restart",), {}, "approve")], "matches no known tool", id="typo-in-tool-name"),
         pytest.param([(("argobox_request_status",), {}, "deny")], "built in", id="builtin-not-grantable"),
         pytest.param([(MUTATIONS, {"image": ("x",)}, "approve")], "'image' is not an argument", id="unknown-argument"),
@@ -207,25 +312,65 @@ def call(domain: str, service: str, entity_id: str | list[str], **data: Any) -> 
 @pytest.mark.parametrize(
     ("args", "effect", "rule", "reason_part"),
     [
-        pytest.param(call("light", "turn_on", "light.living_room_lamp"), "allow", "agents.openclaw.rules[2]",
-                     "allows ha_call_service", id="pre-approved-light"),
-        pytest.param(call("light", "turn_on", ["light.living_room_lamp", "light.living_room_spot"]), "allow",
-                     "agents.openclaw.rules[2]", "allows", id="every-listed-entity-matches"),
-        pytest.param(call("light", "turn_on", ["light.living_room_lamp", "light.kitchen"]), "deny", None,
-                     "entity_id 'light.living_room_lamp', 'light.kitchen' is outside the grant",
-                     id="one-entity-outside-denies-the-call"),
-        pytest.param(call("light", "toggle", "light.living_room_lamp"), "deny", None, "service 'toggle' is outside",
-                     id="service-outside-the-grant"),
-        pytest.param(call("lock", "unlock", "lock.front_door"), "approve", "agents.openclaw.rules[3]",
-                     "requires operator approval", id="lock-needs-approval"),
-        pytest.param(call("cover", "open_cover", "cover.garage_door"), "approve", "agents.openclaw.rules[3]",
-                     "requires operator approval", id="garage-door-needs-approval"),
-        pytest.param(call("homeassistant", "turn_off", "light.living_room_lamp"), "deny", None, "domain",
-                     id="homeassistant-domain-not-granted"),
-        pytest.param(call("light", "toggle", "light.nursery"), "deny", "agents.openclaw.rules[4]", "denies",
-                     id="deny-rule-wins"),
-        pytest.param({"entity_id": "lock.front_door"}, "allow", "agents.openclaw.rules[0]", "allows ha_get_state",
-                     id="read-inside-grant"),
+        pytest.param(
+            call("light", "turn_on", "light.living_room_lamp"),
+            "allow",
+            "agents.openclaw.rules[2]",
+            "allows ha_call_service",
+            id="pre-approved-light",
+        ),
+        pytest.param(
+            call("light", "turn_on", ["light.living_room_lamp", "light.living_room_spot"]),
+            "allow",
+            "agents.openclaw.rules[2]",
+            "allows",
+            id="every-listed-entity-matches",
+        ),
+        pytest.param(
+            call("light", "turn_on", ["light.living_room_lamp", "light.kitchen"]),
+            "deny",
+            None,
+            "entity_id 'light.living_room_lamp', 'light.kitchen' is outside the grant",
+            id="one-entity-outside-denies-the-call",
+        ),
+        pytest.param(
+            call("light", "toggle", "light.living_room_lamp"),
+            "deny",
+            None,
+            "service 'toggle' is outside",
+            id="service-outside-the-grant",
+        ),
+        pytest.param(
+            call("lock", "unlock", "lock.front_door"),
+            "approve",
+            "agents.openclaw.rules[3]",
+            "requires operator approval",
+            id="lock-needs-approval",
+        ),
+        pytest.param(
+            call("cover", "open_cover", "cover.garage_door"),
+            "approve",
+            "agents.openclaw.rules[3]",
+            "requires operator approval",
+            id="garage-door-needs-approval",
+        ),
+        pytest.param(
+            call("homeassistant", "turn_off", "light.living_room_lamp"),
+            "deny",
+            None,
+            "domain",
+            id="homeassistant-domain-not-granted",
+        ),
+        pytest.param(
+            call("light", "toggle", "light.nursery"), "deny", "agents.openclaw.rules[4]", "denies", id="deny-rule-wins"
+        ),
+        pytest.param(
+            {"entity_id": "lock.front_door"},
+            "allow",
+            "agents.openclaw.rules[0]",
+            "allows ha_get_state",
+            id="read-inside-grant",
+        ),
     ],
 )
 def test_decide_home_assistant(args: dict[str, Any], effect: str, rule: str | None, reason_part: str) -> None:
@@ -294,24 +439,55 @@ def test_tools_of_an_unconfigured_backend_are_invisible_and_denied() -> None:
 @pytest.mark.parametrize(
     ("args", "problem"),
     [
-        pytest.param({"domain": ("lock",), "service": ("unlock",), "entity_id": ("lock.*",)},
-                     "pre-approve ha_call_service on lock", id="lock-by-glob"),
-        pytest.param({"domain": ("alarm_control_panel",), "service": ("alarm_disarm",),
-                      "entity_id": ("alarm_control_panel.home?",)}, "alarm_control_panel", id="alarm-by-question-mark"),
-        pytest.param({"domain": ("cover",), "service": ("open_cover",), "entity_id": ("cover.garage_[ab]",)},
-                     "cover", id="garage-by-bracket"),
-        pytest.param({"domain": ("homeassistant",), "service": ("turn_on",), "entity_id": ("light.*",)},
-                     "homeassistant", id="homeassistant-domain-reaches-everything"),
-        pytest.param({"domain": ("script", "automation"), "service": ("turn_on",), "entity_id": ("script.x", "*.y")},
-                     "automation, script", id="one-glob-among-exact-ids"),
-        pytest.param({"domain": ("l*",), "service": ("unlock",), "entity_id": ("lock.front_*",)}, "on lock",
-                     id="domain-glob-reaching-lock"),
-        pytest.param({"service": ("unlock",), "entity_id": ("lock.front_door",)}, "without approval on any target",
-                     id="domain-must-be-constrained"),
-        pytest.param({"domain": ("light",), "entity_id": ("light.kitchen",)}, "constrain domain, service, entity_id",
-                     id="service-must-be-constrained"),
-        pytest.param({"domain": ("light",), "service": ("turn_on",), "entity_id": ("*",)}, "without approval",
-                     id="match-all-entities"),
+        pytest.param(
+            {"domain": ("lock",), "service": ("unlock",), "entity_id": ("lock.*",)},
+            "pre-approve ha_call_service on lock",
+            id="lock-by-glob",
+        ),
+        pytest.param(
+            {
+                "domain": ("alarm_control_panel",),
+                "service": ("alarm_disarm",),
+                "entity_id": ("alarm_control_panel.home?",),
+            },
+            "alarm_control_panel",
+            id="alarm-by-question-mark",
+        ),
+        pytest.param(
+            {"domain": ("cover",), "service": ("open_cover",), "entity_id": ("cover.garage_[ab]",)},
+            "cover",
+            id="garage-by-bracket",
+        ),
+        pytest.param(
+            {"domain": ("homeassistant",), "service": ("turn_on",), "entity_id": ("light.*",)},
+            "homeassistant",
+            id="homeassistant-domain-reaches-everything",
+        ),
+        pytest.param(
+            {"domain": ("script", "automation"), "service": ("turn_on",), "entity_id": ("script.x", "*.y")},
+            "automation, script",
+            id="one-glob-among-exact-ids",
+        ),
+        pytest.param(
+            {"domain": ("l*",), "service": ("unlock",), "entity_id": ("lock.front_*",)},
+            "on lock",
+            id="domain-glob-reaching-lock",
+        ),
+        pytest.param(
+            {"service": ("unlock",), "entity_id": ("lock.front_door",)},
+            "without approval on any target",
+            id="domain-must-be-constrained",
+        ),
+        pytest.param(
+            {"domain": ("light",), "entity_id": ("light.kitchen",)},
+            "constrain domain, service, entity_id",
+            id="service-must-be-constrained",
+        ),
+        pytest.param(
+            {"domain": ("light",), "service": ("turn_on",), "entity_id": ("*",)},
+            "without approval",
+            id="match-all-entities",
+        ),
     ],
 )
 def test_check_grant_rejects_glob_allow_rules_on_consequential_services(
@@ -325,11 +501,17 @@ def test_check_grant_rejects_glob_allow_rules_on_consequential_services(
 @pytest.mark.parametrize(
     ("args", "effect"),
     [
-        pytest.param({"domain": ("lock",), "service": ("unlock", "lock"), "entity_id": ("lock.front_door",)}, "allow",
-                     id="exact-lock-may-be-pre-approved"),
+        pytest.param(
+            {"domain": ("lock",), "service": ("unlock", "lock"), "entity_id": ("lock.front_door",)},
+            "allow",
+            id="exact-lock-may-be-pre-approved",
+        ),
         pytest.param({"domain": ("lock", "cover")}, "approve", id="globs-fine-when-approval-is-needed"),
-        pytest.param({"domain": ("light",), "service": ("turn_on",), "entity_id": ("light.living_room_*",)}, "allow",
-                     id="light-glob-may-be-pre-approved"),
+        pytest.param(
+            {"domain": ("light",), "service": ("turn_on",), "entity_id": ("light.living_room_*",)},
+            "allow",
+            id="light-glob-may-be-pre-approved",
+        ),
         pytest.param({"entity_id": ("lock.*",)}, "deny", id="deny-by-glob-is-fine"),
     ],
 )
@@ -370,9 +552,15 @@ def test_sensitive_domains_table_covers_the_consequential_domains() -> None:
 
 
 def test_describe_home_assistant_calls() -> None:
-    assert describe_call("ha_call_service", call("lock", "unlock", "lock.front_door")) == \
-        "call Home Assistant service lock.unlock on 'lock.front_door'"
-    assert describe_call("ha_call_service", call("light", "turn_on", ["light.a", "light.b"])) == \
-        "call Home Assistant service light.turn_on on 'light.a', 'light.b'"
-    assert describe_call("ha_get_state", {"entity_id": "lock.front_door"}) == \
-        "read the state of Home Assistant entity 'lock.front_door'"
+    assert (
+        describe_call("ha_call_service", call("lock", "unlock", "lock.front_door"))
+        == "call Home Assistant service lock.unlock on 'lock.front_door'"
+    )
+    assert (
+        describe_call("ha_call_service", call("light", "turn_on", ["light.a", "light.b"]))
+        == "call Home Assistant service light.turn_on on 'light.a', 'light.b'"
+    )
+    assert (
+        describe_call("ha_get_state", {"entity_id": "lock.front_door"})
+        == "read the state of Home Assistant entity 'lock.front_door'"
+    )

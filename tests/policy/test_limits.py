@@ -8,8 +8,13 @@ from argobox.policy.limits import Count, FailureState, Limits, Usage, Window, af
 
 NOW = 10_000.0
 LIMITS = Limits(
-    requests_per_minute=5, mutations_per_hour=4, max_pending=2, identical_calls=Window(3, 300),
-    failures=Window(3, 600), cooldown_seconds=900, per_target=Window(2, 3600),
+    requests_per_minute=5,
+    mutations_per_hour=4,
+    max_pending=2,
+    identical_calls=Window(3, 300),
+    failures=Window(3, 600),
+    cooldown_seconds=900,
+    per_target=Window(2, 3600),
 )
 
 
@@ -23,19 +28,40 @@ LIMITS = Limits(
         pytest.param(Usage(cooldown_until=NOW + 120), {}, "cooldown", 120, id="cooldown-refuses-reads-too"),
         pytest.param(Usage(cooldown_until=NOW - 1), {}, None, None, id="cooldown-over"),
         pytest.param(Usage(mutations=Count(4, NOW - 600)), {}, None, None, id="mutation-budget-ignores-reads"),
-        pytest.param(Usage(mutations=Count(4, NOW - 600)), {"mutation": True}, "mutations_per_hour", 3000,
-                     id="mutation-budget-spent"),
-        pytest.param(Usage(identical=Count(3, NOW - 100)), {"mutation": True, "identical": True}, "identical_calls",
-                     200, id="identical-calls"),
-        pytest.param(Usage(identical=Count(3, NOW - 100)), {"identical": True}, "identical_calls", 200,
-                     id="identical-repeat-of-pending"),
-        pytest.param(Usage(per_target=Count(2, NOW - 3000)), {"mutation": True}, "per_target", 600,
-                     id="same-target-too-often"),
+        pytest.param(
+            Usage(mutations=Count(4, NOW - 600)),
+            {"mutation": True},
+            "mutations_per_hour",
+            3000,
+            id="mutation-budget-spent",
+        ),
+        pytest.param(
+            Usage(identical=Count(3, NOW - 100)),
+            {"mutation": True, "identical": True},
+            "identical_calls",
+            200,
+            id="identical-calls",
+        ),
+        pytest.param(
+            Usage(identical=Count(3, NOW - 100)),
+            {"identical": True},
+            "identical_calls",
+            200,
+            id="identical-repeat-of-pending",
+        ),
+        pytest.param(
+            Usage(per_target=Count(2, NOW - 3000)), {"mutation": True}, "per_target", 600, id="same-target-too-often"
+        ),
         pytest.param(Usage(pending=2), {"mutation": True, "queues": True}, "max_pending", 60, id="queue-full"),
         pytest.param(Usage(pending=2), {"mutation": True}, None, None, id="pre-approved-mutation-does-not-queue"),
         pytest.param(Usage(pending=1), {"mutation": True, "queues": True}, None, None, id="queue-has-room"),
-        pytest.param(Usage(requests=Count(5, NOW - 10), pending=9), {"mutation": True, "queues": True},
-                     "requests_per_minute", 50, id="request-budget-checked-first"),
+        pytest.param(
+            Usage(requests=Count(5, NOW - 10), pending=9),
+            {"mutation": True, "queues": True},
+            "requests_per_minute",
+            50,
+            id="request-budget-checked-first",
+        ),
     ],
 )
 def test_check(usage: Usage, flags: dict[str, bool], limit: str | None, retry_after: int | None) -> None:

@@ -57,8 +57,13 @@ async def test_tools_list_shows_exactly_the_grant_with_schemas(client: Client, a
         reader_tools = [t.name for t in (await reader.list_tools()).tools]
 
     assert sorted(tools) == [
-        "argobox_request_status", "docker_container_logs", "docker_inspect_container", "docker_list_containers",
-        "docker_restart_container", "docker_start_container", "docker_stop_container",
+        "argobox_request_status",
+        "docker_container_logs",
+        "docker_inspect_container",
+        "docker_list_containers",
+        "docker_restart_container",
+        "docker_start_container",
+        "docker_stop_container",
     ]
     assert reader_tools == ["argobox_request_status", "docker_list_containers"]
     restart = tools["docker_restart_container"]
@@ -82,7 +87,8 @@ async def test_tool_outside_the_grant_answers_exactly_like_an_unknown_tool(app: 
     assert hidden.value.message == "Unknown tool: docker_restart_container"
     assert unknown.value.message == "Unknown tool: docker_nonexistent"
     assert [(e.agent, e.tool) for e in refusals] == [
-        ("reader", "docker_restart_container"), ("reader", "docker_nonexistent"),
+        ("reader", "docker_restart_container"),
+        ("reader", "docker_nonexistent"),
     ]
     assert await restart_count(app, "jellyfin") == 0
 
@@ -145,21 +151,40 @@ async def test_denied_call_is_an_error_naming_the_rule_and_is_audited(client: Cl
 @pytest.mark.parametrize(
     ("tool", "arguments", "expected"),
     [
-        pytest.param("docker_restart_container", {"container": 123}, "container: Input should be a valid string",
-                     id="wrong-type"),
+        pytest.param(
+            "docker_restart_container", {"container": 123}, "container: Input should be a valid string", id="wrong-type"
+        ),
         pytest.param("docker_restart_container", {}, "container: required", id="missing"),
-        pytest.param("docker_restart_container", {"container": "../../etc/passwd"}, "must be a container name",
-                     id="path-characters"),
-        pytest.param("docker_restart_container", {"container": "jellyfin; rm -rf /"}, "must be a container name",
-                     id="shell-characters"),
-        pytest.param("docker_restart_container", {"container": "j" * 1_000_000}, "must be a container name",
-                     id="huge-string"),
-        pytest.param("docker_restart_container", {"container": "jellyfin", "force": True}, "force: not an argument",
-                     id="extra-argument"),
-        pytest.param("docker_list_containers", {"all": "yes"}, "all: Input should be a valid boolean",
-                     id="string-for-bool"),
-        pytest.param("docker_container_logs", {"container": "jellyfin", "tail": 10**9},
-                     "tail: Input should be less than or equal to 1000", id="tail-too-large"),
+        pytest.param(
+            "docker_restart_container",
+            {"container": "../../etc/passwd"},
+            "must be a container name",
+            id="path-characters",
+        ),
+        pytest.param(
+            "docker_restart_container",
+            {"container": "jellyfin; rm -rf /"},
+            "must be a container name",
+            id="shell-characters",
+        ),
+        pytest.param(
+            "docker_restart_container", {"container": "j" * 1_000_000}, "must be a container name", id="huge-string"
+        ),
+        pytest.param(
+            "docker_restart_container",
+            {"container": "jellyfin", "force": True},
+            "force: not an argument",
+            id="extra-argument",
+        ),
+        pytest.param(
+            "docker_list_containers", {"all": "yes"}, "all: Input should be a valid boolean", id="string-for-bool"
+        ),
+        pytest.param(
+            "docker_container_logs",
+            {"container": "jellyfin", "tail": 10**9},
+            "tail: Input should be less than or equal to 1000",
+            id="tail-too-large",
+        ),
         pytest.param("argobox_request_status", {"request_id": "x" * 5000}, "request_id", id="huge-request-id"),
     ],
 )
@@ -185,8 +210,9 @@ async def test_another_agents_request_id_answers_like_an_unknown_id(client: Clie
     unknown = await client.call_tool("argobox_request_status", {"request_id": "aaaaaaaaaaaaaaaa"})
 
     assert foreign.structured_content is not None and unknown.structured_content is not None
-    assert foreign.structured_content["message"].replace(theirs.id, "ID") == \
-        unknown.structured_content["message"].replace("aaaaaaaaaaaaaaaa", "ID")
+    assert foreign.structured_content["message"].replace(theirs.id, "ID") == unknown.structured_content[
+        "message"
+    ].replace("aaaaaaaaaaaaaaaa", "ID")
     assert foreign.is_error and foreign.structured_content["result"] is None
 
 
@@ -221,9 +247,7 @@ async def test_backend_error_fails_the_request_with_a_clear_message(client: Clie
     assert record.status.value == "failed"
 
 
-async def test_unwritable_audit_refuses_the_call_and_nothing_executes(
-    write_config: WriteConfig, mode: str
-) -> None:
+async def test_unwritable_audit_refuses_the_call_and_nothing_executes(write_config: WriteConfig, mode: str) -> None:
     config = load_config(write_config(extra=PRE_APPROVED))
     async with open_app(config) as app:
         app.store._busy_timeout_ms = 100  # pyright: ignore[reportPrivateUsage]
@@ -252,7 +276,6 @@ async def test_unknown_agent_cannot_get_a_server(app: App) -> None:
 def test_store_path_is_next_to_the_config(write_config: WriteConfig) -> None:
     path = write_config()
     assert load_config(path).storage.path == path.parent.resolve() / "argobox.db"
-
 
 
 async def test_request_the_grant_no_longer_covers_is_denied_instead_of_run(
@@ -329,8 +352,10 @@ async def test_an_approved_request_whose_stored_arguments_were_changed_is_refuse
     db = sqlite3.connect(app.config.storage.path, isolation_level=None)
     try:
         db.execute("DROP TRIGGER requests_binding_is_immutable")
-        db.execute("UPDATE requests SET arguments = ? WHERE id = ?",
-                   (json.dumps({"container": "web-frontend"}), queued.request_id))  # still inside the grant
+        db.execute(
+            "UPDATE requests SET arguments = ? WHERE id = ?",
+            (json.dumps({"container": "web-frontend"}), queued.request_id),
+        )  # still inside the grant
     finally:
         db.close()
 

@@ -45,8 +45,11 @@ class Clock:
 async def make_trail(path: Path, count: int = 10, **open_kwargs: object) -> None:
     async with Store.open(path, clock=Clock(), **open_kwargs) as store:  # type: ignore[arg-type]
         for i in range(count):
-            await store.audit([Event(event="tested", actor="test", detail={"i": i, "note": f"event {i}"})],
-                              agent="openclaw", tool="docker_list_containers")
+            await store.audit(
+                [Event(event="tested", actor="test", detail={"i": i, "note": f"event {i}"})],
+                agent="openclaw",
+                tool="docker_list_containers",
+            )
 
 
 def attacker(path: Path) -> sqlite3.Connection:
@@ -74,18 +77,33 @@ def broken(report: VerifyReport) -> tuple[int | None, str]:
 # The canonical form -------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("detail", [
-    {}, {"b": 1, "a": [1, 2.5, None, True]}, {"text": "h\u00e9llo \u2603 \U0001f600 \"q\" \\ \n"},
-    {"nested": {"z": {"y": [{"x": -0.0}]}}, "big": 10**20},
-])
+@pytest.mark.parametrize(
+    "detail",
+    [
+        {},
+        {"b": 1, "a": [1, 2.5, None, True]},
+        {"text": 'h\u00e9llo \u2603 \U0001f600 "q" \\ \n'},
+        {"nested": {"z": {"y": [{"x": -0.0}]}}, "big": 10**20},
+    ],
+)
 @pytest.mark.parametrize("at", [1_800_000_000.0, 1_800_000_000.123456, 0.1 + 0.2])
 def test_canonical_event_is_sorted_compact_json(detail: dict[str, object], at: float) -> None:
-    fields = {"seq": 7, "at": at, "request_id": "abc", "event": "received", "actor": "agent:\u00e9", "agent": None,
-              "tool": "docker_list_containers", "detail": detail, "prev_hash": GENESIS}
+    fields = {
+        "seq": 7,
+        "at": at,
+        "request_id": "abc",
+        "event": "received",
+        "actor": "agent:\u00e9",
+        "agent": None,
+        "tool": "docker_list_containers",
+        "detail": detail,
+        "prev_hash": GENESIS,
+    }
     reference = json.dumps(fields, sort_keys=True, separators=(",", ":"))
 
-    fast = canonical_event(7, at, "abc", "received", "agent:\u00e9", None, "docker_list_containers",
-                           canonical_detail(detail), GENESIS)
+    fast = canonical_event(
+        7, at, "abc", "received", "agent:\u00e9", None, "docker_list_containers", canonical_detail(detail), GENESIS
+    )
 
     assert fast == reference
     assert json.loads(fast)["at"] == at  # the float round-trips exactly
@@ -100,8 +118,21 @@ async def test_events_are_chained_and_checkpointed(tmp_path: Path) -> None:
     assert [r["seq"] for r in stored] == [1, 2, 3, 4, 5]
     assert stored[0]["prev_hash"] == GENESIS
     assert all(r["prev_hash"] == p["hash"] for p, r in zip(stored, stored[1:], strict=False))
-    assert all(r["hash"] == event_hash(r["seq"], r["at"], r["request_id"], r["event"], r["actor"], r["agent"],
-                                       r["tool"], r["detail"], r["prev_hash"]) for r in stored)
+    assert all(
+        r["hash"]
+        == event_hash(
+            r["seq"],
+            r["at"],
+            r["request_id"],
+            r["event"],
+            r["actor"],
+            r["agent"],
+            r["tool"],
+            r["detail"],
+            r["prev_hash"],
+        )
+        for r in stored
+    )
     assert checkpoint is not None and (checkpoint.seq, checkpoint.hash) == (5, stored[-1]["hash"])
     assert checkpoint_path(path).stat().st_mode & 0o777 == 0o600
     assert verify_store(path, key=None).text().splitlines()[0] == f"ok: 5 events, head {stored[-1]['hash']}"
@@ -120,7 +151,7 @@ async def test_empty_trail_verifies(tmp_path: Path) -> None:
 async def test_edited_event_is_detected_at_its_seq(tmp_path: Path) -> None:
     path = tmp_path / "s.db"
     await make_trail(path)
-    attacker(path).execute("UPDATE audit SET detail = '{\"i\":4,\"note\":\"nothing happened\"}' WHERE seq = 5")
+    attacker(path).execute('UPDATE audit SET detail = \'{"i":4,"note":"nothing happened"}\' WHERE seq = 5')
 
     report = verify_store(path, key=None)
 
@@ -133,8 +164,9 @@ async def test_edited_event_with_its_own_hash_recomputed_is_detected_at_its_seq(
     await make_trail(path)
     row = rows(path)[4]
     forged = '{"i":4,"note":"nothing happened"}'
-    digest = event_hash(5, row["at"], row["request_id"], row["event"], row["actor"], row["agent"], row["tool"],
-                        forged, row["prev_hash"])
+    digest = event_hash(
+        5, row["at"], row["request_id"], row["event"], row["actor"], row["agent"], row["tool"], forged, row["prev_hash"]
+    )
     attacker(path).execute("UPDATE audit SET detail = ?, hash = ? WHERE seq = 5", (forged, digest))
 
     report = verify_store(path, key=None)
@@ -194,10 +226,20 @@ async def test_trail_rewritten_up_to_the_checkpoint_is_detected(tmp_path: Path) 
     prev = rows(path)[3]["hash"]
     for row in rows(path)[4:]:  # a consistent new chain from seq 5 on
         detail = row["detail"].replace("event", "EVENT")
-        digest = event_hash(row["seq"], row["at"], row["request_id"], row["event"], row["actor"], row["agent"],
-                            row["tool"], detail, prev)
-        db.execute("UPDATE audit SET detail = ?, prev_hash = ?, hash = ? WHERE seq = ?", (detail, prev, digest,
-                                                                                         row["seq"]))
+        digest = event_hash(
+            row["seq"],
+            row["at"],
+            row["request_id"],
+            row["event"],
+            row["actor"],
+            row["agent"],
+            row["tool"],
+            detail,
+            prev,
+        )
+        db.execute(
+            "UPDATE audit SET detail = ?, prev_hash = ?, hash = ? WHERE seq = ?", (detail, prev, digest, row["seq"])
+        )
         prev = digest
 
     assert broken(verify_store(path, key=None)) == (10, "rewritten")
@@ -236,9 +278,11 @@ def test_checkpoint_is_only_replaced_by_a_higher_seq(tmp_path: Path) -> None:
     cp = checkpoint_path(path)
     write_checkpoint(cp, Checkpoint(seq=3, hash="a" * 64))
     db = sqlite3.connect(path, isolation_level=None)
-    db.executescript("CREATE TABLE audit (seq INTEGER PRIMARY KEY, hash TEXT); CREATE TABLE audit_prunes "
-                     "(record_seq INTEGER, through_seq INTEGER, through_hash TEXT);"
-                     "INSERT INTO audit VALUES (1, 'x'), (2, 'y');")
+    db.executescript(
+        "CREATE TABLE audit (seq INTEGER PRIMARY KEY, hash TEXT); CREATE TABLE audit_prunes "
+        "(record_seq INTEGER, through_seq INTEGER, through_hash TEXT);"
+        "INSERT INTO audit VALUES (1, 'x'), (2, 'y');"
+    )
     head = "b" * 64
     checkpointer = Checkpointer(path)
     try:
@@ -389,8 +433,11 @@ async def test_schema_1_store_is_upgraded_with_its_events_sealed(tmp_path: Path)
     assert trail[0].detail == {"arguments": {}} and trail[2].detail["sealed_events"] == 2
     report = verify_store(path, key=None)
     assert report.ok and report.events == 3, report.text()
-    indexes = dict(sqlite3.connect(path).execute("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'calls'"
-                                                 " AND type = 'index'").fetchall())
+    indexes = dict(
+        sqlite3.connect(path)
+        .execute("SELECT name, sql FROM sqlite_master WHERE tbl_name = 'calls' AND type = 'index'")
+        .fetchall()
+    )
     assert "WHERE mutation = 1" in indexes["calls_mutations"]  # and the later migrations ran after it
     assert "WHERE digest IS NOT NULL" in indexes["calls_by_digest"]
 
@@ -414,8 +461,7 @@ async def test_concurrent_writers_in_several_processes_keep_one_valid_chain(tmp_
     path, go = tmp_path / "s.db", tmp_path / "go"
     async with Store.open(path, clock=Clock()):
         pass
-    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(go), "40", f"w{n}"])
-               for n in range(4)]
+    writers = [subprocess.Popen([sys.executable, "-c", WRITER, str(path), str(go), "40", f"w{n}"]) for n in range(4)]
     go.touch()
     codes = [w.wait(timeout=120) for w in writers]
 
@@ -446,20 +492,36 @@ async def test_export_is_one_json_object_per_line_and_verifies_offline(tmp_path:
     objects = [json.loads(line) for line in lines]
 
     assert len(objects) == 5 and objects[-1]["checkpoint"]["seq"] == 4
-    assert {"seq", "at", "request_id", "event", "actor", "agent", "tool", "detail", "prev_hash", "hash",
-            "at_epoch"} <= set(objects[0])
+    assert {
+        "seq",
+        "at",
+        "request_id",
+        "event",
+        "actor",
+        "agent",
+        "tool",
+        "detail",
+        "prev_hash",
+        "hash",
+        "at_epoch",
+    } <= set(objects[0])
     report = verify_export(out, key=None)
     assert report.ok, report.text()
     assert report.text().splitlines()[0] == f"ok: 4 events, head {objects[3]['hash']}"
 
 
-@pytest.mark.parametrize(("tamper", "expected"), [
-    pytest.param(lambda ls: [ls[0], ls[1].replace("event 1", "event X"), *ls[2:]], (2, "edited"), id="edited"),
-    pytest.param(lambda ls: [ls[0], *ls[2:]], (2, "deleted"), id="deleted"),
-    pytest.param(lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], (3, "reordered"), id="reordered"),
-    pytest.param(lambda ls: [*ls[:2], ls[-1]], (3, "truncated"), id="truncated"),
-    pytest.param(lambda ls: [ls[0].replace('"at":"2027', '"at":"2028'), *ls[1:]], (None, "edited"), id="shown-time"),
-])
+@pytest.mark.parametrize(
+    ("tamper", "expected"),
+    [
+        pytest.param(lambda ls: [ls[0], ls[1].replace("event 1", "event X"), *ls[2:]], (2, "edited"), id="edited"),
+        pytest.param(lambda ls: [ls[0], *ls[2:]], (2, "deleted"), id="deleted"),
+        pytest.param(lambda ls: [ls[0], ls[2], ls[1], *ls[3:]], (3, "reordered"), id="reordered"),
+        pytest.param(lambda ls: [*ls[:2], ls[-1]], (3, "truncated"), id="truncated"),
+        pytest.param(
+            lambda ls: [ls[0].replace('"at":"2027', '"at":"2028'), *ls[1:]], (None, "edited"), id="shown-time"
+        ),
+    ],
+)
 async def test_tampered_export_is_detected_offline(tmp_path: Path, tamper: object, expected: tuple[int, str]) -> None:
     path, out = tmp_path / "s.db", tmp_path / "export.jsonl"
     await make_trail(path, 4)
@@ -505,8 +567,12 @@ async def test_signed_checkpoint_verifies_and_a_bad_or_missing_signature_fails(t
 
     good = verify_store(path, key=key)
     wrong_key = verify_store(path, key=load_verify_key(other))
-    write_checkpoint(checkpoint_path(path), Checkpoint(seq=signed.seq, hash=signed.hash, key_id=signed.key_id,
-                                                       signature=signed.signature[:-8] + "AAAAAAA="))
+    write_checkpoint(
+        checkpoint_path(path),
+        Checkpoint(
+            seq=signed.seq, hash=signed.hash, key_id=signed.key_id, signature=signed.signature[:-8] + "AAAAAAA="
+        ),
+    )
     forged = verify_store(path, key=key)
     write_checkpoint(checkpoint_path(path), Checkpoint(seq=signed.seq, hash=signed.hash))
     missing = verify_store(path, key=key)

@@ -20,8 +20,14 @@ FIELDS = {"seq", "at", "request_id", "event", "actor", "agent", "tool", "detail"
 
 def argobox(config: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
     prefix = ["--config", str(config)] if config is not None else []
-    return subprocess.run([ARGOBOX, *prefix, *args], capture_output=True, text=True, timeout=120, check=False,
-                          cwd=config.parent if config is not None else None)
+    return subprocess.run(
+        [ARGOBOX, *prefix, *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        cwd=config.parent if config is not None else None,
+    )
 
 
 def some_events(config: Path, count: int = 3) -> None:
@@ -144,11 +150,14 @@ def test_signed_checkpoints_with_keys_from_the_config(write_config: WriteConfig,
     assert not_signed.returncode == 1 and "signature: the checkpoint is not signed" in not_signed.stdout
 
 
-@pytest.mark.parametrize(("args", "expected"), [
-    pytest.param(["audit", "frobnicate"], "invalid choice", id="unknown-action"),
-    pytest.param(["audit", "export", "--format", "csv"], "invalid choice", id="unknown-format"),
-    pytest.param(["audit", "verify", "--key", "/nonexistent/key.pub"], "cannot read", id="missing-key"),
-])
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        pytest.param(["audit", "frobnicate"], "invalid choice", id="unknown-action"),
+        pytest.param(["audit", "export", "--format", "csv"], "invalid choice", id="unknown-format"),
+        pytest.param(["audit", "verify", "--key", "/nonexistent/key.pub"], "cannot read", id="missing-key"),
+    ],
+)
 def test_audit_usage_errors_exit_2(write_config: WriteConfig, args: list[str], expected: str) -> None:
     result = argobox(write_config(), *args)
 

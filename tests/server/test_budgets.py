@@ -110,7 +110,9 @@ async def test_identical_call_returns_the_pending_request_then_is_refused(open_l
 
 async def test_queue_never_grows_past_max_pending(open_lab: Any) -> None:
     async with open_lab() as app:
-        answers = [await call(app, "docker_restart_container", container=c) for c in ("jellyfin", "web-api", "web-frontend")]
+        answers = [
+            await call(app, "docker_restart_container", container=c) for c in ("jellyfin", "web-api", "web-frontend")
+        ]
         pending = await app.store.list_requests(status=RequestStatus.PENDING)
 
     assert [a["status"] for a in answers] == ["pending_approval", "pending_approval", "rate_limited"]
@@ -122,8 +124,12 @@ async def test_the_same_target_changed_too_often_is_refused(open_lab: Any) -> No
     async with open_lab() as app:
         answers = [
             await call(app, tool, container="backup")
-            for tool in ("docker_start_container", "docker_stop_container", "docker_start_container",
-                         "docker_stop_container")
+            for tool in (
+                "docker_start_container",
+                "docker_stop_container",
+                "docker_start_container",
+                "docker_stop_container",
+            )
         ]
         state = (await app.docker.inspect_container("backup")).state
 
@@ -208,8 +214,12 @@ anyio.run(main)
 async def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs = [
-        subprocess.Popen([sys.executable, "-c", FLOODER, str(config_path), str(go)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", FLOODER, str(config_path), str(go)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(2)
     ]
     go.touch()

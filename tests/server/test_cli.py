@@ -31,8 +31,15 @@ def test_serve_refuses_unknown_agents_and_wrong_tokens_and_audits_it(write_confi
     base_env = {"PATH": "/usr/bin:/bin", "HOME": str(config.parent)}
 
     def serve(agent: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([ARGOBOX, "--config", str(config), "serve", "--agent", agent], input="",
-                              capture_output=True, text=True, timeout=60, env={**base_env, **env}, check=False)
+        return subprocess.run(
+            [ARGOBOX, "--config", str(config), "serve", "--agent", agent],
+            input="",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env={**base_env, **env},
+            check=False,
+        )
 
     unknown = serve("mallory", {})
     missing = serve("openclaw", {})
@@ -74,8 +81,9 @@ def test_malformed_config_is_a_clear_error_with_exit_status_2(tmp_path: Path) ->
 
 
 def test_demo_shows_the_first_proof_holding(tmp_path: Path) -> None:
-    result = subprocess.run([ARGOBOX, "demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=180,
-                            check=False)
+    result = subprocess.run(
+        [ARGOBOX, "demo", "--dir", str(tmp_path)], capture_output=True, text=True, timeout=180, check=False
+    )
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "pending_approval" in result.stdout
@@ -93,7 +101,9 @@ def test_demo_shows_the_first_proof_holding(tmp_path: Path) -> None:
 
 
 def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config: WriteConfig) -> None:
-    config = write_config(extra="[agents.openclaw.limits]\nfailures = { count = 1, window_seconds = 60, cooldown_seconds = 600 }\n")
+    config = write_config(
+        extra="[agents.openclaw.limits]\nfailures = { count = 1, window_seconds = 60, cooldown_seconds = 600 }\n"
+    )
 
     async def deny_once() -> None:
         async with open_app(load_config(config)) as app:
@@ -113,13 +123,15 @@ def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config:
     assert audit.count("budgets_viewed") == 2 and audit.count("budget_reset") == 1 and "cooldown" in audit
 
 
-
 def test_an_operator_with_a_token_must_show_it_for_cli_actions(write_config: WriteConfig) -> None:
     token = "operator-cli-token-0123456789"
     config = write_config()
-    config.write_text(config.read_text().replace(
-        '[[operators]]\nname = "alice"',
-        f'[[operators]]\nname = "alice"\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"'))
+    config.write_text(
+        config.read_text().replace(
+            '[[operators]]\nname = "alice"',
+            f'[[operators]]\nname = "alice"\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"',
+        )
+    )
 
     async def queue() -> str:
         async with open_app(load_config(config)) as app:
@@ -130,10 +142,17 @@ def test_an_operator_with_a_token_must_show_it_for_cli_actions(write_config: Wri
     env = {k: v for k, v in os.environ.items() if k != "ARGOBOX_OPERATOR_TOKEN"}
     cli = [ARGOBOX, "--config", str(config), "approve", request_id, "--as", "alice"]
     without = subprocess.run(cli, capture_output=True, text=True, timeout=60, env=env, check=False)
-    wrong = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False,
-                           env={**env, "ARGOBOX_OPERATOR_TOKEN": "nope-nope-nope"})
-    right = subprocess.run(cli, capture_output=True, text=True, timeout=60, check=False,
-                           env={**env, "ARGOBOX_OPERATOR_TOKEN": token})
+    wrong = subprocess.run(
+        cli,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**env, "ARGOBOX_OPERATOR_TOKEN": "nope-nope-nope"},
+    )
+    right = subprocess.run(
+        cli, capture_output=True, text=True, timeout=60, check=False, env={**env, "ARGOBOX_OPERATOR_TOKEN": token}
+    )
 
     assert without.returncode == 1 and "requires a token" in without.stderr
     assert wrong.returncode == 1 and "does not match operator 'alice'" in wrong.stderr

@@ -54,49 +54,98 @@ def write(tmp_path: Path, body: str) -> Path:
     ("body", "expected"),
     [
         pytest.param("[storage]\npath = 'x.db'\ncolour = 'red'\n", "storage.colour: unknown key", id="unknown-key"),
-        pytest.param("[approvals]\nttl_seconds = '30'\n", "approvals.ttl_seconds: Input should be a valid integer",
-                     id="wrong-type"),
-        pytest.param("[approvals]\nttl_seconds = 1\n", "approvals.ttl_seconds: Input should be greater than or equal",
-                     id="out-of-range"),
-        pytest.param("[[agents.openclaw.rules]]\ntools = ['docker_list_containers']\neffect = 'maybe'\n",
-                     "agents.openclaw.rules[0].effect: Input should be 'allow', 'approve' or 'deny'", id="bad-effect"),
-        pytest.param("[[agents.openclaw.rules]]\ntools = ['docker_restart_container']\neffect = 'allow'\n",
-                     "agents.openclaw.rules[0]: effect = \"allow\" would let the mutating tool", id="blanket-allow"),
+        pytest.param(
+            "[approvals]\nttl_seconds = '30'\n",
+            "approvals.ttl_seconds: Input should be a valid integer",
+            id="wrong-type",
+        ),
+        pytest.param(
+            "[approvals]\nttl_seconds = 1\n",
+            "approvals.ttl_seconds: Input should be greater than or equal",
+            id="out-of-range",
+        ),
+        pytest.param(
+            "[[agents.openclaw.rules]]\ntools = ['docker_list_containers']\neffect = 'maybe'\n",
+            "agents.openclaw.rules[0].effect: Input should be 'allow', 'approve' or 'deny'",
+            id="bad-effect",
+        ),
+        pytest.param(
+            "[[agents.openclaw.rules]]\ntools = ['docker_restart_container']\neffect = 'allow'\n",
+            'agents.openclaw.rules[0]: effect = "allow" would let the mutating tool',
+            id="blanket-allow",
+        ),
         pytest.param("[agents.'Bad Name']\n", "agents.Bad Name (the name)", id="bad-agent-name"),
-        pytest.param("[[operators]]\nname = 'openclaw'\n[agents.openclaw]\n", "is also an agent", id="operator-is-agent"),
+        pytest.param(
+            "[[operators]]\nname = 'openclaw'\n[agents.openclaw]\n", "is also an agent", id="operator-is-agent"
+        ),
         pytest.param("[agents.openclaw]\ntoken_sha256 = 'abc'\n", "agents.openclaw.token_sha256", id="bad-token-hash"),
         pytest.param("[storage\npath = 1\n", "invalid TOML", id="toml-syntax"),
-        pytest.param("[storage]\nbusy_timeout_ms = 0\n", "storage.busy_timeout_ms: Input should be greater than",
-                     id="busy-timeout"),
+        pytest.param(
+            "[storage]\nbusy_timeout_ms = 0\n",
+            "storage.busy_timeout_ms: Input should be greater than",
+            id="busy-timeout",
+        ),
         pytest.param("[audit]\ncolour = 'red'\n", "audit.colour: unknown key", id="audit-unknown-key"),
-        pytest.param("[limits]\nmax_pending = 0\n", "limits.max_pending: Input should be greater than or equal to 1",
-                     id="zero-budget"),
-        pytest.param("[agents.a.limits]\nfailures = { count = 2 }\n", "agents.a.limits.failures.window_seconds",
-                     id="incomplete-window"),
-
-        pytest.param("[[agents.openclaw.rules]]\ntools = ['ha_get_state']\neffect = 'allow'\n",
-                     "agents.openclaw.rules[0].tools: 'ha_get_state' names ha_get_state, which need a [homeassistant] "
-                     "section", id="ha-tool-without-section"),
-        pytest.param(HA + "[[agents.openclaw.rules]]\ntools = ['ha_call_service']\n"
-                     "args = { domain = ['lock'], service = ['unlock'], entity_id = ['lock.*'] }\neffect = 'allow'\n",
-                     "agents.openclaw.rules[0]: effect = \"allow\" would pre-approve ha_call_service on lock",
-                     id="lock-pre-approved-by-glob"),
-        pytest.param(HA + "[[agents.openclaw.rules]]\ntools = ['ha_call_service']\nargs = { domain = ['light'] }\n"
-                     "effect = 'allow'\n", "constrain domain, service, entity_id", id="ha-blanket-allow"),
-        pytest.param("[homeassistant]\ntoken_env = 'ARGOBOX_HA_TOKEN'\n", "homeassistant: url is required",
-                     id="ha-url-missing"),
-        pytest.param("[homeassistant]\nurl = 'ftp://ha.local'\n", "homeassistant.url: 'ftp://ha.local' must be an "
-                     "http:// or https:// URL", id="ha-url-scheme"),
-        pytest.param("[homeassistant]\nurl = 'http://me:hunter2@ha.local'\n", "homeassistant.url: must not carry "
-                     "credentials", id="ha-url-credentials"),
-        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'HA TOKEN'\n",
-                     "homeassistant.token_env: String should match pattern", id="ha-token-env-not-a-name"),
-        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'ARGOBOX_AGENT_TOKEN'\n",
-                     "homeassistant.token_env: ARGOBOX_AGENT_TOKEN is ArgoBox's own variable", id="ha-token-env-reserved"),
-        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntoken = 'abc'\n", "homeassistant.token: unknown key",
-                     id="ha-token-in-file"),
-        pytest.param("[homeassistant]\nurl = 'http://ha.local'\ntimeout_seconds = 0\n",
-                     "homeassistant.timeout_seconds: Input should be greater than 0", id="ha-timeout"),
+        pytest.param(
+            "[limits]\nmax_pending = 0\n",
+            "limits.max_pending: Input should be greater than or equal to 1",
+            id="zero-budget",
+        ),
+        pytest.param(
+            "[agents.a.limits]\nfailures = { count = 2 }\n",
+            "agents.a.limits.failures.window_seconds",
+            id="incomplete-window",
+        ),
+        pytest.param(
+            "[[agents.openclaw.rules]]\ntools = ['ha_get_state']\neffect = 'allow'\n",
+            "agents.openclaw.rules[0].tools: 'ha_get_state' names ha_get_state, which need a [homeassistant] section",
+            id="ha-tool-without-section",
+        ),
+        pytest.param(
+            HA + "[[agents.openclaw.rules]]\ntools = ['ha_call_service']\n"
+            "args = { domain = ['lock'], service = ['unlock'], entity_id = ['lock.*'] }\neffect = 'allow'\n",
+            'agents.openclaw.rules[0]: effect = "allow" would pre-approve ha_call_service on lock',
+            id="lock-pre-approved-by-glob",
+        ),
+        pytest.param(
+            HA + "[[agents.openclaw.rules]]\ntools = ['ha_call_service']\nargs = { domain = ['light'] }\n"
+            "effect = 'allow'\n",
+            "constrain domain, service, entity_id",
+            id="ha-blanket-allow",
+        ),
+        pytest.param(
+            "[homeassistant]\ntoken_env = 'ARGOBOX_HA_TOKEN'\n", "homeassistant: url is required", id="ha-url-missing"
+        ),
+        pytest.param(
+            "[homeassistant]\nurl = 'ftp://ha.local'\n",
+            "homeassistant.url: 'ftp://ha.local' must be an http:// or https:// URL",
+            id="ha-url-scheme",
+        ),
+        pytest.param(
+            "[homeassistant]\nurl = 'http://me:hunter2@ha.local'\n",
+            "homeassistant.url: must not carry credentials",
+            id="ha-url-credentials",
+        ),
+        pytest.param(
+            "[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'HA TOKEN'\n",
+            "homeassistant.token_env: String should match pattern",
+            id="ha-token-env-not-a-name",
+        ),
+        pytest.param(
+            "[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'ARGOBOX_AGENT_TOKEN'\n",
+            "homeassistant.token_env: ARGOBOX_AGENT_TOKEN is ArgoBox's own variable",
+            id="ha-token-env-reserved",
+        ),
+        pytest.param(
+            "[homeassistant]\nurl = 'http://ha.local'\ntoken = 'abc'\n",
+            "homeassistant.token: unknown key",
+            id="ha-token-in-file",
+        ),
+        pytest.param(
+            "[homeassistant]\nurl = 'http://ha.local'\ntimeout_seconds = 0\n",
+            "homeassistant.timeout_seconds: Input should be greater than 0",
+            id="ha-timeout",
+        ),
     ],
 )
 def test_config_errors_name_file_key_and_expectation(tmp_path: Path, body: str, expected: str) -> None:
@@ -134,8 +183,11 @@ def test_config_path_comes_from_flag_then_environment(tmp_path: Path, monkeypatc
         pytest.param('signing_key_file = "missing.pem"', "audit.signing_key_file: cannot read", id="missing"),
         pytest.param('signing_key_file = "a.pem.pub"', "audit.signing_key_file: ", id="public-as-private"),
         pytest.param('verify_key_file = "a.pem"', "audit.verify_key_file: ", id="private-as-public"),
-        pytest.param('signing_key_file = "a.pem"\nverify_key_file = "b.pem.pub"',
-                     "audit.verify_key_file: is not the public key of audit.signing_key_file", id="mismatch"),
+        pytest.param(
+            'signing_key_file = "a.pem"\nverify_key_file = "b.pem.pub"',
+            "audit.verify_key_file: is not the public key of audit.signing_key_file",
+            id="mismatch",
+        ),
     ],
 )
 def test_audit_keys_are_loaded_with_the_config_and_errors_name_the_key(

@@ -46,7 +46,12 @@ async def state(app: App, entity_id: str) -> str:
 
 
 def call(domain: str, service: str, entity_id: str | list[str], data: dict[str, Any] | None = None) -> dict[str, Any]:
-    return {"domain": domain, "service": service, "entity_id": entity_id, **({"data": data} if data is not None else {})}
+    return {
+        "domain": domain,
+        "service": service,
+        "entity_id": entity_id,
+        **({"data": data} if data is not None else {}),
+    }
 
 
 def structured(result: Any) -> dict[str, Any]:
@@ -73,7 +78,10 @@ async def test_listed_entities_are_filtered_by_the_grant(client: Client) -> None
     lights = structured(await client.call_tool("ha_list_entities", {"domain": "light"}))
 
     assert [e["entity_id"] for e in everything["result"]["entities"]] == [
-        "camera.porch", "light.kitchen", "light.living_room_lamp", "lock.front_door",
+        "camera.porch",
+        "light.kitchen",
+        "light.living_room_lamp",
+        "lock.front_door",
     ]
     assert {"entity_id", "name", "state", "domain", "last_changed"} == set(everything["result"]["entities"][0])
     assert [e["entity_id"] for e in lights["result"]["entities"]] == ["light.kitchen", "light.living_room_lamp"]
@@ -109,8 +117,14 @@ async def test_listed_services_are_those_the_grant_could_let_the_agent_call(clie
 
     names = [f"{s['domain']}.{s['service']}" for s in result["result"]["services"]]
     assert names == [
-        "cover.close_cover", "cover.open_cover", "cover.stop_cover", "light.turn_off", "light.turn_on",
-        "lock.lock", "lock.open", "lock.unlock",
+        "cover.close_cover",
+        "cover.open_cover",
+        "cover.stop_cover",
+        "light.turn_off",
+        "light.turn_on",
+        "lock.lock",
+        "lock.open",
+        "lock.unlock",
     ]
     assert [s["service"] for s in locks["result"]["services"]] == ["lock", "open", "unlock"]
     assert locks["result"]["services"][0]["fields"] == ["code"]
@@ -127,7 +141,9 @@ async def test_pre_approved_light_call_runs_at_once_and_audits_the_states_around
     assert await state(app, "light.living_room_lamp") == "on"
     assert [e.event for e in events] == ["received", "decision", "executing", "succeeded"]
     assert events[-1].detail["summary"] == {
-        "service": "light.turn_on", "before": {"light.living_room_lamp": "off"}, "after": {"light.living_room_lamp": "on"},
+        "service": "light.turn_on",
+        "before": {"light.living_room_lamp": "off"},
+        "after": {"light.living_room_lamp": "on"},
     }
 
 
@@ -149,7 +165,8 @@ async def test_lock_call_is_queued_with_a_preview_and_runs_once_after_approval(c
     assert "preview at" in screen and "lock.front_door: locked → unlock" in screen
     queued_event = next(e for e in events if e.event == "queued")
     assert queued_event.detail["preview"] == {
-        "states": {"lock.front_door": "locked"}, "changes": ["lock.front_door: locked → unlock"],
+        "states": {"lock.front_door": "locked"},
+        "changes": ["lock.front_door: locked → unlock"],
     }
     assert done.status.value == "succeeded"
     assert await state(app, "lock.front_door") == "unlocked"
@@ -161,7 +178,9 @@ async def test_lock_call_is_queued_with_a_preview_and_runs_once_after_approval(c
 async def test_call_outside_the_grant_is_denied_audited_and_changes_nothing(client: Client, app: App) -> None:
     result = await client.call_tool("ha_call_service", call("light", "turn_on", "light.kitchen"))
     before_kitchen = await state(app, "light.kitchen")
-    several = await client.call_tool("ha_call_service", call("light", "turn_off", ["light.living_room_lamp", "light.kitchen"]))
+    several = await client.call_tool(
+        "ha_call_service", call("light", "turn_off", ["light.living_room_lamp", "light.kitchen"])
+    )
 
     assert result.is_error is True and structured(result)["status"] == "denied"
     assert "entity_id 'light.kitchen' is outside the grant" in structured(result)["reason"]
@@ -188,7 +207,9 @@ async def test_entity_gone_before_approval_fails_the_request_and_nothing_runs(cl
 
 
 async def test_rejected_service_data_fails_the_request_and_audits_the_state_before(client: Client, app: App) -> None:
-    queued = structured(await client.call_tool("ha_call_service", call("cover", "open_cover", "cover.garage_door", {"speed": 3})))
+    queued = structured(
+        await client.call_tool("ha_call_service", call("cover", "open_cover", "cover.garage_door", {"speed": 3}))
+    )
 
     record = await gate.approve(app, queued["request_id"], operator="alice", note="")
     failed = (await app.store.audit_trail(request_id=record.id))[-1]
@@ -199,13 +220,18 @@ async def test_rejected_service_data_fails_the_request_and_audits_the_state_befo
 
 
 async def test_secret_service_data_is_masked_wherever_it_is_shown(client: Client, app: App) -> None:
-    queued = structured(await client.call_tool("ha_call_service", call("lock", "unlock", "lock.front_door", {"code": "4711"})))
+    queued = structured(
+        await client.call_tool("ha_call_service", call("lock", "unlock", "lock.front_door", {"code": "4711"}))
+    )
     record = await app.store.get(queued["request_id"])
     assert record is not None
     events = await app.store.audit_trail(request_id=record.id)
     shown = [
-        json.dumps(queued), requests_table([record], app.redactor), json.dumps(request_json(record, app.redactor)),
-        explain_text(await explain(app, record)), json.dumps([e.detail for e in events]),
+        json.dumps(queued),
+        requests_table([record], app.redactor),
+        json.dumps(request_json(record, app.redactor)),
+        explain_text(await explain(app, record)),
+        json.dumps([e.detail for e in events]),
     ]
 
     assert "lock.front_door: locked → unlock (code=<redacted>)" in shown[3]
@@ -217,27 +243,49 @@ async def test_secret_service_data_is_masked_wherever_it_is_shown(client: Client
     ("arguments", "expected"),
     [
         pytest.param(call("light", "turn_on", "Light.Kitchen"), "entity_id: must be an entity id", id="bad-entity-id"),
-        pytest.param(call("light", "turn_on", "light.kitchen; rm -rf /"), "entity_id: must be an entity id",
-                     id="shell-characters"),
-        pytest.param(call("light", "turn_on", "light." + "x" * 1_000_000), "entity_id: must be an entity id",
-                     id="huge-entity-id"),
+        pytest.param(
+            call("light", "turn_on", "light.kitchen; rm -rf /"),
+            "entity_id: must be an entity id",
+            id="shell-characters",
+        ),
+        pytest.param(
+            call("light", "turn_on", "light." + "x" * 1_000_000), "entity_id: must be an entity id", id="huge-entity-id"
+        ),
         pytest.param(call("light", "turn_on", []), "entity_id: must be an entity id", id="empty-list"),
         pytest.param(call("light", "turn_on", [f"light.l{i}" for i in range(21)]), "a list of 1-20", id="too-many"),
         pytest.param(call("light", "turn_on", ["light.a", "light.a"]), "lists an entity id twice", id="duplicate"),
         pytest.param(call("Light", "turn_on", "light.kitchen"), "domain: must be a domain", id="bad-domain"),
         pytest.param(call("light", "turn on", "light.kitchen"), "service: must be a service", id="bad-service"),
-        pytest.param(call("light", "turn_on", "light.living_room_lamp", {"entity_id": "lock.front_door"}),
-                     "'entity_id' is not allowed in data; name the targets in entity_id", id="target-smuggled-in-data"),
-        pytest.param(call("light", "turn_on", "light.living_room_lamp", {"area_id": "house"}), "'area_id' is not allowed",
-                     id="area-in-data"),
-        pytest.param(call("light", "turn_on", "light.living_room_lamp", {"blob": "x" * 5000}),
-                     "data: at most 4096 characters of JSON", id="huge-data"),
-        pytest.param(call("light", "turn_on", "light.living_room_lamp", {"a": {"b": {"c": {"d": {"e": 1}}}}}),
-                     "nested deeper than 4 levels", id="deep-data"),
-        pytest.param({**call("light", "turn_on", "light.living_room_lamp"), "data": [1, 2]},
-                     "data: Input should be a valid dictionary", id="data-not-an-object"),
-        pytest.param({**call("light", "turn_on", "light.living_room_lamp"), "force": True}, "force: not an argument",
-                     id="extra-argument"),
+        pytest.param(
+            call("light", "turn_on", "light.living_room_lamp", {"entity_id": "lock.front_door"}),
+            "'entity_id' is not allowed in data; name the targets in entity_id",
+            id="target-smuggled-in-data",
+        ),
+        pytest.param(
+            call("light", "turn_on", "light.living_room_lamp", {"area_id": "house"}),
+            "'area_id' is not allowed",
+            id="area-in-data",
+        ),
+        pytest.param(
+            call("light", "turn_on", "light.living_room_lamp", {"blob": "x" * 5000}),
+            "data: at most 4096 characters of JSON",
+            id="huge-data",
+        ),
+        pytest.param(
+            call("light", "turn_on", "light.living_room_lamp", {"a": {"b": {"c": {"d": {"e": 1}}}}}),
+            "nested deeper than 4 levels",
+            id="deep-data",
+        ),
+        pytest.param(
+            {**call("light", "turn_on", "light.living_room_lamp"), "data": [1, 2]},
+            "data: Input should be a valid dictionary",
+            id="data-not-an-object",
+        ),
+        pytest.param(
+            {**call("light", "turn_on", "light.living_room_lamp"), "force": True},
+            "force: not an argument",
+            id="extra-argument",
+        ),
         pytest.param({"domain": "light", "service": "turn_on"}, "entity_id: required", id="missing-entity"),
     ],
 )
@@ -284,7 +332,9 @@ async def test_unreachable_home_assistant_fails_clearly_and_never_shows_the_toke
     async with open_app(load_config(write_config(homeassistant=home, extra=HOME_RULES))) as app:
         async with Client(build_agent_server(app, "openclaw")) as client:  # type: ignore[arg-type]
             listing = structured(await client.call_tool("ha_list_entities", {}))
-            light = structured(await client.call_tool("ha_call_service", call("light", "turn_on", "light.living_room_lamp")))
+            light = structured(
+                await client.call_tool("ha_call_service", call("light", "turn_on", "light.living_room_lamp"))
+            )
             queued = structured(await client.call_tool("ha_call_service", call("lock", "unlock", "lock.front_door")))
         record = await app.store.get(queued["request_id"])
         assert record is not None

@@ -12,8 +12,12 @@ from argobox.server.http import _bind, is_loopback, parse_listen, transport_secu
 
 @pytest.mark.parametrize(
     ("value", "expected"),
-    [("127.0.0.1:8765", ("127.0.0.1", 8765)), ("[::1]:9000", ("::1", 9000)), ("localhost:0", ("localhost", 0)),
-     ("0.0.0.0:80", ("0.0.0.0", 80))],
+    [
+        ("127.0.0.1:8765", ("127.0.0.1", 8765)),
+        ("[::1]:9000", ("::1", 9000)),
+        ("localhost:0", ("localhost", 0)),
+        ("0.0.0.0:80", ("0.0.0.0", 80)),
+    ],
 )
 def test_listen_addresses_parse(value: str, expected: tuple[str, int]) -> None:
     assert parse_listen(value) == expected

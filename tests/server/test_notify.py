@@ -72,8 +72,12 @@ url = "{ntfy}"
 """
 
 
-async def test_queued_and_decided_requests_reach_webhook_and_ntfy(write_config: WriteConfig, receiver: Receiver) -> None:
-    config = load_config(write_config(extra=channels(f"{receiver.url}/hook?token=hook-secret-123", f"{receiver.url}/topic")))
+async def test_queued_and_decided_requests_reach_webhook_and_ntfy(
+    write_config: WriteConfig, receiver: Receiver
+) -> None:
+    config = load_config(
+        write_config(extra=channels(f"{receiver.url}/hook?token=hook-secret-123", f"{receiver.url}/topic"))
+    )
     async with open_app(config) as app:
         queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         await notify.flush(app)

@@ -39,8 +39,12 @@ def test_log_lines_are_redacted_including_arguments_and_tracebacks() -> None:
 @pytest.mark.anyio
 async def test_every_audit_field_is_redacted_not_only_the_detail(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "s.db", clock=lambda: 1.0, redactor=Redactor([SECRET])) as store:
-        await store.audit([Event(event="refused", actor=f"operator:{SECRET}", detail={"reason": SECRET})],
-                          request_id=f"id-{SECRET}", agent="openclaw", tool=f"x{SECRET}")
+        await store.audit(
+            [Event(event="refused", actor=f"operator:{SECRET}", detail={"reason": SECRET})],
+            request_id=f"id-{SECRET}",
+            agent="openclaw",
+            tool=f"x{SECRET}",
+        )
         (event,) = await store.audit_trail()
 
     assert SECRET not in repr(event)

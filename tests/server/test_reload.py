@@ -22,6 +22,7 @@ from tests.conftest import ListChangedInbox, WriteConfig
 
 pytestmark = pytest.mark.anyio
 
+
 @pytest.fixture
 async def app(write_config: WriteConfig) -> AsyncIterator[App]:
     async with open_app(load_config(write_config())) as app:
@@ -38,7 +39,11 @@ def test_plan_reload_names_changed_and_revoked_agents_and_keeps_restart_sections
     path = write_config(token_sha256="a" * 64)
     old = load_config(path)
     edit(path, 'token_sha256 = "' + "a" * 64, 'token_sha256 = "' + "b" * 64)
-    edit(path, 'tools = ["docker_list_containers"]\neffect = "allow"', 'tools = ["docker_list_containers"]\neffect = "deny"')
+    edit(
+        path,
+        'tools = ["docker_list_containers"]\neffect = "allow"',
+        'tools = ["docker_list_containers"]\neffect = "deny"',
+    )
     edit(path, 'path = "argobox.db"', 'path = "elsewhere.db"')
     edit(path, "ttl_seconds = 1800", "ttl_seconds = 60")
     change = plan_reload(old, load_config(path))
@@ -101,7 +106,11 @@ async def test_calls_are_checked_against_the_grant_in_force_at_call_time(app: Ap
         allowed = await reader.call_tool("docker_list_containers", {})
         path = app.config.source
         assert path is not None
-        edit(path, 'tools = ["docker_list_containers"]\neffect = "allow"', 'tools = ["docker_list_containers"]\neffect = "deny"')
+        edit(
+            path,
+            'tools = ["docker_list_containers"]\neffect = "allow"',
+            'tools = ["docker_list_containers"]\neffect = "deny"',
+        )
         app.settings.replace(load_config(path))
         with pytest.raises(MCPError) as refused:
             await reader.call_tool("docker_list_containers", {})
@@ -127,19 +136,22 @@ async def test_a_stdio_identity_whose_token_changed_sees_nothing(write_config: W
     assert before == "openclaw" and after is None
 
 
-
 async def test_tools_changed_reaches_only_the_affected_agent_in_both_eras(app: App) -> None:
     live = LiveState()
     openclaw_inbox, reader_inbox = ListChangedInbox(), ListChangedInbox()
     with anyio.fail_after(20):
-        async with Client(build_agent_server(app, "openclaw", live=live)) as openclaw, \
-                Client(build_agent_server(app, "reader", live=live)) as reader, \
-                Client(build_agent_server(app, "openclaw", live=live), mode="legacy",
-                       message_handler=openclaw_inbox) as openclaw_legacy, \
-                Client(build_agent_server(app, "reader", live=live), mode="legacy",
-                       message_handler=reader_inbox) as reader_legacy, \
-                openclaw.listen(tools_list_changed=True) as openclaw_events, \
-                reader.listen(tools_list_changed=True) as reader_events:
+        async with (
+            Client(build_agent_server(app, "openclaw", live=live)) as openclaw,
+            Client(build_agent_server(app, "reader", live=live)) as reader,
+            Client(
+                build_agent_server(app, "openclaw", live=live), mode="legacy", message_handler=openclaw_inbox
+            ) as openclaw_legacy,
+            Client(
+                build_agent_server(app, "reader", live=live), mode="legacy", message_handler=reader_inbox
+            ) as reader_legacy,
+            openclaw.listen(tools_list_changed=True) as openclaw_events,
+            reader.listen(tools_list_changed=True) as reader_events,
+        ):
             await openclaw_legacy.list_tools()
             await reader_legacy.list_tools()
             await live.tools_changed(["openclaw"])

@@ -30,17 +30,26 @@ class Clock:
 
 async def create(store: Store, request: NewRequest, events: list[Event]) -> RequestRecord:
     """Queue `request` through the store's one way in (budgets generous enough never to refuse it)."""
-    admission = await store.admit(CallFacts(agent=request.agent), Limits(), tool=request.tool, events=events,
-                                  request=request)
+    admission = await store.admit(
+        CallFacts(agent=request.agent), Limits(), tool=request.tool, events=events, request=request
+    )
     assert admission.record is not None
     return admission.record
 
 
 def pending(request_id: str = "req0000000000001", *, expires_at: float = 1_800_000_600.0) -> NewRequest:
     return NewRequest(
-        id=request_id, agent="openclaw", tool="docker_restart_container", arguments={"container": "jellyfin"},
-        digest="d" * 64, classification="mutate", effect="approve", rule="agents.openclaw.rules[1]",
-        reason="needs approval", status=RequestStatus.PENDING, expires_at=expires_at,
+        id=request_id,
+        agent="openclaw",
+        tool="docker_restart_container",
+        arguments={"container": "jellyfin"},
+        digest="d" * 64,
+        classification="mutate",
+        effect="approve",
+        rule="agents.openclaw.rules[1]",
+        reason="needs approval",
+        status=RequestStatus.PENDING,
+        expires_at=expires_at,
     )
 
 
@@ -205,8 +214,10 @@ async def test_audit_trail_refuses_update_and_delete(tmp_path: Path) -> None:
     with pytest.raises(sqlite3.IntegrityError, match="append-only"):
         db.execute("DELETE FROM audit")
     with pytest.raises(sqlite3.IntegrityError, match="bound to its agent"):
-        db.execute("INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, reason, status,"
-                   " created_at, updated_at) VALUES ('r', 'a', 't', '{}', 'd', 'mutate', 'approve', 'r', 'p', 0, 0)")
+        db.execute(
+            "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, reason, status,"
+            " created_at, updated_at) VALUES ('r', 'a', 't', '{}', 'd', 'mutate', 'approve', 'r', 'p', 0, 0)"
+        )
         db.execute("UPDATE requests SET arguments = '{\"container\": \"postgres\"}' WHERE id = 'r'")
     db.close()
 

@@ -23,23 +23,44 @@ NOW = 1_800_000_000.0
 
 def pending(request_id: str = "req0000000000001") -> NewRequest:
     return NewRequest(
-        id=request_id, agent="openclaw", tool="docker_restart_container", arguments={"container": "jellyfin"},
-        digest="e" * 64, classification="mutate", effect="approve", rule="agents.openclaw.rules[1]",
-        reason="needs approval", status=RequestStatus.PENDING, expires_at=NOW + 600,
+        id=request_id,
+        agent="openclaw",
+        tool="docker_restart_container",
+        arguments={"container": "jellyfin"},
+        digest="e" * 64,
+        classification="mutate",
+        effect="approve",
+        rule="agents.openclaw.rules[1]",
+        reason="needs approval",
+        status=RequestStatus.PENDING,
+        expires_at=NOW + 600,
     )
 
 
 def executing(request_id: str = "read000000000001") -> NewRequest:
     return NewRequest(
-        id=request_id, agent="openclaw", tool="docker_inspect_container", arguments={"container": "jellyfin"},
-        digest="d" * 64, classification="read", effect="allow", rule="agents.openclaw.rules[0]", reason="allowed",
-        status=RequestStatus.EXECUTING, decided_by="policy",
+        id=request_id,
+        agent="openclaw",
+        tool="docker_inspect_container",
+        arguments={"container": "jellyfin"},
+        digest="d" * 64,
+        classification="read",
+        effect="allow",
+        rule="agents.openclaw.rules[0]",
+        reason="allowed",
+        status=RequestStatus.EXECUTING,
+        decided_by="policy",
     )
 
 
 async def admit(store: Store, request: NewRequest) -> None:
-    admission = await store.admit(CallFacts(agent=request.agent), Limits(), tool=request.tool, request=request,
-                                  events=[Event(event="received", actor="agent:openclaw")])
+    admission = await store.admit(
+        CallFacts(agent=request.agent),
+        Limits(),
+        tool=request.tool,
+        request=request,
+        events=[Event(event="received", actor="agent:openclaw")],
+    )
     assert admission.record is not None
 
 
@@ -64,8 +85,12 @@ async def test_a_transaction_runs_whole_on_the_connection_thread_in_one_hand_off
 
         def body(tx: Tx) -> None:
             seen.append((threading.get_ident(), tx.db.in_transaction))
-            tx.append([Event(event="one", actor="argobox"), Event(event="two", actor="argobox")],
-                      request_id=None, agent=None, tool=None)
+            tx.append(
+                [Event(event="one", actor="argobox"), Event(event="two", actor="argobox")],
+                request_id=None,
+                agent=None,
+                tool=None,
+            )
             tx.db.execute("SELECT 1")
 
         await store.transaction(body)
@@ -133,7 +158,10 @@ async def test_closing_the_store_waits_for_the_writes_left_behind(tmp_path: Path
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
         stored = await store.get("read000000000001")
 
-    assert stored is not None and (stored.status, stored.error) == (RequestStatus.FAILED, "container jellyfin not found")
+    assert stored is not None and (stored.status, stored.error) == (
+        RequestStatus.FAILED,
+        "container jellyfin not found",
+    )
 
 
 async def test_a_cancelled_caller_still_sees_its_transaction_through(tmp_path: Path) -> None:

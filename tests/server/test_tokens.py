@@ -80,7 +80,9 @@ def test_token_write_inserts_a_line_after_the_agent_table_header(write_config: W
     before = path.read_text()
     write_token_hash(path, "openclaw", "f" * 64)
 
-    assert path.read_text() == before.replace("[agents.openclaw]\n", f'[agents.openclaw]\ntoken_sha256 = "{"f" * 64}"\n', 1)
+    assert path.read_text() == before.replace(
+        "[agents.openclaw]\n", f'[agents.openclaw]\ntoken_sha256 = "{"f" * 64}"\n', 1
+    )
 
 
 def test_token_write_refuses_an_agent_without_its_own_table_header(write_config: WriteConfig) -> None:

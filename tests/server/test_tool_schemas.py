@@ -14,10 +14,20 @@ from argobox.adapters.base import ContainerDetail, Mount, PortBinding
 from argobox.server.tools import TOOLS, Outcome, compact_schema
 
 DETAIL = ContainerDetail(
-    id="28d81f2e7f99", name="jellyfin", image="jellyfin/jellyfin:10.9", state="running", health=None,
-    restart_count=0, exit_code=None, ports=[PortBinding(container_port="8096/tcp", host_port="8096")],
+    id="28d81f2e7f99",
+    name="jellyfin",
+    image="jellyfin/jellyfin:10.9",
+    state="running",
+    health=None,
+    restart_count=0,
+    exit_code=None,
+    ports=[PortBinding(container_port="8096/tcp", host_port="8096")],
     mounts=[Mount(type="bind", source="/srv/media", destination="/media", read_only=True)],
-    labels={"lab": "x"}, env={"TZ": "UTC"}, created_at="2026-11-25T05:46:06Z", started_at=None, finished_at=None,
+    labels={"lab": "x"},
+    env={"TZ": "UTC"},
+    created_at="2026-11-25T05:46:06Z",
+    started_at=None,
+    finished_at=None,
 ).model_dump(mode="json")
 
 
@@ -42,7 +52,10 @@ def test_every_shown_output_schema_is_self_contained_and_valid(tool: str) -> Non
 def test_the_shown_schema_accepts_and_rejects_exactly_what_pydantic_does(status: str) -> None:
     original, shown = _validators("docker_inspect_container")
     document = Outcome[ContainerDetail](
-        status=status, message="m", request_id="r", tool="docker_inspect_container",  # type: ignore[arg-type]
+        status=status,
+        message="m",
+        request_id="r",
+        tool="docker_inspect_container",  # type: ignore[arg-type]
         result=ContainerDetail.model_validate(DETAIL) if status == "succeeded" else None,
         limit="requests_per_minute" if status == "rate_limited" else None,
     ).model_dump(mode="json")
@@ -126,16 +139,20 @@ def test_only_what_means_the_same_is_merged() -> None:
     assert properties["typed"]["type"] == ["object", "null"] and properties["typed"]["required"] == ["n"]
     assert "anyOf" in properties["listed"] and "anyOf" in properties["three"]
     validator = Draft202012Validator(compact)
-    for good in ({"plain": None, "listed": None, "typed": None, "three": None}, {"listed": "a", "typed": {"n": 1},
-                                                                                   "three": 3}):
+    for good in (
+        {"plain": None, "listed": None, "typed": None, "three": None},
+        {"listed": "a", "typed": {"n": 1}, "three": 3},
+    ):
         assert validator.is_valid(good)
     for bad in ({"listed": "b"}, {"typed": {}}, {"three": "b"}, {"plain": 1}):
         assert not validator.is_valid(bad)
 
 
 def test_a_recursive_reference_is_refused_rather_than_expanded_forever() -> None:
-    schema = {"$ref": "#/$defs/Node", "$defs": {"Node": {"type": "object", "properties": {
-        "next": {"$ref": "#/$defs/Node"}}}}}
+    schema = {
+        "$ref": "#/$defs/Node",
+        "$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}},
+    }
     with pytest.raises(ValueError, match="recursive"):
         compact_schema(schema)
 
@@ -149,13 +166,24 @@ def _agree(original: dict[str, Any], documents: list[Any]) -> dict[str, Any]:
 
 
 def test_a_keyword_beside_an_anyof_or_a_ref_is_never_lost_or_overridden() -> None:
-    _agree({"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}], "maxLength": 10},
-           ["abc", "abcdef", None, 1])
-    _agree({"type": "object", "properties": {"t": {"$ref": "#/$defs/T", "required": ["b"]}},
-            "$defs": {"T": {"type": "object", "required": ["a"]}}},
-           [{"t": {"a": 1, "b": 2}}, {"t": {"a": 1}}, {"t": {"b": 2}}])
-    compact = _agree({"properties": {"t": {"$ref": "#/$defs/T", "description": "d"}},
-                      "$defs": {"T": {"type": "integer", "title": "T"}}}, [{"t": 1}, {"t": "x"}])
+    _agree(
+        {"anyOf": [{"type": "string", "maxLength": 3}, {"type": "null"}], "maxLength": 10}, ["abc", "abcdef", None, 1]
+    )
+    _agree(
+        {
+            "type": "object",
+            "properties": {"t": {"$ref": "#/$defs/T", "required": ["b"]}},
+            "$defs": {"T": {"type": "object", "required": ["a"]}},
+        },
+        [{"t": {"a": 1, "b": 2}}, {"t": {"a": 1}}, {"t": {"b": 2}}],
+    )
+    compact = _agree(
+        {
+            "properties": {"t": {"$ref": "#/$defs/T", "description": "d"}},
+            "$defs": {"T": {"type": "integer", "title": "T"}},
+        },
+        [{"t": 1}, {"t": "x"}],
+    )
     assert compact["properties"]["t"] == {"type": "integer", "title": "T", "description": "d"}
 
 
