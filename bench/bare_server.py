@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.types as types
+from mcp import types
 from mcp.server import MCPServer, Server, ServerRequestContext
 from mcp.server.stdio import stdio_server
 

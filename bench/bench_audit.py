@@ -28,10 +28,10 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from argobox.server.audit_chain import GENESIS, canonical_detail, event_hash  # noqa: E402
-from argobox.server.audit_checkpoint import Checkpoint, checkpoint_path, write_checkpoint  # noqa: E402
-from argobox.server.audit_verify import verify_store  # noqa: E402
-from argobox.server.store import Event, Store  # noqa: E402
+from argobox.server.audit.chain import GENESIS, canonical_detail, event_hash  # noqa: E402
+from argobox.server.audit.checkpoint import Checkpoint, checkpoint_path, write_checkpoint  # noqa: E402
+from argobox.server.audit.verify import verify_store  # noqa: E402
+from argobox.server.store.core import Event, Store  # noqa: E402
 
 ARGUMENTS = {"container": "jellyfin"}
 DECISION = {

@@ -36,9 +36,9 @@ TARGETS = ("jellyfin", "web-api", "web-frontend")
 
 
 async def flood_in_process(config: Path, calls: int) -> dict[str, int]:
-    from argobox.server import gate
     from argobox.server.app import open_app
-    from argobox.server.config import load_config
+    from argobox.server.config.model import load_config
+    from argobox.server.mediation import calls as gate
 
     statuses: dict[str, int] = {}
     async with open_app(load_config(config)) as app:

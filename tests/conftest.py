@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.types as types
 import pytest
+from mcp import types
 
 pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant"]
 

@@ -1,4 +1,10 @@
-"""The dependency direction holds: server -> policy, server -> adapters; policy is pure; adapters stand alone."""
+"""The dependency direction holds, between the three layers and between the rooms of `argobox.server`.
+
+Layers: server -> policy, server -> adapters; policy is pure (no I/O, no clock); adapters stand alone.
+Rooms of the server, each importing only the rooms below it:
+
+    cli -> transport -> mediation -> app -> config, store -> audit -> times, redact
+"""
 
 from __future__ import annotations
 
@@ -26,6 +32,20 @@ FORBIDDEN = {
     "adapters": ("argobox.server", "argobox.policy", "aiosqlite", "mcp"),
 }
 
+LEAVES = frozenset({"times", "redact"})
+ROOMS: dict[str, frozenset[str]] = {
+    "times": frozenset(),
+    "redact": frozenset(),
+    "audit": LEAVES,
+    "config": LEAVES | {"audit"},
+    "store": LEAVES | {"audit"},
+    "app": LEAVES | {"audit", "config", "store"},
+    "mediation": LEAVES | {"audit", "config", "store", "app"},
+    "transport": LEAVES | {"audit", "config", "store", "app", "mediation"},
+    "cli": LEAVES | {"audit", "config", "store", "app", "mediation", "transport"},
+}
+"""Each room of `argobox.server` and the rooms it may import (a room may always import itself)."""
+
 
 def imports(path: Path) -> set[str]:
     names: set[str] = set()
@@ -34,7 +54,28 @@ def imports(path: Path) -> set[str]:
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
             names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
     return names
+
+
+def room_offenders(server: Path) -> set[str]:
+    """Every import in the package at `server` that goes from a room to a room it may not import."""
+    offenders: set[str] = set()
+    for path in server.rglob("*.py"):
+        room = path.relative_to(server).parts[0].removesuffix(".py")
+        if room == "__init__":
+            continue
+        if room not in ROOMS:
+            offenders.add(f"{path.relative_to(server)} is in no known room")
+            continue
+        for name in imports(path):
+            parts = name.split(".")
+            if parts[:2] != ["argobox", "server"] or len(parts) < 3:
+                continue
+            target = parts[2]
+            if target != room and target in ROOMS and target not in ROOMS[room]:
+                offenders.add(f"{path.relative_to(server)} ({room}) imports {name} ({target})")
+    return offenders
 
 
 @pytest.mark.parametrize("layer", sorted(FORBIDDEN))
@@ -47,3 +88,21 @@ def test_layer_imports_nothing_it_must_not(layer: str) -> None:
     }
 
     assert offenders == set()
+
+
+def test_rooms_of_the_server_import_only_the_rooms_below_them() -> None:
+    assert room_offenders(PACKAGE / "server") == set()
+
+
+def test_the_room_check_finds_an_upward_import_and_an_unknown_room(tmp_path: Path) -> None:
+    (tmp_path / "mediation").mkdir()
+    (tmp_path / "mediation" / "calls.py").write_text("from argobox.server.transport import agent\n")
+    (tmp_path / "store").mkdir()
+    (tmp_path / "store" / "core.py").write_text("from argobox.server.audit.chain import GENESIS\n")
+    (tmp_path / "attic.py").write_text("")
+
+    assert room_offenders(tmp_path) == {
+        "mediation/calls.py (mediation) imports argobox.server.transport (transport)",
+        "mediation/calls.py (mediation) imports argobox.server.transport.agent (transport)",
+        "attic.py is in no known room",
+    }

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 
 from argobox.adapters.base import (
     MAX_LOG_LINES,
@@ -139,7 +140,7 @@ class SimulatedLab:
                 ports=[PortBinding(container_port=p, host_ip="0.0.0.0", host_port=h) for p, h in spec["ports"].items()],
                 mounts=[],
                 labels={"lab.argobox": "simulated"},
-                env={key: REDACTED for key in spec.get("env", {})},
+                env=dict.fromkeys(spec.get("env", {}), REDACTED),
                 created_at=spec["created"],
                 started_at=spec["started_at"],
                 finished_at=spec["finished_at"],
@@ -154,7 +155,7 @@ class SimulatedLab:
             return logs.carrying_secrets(spec.get("env", {}).values())
 
     async def _act(self, container: str, action: str) -> ContainerAction:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         with self._state() as state:
             name, spec = self._find(state, container)
             now = self._clock()
@@ -328,7 +329,7 @@ class SimulatedHome:
     async def call_service(
         self, domain: str, service: str, entity_ids: Sequence[str], data: Mapping[str, Any]
     ) -> ServiceCallResult:
-        await anyio.sleep(0)
+        await anyio.lowlevel.checkpoint()
         what = f"{domain}.{service}"
         with self._state() as state:
             missing = [e for e in entity_ids if e not in state]

@@ -83,7 +83,7 @@ async def test_inspect_redacts_env_and_reports_engine_facts(engine, make_contain
     dumped = detail.model_dump_json()
     assert SECRET not in dumped and "visible-value" not in dumped
     engine_env_names = {entry.partition("=")[0] for entry in attrs["Config"]["Env"]}
-    assert detail.env == {name: REDACTED for name in engine_env_names}
+    assert detail.env == dict.fromkeys(engine_env_names, REDACTED)
     assert {"API_TOKEN", "PLAIN"} <= detail.env.keys()
 
     assert detail.id == attrs["Id"][:12] and detail.name == container.name

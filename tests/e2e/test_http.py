@@ -11,13 +11,11 @@ from typing import Any
 
 import anyio
 import httpx2
-import mcp.types as types
 import pytest
-
-from tests.conftest import ListChangedInbox
-from mcp import Client
+from mcp import Client, types
 from mcp.shared.exceptions import MCPError
 
+from tests.conftest import ListChangedInbox
 from tests.http_daemon import (
     ARGOBOX,
     MODERN_META,
@@ -71,19 +69,19 @@ def names(result: types.ListToolsResult) -> list[str]:
 async def test_each_token_sees_and_calls_only_its_own_grant(tmp_path: Path, mode: str) -> None:
     config = write_http_config(tmp_path)
     with anyio.fail_after(TEST_TIMEOUT_S):
-        async with http_daemon(config) as daemon:
-            async with (
-                connect(daemon.url, OPENCLAW_TOKEN, mode) as openclaw,
-                connect(daemon.url, READER_TOKEN, mode) as reader,
-            ):
-                openclaw_tools = names(await openclaw.list_tools())
-                reader_tools = names(await reader.list_tools())
-                listed = await reader.call_tool("docker_list_containers", {})
-                queued = await openclaw.call_tool("docker_restart_container", {"container": "jellyfin"})
-                with pytest.raises(MCPError) as hidden:
-                    await reader.call_tool("docker_restart_container", {"container": "jellyfin"})
-                versions = {openclaw.protocol_version, reader.protocol_version}
-                capability = reader.server_capabilities.tools if reader.server_capabilities else None
+        async with (
+            http_daemon(config) as daemon,
+            connect(daemon.url, OPENCLAW_TOKEN, mode) as openclaw,
+            connect(daemon.url, READER_TOKEN, mode) as reader,
+        ):
+            openclaw_tools = names(await openclaw.list_tools())
+            reader_tools = names(await reader.list_tools())
+            listed = await reader.call_tool("docker_list_containers", {})
+            queued = await openclaw.call_tool("docker_restart_container", {"container": "jellyfin"})
+            with pytest.raises(MCPError) as hidden:
+                await reader.call_tool("docker_restart_container", {"container": "jellyfin"})
+            versions = {openclaw.protocol_version, reader.protocol_version}
+            capability = reader.server_capabilities.tools if reader.server_capabilities else None
 
     assert versions == {expected_version(mode)}
     assert openclaw_tools == OPENCLAW_TOOLS and reader_tools == READER_TOOLS
@@ -458,17 +456,17 @@ effect = "allow"
 async def test_sigterm_with_open_streams_stops_promptly(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     with anyio.fail_after(TEST_TIMEOUT_S):
-        async with http_daemon(config) as daemon:
-            async with (
-                connect(daemon.url, OPENCLAW_TOKEN, "legacy") as legacy,
-                connect(daemon.url, READER_TOKEN, "auto") as modern,
-                modern.listen(tools_list_changed=True),
-            ):
-                await legacy.list_tools()
-                started = anyio.current_time()
-                daemon.signal(signal.SIGTERM)
-                status = await daemon.wait_exit(15)
-                took = anyio.current_time() - started
+        async with (
+            http_daemon(config) as daemon,
+            connect(daemon.url, OPENCLAW_TOKEN, "legacy") as legacy,
+            connect(daemon.url, READER_TOKEN, "auto") as modern,
+            modern.listen(tools_list_changed=True),
+        ):
+            await legacy.list_tools()
+            started = anyio.current_time()
+            daemon.signal(signal.SIGTERM)
+            status = await daemon.wait_exit(15)
+            took = anyio.current_time() - started
 
     assert status == 0
     assert took < 10

@@ -15,8 +15,8 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from argobox.server.cli import DEFAULT_HTTP_LISTEN
-from argobox.server.http import DEFAULT_LISTEN, MCP_PATH
+from argobox.server.cli.main import DEFAULT_HTTP_LISTEN
+from argobox.server.transport.http import DEFAULT_LISTEN, MCP_PATH
 from tests.conftest import WriteConfig
 from tests.http_daemon import OPENCLAW_TOKEN, http_daemon, write_http_config
 

@@ -6,10 +6,8 @@ import hashlib
 import json
 import subprocess
 from pathlib import Path
-from typing import Any
 
 import anyio
-import mcp.types as types
 import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError

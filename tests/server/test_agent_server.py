@@ -9,15 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.types as types
 import pytest
-from mcp import Client
+from mcp import Client, types
 from mcp.shared.exceptions import MCPError
 
-from argobox.server import gate
-from argobox.server.agent import build_agent_server
 from argobox.server.app import App, open_app
-from argobox.server.config import load_config
+from argobox.server.config.model import load_config
+from argobox.server.mediation import calls as gate
+from argobox.server.transport.agent import build_agent_server
 from tests.conftest import WriteConfig
 
 pytestmark = pytest.mark.anyio

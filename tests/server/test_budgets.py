@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from argobox.server import gate
 from argobox.server.app import App, open_app
-from argobox.server.config import load_config
-from argobox.server.store import RequestStatus
+from argobox.server.config.model import load_config
+from argobox.server.mediation import calls as gate
+from argobox.server.store.core import RequestStatus
 from tests.conftest import WriteConfig
 
 pytestmark = pytest.mark.anyio
@@ -198,9 +198,9 @@ async def test_a_flood_leaves_the_queue_and_the_store_bounded(open_lab: Any, clo
 FLOODER = """
 import sys, anyio
 from pathlib import Path
-from argobox.server import gate
+from argobox.server.mediation import calls as gate
 from argobox.server.app import open_app
-from argobox.server.config import load_config
+from argobox.server.config.model import load_config
 async def main():
     async with open_app(load_config(Path(sys.argv[1]))) as app:
         while not Path(sys.argv[2]).exists():

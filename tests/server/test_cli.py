@@ -11,9 +11,9 @@ from pathlib import Path
 
 import anyio
 
-from argobox.server import gate
 from argobox.server.app import open_app
-from argobox.server.config import load_config
+from argobox.server.config.model import load_config
+from argobox.server.mediation import calls as gate
 from tests.conftest import WriteConfig
 
 ARGOBOX = str(Path(sys.executable).with_name("argobox"))

@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from argobox.server.audit_checkpoint import write_keypair
-from argobox.server.config import ConfigError, load_config, resolve_config_path
+from argobox.server.audit.checkpoint import write_keypair
+from argobox.server.config.model import ConfigError, load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -14,12 +14,12 @@ import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from argobox.server import gate
-from argobox.server.agent import build_agent_server
 from argobox.server.app import App, open_app
-from argobox.server.config import load_config
-from argobox.server.explain import explain, explain_text
-from argobox.server.views import request_json, requests_table
+from argobox.server.config.model import load_config
+from argobox.server.mediation import calls as gate
+from argobox.server.mediation.explain import explain, explain_text
+from argobox.server.mediation.views import request_json, requests_table
+from argobox.server.transport.agent import build_agent_server
 from tests.conftest import HOME_RULES, WriteConfig
 
 pytestmark = pytest.mark.anyio

@@ -6,8 +6,8 @@ import socket
 
 import pytest
 
-from argobox.server.config import ConfigError
-from argobox.server.http import _bind, is_loopback, parse_listen, transport_security  # pyright: ignore[reportPrivateUsage]
+from argobox.server.config.model import ConfigError
+from argobox.server.transport.http import _bind, is_loopback, parse_listen, transport_security  # pyright: ignore[reportPrivateUsage]
 
 
 @pytest.mark.parametrize(

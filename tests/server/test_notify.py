@@ -12,9 +12,10 @@ from typing import Any
 
 import pytest
 
-from argobox.server import gate, notify
 from argobox.server.app import open_app
-from argobox.server.config import load_config
+from argobox.server.config.model import load_config
+from argobox.server.mediation import calls as gate
+from argobox.server.mediation import notify
 from tests.conftest import WriteConfig
 
 pytestmark = pytest.mark.anyio
@@ -143,7 +144,7 @@ async def test_home_assistant_push_goes_through_the_notify_service(write_config:
 
 
 def test_home_assistant_channel_needs_the_homeassistant_section(write_config: WriteConfig) -> None:
-    from argobox.server.config import ConfigError
+    from argobox.server.config.model import ConfigError
 
     with pytest.raises(ConfigError, match="notifications.homeassistant: needs a \\[homeassistant\\] section"):
         load_config(write_config(extra='[notifications.homeassistant]\nservice = "notify.phone"\n'))
@@ -168,7 +169,7 @@ async def test_a_notify_service_home_assistant_lacks_is_a_clear_audited_failure(
 
 @pytest.mark.parametrize("url", ["https://x:abc/h", "http://[bad/h", "https:///nohost"])
 def test_unusable_notification_urls_are_config_errors(write_config: WriteConfig, url: str) -> None:
-    from argobox.server.config import ConfigError
+    from argobox.server.config.model import ConfigError
 
     with pytest.raises(ConfigError, match=r"notifications\.webhooks\[0\]\.url"):
         load_config(write_config(extra=f'[[notifications.webhooks]]\nurl = "{url}"\n'))

@@ -7,17 +7,17 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-import mcp.types as types
 import pytest
 from mcp import Client
 from mcp.shared.exceptions import MCPError
 
-from argobox.server import gate
-from argobox.server.agent import build_agent_server, fixed_identity
 from argobox.server.app import App, open_app
-from argobox.server.config import load_config
-from argobox.server.live import LiveState
-from argobox.server.reload import ConfigWatcher, Reload, plan_reload
+from argobox.server.config.model import load_config
+from argobox.server.config.reload import Reload, plan_reload
+from argobox.server.mediation import calls as gate
+from argobox.server.transport.agent import build_agent_server, fixed_identity
+from argobox.server.transport.live import LiveState
+from argobox.server.transport.watch import ConfigWatcher
 from tests.conftest import ListChangedInbox, WriteConfig
 
 pytestmark = pytest.mark.anyio

@@ -13,9 +13,9 @@ import anyio
 import pytest
 
 from argobox.policy.limits import Limits
-from argobox.server.budgets import CallFacts
 from argobox.server.redact import Redactor
-from argobox.server.store import Event, NewRequest, Refused, RequestRecord, RequestStatus, Store, StoreError
+from argobox.server.store.budgets import CallFacts
+from argobox.server.store.core import Event, NewRequest, Refused, RequestRecord, RequestStatus, Store, StoreError
 
 pytestmark = pytest.mark.anyio
 
@@ -127,7 +127,7 @@ async def test_two_connections_approving_at_once_yield_exactly_one_approval(tmp_
 RACER = textwrap.dedent("""
     import sys, time, anyio
     from pathlib import Path
-    from argobox.server.store import Store, Refused
+    from argobox.server.store.core import Store, Refused
     async def main():
         async with Store.open(Path(sys.argv[1]), clock=time.time) as store:
             while not Path(sys.argv[2]).exists():
@@ -159,7 +159,7 @@ async def test_processes_racing_to_approve_yield_exactly_one_approval(tmp_path: 
 CRASHER = textwrap.dedent("""
     import os, sys, time, anyio
     from pathlib import Path
-    from argobox.server.store import Store
+    from argobox.server.store.core import Store
     async def main():
         async with Store.open(Path(sys.argv[1]), clock=time.time) as store:
             await store.approve("req0000000000001", operator="alice", note="")

@@ -12,9 +12,9 @@ import anyio
 import pytest
 
 from argobox.policy.limits import Limits
-from argobox.server.audit_checkpoint import Checkpointer, checkpoint_path, read_checkpoint
-from argobox.server.budgets import CallFacts
-from argobox.server.store import Event, NewRequest, RequestStatus, Store, StoreError, Tx
+from argobox.server.audit.checkpoint import Checkpointer, checkpoint_path, read_checkpoint
+from argobox.server.store.budgets import CallFacts
+from argobox.server.store.core import Event, NewRequest, RequestStatus, Store, StoreError, Tx
 
 pytestmark = pytest.mark.anyio
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from argobox.server.config import ConfigError, load_config
-from argobox.server.tokens import TokenWriteError, agent_for_token, new_token, token_sha256, write_token_hash
+from argobox.server.config.model import ConfigError, load_config
+from argobox.server.config.tokens import TokenWriteError, agent_for_token, new_token, token_sha256, write_token_hash
 from tests.conftest import WriteConfig
 
 

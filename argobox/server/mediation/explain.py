@@ -18,8 +18,9 @@ from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import CATALOG, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
-from argobox.server.store import RequestRecord, RequestStatus, iso
-from argobox.server.views import audit_json, budget_json, request_json
+from argobox.server.mediation.views import audit_json, budget_json, request_json
+from argobox.server.store.core import RequestRecord, RequestStatus
+from argobox.server.times import iso
 
 PREVIEW_TIMEOUT_SECONDS = 5
 T = TypeVar("T")

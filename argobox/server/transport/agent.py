@@ -5,7 +5,7 @@ answer (success, pending, denied, bad input) is one explicit `CallToolResult` ma
 
 Who is asking comes from an identity resolver, never from the request body: over stdio it is the agent fixed at
 launch (`fixed_identity`); over HTTP it is the agent whose bearer token authenticated the request
-(`argobox.server.http`). The resolver is asked on every request, under the configuration in force at that moment,
+(`argobox.server.transport.http`). The resolver is asked on every request, under the configuration in force at that moment,
 so a reload that removes an agent or changes its token takes effect at once.
 """
 
@@ -18,20 +18,20 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import anyio
-import mcp.types as types
+from mcp import types
 from mcp.server import Server, ServerRequestContext
 from mcp.server.lowlevel.server import NotificationOptions
 from mcp.server.models import InitializationOptions
 from mcp.shared.exceptions import MCPError
 
 from argobox import __version__
-from argobox.server import gate
 from argobox.server.app import App
-from argobox.server.config import Config
-from argobox.server.live import LiveState
+from argobox.server.config.model import Config
+from argobox.server.config.tokens import token_matches
+from argobox.server.mediation import calls as gate
+from argobox.server.mediation.tools import TOOLS, Outcome
 from argobox.server.redact import Redactor
-from argobox.server.tokens import token_matches
-from argobox.server.tools import TOOLS, Outcome
+from argobox.server.transport.live import LiveState
 
 logger = logging.getLogger("argobox")
 
@@ -191,8 +191,8 @@ async def serve_stdio(
     """
     from mcp.server.stdio import stdio_server
 
-    from argobox.server.refusals import RefusalAudit
-    from argobox.server.reload import ConfigWatcher, Reload
+    from argobox.server.transport.refusals import RefusalAudit
+    from argobox.server.transport.watch import ConfigWatcher, Reload
 
     live = LiveState()
     refusals = RefusalAudit(app, transport="stdio")

@@ -24,8 +24,9 @@ import anyio
 from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
-from argobox.server.config import Config
-from argobox.server.store import Event, RequestRecord, Tx, iso
+from argobox.server.config.model import Config
+from argobox.server.store.core import Event, RequestRecord, Tx
+from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")
 
@@ -231,6 +232,6 @@ async def notify_forever(app: App) -> None:
     while True:
         try:
             await deliver_due(app)
-        except Exception:  # noqa: BLE001 - top of a background loop: log and keep the server alive
+        except Exception:
             logger.exception("notification delivery failed (pid %s)", os.getpid())
         await anyio.sleep(POLL_SECONDS)

@@ -10,7 +10,7 @@ Both protocol eras are served on the one endpoint: 2026-07-28 (stateless, `serve
 `initialize` handshake (sessions, bound to the token that opened them). Host and Origin headers are checked
 against the bound address (DNS-rebinding protection) before anything else.
 
-The daemon follows its configuration file (and SIGHUP): see `argobox.server.reload`. On SIGTERM or SIGINT it stops
+The daemon follows its configuration file (and SIGHUP): see `argobox.server.transport.watch`. On SIGTERM or SIGINT it stops
 accepting connections, ends listen streams, lets calls in flight finish (each is recorded with its outcome), and
 closes the store.
 """
@@ -41,14 +41,14 @@ from starlette.requests import Request
 from starlette.routing import Route
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from argobox.server.agent import Identity, build_agent_server
 from argobox.server.app import App
-from argobox.server.config import Config, ConfigError
-from argobox.server.live import LiveState
-from argobox.server.refusals import RefusalAudit
-from argobox.server.reload import ConfigWatcher, Reload
-from argobox.server.store import Event, StoreError
-from argobox.server.tokens import agent_for_token
+from argobox.server.config.model import Config, ConfigError
+from argobox.server.config.tokens import agent_for_token
+from argobox.server.store.core import Event, StoreError
+from argobox.server.transport.agent import Identity, build_agent_server
+from argobox.server.transport.live import LiveState
+from argobox.server.transport.refusals import RefusalAudit
+from argobox.server.transport.watch import ConfigWatcher, Reload
 
 logger = logging.getLogger("argobox")
 

@@ -19,10 +19,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from argobox.server.audit_chain import UNCHECKED, Row, canonical_detail, open_readonly, store_rows
-from argobox.server.audit_checkpoint import Checkpoint, CheckpointError, checkpoint_path, read_checkpoint
+from argobox.server.audit.chain import UNCHECKED, Row, canonical_detail, open_readonly, store_rows
+from argobox.server.audit.checkpoint import Checkpoint, CheckpointError, checkpoint_path, read_checkpoint
 from argobox.server.redact import Redactor
-from argobox.server.store import iso
+from argobox.server.times import iso
 
 EVENT_KEYS = ("seq", "at", "at_epoch", "request_id", "event", "actor", "agent", "tool", "detail", "prev_hash", "hash")
 

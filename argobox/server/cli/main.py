@@ -21,16 +21,14 @@ from typing import Any
 import anyio
 
 from argobox import __version__
-from argobox.server import gate
 from argobox.server.app import App, build_redactor, open_app, open_store
-from argobox.server.audit_cli import add_audit_actions, run_audit_action
-from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
-from argobox.server.explain import explain, explain_text
-from argobox.server.notify import flush, notify_forever
-from argobox.server.redact import RedactingFormatter
-from argobox.server.store import Event, Refused, RequestStatus, StoreError, iso
-from argobox.server.tokens import token_matches
-from argobox.server.views import (
+from argobox.server.cli.audit import add_audit_actions, run_audit_action
+from argobox.server.config.model import Config, ConfigError, load_config, resolve_config_path
+from argobox.server.config.tokens import token_matches
+from argobox.server.mediation import calls as gate
+from argobox.server.mediation.explain import explain, explain_text
+from argobox.server.mediation.notify import flush, notify_forever
+from argobox.server.mediation.views import (
     audit_json,
     audit_lines,
     budget_json,
@@ -38,6 +36,9 @@ from argobox.server.views import (
     request_json,
     requests_table,
 )
+from argobox.server.redact import RedactingFormatter
+from argobox.server.store.core import Event, Refused, RequestStatus, StoreError
+from argobox.server.times import iso
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"
@@ -163,7 +164,7 @@ async def _serve(args: argparse.Namespace) -> int:
         return await _serve_http(args)
     if not args.agent:
         raise CommandError("serve needs --agent NAME (stdio) or --http [HOST:PORT]", EXIT_USAGE)
-    from argobox.server.agent import serve_stdio
+    from argobox.server.transport.agent import serve_stdio
 
     config = _load(args)
     refusal = _identity_refusal(config, args.agent)
@@ -183,7 +184,7 @@ async def _serve(args: argparse.Namespace) -> int:
 
 
 async def _serve_http(args: argparse.Namespace) -> int:
-    from argobox.server.http import serve_http
+    from argobox.server.transport.http import serve_http
 
     if args.agent:
         raise CommandError("--http serves every agent, each by its bearer token; drop --agent", EXIT_USAGE)
@@ -201,7 +202,7 @@ async def _serve_http(args: argparse.Namespace) -> int:
 
 
 def _token_new(args: argparse.Namespace) -> int:
-    from argobox.server.tokens import TokenWriteError, new_token, token_sha256, write_token_hash
+    from argobox.server.config.tokens import TokenWriteError, new_token, token_sha256, write_token_hash
 
     path = resolve_config_path(args.config)
     config = load_config(path)
@@ -235,7 +236,7 @@ def _token_new(args: argparse.Namespace) -> int:
 
 
 async def _operator(args: argparse.Namespace) -> int:
-    from argobox.server.operator import audit_operator_refused, build_operator_server
+    from argobox.server.transport.operator import audit_operator_refused, build_operator_server
 
     config = _load(args)
     refusal = _operator_refusal(config, args.operator)
@@ -257,7 +258,7 @@ async def _operator(args: argparse.Namespace) -> int:
 
 async def _follow_config(app: App, process: str) -> None:
     """Apply configuration changes (grants, operators) while a long-lived server runs."""
-    from argobox.server.reload import ConfigWatcher, Reload
+    from argobox.server.transport.watch import ConfigWatcher, Reload
 
     async def ignore(_: Reload) -> None:
         return None
@@ -452,7 +453,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "audit" and args.audit_action is not None:
             return run_audit_action(args)
         if args.command == "demo":
-            from argobox.server.demo import run_demo
+            from argobox.server.cli.demo import run_demo
 
             return run_demo(Path(args.dir) if args.dir else None)
         if args.command == "token":

@@ -25,28 +25,14 @@ import anyio
 from anyio.abc import TaskStatus
 
 from argobox.server.app import App
-from argobox.server.config import Config, ConfigError, load_config
-from argobox.server.store import Event, StoreError
+from argobox.server.config.model import ConfigError, load_config
+from argobox.server.config.reload import Reload, plan_reload
+from argobox.server.store.core import Event, StoreError
 
 logger = logging.getLogger("argobox")
 
-LIVE_SECTIONS = frozenset({"agents", "limits", "approvals", "operators"})
-"""Top-level sections a reload applies; every other section needs a restart."""
 POLL_INTERVAL_SECONDS = 1.0
 SETTLE_SECONDS = 0.1
-
-
-@dataclass(frozen=True, slots=True)
-class Reload:
-    """What one accepted reload changed."""
-
-    config: Config
-    changed: frozenset[str]
-    """Agents whose visible tools changed (they get a tools-changed event)."""
-    revoked: frozenset[str]
-    """Agents removed, or whose token changed: credentials presented until now are no longer valid."""
-    restart_required: tuple[str, ...] = ()
-    """Sections that changed but keep their running value until a restart."""
 
 
 @dataclass(slots=True)
@@ -54,28 +40,6 @@ class _Seen:
     fingerprint: tuple[int, int, int] | None = None
     digest: str | None = None
     notes: list[str] = field(default_factory=list[str])
-
-
-def plan_reload(old: Config, new: Config) -> Reload:
-    """The configuration to put in force after `new` was loaded while `old` was in force, and what changed."""
-    kept = tuple(
-        name
-        for name in type(new).model_fields
-        if name not in LIVE_SECTIONS and name != "source" and getattr(new, name) != getattr(old, name)
-    )
-    config = new.replacing(**{name: getattr(old, name) for name in kept}) if kept else new
-    changed: set[str] = set()
-    revoked: set[str] = set()
-    for agent in set(old.agents) | set(config.agents):
-        before = old.grant(agent).visible if agent in old.agents else frozenset[str]()
-        after = config.grant(agent).visible if agent in config.agents else frozenset[str]()
-        if before != after:
-            changed.add(agent)
-        if agent in old.agents and (
-            agent not in config.agents or old.agents[agent].token_sha256 != config.agents[agent].token_sha256
-        ):
-            revoked.add(agent)
-    return Reload(config=config, changed=frozenset(changed), revoked=frozenset(revoked), restart_required=kept)
 
 
 OnReload = Callable[[Reload], Awaitable[None]]
@@ -166,7 +130,7 @@ class ConfigWatcher:
         )
         try:
             await self._on_reload(result)
-        except Exception:  # noqa: BLE001 - a failed notification must not stop the watcher
+        except Exception:
             logger.exception("could not deliver the tools-changed notifications after a reload")
         return result
 

@@ -13,32 +13,29 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
 import anyio
 
-from argobox.server import gate
 from argobox.server.app import build_redactor, open_app
-from argobox.server.audit_checkpoint import KeyFileError, VerifyKey, load_verify_key, write_keypair
-from argobox.server.audit_export import export_jsonl
-from argobox.server.audit_verify import verify_export, verify_store
-from argobox.server.config import Config, ConfigError, load_config, resolve_config_path
-from argobox.server.store import StoreError, iso
+from argobox.server.audit.checkpoint import KeyFileError, VerifyKey, load_verify_key, write_keypair
+from argobox.server.audit.export import export_jsonl
+from argobox.server.audit.verify import verify_export, verify_store
+from argobox.server.config.model import Config, ConfigError, load_config, resolve_config_path
+from argobox.server.mediation import calls as gate
+from argobox.server.store.core import StoreError
+from argobox.server.times import TimeFormatError, iso, parse_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
 
 def timestamp(value: str) -> float:
-    """An ISO 8601 date or date-time (UTC unless it says otherwise) as an epoch timestamp, for argparse."""
+    """`parse_time` for argparse."""
     try:
-        parsed = datetime.fromisoformat(value)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"{value!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31 or 2026-01-31T12:00:00Z)"
-        ) from None
-    return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()
+        return parse_time(value)
+    except TimeFormatError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def add_audit_actions(audit: argparse.ArgumentParser, common: argparse.ArgumentParser) -> None:

@@ -22,10 +22,11 @@ from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import CATALOG, Classification, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
 from argobox.policy.limits import Limits, Tripped
-from argobox.server.budgets import CallFacts
-from argobox.server import notify
 from argobox.server.app import App
-from argobox.server.store import (
+from argobox.server.mediation import notify
+from argobox.server.mediation.tools import TOOLS, Outcome, ToolSpec
+from argobox.server.store.budgets import CallFacts
+from argobox.server.store.core import (
     Admission,
     Event,
     NewRequest,
@@ -36,7 +37,6 @@ from argobox.server.store import (
     StoreError,
     iso,
 )
-from argobox.server.tools import TOOLS, Outcome, ToolSpec
 
 logger = logging.getLogger("argobox")
 
@@ -191,7 +191,7 @@ async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] 
         return await spec.preview(app.backends, args)
     except AdapterError as exc:
         return {"error": app.redactor.text(str(exc))}
-    except Exception:  # noqa: BLE001 - a preview is a courtesy: a bug in it must not stop the call being queued
+    except Exception:
         logger.exception("could not compute the preview of a %s call", spec.name)
         return {"error": "ArgoBox could not compute the preview (see the server log)"}
 
@@ -335,7 +335,7 @@ async def execute(
     except AdapterError as exc:
         error = app.redactor.text(str(exc))
         return await fail(error, {**exc.detail, "error": error})
-    except Exception:  # noqa: BLE001 - top of the execution path: a bug must fail the request, never crash
+    except Exception:
         logger.exception("unexpected error while executing request %s", record.id)
         error = "internal error in ArgoBox while executing (see the server log)"
         return await fail(error, {"error": error})

@@ -16,7 +16,7 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 
-from argobox.server.config import ConfigError, parse_config
+from argobox.server.config.model import ConfigError, parse_config
 
 TOKEN_BYTES = 32
 _DIGEST_LENGTH = 64

@@ -342,7 +342,7 @@ class Checkpointer:
                 target = self._requested
             try:
                 self.advance()
-            except Exception:  # noqa: BLE001 - top of the checkpoint thread: log, and keep serving later commits
+            except Exception:
                 logger.exception("could not write the audit checkpoint %s", self.path)
             try:
                 self.checkpoint_wal()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from argobox.server.audit_chain import (
+from argobox.server.audit.chain import (
     GENESIS,
     Anchor,
     ChainBreak,
@@ -22,8 +22,8 @@ from argobox.server.audit_chain import (
     store_hash_lookup,
     store_rows,
 )
-from argobox.server.audit_checkpoint import Checkpoint, CheckpointError, VerifyKey, checkpoint_path, read_checkpoint
-from argobox.server.audit_export import ExportFormatError, export_hash_lookup, export_rows, read_export_checkpoint
+from argobox.server.audit.checkpoint import Checkpoint, CheckpointError, VerifyKey, checkpoint_path, read_checkpoint
+from argobox.server.audit.export import ExportFormatError, export_hash_lookup, export_rows, read_export_checkpoint
 
 
 @dataclass(slots=True)

@@ -20,7 +20,7 @@ from contextlib import contextmanager
 from typing import Any
 
 import anyio
-import mcp.types as types
+from mcp import types
 from mcp.server import ServerRequestContext
 from mcp.server.connection import Connection
 from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ToolsListChanged

@@ -21,7 +21,6 @@ import sqlite3
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TypeVar
@@ -30,16 +29,17 @@ import aiosqlite
 import anyio
 
 from argobox.policy.limits import FailureState, Limits, Tripped, Usage, check
-from argobox.server import budgets
-from argobox.server.audit_chain import (
+from argobox.server.audit.chain import (
     GENESIS,
     PRUNED_EVENT,
     canonical_detail,
     event_hash,
 )
-from argobox.server.audit_checkpoint import Checkpointer, Signer
-from argobox.server.budgets import CallFacts
+from argobox.server.audit.checkpoint import Checkpointer, Signer
 from argobox.server.redact import Redactor
+from argobox.server.store import budgets
+from argobox.server.store.budgets import CallFacts
+from argobox.server.times import iso
 
 Clock = Callable[[], float]
 T = TypeVar("T")
@@ -51,48 +51,17 @@ MAX_STORED_RESULT_CHARS = 64 * 1024
 """A request keeps its result up to this size (a long log tail is not kept for every call that read it)."""
 _SCHEMA_V1 = [
     s.strip()
-    for s in """
-CREATE TABLE requests (
-    id TEXT PRIMARY KEY,
-    agent TEXT NOT NULL,
-    tool TEXT NOT NULL,
-    arguments TEXT NOT NULL,
-    digest TEXT NOT NULL,
-    classification TEXT NOT NULL,
-    effect TEXT NOT NULL,
-    rule TEXT,
-    reason TEXT NOT NULL,
-    status TEXT NOT NULL,
-    created_at REAL NOT NULL,
-    expires_at REAL,
-    decided_by TEXT,
-    decided_at REAL,
-    note TEXT,
-    executor TEXT,
-    result TEXT,
-    error TEXT,
-    updated_at REAL NOT NULL
-);;
-CREATE INDEX requests_by_status ON requests (status, created_at);;
-CREATE INDEX requests_by_agent ON requests (agent, created_at);;
-CREATE TRIGGER requests_binding_is_immutable BEFORE UPDATE OF id, agent, tool, arguments, digest ON requests
-BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool and arguments'); END;;
-CREATE TABLE audit (
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    at REAL NOT NULL,
-    request_id TEXT,
-    event TEXT NOT NULL,
-    actor TEXT NOT NULL,
-    agent TEXT,
-    tool TEXT,
-    detail TEXT NOT NULL
-);;
-CREATE INDEX audit_by_request ON audit (request_id, seq);;
-CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
-CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit
-BEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END;;
-""".split(";;")
+    for s in [
+        "\nCREATE TABLE requests (\n    id TEXT PRIMARY KEY,\n    agent TEXT NOT NULL,\n    tool TEXT NOT NULL,\n    arguments TEXT NOT NULL,\n    digest TEXT NOT NULL,\n    classification TEXT NOT NULL,\n    effect TEXT NOT NULL,\n    rule TEXT,\n    reason TEXT NOT NULL,\n    status TEXT NOT NULL,\n    created_at REAL NOT NULL,\n    expires_at REAL,\n    decided_by TEXT,\n    decided_at REAL,\n    note TEXT,\n    executor TEXT,\n    result TEXT,\n    error TEXT,\n    updated_at REAL NOT NULL\n)",
+        "\nCREATE INDEX requests_by_status ON requests (status, created_at)",
+        "\nCREATE INDEX requests_by_agent ON requests (agent, created_at)",
+        "\nCREATE TRIGGER requests_binding_is_immutable BEFORE UPDATE OF id, agent, tool, arguments, digest ON requests\nBEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool and arguments'); END",
+        "\nCREATE TABLE audit (\n    seq INTEGER PRIMARY KEY AUTOINCREMENT,\n    at REAL NOT NULL,\n    request_id TEXT,\n    event TEXT NOT NULL,\n    actor TEXT NOT NULL,\n    agent TEXT,\n    tool TEXT,\n    detail TEXT NOT NULL\n)",
+        "\nCREATE INDEX audit_by_request ON audit (request_id, seq)",
+        "\nCREATE TRIGGER audit_no_update BEFORE UPDATE ON audit\nBEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+        "\nCREATE TRIGGER audit_no_delete BEFORE DELETE ON audit\nBEGIN SELECT RAISE(ABORT, 'the audit trail is append-only'); END",
+        "\n",
+    ]
     if s.strip()
 ]
 _OUTBOX = [
@@ -101,7 +70,7 @@ _OUTBOX = [
     " status TEXT NOT NULL, last_error TEXT, claimed_at REAL)",
     "CREATE INDEX outbox_due ON outbox (status, next_at)",
 ]
-"""Notifications waiting for delivery (see argobox.server.notify)."""
+"""Notifications waiting for delivery (see argobox.server.mediation.notify)."""
 
 _AUDIT_SCHEMA = [
     s.strip()
@@ -198,13 +167,6 @@ class Refused(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
         self.code = code
-
-
-def iso(ts: float | None) -> str | None:
-    """An epoch timestamp as ISO 8601 UTC with millisecond precision, e.g. 2026-11-25T01:02:03.456Z."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -363,7 +325,7 @@ class Tx:
     many statements it holds, and no other work on the connection can come between its statements.
     """
 
-    __slots__ = ("db", "now", "appended", "_clock", "_redact", "_head")
+    __slots__ = ("_clock", "_head", "_redact", "appended", "db", "now")
 
     def __init__(self, db: sqlite3.Connection, *, clock: Clock, redactor: Redactor) -> None:
         self.db = db
@@ -477,7 +439,7 @@ class Store:
 
         aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
         guards it, so an aiosqlite release that changes it fails loudly rather than silently)."""
-        return await self._db._execute(fn, self._db._conn)  # noqa: SLF001  # pyright: ignore[reportPrivateUsage]
+        return await self._db._execute(fn, self._db._conn)  # pyright: ignore[reportPrivateUsage]
 
     async def _catch_up(self) -> None:
         """Wait for the writes left behind (`transaction_behind`) to land."""

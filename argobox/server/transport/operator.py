@@ -7,21 +7,21 @@ grant can ever name them, and an agent's name or token cannot open it.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
-import mcp.types as types
+from mcp import types
 from mcp.server import MCPServer
 from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from argobox import __version__
 from argobox.policy.catalog import CATALOG
-from argobox.server import gate
 from argobox.server.app import App
-from argobox.server.explain import explain
-from argobox.server.store import Event, Refused, RequestStatus, iso
-from argobox.server.views import audit_json, budget_json, request_json
+from argobox.server.mediation import calls as gate
+from argobox.server.mediation.explain import explain
+from argobox.server.mediation.views import audit_json, budget_json, request_json
+from argobox.server.store.core import Event, Refused, RequestStatus
+from argobox.server.times import TimeFormatError, iso, parse_time
 
 PENDING_URI = "argobox://requests/pending"
 STATUSES = ["pending", "all", *(s.value for s in RequestStatus)]
@@ -47,10 +47,9 @@ def _since(value: str | None) -> float | None:
     if value is None:
         return None
     try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise ToolError(f"since must be an ISO 8601 time such as 2026-11-25T10:00:00Z, not {value[:40]!r}") from None
-    return parsed.timestamp()
+        return parse_time(value)
+    except TimeFormatError as exc:
+        raise ToolError(f"since: {exc}") from None
 
 
 def build_operator_server(app: App, operator: str) -> MCPServer[Any]:

@@ -1,0 +1,5 @@
+"""The `argobox` command."""
+
+from argobox.server.cli.main import main
+
+__all__ = ["main"]
