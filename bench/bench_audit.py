@@ -31,7 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 from argobox.server.audit.chain import GENESIS, canonical_detail, event_hash  # noqa: E402
 from argobox.server.audit.checkpoint import Checkpoint, checkpoint_path, write_checkpoint  # noqa: E402
 from argobox.server.audit.verify import verify_store  # noqa: E402
-from argobox.server.store.core import Event, Store  # noqa: E402
+from argobox.server.store import Event, Store  # noqa: E402
 
 ARGUMENTS = {"container": "jellyfin"}
 DECISION = {

@@ -14,7 +14,7 @@ from argobox.adapters.simulated import SimulatedHome, SimulatedLab
 from argobox.server.audit.checkpoint import KeyFileError
 from argobox.server.config.model import Config, ConfigError, HomeAssistantConfig
 from argobox.server.redact import Redactor
-from argobox.server.store.core import Clock, Store
+from argobox.server.store import Clock, Store
 
 SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_HA_TOKEN")
 """Environment variables whose values are secrets wherever they might surface (plus the configured token_env)."""

@@ -28,7 +28,7 @@ from argobox.server.audit.checkpoint import (
 from argobox.server.audit.export import export_jsonl
 from argobox.server.audit.verify import VerifyReport, verify_export, verify_store
 from argobox.server.redact import Redactor
-from argobox.server.store.core import Event, Store
+from argobox.server.store import Event, Store
 
 pytestmark = pytest.mark.anyio
 
@@ -445,7 +445,7 @@ async def test_schema_1_store_is_upgraded_with_its_events_sealed(tmp_path: Path)
 WRITER = textwrap.dedent("""
     import sys, time, anyio
     from pathlib import Path
-    from argobox.server.store.core import Event, Store
+    from argobox.server.store import Event, Store
     async def main():
         async with Store.open(Path(sys.argv[1]), clock=time.time) as store:
             while not Path(sys.argv[2]).exists():

@@ -14,7 +14,7 @@ import pytest
 from argobox.server.app import App, open_app
 from argobox.server.config.model import load_config
 from argobox.server.mediation import calls as gate
-from argobox.server.store.core import RequestStatus
+from argobox.server.store import RequestStatus
 from tests.conftest import WriteConfig
 
 pytestmark = pytest.mark.anyio

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from argobox.server.redact import RedactingFormatter, Redactor
-from argobox.server.store.core import Event, Store
+from argobox.server.store import Event, Store
 
 SECRET = "hunter2-configured-secret"
 

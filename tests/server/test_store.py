@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -14,8 +15,7 @@ import pytest
 
 from argobox.policy.limits import Limits
 from argobox.server.redact import Redactor
-from argobox.server.store.budgets import CallFacts
-from argobox.server.store.core import Event, NewRequest, Refused, RequestRecord, RequestStatus, Store, StoreError
+from argobox.server.store import CallFacts, Event, NewRequest, Refused, RequestRecord, RequestStatus, Store, StoreError
 
 pytestmark = pytest.mark.anyio
 
@@ -58,12 +58,10 @@ async def test_pending_request_runs_through_approve_execute_succeed(tmp_path: Pa
     async with Store.open(tmp_path / "s.db", clock=clock) as store:
         await create(store, pending(), [Event(event="received", actor="agent:openclaw")])
         approved = await store.approve("req0000000000001", operator="alice", note="go")
-        executing = await store.begin_execution("req0000000000001")
         done = await store.finish("req0000000000001", ok=True, result={"state": "running"}, detail={})
         events = [e.event for e in await store.audit_trail(request_id="req0000000000001")]
 
-    assert (approved.status, approved.decided_by, approved.note) == (RequestStatus.APPROVED, "alice", "go")
-    assert executing.status is RequestStatus.EXECUTING
+    assert (approved.status, approved.decided_by, approved.note) == (RequestStatus.EXECUTING, "alice", "go")
     assert (done.status, done.result) == (RequestStatus.SUCCEEDED, {"state": "running"})
     assert events == ["received", "approved", "executing", "succeeded"]
 
@@ -127,7 +125,7 @@ async def test_two_connections_approving_at_once_yield_exactly_one_approval(tmp_
 RACER = textwrap.dedent("""
     import sys, time, anyio
     from pathlib import Path
-    from argobox.server.store.core import Store, Refused
+    from argobox.server.store import Store, Refused
     async def main():
         async with Store.open(Path(sys.argv[1]), clock=time.time) as store:
             while not Path(sys.argv[2]).exists():
@@ -159,11 +157,10 @@ async def test_processes_racing_to_approve_yield_exactly_one_approval(tmp_path: 
 CRASHER = textwrap.dedent("""
     import os, sys, time, anyio
     from pathlib import Path
-    from argobox.server.store.core import Store
+    from argobox.server.store import Store
     async def main():
         async with Store.open(Path(sys.argv[1]), clock=time.time) as store:
             await store.approve("req0000000000001", operator="alice", note="")
-            await store.begin_execution("req0000000000001")
             os._exit(9)  # the executor dies mid-way, before recording the outcome
     anyio.run(main)
 """)
@@ -192,16 +189,8 @@ async def test_live_executor_is_not_marked_unknown(tmp_path: Path) -> None:
     async with Store.open(tmp_path / "s.db", clock=Clock()) as store:
         await create(store, pending(), [])
         await store.approve("req0000000000001", operator="alice", note="")
-        await store.begin_execution("req0000000000001")
 
         assert await store.recover_interrupted() == []
-
-
-async def test_only_the_approving_process_may_begin_execution(tmp_path: Path) -> None:
-    async with Store.open(tmp_path / "s.db", clock=Clock()) as store:
-        await create(store, pending(), [])
-        with pytest.raises(Refused):
-            await store.begin_execution("req0000000000001")
 
 
 async def test_audit_trail_refuses_update_and_delete(tmp_path: Path) -> None:
@@ -252,3 +241,20 @@ async def test_locked_store_fails_closed_within_the_bounded_wait(tmp_path: Path)
     finally:
         blocker.execute("ROLLBACK")
         blocker.close()
+
+
+async def test_request_left_approved_by_an_older_store_of_a_dead_process_becomes_unknown(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=Clock()) as store:
+        await create(store, pending(expires_at=4_000_000_000.0), [])
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    executor = f"{socket.gethostname()}:{dead.stdout.strip()}"
+    with sqlite3.connect(path) as db:  # what approve() left behind before it also began the execution
+        db.execute("UPDATE requests SET status = 'approved', executor = ?", (executor,))
+
+    async with Store.open(path, clock=Clock()) as store:
+        recovered = await store.recover_interrupted()
+        record = await store.get("req0000000000001")
+
+    assert recovered == ["req0000000000001"]
+    assert record is not None and record.status is RequestStatus.UNKNOWN

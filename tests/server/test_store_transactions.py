@@ -13,8 +13,7 @@ import pytest
 
 from argobox.policy.limits import Limits
 from argobox.server.audit.checkpoint import Checkpointer, checkpoint_path, read_checkpoint
-from argobox.server.store.budgets import CallFacts
-from argobox.server.store.core import Event, NewRequest, RequestStatus, Store, StoreError, Tx
+from argobox.server.store import CallFacts, Event, NewRequest, RequestStatus, Store, StoreError, Tx
 
 pytestmark = pytest.mark.anyio
 
@@ -177,8 +176,8 @@ async def test_a_cancelled_caller_still_sees_its_transaction_through(tmp_path: P
 
     # The change was committed and returned to its caller (which gets the cancellation at its next await), and
     # the audit checkpoint covers it: no commit goes without its checkpoint.
-    assert approved.status is RequestStatus.APPROVED
-    assert stored is not None and stored.status is RequestStatus.APPROVED
+    assert approved.status is RequestStatus.EXECUTING
+    assert stored is not None and stored.status is RequestStatus.EXECUTING
     assert checkpoint is not None and (checkpoint.seq, checkpoint.hash) == (head.seq, head.hash)
 
 

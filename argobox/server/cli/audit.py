@@ -24,7 +24,7 @@ from argobox.server.audit.export import export_jsonl
 from argobox.server.audit.verify import verify_export, verify_store
 from argobox.server.config.model import Config, ConfigError, load_config, resolve_config_path
 from argobox.server.mediation import calls as gate
-from argobox.server.store.core import StoreError
+from argobox.server.store import StoreError
 from argobox.server.times import TimeFormatError, iso, parse_time
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2

@@ -37,7 +37,7 @@ from argobox.server.mediation.views import (
     requests_table,
 )
 from argobox.server.redact import RedactingFormatter
-from argobox.server.store.core import Event, Refused, RequestStatus, StoreError
+from argobox.server.store import Event, Refused, RequestStatus, StoreError
 from argobox.server.times import iso
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4

@@ -25,9 +25,9 @@ from argobox.policy.limits import Limits, Tripped
 from argobox.server.app import App
 from argobox.server.mediation import notify
 from argobox.server.mediation.tools import TOOLS, Outcome, ToolSpec
-from argobox.server.store.budgets import CallFacts
-from argobox.server.store.core import (
+from argobox.server.store import (
     Admission,
+    CallFacts,
     Event,
     NewRequest,
     PruneResult,
@@ -35,8 +35,8 @@ from argobox.server.store.core import (
     RequestRecord,
     RequestStatus,
     StoreError,
-    iso,
 )
+from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")
 
@@ -419,8 +419,7 @@ async def approve(app: App, request_id: str, *, operator: str, note: str) -> Req
     await _recheck_grant(app, request_id)
     # Once approved, it runs to its end and is recorded, even if the operator's client goes away meanwhile.
     with anyio.CancelScope(shield=True):
-        await app.store.approve(request_id, operator=operator, note=note)
-        record = await execute(app, await app.store.begin_execution(request_id))
+        record = await execute(app, await app.store.approve(request_id, operator=operator, note=note))
         await _notify(app, "approved", record)
     return record
 

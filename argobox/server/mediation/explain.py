@@ -19,7 +19,7 @@ from argobox.policy.catalog import CATALOG, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
 from argobox.server.mediation.views import audit_json, budget_json, request_json
-from argobox.server.store.core import RequestRecord, RequestStatus
+from argobox.server.store import RequestRecord, RequestStatus
 from argobox.server.times import iso
 
 PREVIEW_TIMEOUT_SECONDS = 5

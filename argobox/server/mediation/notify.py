@@ -25,7 +25,7 @@ from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config.model import Config
-from argobox.server.store.core import Event, RequestRecord, Tx
+from argobox.server.store import Event, RequestRecord, Tx
 from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")

@@ -12,7 +12,7 @@ from typing import Any
 from argobox.policy.catalog import describe_call
 from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.redact import Redactor
-from argobox.server.store.core import AuditRecord, RequestRecord
+from argobox.server.store import AuditRecord, RequestRecord
 from argobox.server.times import iso
 
 

@@ -817,20 +817,26 @@ class Store:
     # Operator transitions -------------------------------------------------------------------------------------
 
     async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
-        """pending_approval -> approved, by `operator`; refused when missing, decided, or past its expiry."""
+        """pending_approval -> executing, by `operator`, in one transaction: the approval and the start of its
+        execution by this process. Refused when missing, decided, or past its expiry. The caller must now execute
+        the request and record its outcome (`finish`); if this process dies first, `recover_interrupted` marks it
+        `unknown`, never runs it again."""
         now = self._clock()
         record = await self._transition(
             request_id,
             where="status = ? AND expires_at > ?",
             params=(RequestStatus.PENDING.value, now),
             sets={
-                "status": RequestStatus.APPROVED.value,
+                "status": RequestStatus.EXECUTING.value,
                 "decided_by": operator,
                 "decided_at": now,
                 "note": self._redact.text(note),
                 "executor": this_executor(),
             },
-            events=[Event(event="approved", actor=f"operator:{operator}", detail={"note": note})],
+            events=[
+                Event(event="approved", actor=f"operator:{operator}", detail={"note": note}),
+                Event(event="executing", actor="argobox"),
+            ],
         )
         if record is None:
             raise await self._refusal(request_id, "approve")
@@ -865,19 +871,6 @@ class Store:
             return Refused("expired", f"request {request_id} expired at {iso(record.expires_at)}; it cannot be {verb}d")
         who = f" by {record.decided_by}" if record.decided_by else ""
         return Refused("not_pending", f"request {request_id} is {record.status.value}{who}, not pending approval")
-
-    async def begin_execution(self, request_id: str) -> RequestRecord:
-        """approved -> executing; only the process that approved may do it, once."""
-        record = await self._transition(
-            request_id,
-            where="status = ? AND executor = ?",
-            params=(RequestStatus.APPROVED.value, this_executor()),
-            sets={"status": RequestStatus.EXECUTING.value},
-            events=[Event(event="executing", actor="argobox")],
-        )
-        if record is None:
-            raise Refused("not_approved", f"request {request_id} is not approved for this process to execute")
-        return record
 
     def _finishing(
         self, ok: bool, result: Any, error: str | None, *, cap: bool
@@ -991,7 +984,10 @@ class Store:
         return await self.transaction(body)
 
     async def recover_interrupted(self) -> list[str]:
-        """Mark approved or executing requests whose executor process is gone as `unknown`; never re-run them."""
+        """Mark executing requests whose executor process is gone as `unknown`; never re-run them.
+
+        (`approved` is looked for too: stores written before approval and execution became one transaction may
+        hold requests left in it.)"""
         rows = await self._read(
             "SELECT id, executor, status FROM requests WHERE status IN (?, ?)",
             (RequestStatus.APPROVED.value, RequestStatus.EXECUTING.value),

@@ -44,7 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from argobox.server.app import App
 from argobox.server.config.model import Config, ConfigError
 from argobox.server.config.tokens import agent_for_token
-from argobox.server.store.core import Event, StoreError
+from argobox.server.store import Event, StoreError
 from argobox.server.transport.agent import Identity, build_agent_server
 from argobox.server.transport.live import LiveState
 from argobox.server.transport.refusals import RefusalAudit

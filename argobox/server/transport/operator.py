@@ -20,7 +20,7 @@ from argobox.server.app import App
 from argobox.server.mediation import calls as gate
 from argobox.server.mediation.explain import explain
 from argobox.server.mediation.views import audit_json, budget_json, request_json
-from argobox.server.store.core import Event, Refused, RequestStatus
+from argobox.server.store import Event, Refused, RequestStatus
 from argobox.server.times import TimeFormatError, iso, parse_time
 
 PENDING_URI = "argobox://requests/pending"

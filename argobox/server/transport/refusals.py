@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from argobox.server.app import App
-from argobox.server.store.core import Event, StoreError
+from argobox.server.store import Event, StoreError
 
 logger = logging.getLogger("argobox")
 

@@ -27,7 +27,7 @@ from anyio.abc import TaskStatus
 from argobox.server.app import App
 from argobox.server.config.model import ConfigError, load_config
 from argobox.server.config.reload import Reload, plan_reload
-from argobox.server.store.core import Event, StoreError
+from argobox.server.store import Event, StoreError
 
 logger = logging.getLogger("argobox")
 
