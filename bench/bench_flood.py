@@ -38,12 +38,14 @@ TARGETS = ("jellyfin", "web-api", "web-frontend")
 async def flood_in_process(config: Path, calls: int) -> dict[str, int]:
     from argobox.server.app import open_app
     from argobox.server.config.model import load_config
-    from argobox.server.mediation import calls as gate
+    from argobox.server.mediation import agent_calls
 
     statuses: dict[str, int] = {}
     async with open_app(load_config(config)) as app:
         for i in range(calls):
-            outcome = await gate.call_tool(app, "looper", "docker_restart_container", {"container": TARGETS[i % 3]})
+            outcome = await agent_calls.call_tool(
+                app, "looper", "docker_restart_container", {"container": TARGETS[i % 3]}
+            )
             statuses[outcome.status] = statuses.get(outcome.status, 0) + 1
     return statuses
 

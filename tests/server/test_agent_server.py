@@ -15,7 +15,9 @@ from mcp.shared.exceptions import MCPError
 
 from argobox.server.app import App, open_app
 from argobox.server.config.model import load_config
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import agent_calls, operator_actions
+from argobox.server.mediation.operators import OperatorClaim
+from argobox.server.store import Refused
 from argobox.server.transport.agent import build_agent_server
 from tests.conftest import WriteConfig
 
@@ -109,9 +111,9 @@ async def test_mutation_is_queued_then_runs_once_after_operator_approval(client:
     waiting = await client.call_tool("argobox_request_status", {"request_id": request_id})
     count_while_pending = await restart_count(app, "jellyfin")
 
-    await gate.approve(app, request_id, operator="alice", note="ok")
-    with pytest.raises(gate.Refused):
-        await gate.approve(app, request_id, operator="bob", note="again")
+    await operator_actions.approve(app, request_id, operator=OperatorClaim("alice"), note="ok")
+    with pytest.raises(Refused):
+        await operator_actions.approve(app, request_id, operator=OperatorClaim("bob"), note="again")
     done = await client.call_tool("argobox_request_status", {"request_id": request_id})
 
     assert queued.is_error is False
@@ -282,12 +284,12 @@ async def test_request_the_grant_no_longer_covers_is_denied_instead_of_run(
 ) -> None:
     path = write_config()
     async with open_app(load_config(path)) as app:
-        outcome = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        outcome = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
     path.write_text(path.read_text().replace('"jellyfin", "web-*"', '"web-*"'))
 
     async with open_app(load_config(path)) as app:
-        with pytest.raises(gate.Refused) as info:
-            await gate.approve(app, outcome.request_id or "", operator="alice", note="")
+        with pytest.raises(Refused) as info:
+            await operator_actions.approve(app, outcome.request_id or "", operator=OperatorClaim("alice"), note="")
         record = await app.store.get(outcome.request_id or "")
         count = await restart_count(app, "jellyfin")
 
@@ -310,18 +312,20 @@ async def test_rejected_hostile_arguments_leave_only_a_small_audit_record(client
 async def test_status_of_a_pending_request_past_its_ttl_reads_expired(write_config: WriteConfig) -> None:
     now = [1_900_000_000.0]
     async with open_app(load_config(write_config(ttl=60)), clock=lambda: now[0]) as app:
-        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         now[0] += 61
-        status = await gate.call_tool(app, "openclaw", "argobox_request_status", {"request_id": queued.request_id})
-        with pytest.raises(gate.Refused) as info:
-            await gate.approve(app, queued.request_id or "", operator="alice", note="")
+        status = await agent_calls.call_tool(
+            app, "openclaw", "argobox_request_status", {"request_id": queued.request_id}
+        )
+        with pytest.raises(Refused) as info:
+            await operator_actions.approve(app, queued.request_id or "", operator=OperatorClaim("alice"), note="")
 
     assert status.status == "expired"
     assert info.value.code == "expired"
 
 
 async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_is_recorded(app: App) -> None:
-    queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+    queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
     assert queued.status == "pending_approval" and queued.request_id is not None
     before = await restart_count(app, "jellyfin")
     restart = app.docker.restart_container
@@ -334,7 +338,7 @@ async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_
             return await restart(container)
 
         app.docker.restart_container = restart_while_the_operator_leaves  # type: ignore[method-assign]
-        await gate.approve(app, queued.request_id, operator="alice", note="go")
+        await operator_actions.approve(app, queued.request_id, operator=OperatorClaim("alice"), note="go")
     record = await app.store.get(queued.request_id)
 
     assert record is not None and record.status.value == "succeeded"
@@ -345,7 +349,7 @@ async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_
 
 async def test_an_approved_request_whose_stored_arguments_were_changed_is_refused_not_run(app: App) -> None:
     """Someone with the database file swaps the target of a queued restart; the approval must not run it."""
-    queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+    queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
     assert queued.status == "pending_approval" and queued.request_id is not None
     before = {name: await restart_count(app, name) for name in ("jellyfin", "web-frontend")}
     db = sqlite3.connect(app.config.storage.path, isolation_level=None)
@@ -358,7 +362,7 @@ async def test_an_approved_request_whose_stored_arguments_were_changed_is_refuse
     finally:
         db.close()
 
-    record = await gate.approve(app, queued.request_id, operator="alice", note="looks fine")
+    record = await operator_actions.approve(app, queued.request_id, operator=OperatorClaim("alice"), note="looks fine")
 
     assert record.status.value == "failed" and record.error is not None
     assert "does not match what was approved" in record.error

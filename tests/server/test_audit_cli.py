@@ -3,7 +3,9 @@ signed checkpoints from configured keys, and exit statuses (0 ok, 1 broken or re
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 import sqlite3
 import subprocess
 import sys
@@ -45,7 +47,7 @@ def test_audit_without_an_action_prints_the_trail_as_before(write_config: WriteC
     one = argobox(config, "audit", "--request", "nosuchrequest001", "--json")
     request_named_verify = argobox(config, "audit", "--request", "verify")
 
-    assert plain.returncode == 0 and "refused by operator:mallory" in plain.stdout
+    assert plain.returncode == 0 and "operator_refused by operator:mallory" in plain.stdout
     events = json.loads(as_json.stdout)
     assert len(events) == 2 and all(set(e) >= FIELDS for e in events)
     assert events[1]["prev_hash"] == events[0]["hash"]
@@ -102,7 +104,7 @@ def test_prune_refuses_future_dates_strangers_and_garbage(write_config: WriteCon
     assert future.returncode == 2 and "is in the future" in future.stderr
     assert stranger.returncode == 1 and "'mallory' is not a configured operator" in stranger.stderr
     assert garbage.returncode == 2 and "not an ISO 8601 date" in garbage.stderr
-    assert [e["event"] for e in events] == ["refused"] * 4  # the stranger's attempt is audited; nothing pruned
+    assert [e["event"] for e in events] == ["operator_refused"] * 4  # the stranger's attempt is audited; nothing pruned
 
 
 def test_prune_removes_events_before_a_past_date(write_config: WriteConfig) -> None:
@@ -119,7 +121,7 @@ def test_prune_removes_events_before_a_past_date(write_config: WriteConfig) -> N
 
     assert pruned.returncode == 0, pruned.stderr
     assert pruned.stdout.startswith("pruned 2 events (up to seq 2), recorded as event seq 4")
-    assert [(e["seq"], e["event"]) for e in events] == [(3, "refused"), (4, "pruned")]
+    assert [(e["seq"], e["event"]) for e in events] == [(3, "operator_refused"), (4, "pruned")]
     assert events[-1]["actor"] == "operator:alice" and events[-1]["detail"]["through_seq"] == 2
     assert verified.returncode == 0, verified.stdout
     assert verified.stdout.startswith("ok: 2 events")
@@ -163,3 +165,31 @@ def test_audit_usage_errors_exit_2(write_config: WriteConfig, args: list[str], e
 
     assert result.returncode == 2
     assert expected in result.stderr and "Traceback" not in result.stderr
+
+
+def test_prune_as_an_operator_with_a_token_needs_that_token(write_config: WriteConfig) -> None:
+    token = "alice-prune-token-0123456789"
+    config = write_config()
+    config.write_text(
+        config.read_text().replace(
+            '[[operators]]\nname = "alice"',
+            f'[[operators]]\nname = "alice"\ntoken_sha256 = "{hashlib.sha256(token.encode()).hexdigest()}"',
+        )
+    )
+    some_events(config)
+    now = datetime.now(UTC).isoformat()
+    env = {k: v for k, v in os.environ.items() if k != "ARGOBOX_OPERATOR_TOKEN"}
+    prune = [ARGOBOX, "--config", str(config), "audit", "prune", "--before", now, "--as", "alice"]
+
+    without = subprocess.run(prune, capture_output=True, text=True, timeout=60, env=env, check=False)
+    kept = json.loads(argobox(config, "audit", "--json").stdout)
+    right = subprocess.run(
+        prune, capture_output=True, text=True, timeout=60, env={**env, "ARGOBOX_OPERATOR_TOKEN": token}, check=False
+    )
+    after = json.loads(argobox(config, "audit", "--json").stdout)
+
+    assert without.returncode == 1 and "requires a token" in without.stderr
+    assert [e["event"] for e in kept] == ["operator_refused"] * 4  # three strangers, then alice without her token
+    assert kept[-1]["actor"] == "operator:alice" and kept[-1]["detail"]["action"] == "prune_audit"
+    assert right.returncode == 0, right.stderr
+    assert [e["event"] for e in after][-1] == "pruned"

@@ -13,7 +13,7 @@ import pytest
 
 from argobox.server.app import App, open_app
 from argobox.server.config.model import load_config
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import agent_calls
 from argobox.server.store import RequestStatus
 from tests.conftest import WriteConfig
 
@@ -64,7 +64,7 @@ def open_lab(config_path: Path, clock: Clock) -> Callable[[], Any]:
 
 
 async def call(app: App, tool: str, **arguments: Any) -> dict[str, Any]:
-    return (await gate.call_tool(app, "openclaw", tool, arguments)).model_dump()
+    return (await agent_calls.call_tool(app, "openclaw", tool, arguments)).model_dump()
 
 
 async def events(app: App, name: str) -> list[dict[str, Any]]:
@@ -198,7 +198,7 @@ async def test_a_flood_leaves_the_queue_and_the_store_bounded(open_lab: Any, clo
 FLOODER = """
 import sys, anyio
 from pathlib import Path
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import agent_calls
 from argobox.server.app import open_app
 from argobox.server.config.model import load_config
 async def main():
@@ -206,7 +206,7 @@ async def main():
         while not Path(sys.argv[2]).exists():
             await anyio.sleep(0.005)
         for _ in range(15):
-            print((await gate.call_tool(app, "openclaw", "docker_list_containers", {})).status)
+            print((await agent_calls.call_tool(app, "openclaw", "docker_list_containers", {})).status)
 anyio.run(main)
 """
 

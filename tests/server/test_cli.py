@@ -13,7 +13,7 @@ import anyio
 
 from argobox.server.app import open_app
 from argobox.server.config.model import load_config
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import agent_calls
 from tests.conftest import WriteConfig
 
 ARGOBOX = str(Path(sys.executable).with_name("argobox"))
@@ -66,7 +66,7 @@ def test_operator_commands_exit_non_zero_for_unknown_requests_and_operators(writ
     assert missing.returncode == 1 and "no request 'nosuchrequest123'" in missing.stderr
     assert stranger.returncode == 1 and "'mallory' is not a configured operator" in stranger.stderr
     assert shown.returncode == 1
-    assert [(e["event"], e["actor"]) for e in audit] == [("refused", "operator:mallory")]
+    assert [(e["event"], e["actor"]) for e in audit] == [("operator_refused", "operator:mallory")]
 
 
 def test_malformed_config_is_a_clear_error_with_exit_status_2(tmp_path: Path) -> None:
@@ -107,19 +107,21 @@ def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config:
 
     async def deny_once() -> None:
         async with open_app(load_config(config)) as app:
-            await gate.call_tool(app, "openclaw", "docker_stop_container", {"container": "postgres"})
+            await agent_calls.call_tool(app, "openclaw", "docker_stop_container", {"container": "postgres"})
 
     anyio.run(deny_once)
     before = json.loads(argobox(config, "budgets", "--json").stdout)
     reset = argobox(config, "budgets", "reset", "openclaw", "--as", "alice")
     after = json.loads(argobox(config, "budgets", "--json").stdout)
-    unknown = argobox(config, "budgets", "reset", "mallory")
+    unknown = argobox(config, "budgets", "reset", "mallory", "--as", "alice")
+    anonymous = argobox(config, "budgets", "reset", "openclaw")
     audit = [e["event"] for e in json.loads(argobox(config, "audit", "--json").stdout)]
 
     assert next(b for b in before if b["agent"] == "openclaw")["cooldown_until"] is not None
     assert reset.returncode == 0 and "cooldown until" in reset.stdout
     assert next(b for b in after if b["agent"] == "openclaw")["cooldown_until"] is None
-    assert unknown.returncode == 1
+    assert unknown.returncode == 1 and "unknown agent 'mallory'" in unknown.stderr
+    assert anonymous.returncode == 2 and "--as" in anonymous.stderr
     assert audit.count("budgets_viewed") == 2 and audit.count("budget_reset") == 1 and "cooldown" in audit
 
 
@@ -135,7 +137,9 @@ def test_an_operator_with_a_token_must_show_it_for_cli_actions(write_config: Wri
 
     async def queue() -> str:
         async with open_app(load_config(config)) as app:
-            outcome = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+            outcome = await agent_calls.call_tool(
+                app, "openclaw", "docker_restart_container", {"container": "jellyfin"}
+            )
             return outcome.request_id or ""
 
     request_id = anyio.run(queue)

@@ -16,9 +16,11 @@ from mcp.shared.exceptions import MCPError
 
 from argobox.server.app import App, open_app
 from argobox.server.config.model import load_config
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import operator_actions
 from argobox.server.mediation.explain import explain, explain_text
+from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.mediation.views import request_json, requests_table
+from argobox.server.store import Refused
 from argobox.server.transport.agent import build_agent_server
 from tests.conftest import HOME_RULES, WriteConfig
 
@@ -155,9 +157,9 @@ async def test_lock_call_is_queued_with_a_preview_and_runs_once_after_approval(c
     assert record is not None
     screen = explain_text(await explain(app, record))
 
-    done = await gate.approve(app, request_id, operator="alice", note="plumber")
-    with pytest.raises(gate.Refused):
-        await gate.approve(app, request_id, operator="bob", note="again")
+    done = await operator_actions.approve(app, request_id, operator=OperatorClaim("alice"), note="plumber")
+    with pytest.raises(Refused):
+        await operator_actions.approve(app, request_id, operator=OperatorClaim("bob"), note="again")
     events = await app.store.audit_trail(request_id=request_id)
 
     assert queued["status"] == "pending_approval"
@@ -198,7 +200,7 @@ async def test_entity_gone_before_approval_fails_the_request_and_nothing_runs(cl
     del home["lock.front_door"]
     home_file.write_text(json.dumps(home))
 
-    record = await gate.approve(app, queued["request_id"], operator="alice", note="")
+    record = await operator_actions.approve(app, queued["request_id"], operator=OperatorClaim("alice"), note="")
     status = structured(await client.call_tool("argobox_request_status", {"request_id": queued["request_id"]}))
 
     assert record.status.value == "failed"
@@ -211,7 +213,7 @@ async def test_rejected_service_data_fails_the_request_and_audits_the_state_befo
         await client.call_tool("ha_call_service", call("cover", "open_cover", "cover.garage_door", {"speed": 3}))
     )
 
-    record = await gate.approve(app, queued["request_id"], operator="alice", note="")
+    record = await operator_actions.approve(app, queued["request_id"], operator=OperatorClaim("alice"), note="")
     failed = (await app.store.audit_trail(request_id=record.id))[-1]
 
     assert record.status.value == "failed" and "it takes no data field 'speed'" in (record.error or "")
@@ -340,7 +342,7 @@ async def test_unreachable_home_assistant_fails_clearly_and_never_shows_the_toke
         assert record is not None
         events = await app.store.audit_trail()
         screen = explain_text(await explain(app, record))
-        approved = await gate.approve(app, record.id, operator="alice", note="")
+        approved = await operator_actions.approve(app, record.id, operator=OperatorClaim("alice"), note="")
 
     assert listing["status"] == "failed"
     assert "did not answer: connection refused; check that it is running" in listing["error"]

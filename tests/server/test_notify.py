@@ -14,8 +14,8 @@ import pytest
 
 from argobox.server.app import open_app
 from argobox.server.config.model import load_config
-from argobox.server.mediation import calls as gate
-from argobox.server.mediation import notify
+from argobox.server.mediation import agent_calls, notify, operator_actions
+from argobox.server.mediation.operators import OperatorClaim
 from tests.conftest import WriteConfig
 
 pytestmark = pytest.mark.anyio
@@ -80,9 +80,9 @@ async def test_queued_and_decided_requests_reach_webhook_and_ntfy(
         write_config(extra=channels(f"{receiver.url}/hook?token=hook-secret-123", f"{receiver.url}/topic"))
     )
     async with open_app(config) as app:
-        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         await notify.flush(app)
-        await gate.approve(app, queued.request_id or "", operator="alice", note="go")
+        await operator_actions.approve(app, queued.request_id or "", operator=OperatorClaim("alice"), note="go")
         await notify.flush(app)
         trail = await app.store.audit_trail(request_id=queued.request_id)
 
@@ -102,7 +102,7 @@ async def test_receiver_down_is_retried_audited_and_never_blocks_the_request(wri
     down = f"http://127.0.0.1:{closed_port()}"
     config = load_config(write_config(extra=channels(f"{down}/hook", f"{down}/topic")))
     async with open_app(config) as app:
-        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         await notify.flush(app)
         record = await app.store.get(queued.request_id or "")
         failures = [e.detail for e in await app.store.audit_trail() if e.event == "notification_failed"]
@@ -118,7 +118,7 @@ async def test_retries_are_bounded_then_the_notification_is_given_up(write_confi
     now = [1_900_000_000.0]
     config = load_config(write_config(extra=f'[[notifications.webhooks]]\nurl = "{down}/hook"\n'))
     async with open_app(config, clock=lambda: now[0]) as app:
-        await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         for _ in range(10):
             await notify.deliver_due(app)
             now[0] += 3600
@@ -132,7 +132,7 @@ async def test_home_assistant_push_goes_through_the_notify_service(write_config:
     extra = '[notifications.homeassistant]\nservice = "notify.mobile_app_phone"\n'
     config = load_config(write_config(homeassistant='simulated_home = "home.json"', extra=extra))
     async with open_app(config) as app:
-        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         await notify.flush(app)
         notified = [e.detail for e in await app.store.audit_trail() if e.event == "notified"]
     pushes = [json.loads(line) for line in (tmp_path / "home.json.notifications.jsonl").read_text().splitlines()]
@@ -158,7 +158,7 @@ async def test_a_notify_service_home_assistant_lacks_is_a_clear_audited_failure(
     extra = '[notifications.homeassistant]\nservice = "notify.no_such_phone"\n'
     config = load_config(write_config(homeassistant=f'url = "{ha_url}"', extra=extra))
     async with open_app(config) as app:
-        queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
         await notify.flush(app)
         failures = [e.detail for e in await app.store.audit_trail() if e.event == "notification_failed"]
 
@@ -190,7 +190,7 @@ async def test_a_receiver_answering_errors_is_retried_and_audited(write_config: 
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/hook"
         async with open_app(load_config(write_config(extra=f'[[notifications.webhooks]]\nurl = "{url}"\n'))) as app:
-            await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+            await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
             await notify.flush(app)
             failures = [e.detail for e in await app.store.audit_trail() if e.event == "notification_failed"]
     finally:

@@ -14,7 +14,7 @@ from mcp.shared.exceptions import MCPError
 from argobox.server.app import App, open_app
 from argobox.server.config.model import load_config
 from argobox.server.config.reload import Reload, plan_reload
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import agent_calls
 from argobox.server.transport.agent import build_agent_server, fixed_identity
 from argobox.server.transport.live import LiveState
 from argobox.server.transport.watch import ConfigWatcher
@@ -180,13 +180,13 @@ async def test_a_legacy_connection_is_forgotten_when_it_closes(app: App) -> None
 async def test_an_in_flight_call_is_counted(app: App, monkeypatch: pytest.MonkeyPatch) -> None:
     live = LiveState()
     seen: list[int] = []
-    original = gate.call_tool
+    original = agent_calls.call_tool
 
     async def spy(*args: Any) -> Any:
         seen.append(live.calls.count)
         return await original(*args)
 
-    monkeypatch.setattr(gate, "call_tool", spy)
+    monkeypatch.setattr(agent_calls, "call_tool", spy)
     async with Client(build_agent_server(app, "reader", live=live)) as reader:  # type: ignore[arg-type]
         await reader.call_tool("docker_list_containers", {})
 

@@ -11,7 +11,9 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 
 from argobox.adapters.base import ContainerDetail, Mount, PortBinding
-from argobox.server.mediation.tools import TOOLS, Outcome, compact_schema
+from argobox.server.mediation.outcome import Outcome
+from argobox.server.mediation.schema import compact_schema
+from argobox.server.mediation.tools import TOOLS
 
 DETAIL = ContainerDetail(
     id="28d81f2e7f99",

@@ -23,7 +23,8 @@ from argobox.server.audit.checkpoint import KeyFileError, VerifyKey, load_verify
 from argobox.server.audit.export import export_jsonl
 from argobox.server.audit.verify import verify_export, verify_store
 from argobox.server.config.model import Config, ConfigError, load_config, resolve_config_path
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation.operator_actions import prune_audit
+from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.store import StoreError
 from argobox.server.times import TimeFormatError, iso, parse_time
 
@@ -160,7 +161,8 @@ def _prune(args: argparse.Namespace) -> int:
 
     async def prune() -> int:
         async with open_app(config) as app:
-            result = await gate.prune_audit(app, before=args.before, operator=args.operator)
+            claim = OperatorClaim(args.operator, token=os.environ.get("ARGOBOX_OPERATOR_TOKEN") or None, channel="cli")
+            result = await prune_audit(app, before=args.before, operator=claim)
         if result.deleted:
             print(
                 f"pruned {result.deleted} events (up to seq {result.through_seq}), recorded as event seq "

@@ -25,9 +25,11 @@ from argobox.server.app import App, build_redactor, open_app, open_store
 from argobox.server.cli.audit import add_audit_actions, run_audit_action
 from argobox.server.config.model import Config, ConfigError, load_config, resolve_config_path
 from argobox.server.config.tokens import token_matches
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import operator_actions
 from argobox.server.mediation.explain import explain, explain_text
 from argobox.server.mediation.notify import flush, notify_forever
+from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
+from argobox.server.mediation.outcome import outcome_of
 from argobox.server.mediation.views import (
     audit_json,
     audit_lines,
@@ -38,6 +40,7 @@ from argobox.server.mediation.views import (
 )
 from argobox.server.redact import RedactingFormatter
 from argobox.server.store import Event, Refused, RequestStatus, StoreError
+from argobox.server.text import shorten
 from argobox.server.times import iso
 
 EXIT_OK, EXIT_REFUSED, EXIT_USAGE, EXIT_FAILED, EXIT_STORE = 0, 1, 2, 3, 4
@@ -142,7 +145,9 @@ def _parser() -> argparse.ArgumentParser:
     budgets_sub = budgets.add_subparsers(dest="budgets_action", metavar="ACTION")
     reset = budgets_sub.add_parser("reset", parents=[common], help="clear an agent's cooldown and failure streak")
     reset.add_argument("agent")
-    reset.add_argument("--as", dest="operator", metavar="OPERATOR", help="the configured operator doing it")
+    reset.add_argument(
+        "--as", dest="operator", required=True, metavar="OPERATOR", help="the configured operator doing it"
+    )
 
     demo = sub.add_parser("demo", help="run the first proof live against the simulated lab")
     demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
@@ -236,15 +241,13 @@ def _token_new(args: argparse.Namespace) -> int:
 
 
 async def _operator(args: argparse.Namespace) -> int:
-    from argobox.server.transport.operator import audit_operator_refused, build_operator_server
+    from argobox.server.transport.operator import build_operator_server
 
     config = _load(args)
-    refusal = _operator_refusal(config, args.operator)
+    claim = _claim(args, channel="mcp-stdio")
     async with open_app(config) as app:
-        if refusal is not None:
-            await audit_operator_refused(app, args.operator, refusal)
-            raise CommandError(refusal, EXIT_REFUSED)
-        server = build_operator_server(app, args.operator)
+        await authorize(app, claim, Permission.VIEW)
+        server = build_operator_server(app, claim)
         await app.store.audit(
             [Event(event="operator_connected", actor=f"operator:{args.operator}", detail={"transport": "stdio"})]
         )
@@ -264,18 +267,6 @@ async def _follow_config(app: App, process: str) -> None:
         return None
 
     await ConfigWatcher(app, ignore, process=process).run()
-
-
-def _operator_refusal(config: Config, operator: str) -> str | None:
-    """Why `operator` may not open the operator server, or None. Agents never can."""
-    if operator in config.agents:
-        return f"{operator[:64]!r} is an agent; agents can never open the operator server"
-    entry = config.operator(operator)
-    if entry is None:
-        return f"{operator[:64]!r} is not a configured operator"
-    if entry.token_sha256 is None:
-        return None
-    return _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {operator!r}")
 
 
 def _token_refusal(expected: str, env: str, who: str) -> str | None:
@@ -299,21 +290,7 @@ def _identity_refusal(config: Config, agent: str) -> str | None:
 async def _with_app(args: argparse.Namespace) -> int:
     config = _load(args)
     async with open_app(config) as app:
-        await _prove_operator(app, getattr(args, "operator", None))
         return await _COMMANDS[args.command](app, args)
-
-
-async def _prove_operator(app: App, operator: str | None) -> None:
-    """An operator with a `token_sha256` must show ARGOBOX_OPERATOR_TOKEN for every action taken in their name."""
-    entry = app.config.operator(operator) if operator else None
-    if entry is None or entry.token_sha256 is None:
-        return  # unknown operators are refused (and audited) by the action itself
-    refusal = _token_refusal(entry.token_sha256, OPERATOR_TOKEN_ENV, f"operator {entry.name!r}")
-    if refusal is not None:
-        await app.store.audit(
-            [Event(event="operator_refused", actor=f"operator:{entry.name}", detail={"reason": refusal})]
-        )
-        raise CommandError(refusal, EXIT_REFUSED)
 
 
 async def _requests(app: App, args: argparse.Namespace) -> int:
@@ -329,7 +306,7 @@ async def _requests(app: App, args: argparse.Namespace) -> int:
 async def _show(app: App, args: argparse.Namespace) -> int:
     record = await app.store.get(args.id)
     if record is None:
-        raise CommandError(f"no request {gate.shorten(args.id, 64)!r}", EXIT_REFUSED)
+        raise CommandError(f"no request {shorten(args.id, 64)!r}", EXIT_REFUSED)
     data = await explain(app, record)
     if args.json:
         _print_json(data)
@@ -339,14 +316,14 @@ async def _show(app: App, args: argparse.Namespace) -> int:
 
 
 async def _approve(app: App, args: argparse.Namespace) -> int:
-    record = await gate.approve(app, args.id, operator=args.operator, note=args.note)
+    record = await operator_actions.approve(app, args.id, operator=_claim(args), note=args.note)
     status = _print_decided(app, args, record)
     await flush(app)
     return status
 
 
 async def _deny(app: App, args: argparse.Namespace) -> int:
-    record = await gate.deny(app, args.id, operator=args.operator, reason=args.reason)
+    record = await operator_actions.deny(app, args.id, operator=_claim(args), reason=args.reason)
     status = _print_decided(app, args, record)
     await flush(app)
     return status
@@ -382,7 +359,7 @@ def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
     if args.json:
         _print_json(request_json(record, app.redactor))
     else:
-        outcome = gate.outcome_of(record)
+        outcome = outcome_of(record)
         print(app.redactor.text(outcome.message))
         if record.result is not None:
             print(json.dumps(app.redactor(record.result), indent=2, sort_keys=True))
@@ -415,14 +392,15 @@ async def _budgets(app: App, args: argparse.Namespace) -> int:
 
 
 async def _budgets_reset(app: App, args: argparse.Namespace) -> int:
-    if args.agent not in app.config.agents:
-        raise CommandError(f"unknown agent {args.agent[:64]!r}", EXIT_REFUSED)
-    if args.operator is not None and app.config.operator(args.operator) is None:
-        raise CommandError(f"{args.operator[:64]!r} is not a configured operator", EXIT_REFUSED)
-    cleared = await app.store.reset_budget(args.agent, actor=_cli_actor(args.operator))
+    cleared = await operator_actions.reset_budget(app, args.agent, operator=_claim(args))
     until = f", cooldown until {iso(cleared.cooldown_until)} lifted" if cleared.cooldown_until else ""
     print(f"reset the budget of {args.agent}: failure streak {cleared.streak} cleared{until}")
     return EXIT_OK
+
+
+def _claim(args: argparse.Namespace, *, channel: str = "cli") -> OperatorClaim:
+    """The operator named by `--as`, with the token in ARGOBOX_OPERATOR_TOKEN (if any) as its proof."""
+    return OperatorClaim(args.operator, token=os.environ.get(OPERATOR_TOKEN_ENV) or None, channel=channel)
 
 
 def _cli_actor(operator: str | None) -> str:

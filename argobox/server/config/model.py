@@ -197,6 +197,8 @@ class NotificationsConfig(_Section):
 class OperatorConfig(_Section):
     name: Name
     token_sha256: Sha256Hex | None = None
+    role: Literal["approver", "viewer"] = "approver"
+    """An approver decides requests; a viewer sees everything and decides nothing."""
 
 
 class RuleConfig(_Section):

@@ -25,7 +25,7 @@ from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config.model import Config
-from argobox.server.store import Event, RequestRecord, Tx
+from argobox.server.store import Event, RequestRecord, StoreError, Tx
 from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")
@@ -235,3 +235,11 @@ async def notify_forever(app: App) -> None:
         except Exception:
             logger.exception("notification delivery failed (pid %s)", os.getpid())
         await anyio.sleep(POLL_SECONDS)
+
+
+async def announce(app: App, event: str, record: RequestRecord) -> None:
+    """Queue notifications; a failure here never fails or loses the request itself."""
+    try:
+        await enqueue(app, event, record)
+    except StoreError as exc:
+        logger.error("could not queue notifications for request %s: %s", record.id, exc)

@@ -6,27 +6,14 @@ wire shape (description, annotations, input and output schema) and binds it to a
 
 from __future__ import annotations
 
-import math
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated, Any, Generic, Literal, TypeVar
+from typing import Any
 
 import mcp_types as types
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StrictBool,
-    StrictInt,
-    StringConstraints,
-    ValidationError,
-    ValidatorFunctionWrapHandler,
-    field_validator,
-)
+from pydantic import BaseModel
 
 from argobox.adapters.base import (
-    MAX_LOG_LINES,
     REDACTED,
     Backends,
     ContainerAction,
@@ -41,185 +28,20 @@ from argobox.adapters.base import (
 )
 from argobox.policy.catalog import CATALOG, Classification
 from argobox.policy.decide import Grant, canonical_json, item_visible, item_visible_by, may_call
-from argobox.server.redact import secret_key
-
-OutcomeStatus = Literal[
-    "succeeded",
-    "failed",
-    "pending_approval",
-    "approved",
-    "executing",
-    "denied",
-    "expired",
-    "unknown",
-    "invalid_arguments",
-    "refused",
-    "rate_limited",
-]
-"""Request statuses, plus `invalid_arguments` (bad input, nothing recorded as a request), `refused` (ArgoBox
-could not record the call, so nothing ran) and `rate_limited` (a budget was exhausted; see `limit`)."""
-
-ERROR_STATUSES: frozenset[str] = frozenset(
-    {"failed", "denied", "expired", "unknown", "invalid_arguments", "refused", "rate_limited"}
+from argobox.server.mediation.arguments import (
+    Args,
+    CallServiceArgs,
+    ContainerArgs,
+    ContainerLogsArgs,
+    EntityArgs,
+    ListContainersArgs,
+    ListEntitiesArgs,
+    ListServicesArgs,
+    RequestStatusArgs,
 )
-
-R = TypeVar("R")
-
-
-class Outcome(BaseModel, Generic[R]):
-    """What every ArgoBox tool answers with, whatever happened."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    status: OutcomeStatus
-    message: str = Field(description="One line saying what happened and what to do next.")
-    request_id: str | None = Field(default=None, description="Check on it with argobox_request_status.")
-    tool: str | None = None
-    expires_at: str | None = Field(default=None, description="When a pending request expires (ISO 8601 UTC).")
-    reason: str | None = Field(default=None, description="Why the policy decided as it did, naming the rule.")
-    result: R | None = Field(default=None, description="The backend's answer when the call succeeded.")
-    error: str | None = Field(default=None, description="What went wrong when the call failed.")
-    limit: str | None = Field(default=None, description="Which budget a rate_limited call tripped.")
-    retry_after_seconds: int | None = Field(default=None, description="When a rate_limited call may be retried.")
-
-    @property
-    def is_error(self) -> bool:
-        return self.status in ERROR_STATUSES
-
-
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-
-ContainerName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$"),
-    Field(description="Container name, exactly (letters, digits, '_', '.', '-'; at most 128 characters)."),
-]
-RequestId = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9]{8,64}$"),
-    Field(description="The request_id a pending result gave you."),
-]
-
-
-ENTITY_ID_PATTERN = r"^[a-z_]+\.[a-z0-9_]+$"
-EntityId = Annotated[
-    str,
-    StringConstraints(pattern=ENTITY_ID_PATTERN, max_length=255),
-    Field(description="A Home Assistant entity id, e.g. light.kitchen."),
-]
-DomainName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9_]+$", max_length=64),
-    Field(description="A Home Assistant domain, e.g. light or lock."),
-]
-ServiceName = Annotated[
-    str,
-    StringConstraints(pattern=r"^[a-z0-9_]+$", max_length=64),
-    Field(description="A service of the domain, e.g. turn_on."),
-]
-
-MAX_TARGETS = 20
-MAX_DATA_CHARS = 4096
-MAX_DATA_DEPTH = 4
-DATA_KEY = r"^[a-z_][a-z0-9_]{0,63}$"
-TARGETING_KEYS = frozenset({"entity_id", "device_id", "area_id", "floor_id", "label_id", "target"})
-"""Keys that would choose targets from inside `data`, around the entity_id the grant checks."""
-RESERVED_KEYS = frozenset({"domain", "service", "self"})
-"""Keys the client's trigger_service(domain, service, **data) cannot carry."""
-
-
-class NoArgs(_Args):
-    pass
-
-
-class ListContainersArgs(_Args):
-    all: StrictBool = Field(default=False, description="Include stopped containers.")
-
-
-class ContainerArgs(_Args):
-    container: ContainerName
-
-
-class ContainerLogsArgs(_Args):
-    container: ContainerName
-    tail: Annotated[StrictInt, Field(ge=1, le=MAX_LOG_LINES, description="Lines from the end (1-1000).")] = 100
-
-
-class RequestStatusArgs(_Args):
-    request_id: RequestId
-
-
-class ListEntitiesArgs(_Args):
-    domain: DomainName | None = Field(default=None, description="Only entities of this domain, e.g. light.")
-
-
-class EntityArgs(_Args):
-    entity_id: EntityId
-
-
-class ListServicesArgs(_Args):
-    domain: DomainName | None = Field(default=None, description="Only services of this domain, e.g. light.")
-
-
-def _data_problem(value: Any, depth: int = 0) -> str | None:
-    """Why a `data` value is not acceptable JSON for a service call, or None."""
-    if depth > MAX_DATA_DEPTH:
-        return f"nested deeper than {MAX_DATA_DEPTH} levels"
-    if isinstance(value, float) and not math.isfinite(value):
-        return "numbers must be finite"
-    if isinstance(value, dict):
-        return next((p for v in value.values() if (p := _data_problem(v, depth + 1))), None)  # pyright: ignore[reportUnknownVariableType]
-    if isinstance(value, list):
-        return next((p for v in value if (p := _data_problem(v, depth + 1))), None)  # pyright: ignore[reportUnknownVariableType]
-    return None
-
-
-class CallServiceArgs(_Args):
-    domain: DomainName
-    service: ServiceName
-    entity_id: EntityId | Annotated[list[EntityId], Field(min_length=1, max_length=MAX_TARGETS)] = Field(
-        description=f"The target entity id, or a list of 1-{MAX_TARGETS} of them; each must exist."
-    )
-    data: dict[str, Any] = Field(
-        default_factory=dict[str, Any],
-        description=f'Service data, e.g. {{"brightness": 128}} (a JSON object of at most {MAX_DATA_CHARS} characters; '
-        "targets go in entity_id, never here).",
-    )
-
-    @field_validator("entity_id", mode="wrap")
-    @classmethod
-    def _entity_ids(cls, value: Any, handler: ValidatorFunctionWrapHandler) -> Any:
-        try:
-            checked = handler(value)
-        except ValidationError:
-            raise ValueError(
-                "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.'), "
-                f"or a list of 1-{MAX_TARGETS} of them"
-            ) from None
-        if isinstance(checked, list) and len(set(checked)) != len(checked):  # pyright: ignore[reportUnknownArgumentType]
-            raise ValueError("lists an entity id twice")
-        return checked
-
-    @field_validator("data")
-    @classmethod
-    def _bounded_data(cls, data: dict[str, Any]) -> dict[str, Any]:
-        for key in data:
-            if key in TARGETING_KEYS:
-                raise ValueError(f"{key!r} is not allowed in data; name the targets in entity_id")
-            if key in RESERVED_KEYS or re.fullmatch(DATA_KEY, key) is None:
-                raise ValueError(f"{key[:64]!r} is not a valid service data field name")
-        if problem := _data_problem(data):
-            raise ValueError(problem)
-        size = len(canonical_json(data))
-        if size > MAX_DATA_CHARS:
-            raise ValueError(f"at most {MAX_DATA_CHARS} characters of JSON (got {size})")
-        return data
-
-    @property
-    def entity_ids(self) -> list[str]:
-        return [self.entity_id] if isinstance(self.entity_id, str) else list(self.entity_id)
+from argobox.server.mediation.outcome import Outcome
+from argobox.server.mediation.schema import compact_schema
+from argobox.server.redact import secret_key
 
 
 class ContainerList(BaseModel):
@@ -245,7 +67,7 @@ class ToolSpec:
     name: str
     title: str
     description: str
-    args: type[_Args]
+    args: type[Args]
     result: type[BaseModel] | None
     run: Runner | None
     destructive: bool = False
@@ -273,118 +95,6 @@ class ToolSpec:
                 open_world_hint=False,
             ),
         )
-
-
-def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
-    """The same JSON Schema in the form clients validate fastest: local `$ref`s inlined (none of our models is
-    recursive) and pydantic's `X | None` (`anyOf` with `null`) written as one list of types where that means the same.
-
-    Clients check every structured result against the output schema; with `jsonschema`, resolving a `$ref` and
-    trying each branch of an `anyOf` are its costliest steps (this form halves the check of an inspect result).
-    Only schema positions are rewritten (never `enum`, `const`, `default` or `examples` values, nor property names),
-    and a node is merged only when every keyword beside it is an annotation.
-    """
-    defs: dict[str, Any] = schema.get("$defs", {})
-
-    def walk(node: Any, expanding: frozenset[str]) -> Any:
-        if not isinstance(node, dict):
-            return node  # true / false
-        ref = node.get("$ref")  # pyright: ignore[reportUnknownMemberType]
-        if ref is not None:
-            name = ref.removeprefix("#/$defs/") if isinstance(ref, str) else ""
-            if not isinstance(ref, str) or not ref.startswith("#/$defs/") or name not in defs or name in expanding:
-                raise ValueError(f"cannot inline {ref!r} (not local, missing or recursive)")
-            target = walk(defs[name], expanding | {name})
-            rest = walk({k: v for k, v in node.items() if k != "$ref"}, expanding)  # pyright: ignore
-            if set(rest) <= _ANNOTATIONS:
-                return {**target, **rest}
-            return {**rest, "allOf": [target, *rest.get("allOf", [])]}
-        out: dict[str, Any] = {}
-        for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
-            if key == "$defs" and node is schema:
-                continue  # all inlined
-            if key in _SCHEMA_MAPS and isinstance(value, dict):
-                out[key] = {k: walk(v, expanding) for k, v in value.items()}  # pyright: ignore
-            elif key in _SCHEMA_LISTS and isinstance(value, list):
-                out[key] = [walk(v, expanding) for v in value]  # pyright: ignore[reportUnknownVariableType]
-            elif key in _SCHEMA_VALUES:
-                out[key] = walk(value, expanding)
-            else:
-                out[key] = value
-        branches = out.get("anyOf")
-        if isinstance(branches, list) and set(out) - {"anyOf"} <= _ANNOTATIONS:
-            merged = _merge_nullable(branches)  # pyright: ignore[reportUnknownArgumentType]
-            if merged is not None:
-                out = {**merged, **{k: v for k, v in out.items() if k != "anyOf"}}
-        return out
-
-    return walk(schema, frozenset())
-
-
-_ANNOTATIONS = frozenset(
-    {"title", "description", "default", "examples", "deprecated", "readOnly", "writeOnly", "$comment"}
-)
-"""Keywords that never change what a schema accepts."""
-_SCHEMA_MAPS = frozenset({"properties", "patternProperties", "$defs", "dependentSchemas"})
-_SCHEMA_LISTS = frozenset({"anyOf", "allOf", "oneOf", "prefixItems"})
-_SCHEMA_VALUES = frozenset(
-    {
-        "items",
-        "additionalProperties",
-        "not",
-        "contains",
-        "propertyNames",
-        "if",
-        "then",
-        "else",
-        "unevaluatedItems",
-        "unevaluatedProperties",
-    }
-)
-_NUMERIC = frozenset({"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum", "multipleOf"})
-_ONLY_FOR_TYPE: dict[str, frozenset[str]] = {
-    "object": frozenset(
-        {
-            "properties",
-            "required",
-            "additionalProperties",
-            "patternProperties",
-            "propertyNames",
-            "minProperties",
-            "maxProperties",
-            "dependentRequired",
-        }
-    ),
-    "array": frozenset(
-        {"items", "prefixItems", "minItems", "maxItems", "uniqueItems", "contains", "minContains", "maxContains"}
-    ),
-    "string": frozenset({"minLength", "maxLength", "pattern", "format"}),
-    "integer": _NUMERIC,
-    "number": _NUMERIC,
-}
-"""Keywords that constrain only values of one JSON type: `null` passes them, so a branch holding only these may
-merge with `null`. Anything else (enum, const, not, unevaluated*, ...) keeps its `anyOf`."""
-
-
-def _merge_nullable(branches: list[Any]) -> dict[str, Any] | None:
-    """`anyOf` branches as one schema with a list of types, when that means the same; otherwise None.
-
-    Branches of bare types merge (`{"type": ["string", "null"]}`), and so does one typed branch with `null` when its
-    other keywords only apply to values of its type (properties, items, pattern, ...).
-    """
-    if not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in branches):
-        return None
-    types_ = [b["type"] for b in branches]
-    if len(set(types_)) != len(types_):
-        return None
-    constrained = [b for b in branches if set(b) - {"type"} - _ANNOTATIONS]
-    if not constrained:
-        return {"type": types_}
-    if len(branches) == 2 and len(constrained) == 1 and "null" in types_:
-        branch = constrained[0]
-        if set(branch) - {"type"} - _ANNOTATIONS <= _ONLY_FOR_TYPE.get(branch["type"], frozenset()):
-            return {**branch, "type": types_}
-    return None
 
 
 async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> ContainerList:

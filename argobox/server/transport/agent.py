@@ -28,8 +28,9 @@ from argobox import __version__
 from argobox.server.app import App
 from argobox.server.config.model import Config
 from argobox.server.config.tokens import token_matches
-from argobox.server.mediation import calls as gate
-from argobox.server.mediation.tools import TOOLS, Outcome
+from argobox.server.mediation import agent_calls
+from argobox.server.mediation.outcome import Outcome
+from argobox.server.mediation.tools import TOOLS
 from argobox.server.redact import Redactor
 from argobox.server.transport.live import LiveState
 
@@ -151,13 +152,13 @@ def build_agent_server(
             if who is None:
                 if on_refused is not None:
                     await on_refused(params.name)
-                raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(gate.UnknownTool(params.name))))
+                raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(agent_calls.UnknownTool(params.name))))
             # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
             # an execution is always recorded with its outcome.
             with state.calls.track(), anyio.CancelScope(shield=True):
                 try:
-                    outcome = await gate.call_tool(app, who, params.name, arguments)
-                except gate.UnknownTool as exc:
+                    outcome = await agent_calls.call_tool(app, who, params.name, arguments)
+                except agent_calls.UnknownTool as exc:
                     raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
         return _result(outcome, app.redactor)
 

@@ -17,10 +17,12 @@ from pydantic import Field
 from argobox import __version__
 from argobox.policy.catalog import CATALOG
 from argobox.server.app import App
-from argobox.server.mediation import calls as gate
+from argobox.server.mediation import operator_actions
 from argobox.server.mediation.explain import explain
+from argobox.server.mediation.operators import OperatorClaim
+from argobox.server.mediation.outcome import outcome_of
 from argobox.server.mediation.views import audit_json, budget_json, request_json
-from argobox.server.store import Event, Refused, RequestStatus
+from argobox.server.store import Refused, RequestStatus
 from argobox.server.times import TimeFormatError, iso, parse_time
 
 PENDING_URI = "argobox://requests/pending"
@@ -52,8 +54,9 @@ def _since(value: str | None) -> float | None:
         raise ToolError(f"since: {exc}") from None
 
 
-def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
-    """The MCP server for `operator`, a configured operator, backed by `app`."""
+def build_operator_server(app: App, claim: OperatorClaim) -> MCPServer[Any]:
+    """The MCP server for the operator `claim` names, backed by `app`; each decision is authorized as it is made."""
+    operator = claim.name
     if app.config.operator(operator) is None:
         raise ValueError(f"{operator!r} is not a configured operator")
     server: MCPServer[Any] = MCPServer(
@@ -86,10 +89,10 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
     ) -> dict[str, Any]:
         """Approve a pending request and execute it now, exactly once; returns the outcome."""
         try:
-            record = await gate.approve(app, request_id, operator=operator, note=note)
+            record = await operator_actions.approve(app, request_id, operator=claim, note=note)
         except Refused as exc:
             raise ToolError(str(exc)) from None
-        return {"outcome": gate.outcome_of(record).message, "request": request_json(record, app.redactor)}
+        return {"outcome": outcome_of(record).message, "request": request_json(record, app.redactor)}
 
     @server.tool(annotations=DECIDE)
     async def deny_request(
@@ -97,10 +100,10 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
     ) -> dict[str, Any]:
         """Deny a pending request; the agent sees the reason."""
         try:
-            record = await gate.deny(app, request_id, operator=operator, reason=reason)
+            record = await operator_actions.deny(app, request_id, operator=claim, reason=reason)
         except Refused as exc:
             raise ToolError(str(exc)) from None
-        return {"outcome": gate.outcome_of(record).message, "request": request_json(record, app.redactor)}
+        return {"outcome": outcome_of(record).message, "request": request_json(record, app.redactor)}
 
     @server.tool(annotations=READ)
     async def query_audit(
@@ -158,9 +161,3 @@ async def _overview(app: App, agent: str) -> dict[str, Any]:
             {"id": r.id, "tool": r.tool, "status": r.status.value, "created_at": iso(r.created_at)} for r in recent
         ],
     }
-
-
-async def audit_operator_refused(app: App, operator: str, reason: str) -> None:
-    await app.store.audit(
-        [Event(event="operator_refused", actor=f"operator:{operator[:64]}", detail={"reason": reason})]
-    )

@@ -1,7 +1,6 @@
-"""The enforcement path every agent call and every operator decision goes through.
-
-Order for an agent call: identify the tool within the grant, validate the arguments, decide, record the
+"""The path of every agent call: identify the tool within the grant, validate the arguments, decide, record the
 decision (committed before any effect; if it cannot be written nothing runs), then execute, queue or refuse.
+
 A call that will be queued is first previewed (a read of its targets, never a change) so that the operator sees,
 in the `queued` audit event, what it would act on and what it would change.
 """
@@ -9,38 +8,27 @@ in the `queued` audit event, what it would act on and what it would change.
 from __future__ import annotations
 
 import base64
-import json
 import logging
 import secrets
 from dataclasses import replace
 from typing import Any
 
-import anyio
 from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import CATALOG, Classification, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
-from argobox.policy.limits import Limits, Tripped
 from argobox.server.app import App
-from argobox.server.mediation import notify
-from argobox.server.mediation.tools import TOOLS, Outcome, ToolSpec
-from argobox.server.store import (
-    Admission,
-    CallFacts,
-    Event,
-    NewRequest,
-    PruneResult,
-    Refused,
-    RequestRecord,
-    RequestStatus,
-    StoreError,
-)
+from argobox.server.mediation.arguments import RequestStatusArgs, bounded_arguments, validation_message
+from argobox.server.mediation.notify import announce
+from argobox.server.mediation.outcome import CallStatus, Outcome, failure, outcome_of, rate_limited, refused
+from argobox.server.mediation.tools import TOOLS, ToolSpec
+from argobox.server.store import Admission, CallFacts, Event, NewRequest, RequestRecord, RequestStatus, StoreError
+from argobox.server.text import shorten
 from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")
 
-MAX_SHOWN_CHARS = 200
 REQUEST_ID_BYTES = 10
 
 
@@ -51,64 +39,9 @@ class UnknownTool(Exception):
         super().__init__(f"Unknown tool: {shorten(name, 64)}")
 
 
-def shorten(value: str, limit: int = MAX_SHOWN_CHARS) -> str:
-    """Bound a client-supplied string before it reaches a message or the audit trail."""
-    return value if len(value) <= limit else f"{value[:limit]}... ({len(value)} characters)"
-
-
-MAX_REJECTED_ARGUMENTS_CHARS = 4096
-
-
-def _bounded_arguments(raw: dict[str, Any]) -> Any:
-    """What the audit keeps of arguments that failed validation: a bounded copy, at most a few KiB."""
-    kept = _bounded(raw)
-    size = len(json.dumps(kept, default=str))
-    if size <= MAX_REJECTED_ARGUMENTS_CHARS:
-        return kept
-    keys = [shorten(str(k), 64) for k in list(raw)[:20]]
-    return {"omitted": f"{size} characters of arguments", "keys": keys}
-
-
-def _bounded(value: Any, depth: int = 0) -> Any:
-    """A size-bounded copy of untrusted arguments, for audit records of calls that were rejected."""
-    if isinstance(value, str):
-        return shorten(value)
-    if depth >= 3:
-        return "..."
-    if isinstance(value, dict):
-        items = list(value.items())[:20]  # pyright: ignore[reportUnknownVariableType]
-        return {shorten(str(k), 64): _bounded(v, depth + 1) for k, v in items}
-    if isinstance(value, list):
-        return [_bounded(v, depth + 1) for v in value[:20]]  # pyright: ignore[reportUnknownVariableType]
-    return value
-
-
 def new_request_id() -> str:
     """80 random bits in lowercase base32: unguessable, and safe to paste into a shell."""
     return base64.b32encode(secrets.token_bytes(REQUEST_ID_BYTES)).decode().lower()
-
-
-_PATTERN_HINTS = {
-    "container": "must be a container name (letters, digits, '_', '.', '-'; at most 128)",
-    "entity_id": "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.')",
-    "domain": "must be a domain such as 'light' (lowercase letters, digits and '_')",
-    "service": "must be a service such as 'turn_on' (lowercase letters, digits and '_')",
-}
-
-
-def _validation_message(tool: str, exc: ValidationError) -> str:
-    parts: list[str] = []
-    for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "arguments"
-        if error["type"] == "extra_forbidden":
-            parts.append(f"{shorten(where, 64)}: not an argument of {tool}")
-        elif error["type"] == "missing":
-            parts.append(f"{where}: required")
-        elif error["type"] == "string_pattern_mismatch" and where in _PATTERN_HINTS:
-            parts.append(f"{where}: {_PATTERN_HINTS[where]}")
-        else:
-            parts.append(f"{where}: {str(error['msg']).removeprefix('Value error, ')}")
-    return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
 async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -> Outcome[Any]:
@@ -125,13 +58,13 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     try:
         args = TOOLS[tool].args.model_validate(raw_args)
     except ValidationError as exc:
-        message = _validation_message(tool, exc)
+        message = validation_message(tool, exc)
         events = [
-            Event(event="received", actor=f"agent:{agent}", detail={"arguments": _bounded_arguments(raw_args)}),
+            Event(event="received", actor=f"agent:{agent}", detail={"arguments": bounded_arguments(raw_args)}),
             Event(event="rejected", actor="argobox", detail={"reason": message}),
         ]
-        return await _admit_without_request(app, agent, tool, events) or Outcome(
-            status="invalid_arguments", tool=tool, message=message, error=message
+        return await _admit_without_request(app, agent, tool, events) or failure(
+            CallStatus.INVALID_ARGUMENTS, message, tool=tool
         )
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
@@ -139,14 +72,14 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         admission = await _admit_decision(app, agent, tool, args, arguments, decision)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
-        return _refused(tool)
+        return refused(tool)
     if admission.tripped is not None:
-        return _rate_limited(tool, admission.tripped)
+        return rate_limited(tool, admission.tripped)
     record = admission.record
     assert record is not None
     if record.status is RequestStatus.DENIED:
         return Outcome(
-            status="denied",
+            status=CallStatus.DENIED,
             tool=tool,
             request_id=record.id,
             reason=decision.reason,
@@ -155,11 +88,11 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         )
     if record.status is RequestStatus.PENDING:
         if not admission.duplicate:
-            await _notify(app, "queued", record)
+            await announce(app, "queued", record)
         what = describe_call(tool, arguments)
         already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
-            status="pending_approval",
+            status=CallStatus.PENDING,
             tool=tool,
             request_id=record.id,
             expires_at=iso(record.expires_at),
@@ -180,7 +113,7 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
             "tell the operator and do not retry"
         )
-        return Outcome(status="unknown", tool=tool, request_id=record.id, message=message, error=message)
+        return failure(CallStatus.UNKNOWN, message, tool=tool, request_id=record.id)
 
 
 async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] | None:
@@ -196,26 +129,6 @@ async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] 
         return {"error": "ArgoBox could not compute the preview (see the server log)"}
 
 
-def _refused(tool: str | None) -> Outcome[Any]:
-    message = "refused: ArgoBox could not write the audit record, so nothing was executed; tell the operator"
-    return Outcome(status="refused", tool=tool, message=message, error=message)
-
-
-def _rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
-    message = (
-        f"rate_limited: {tripped.message} (limit {tripped.limit}); retry after {tripped.retry_after_seconds} s, "
-        "and do not loop on failing calls"
-    )
-    return Outcome(
-        status="rate_limited",
-        tool=tool,
-        message=message,
-        error=message,
-        limit=tripped.limit,
-        retry_after_seconds=tripped.retry_after_seconds,
-    )
-
-
 async def _admit_without_request(app: App, agent: str, tool: str, events: list[Event]) -> Outcome[Any] | None:
     """Count and audit a call that creates no request (unknown tool, bad input): an outcome if it was refused."""
     try:
@@ -224,8 +137,8 @@ async def _admit_without_request(app: App, agent: str, tool: str, events: list[E
         )
     except StoreError as exc:
         logger.error("could not record a call of agent %s: %s", agent, exc)
-        return _refused(tool)
-    return _rate_limited(tool, admission.tripped) if admission.tripped is not None else None
+        return refused(tool)
+    return rate_limited(tool, admission.tripped) if admission.tripped is not None else None
 
 
 def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
@@ -361,122 +274,22 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in keys if k in payload}
 
 
-def outcome_of(record: RequestRecord) -> Outcome[Any]:
-    what = describe_call(record.tool, record.arguments)
-    status = record.status.value
-    by_operator = record.decided_by not in (None, "policy")
-    reason = record.note if record.status is RequestStatus.DENIED and by_operator else record.reason
-    messages = {
-        "succeeded": f"succeeded: {what}",
-        "failed": f"failed: {what}: {record.error}",
-        "pending_approval": f"waiting for operator approval: {what} (request {record.id}, expires {iso(record.expires_at)})",
-        "approved": f"approved by {record.decided_by}, about to execute: {what}",
-        "executing": f"executing: {what}",
-        "denied": f"denied: {what}: {reason}",
-        "expired": f"expired: {what} was not approved before {iso(record.expires_at)}",
-        "unknown": f"unknown: {what} was interrupted; the operator must check whether it ran",
-    }
-    return Outcome(
-        status=status,  # type: ignore[arg-type]
-        message=messages[status],
-        request_id=record.id,
-        tool=record.tool,
-        expires_at=iso(record.expires_at),
-        reason=reason,
-        result=record.result,
-        error=reason if record.status is RequestStatus.DENIED else record.error,
-    )
-
-
 async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outcome[Any]:
     """`argobox_request_status`: the agent's own request; any other id answers as unknown."""
     try:
-        request_id = TOOLS["argobox_request_status"].args.model_validate(raw_args).request_id  # type: ignore[attr-defined]
+        request_id = RequestStatusArgs.model_validate(raw_args).request_id
     except ValidationError as exc:
-        message = _validation_message("argobox_request_status", exc)
-        return Outcome(status="invalid_arguments", tool="argobox_request_status", message=message, error=message)
+        message = validation_message("argobox_request_status", exc)
+        return failure(CallStatus.INVALID_ARGUMENTS, message, tool="argobox_request_status")
     try:
         record = await app.store.get(request_id)  # a read only: status polls never take the write lock
     except StoreError as exc:
         logger.error("could not read request %s: %s", request_id, exc)
         message = "refused: ArgoBox could not read its store; try again later"
-        return Outcome(status="refused", message=message, error=message)
+        return failure(CallStatus.REFUSED, message)
     if record is None or record.agent != agent:
         message = f"no request {request_id!r} among your requests"
-        return Outcome(status="invalid_arguments", message=message, error=message)
+        return failure(CallStatus.INVALID_ARGUMENTS, message)
     if record.status is RequestStatus.PENDING and record.expires_at is not None and record.expires_at <= app.clock():
         record = replace(record, status=RequestStatus.EXPIRED)  # as the next sweep will record it
     return outcome_of(record)
-
-
-async def approve(app: App, request_id: str, *, operator: str, note: str) -> RequestRecord:
-    """Approve a pending request as `operator` and execute it here, once. Raises `Refused`.
-
-    The request is checked again against the grant in force now: if the grant no longer covers it, it is denied
-    by policy instead of run.
-    """
-    await _require_operator(app, operator, request_id)
-    await _recheck_grant(app, request_id)
-    # Once approved, it runs to its end and is recorded, even if the operator's client goes away meanwhile.
-    with anyio.CancelScope(shield=True):
-        record = await execute(app, await app.store.approve(request_id, operator=operator, note=note))
-        await _notify(app, "approved", record)
-    return record
-
-
-async def _recheck_grant(app: App, request_id: str) -> None:
-    record = await app.store.get(request_id)
-    if record is None or record.status is not RequestStatus.PENDING:
-        return  # the store's conditional update gives the precise refusal
-    if record.agent in app.config.agents:
-        decision = decide(app.config.grant(record.agent), record.tool, record.arguments)
-        if decision.effect is not Effect.DENY:
-            return
-        reason = f"the grant changed since the request was queued: {decision.reason}"
-    else:
-        reason = f"agent {record.agent!r} is no longer configured"
-    try:
-        await app.store.deny(request_id, operator="policy", reason=reason)
-    except Refused:
-        return
-    raise Refused("not_granted", f"request {request_id} is no longer covered by the grant ({reason}); denied")
-
-
-async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
-    """Deny a pending request as `operator`. Raises `Refused`."""
-    await _require_operator(app, operator, request_id)
-    limits = await _limits_of_request(app, request_id)
-    with anyio.CancelScope(shield=True):
-        record = await app.store.deny(request_id, operator=operator, reason=reason, limits=limits)
-        await _notify(app, "denied", record)
-    return record
-
-
-async def _notify(app: App, event: str, record: RequestRecord) -> None:
-    """Queue notifications; a failure here never fails or loses the request itself."""
-    try:
-        await notify.enqueue(app, event, record)
-    except StoreError as exc:
-        logger.error("could not queue notifications for request %s: %s", record.id, exc)
-
-
-async def _limits_of_request(app: App, request_id: str) -> Limits | None:
-    record = await app.store.get(request_id)
-    return app.config.limits_for(record.agent) if record is not None else None
-
-
-async def prune_audit(app: App, *, before: float, operator: str) -> PruneResult:
-    """Remove audit events older than `before` as `operator`, through a recorded prune. Raises `Refused`."""
-    await _require_operator(app, operator, None)
-    return await app.store.prune(before=before, operator=operator)
-
-
-async def _require_operator(app: App, operator: str, request_id: str | None) -> None:
-    if app.config.operator(operator) is not None:
-        return
-    message = f"{shorten(operator, 64)!r} is not a configured operator"
-    await app.store.audit(
-        [Event(event="refused", actor=f"operator:{shorten(operator, 64)}", detail={"reason": message})],
-        request_id=shorten(request_id, 64) if request_id is not None else None,
-    )
-    raise Refused("unknown_operator", message)

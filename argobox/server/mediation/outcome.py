@@ -1,0 +1,131 @@
+"""The one envelope every agent tool answers with, whatever happened, and the one family of statuses it carries.
+
+A call's status is its request's status (`RequestStatus`, kept by the store) or one of three that no request
+carries: `invalid_arguments` (bad input, nothing recorded as a request), `refused` (ArgoBox could not record the
+call, so nothing ran) and `rate_limited` (a budget was exhausted; see `limit`). The text of every outcome says
+plainly what happened and what to do next: some clients show the model only that text.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+from typing import Any, Generic, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from argobox.policy.catalog import describe_call
+from argobox.policy.limits import Tripped
+from argobox.server.store import RequestRecord, RequestStatus
+from argobox.server.times import iso
+
+
+class CallStatus(StrEnum):
+    """Every status an agent's call can end in: the request statuses, and three that no request carries."""
+
+    PENDING = RequestStatus.PENDING.value
+    APPROVED = RequestStatus.APPROVED.value
+    EXECUTING = RequestStatus.EXECUTING.value
+    SUCCEEDED = RequestStatus.SUCCEEDED.value
+    FAILED = RequestStatus.FAILED.value
+    DENIED = RequestStatus.DENIED.value
+    EXPIRED = RequestStatus.EXPIRED.value
+    UNKNOWN = RequestStatus.UNKNOWN.value
+    INVALID_ARGUMENTS = "invalid_arguments"
+    REFUSED = "refused"
+    RATE_LIMITED = "rate_limited"
+
+    @classmethod
+    def of(cls, status: RequestStatus) -> CallStatus:
+        return cls(status.value)
+
+
+ERROR_STATUSES = frozenset(
+    {
+        CallStatus.FAILED,
+        CallStatus.DENIED,
+        CallStatus.EXPIRED,
+        CallStatus.UNKNOWN,
+        CallStatus.INVALID_ARGUMENTS,
+        CallStatus.REFUSED,
+        CallStatus.RATE_LIMITED,
+    }
+)
+
+R = TypeVar("R")
+
+
+class Outcome(BaseModel, Generic[R]):
+    """What every ArgoBox tool answers with, whatever happened."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    status: CallStatus
+    message: str = Field(description="One line saying what happened and what to do next.")
+    request_id: str | None = Field(default=None, description="Check on it with argobox_request_status.")
+    tool: str | None = None
+    expires_at: str | None = Field(default=None, description="When a pending request expires (ISO 8601 UTC).")
+    reason: str | None = Field(default=None, description="Why the policy decided as it did, naming the rule.")
+    result: R | None = Field(default=None, description="The backend's answer when the call succeeded.")
+    error: str | None = Field(default=None, description="What went wrong when the call failed.")
+    limit: str | None = Field(default=None, description="Which budget a rate_limited call tripped.")
+    retry_after_seconds: int | None = Field(default=None, description="When a rate_limited call may be retried.")
+
+    @property
+    def is_error(self) -> bool:
+        return self.status in ERROR_STATUSES
+
+
+def failure(
+    status: CallStatus, message: str, *, tool: str | None = None, request_id: str | None = None
+) -> Outcome[Any]:
+    """An outcome that carries no result; its message is also its error."""
+    return Outcome(status=status, tool=tool, request_id=request_id, message=message, error=message)
+
+
+def refused(tool: str | None) -> Outcome[Any]:
+    """The answer when the audit record could not be written: nothing ran (fail closed)."""
+    message = "refused: ArgoBox could not write the audit record, so nothing was executed; tell the operator"
+    return failure(CallStatus.REFUSED, message, tool=tool)
+
+
+def rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
+    message = (
+        f"rate_limited: {tripped.message} (limit {tripped.limit}); retry after {tripped.retry_after_seconds} s, "
+        "and do not loop on failing calls"
+    )
+    return Outcome(
+        status=CallStatus.RATE_LIMITED,
+        tool=tool,
+        message=message,
+        error=message,
+        limit=tripped.limit,
+        retry_after_seconds=tripped.retry_after_seconds,
+    )
+
+
+def outcome_of(record: RequestRecord) -> Outcome[Any]:
+    """A request as its agent (or an operator) sees it: its status, and a message that says what happened."""
+    what = describe_call(record.tool, record.arguments)
+    by_operator = record.decided_by not in (None, "policy")
+    reason = record.note if record.status is RequestStatus.DENIED and by_operator else record.reason
+    expires = iso(record.expires_at)
+    messages = {
+        RequestStatus.SUCCEEDED: f"succeeded: {what}",
+        RequestStatus.FAILED: f"failed: {what}: {record.error}",
+        RequestStatus.PENDING: f"waiting for operator approval: {what} (request {record.id}, expires {expires})",
+        RequestStatus.APPROVED: f"approved by {record.decided_by}, about to execute: {what}",
+        RequestStatus.EXECUTING: f"executing: {what}",
+        RequestStatus.DENIED: f"denied: {what}: {reason}",
+        RequestStatus.EXPIRED: f"expired: {what} was not approved before {expires}",
+        RequestStatus.UNKNOWN: f"unknown: {what} was interrupted; the operator must check whether it ran",
+    }
+    return Outcome(
+        status=CallStatus.of(record.status),
+        message=messages[record.status],
+        request_id=record.id,
+        tool=record.tool,
+        expires_at=expires,
+        reason=reason,
+        result=record.result,
+        error=reason if record.status is RequestStatus.DENIED else record.error,
+    )

@@ -1,0 +1,121 @@
+"""Every operator action goes through one authorization: the operator exists, is not an agent, shows its token when
+it has one (whatever the channel), and has a role that allows the action. Each refusal is audited."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import pytest
+
+from argobox.server.app import App, open_app
+from argobox.server.config.model import load_config
+from argobox.server.mediation import agent_calls, operator_actions
+from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
+from argobox.server.store import Refused, RequestStatus
+from tests.conftest import WriteConfig
+
+TOKEN = "alice-operator-token-0123456789"
+DIGEST = hashlib.sha256(TOKEN.encode()).hexdigest()
+
+
+def with_operators(write_config: WriteConfig) -> Any:
+    path = write_config()
+    path.write_text(
+        path.read_text()
+        .replace('[[operators]]\nname = "alice"', f'[[operators]]\nname = "alice"\ntoken_sha256 = "{DIGEST}"')
+        .replace(
+            '[[operators]]\nname = "bob"',
+            '[[operators]]\nname = "bob"\n\n[[operators]]\nname = "vera"\nrole = "viewer"',
+        )
+    )
+    return load_config(path)
+
+
+async def queue(app: App) -> str:
+    outcome = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+    assert outcome.request_id is not None
+    return outcome.request_id
+
+
+Action = Callable[[App, str, OperatorClaim], Awaitable[Any]]
+ACTIONS: dict[str, Action] = {
+    "approve": lambda app, rid, who: operator_actions.approve(app, rid, operator=who, note="ok"),
+    "deny": lambda app, rid, who: operator_actions.deny(app, rid, operator=who, reason="no"),
+    "reset_budget": lambda app, rid, who: operator_actions.reset_budget(app, "openclaw", operator=who),
+    "prune_audit": lambda app, rid, who: operator_actions.prune_audit(app, before=app.clock() + 1, operator=who),
+}
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+@pytest.mark.parametrize(
+    ("claim", "code"),
+    [
+        pytest.param(OperatorClaim("alice"), "token_required", id="token-missing"),
+        pytest.param(OperatorClaim("alice", token="wrong-wrong-wrong"), "token_mismatch", id="token-wrong"),
+        pytest.param(OperatorClaim("mallory", token=TOKEN), "unknown_operator", id="stranger"),
+        pytest.param(OperatorClaim("openclaw"), "not_an_operator", id="an-agent"),
+        pytest.param(OperatorClaim("vera"), "viewer", id="viewer"),
+        pytest.param(OperatorClaim("bob", channel="console"), "no_token", id="tokenless-remote"),
+    ],
+)
+async def test_every_operator_action_refuses_and_audits_an_unproven_operator(
+    write_config: WriteConfig, action: str, claim: OperatorClaim, code: str
+) -> None:
+    async with open_app(with_operators(write_config)) as app:
+        request_id = await queue(app)
+        before = len(await app.store.audit_trail())
+        with pytest.raises(Refused) as refused:
+            await ACTIONS[action](app, request_id, claim)
+        after = await app.store.audit_trail()
+        record = await app.store.get(request_id)
+
+    assert refused.value.code == code
+    assert [e.event for e in after[before:]] == ["operator_refused"]
+    assert after[-1].actor == f"operator:{claim.name}" and after[-1].detail["action"] != ""
+    assert TOKEN not in str(after[-1].detail) and "wrong-wrong-wrong" not in str(after[-1].detail)
+    assert record is not None and record.status is RequestStatus.PENDING  # nothing was decided
+    assert not any(e.event == "pruned" for e in after)
+
+
+@pytest.mark.parametrize("action", sorted(ACTIONS))
+async def test_every_operator_action_goes_through_with_the_right_token(write_config: WriteConfig, action: str) -> None:
+    async with open_app(with_operators(write_config)) as app:
+        request_id = await queue(app)
+        with anyio.fail_after(60):
+            await ACTIONS[action](app, request_id, OperatorClaim("alice", token=TOKEN))
+        events = [e.event for e in await app.store.audit_trail()]
+
+    assert "operator_refused" not in events
+
+
+async def test_a_channel_that_proved_the_operator_needs_no_token_but_still_a_role(write_config: WriteConfig) -> None:
+    async with open_app(with_operators(write_config)) as app:
+        proven = await authorize(
+            app, OperatorClaim("alice", channel="home-assistant", verified_by="ha user 1"), Permission.DECIDE
+        )
+        with pytest.raises(Refused) as viewer:
+            await authorize(app, OperatorClaim("vera", channel="home-assistant", verified_by="x"), Permission.DECIDE)
+
+    assert proven.name == "alice"
+    assert viewer.value.code == "viewer"
+
+
+async def test_a_viewer_may_view(write_config: WriteConfig) -> None:
+    async with open_app(with_operators(write_config)) as app:
+        entry = await authorize(app, OperatorClaim("vera"), Permission.VIEW)
+
+    assert entry.role == "viewer"
+
+
+async def test_a_denial_needs_a_reason(write_config: WriteConfig) -> None:
+    async with open_app(with_operators(write_config)) as app:
+        request_id = await queue(app)
+        with pytest.raises(Refused) as refused:
+            await operator_actions.deny(app, request_id, operator=OperatorClaim("bob"), reason="   ")
+        record = await app.store.get(request_id)
+
+    assert refused.value.code == "reason_required"
+    assert record is not None and record.status is RequestStatus.PENDING
