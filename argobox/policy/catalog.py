@@ -131,8 +131,3 @@ def tools_for(backends: Iterable[Backend]) -> frozenset[str]:
     """The catalog tools that exist when exactly `backends` are configured."""
     wanted = set(backends)
     return frozenset(name for name, tool in CATALOG.items() if tool.backend in wanted)
-
-
-def classify(tool: str) -> ToolClass | None:
-    """The classification of `tool`, or None when the tool is unknown (and therefore denied)."""
-    return CATALOG.get(tool)

@@ -30,11 +30,10 @@ class Settings:
     limited and executed under one configuration even if a reload lands while it runs.
     """
 
-    __slots__ = ("_config", "generation")
+    __slots__ = ("_config",)
 
     def __init__(self, config: Config) -> None:
         self._config = config
-        self.generation = 0
 
     @property
     def current(self) -> Config:
@@ -43,7 +42,6 @@ class Settings:
 
     def replace(self, config: Config) -> None:
         self._config = config
-        self.generation += 1
 
     @contextmanager
     def pinned(self) -> Iterator[Config]:

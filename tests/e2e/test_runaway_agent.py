@@ -11,6 +11,7 @@ import docker
 import pytest
 from docker.models.containers import Container
 
+from argobox.policy.limits import Limits
 from tests.conftest import WriteConfig
 from tests.e2e.test_first_proof import agent_calls, argobox, engine_events
 
@@ -39,14 +40,17 @@ async def test_looping_agent_is_stopped_across_sessions_and_the_audit_says_why(
     audit = json.loads(argobox(config, "audit", "--json").stdout)
     budgets = json.loads(argobox(config, "budgets", "--json").stdout)
 
+    allowed = Limits().identical_calls.count  # the default budget of identical calls, whatever it is
     statuses = [r.structured_content["status"] for r in first + second]
-    assert statuses == ["succeeded"] * 3 + ["rate_limited"] * 19
-    refused = second[1].structured_content
+    assert 2 <= allowed < 22
+    assert statuses == ["succeeded"] * allowed + ["rate_limited"] * (22 - allowed)
+    refused = (first + second)[allowed].structured_content
     assert refused["limit"] == "identical_calls" and refused["retry_after_seconds"] > 0
-    assert second[1].is_error is True and second[1].content[0].text.startswith("rate_limited: ")
-    assert len(engine_events(docker_client, web, t0, "restart")) == 3
+    assert (first + second)[allowed].is_error is True
+    assert (first + second)[allowed].content[0].text.startswith("rate_limited: ")
+    assert len(engine_events(docker_client, web, t0, "restart")) == allowed
     limited = [e for e in audit if e["event"] == "rate_limited"]
     assert len(limited) == 1 and limited[0]["detail"]["limit"] == "identical_calls"
     assert limited[0]["agent"] == "openclaw"
     mine = next(b for b in budgets if b["agent"] == "openclaw")
-    assert mine["mutations_last_hour"] == 3
+    assert mine["mutations_last_hour"] == allowed

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
+import anyio.lowlevel
 import pytest
 from mcp import Client, types
 from mcp.shared.exceptions import MCPError
@@ -334,7 +335,7 @@ async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_
 
         async def restart_while_the_operator_leaves(container: str) -> Any:
             scope.cancel()  # e.g. the operator's MCP client disconnects during the restart
-            await anyio.sleep(0.05)
+            await anyio.lowlevel.checkpoint()  # where the cancellation would be delivered, were it not shielded
             return await restart(container)
 
         app.docker.restart_container = restart_while_the_operator_leaves  # type: ignore[method-assign]
