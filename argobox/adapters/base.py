@@ -14,6 +14,31 @@ from typing import Any, Protocol, Self
 from pydantic import BaseModel, ConfigDict, PrivateAttr
 
 REDACTED = "<redacted>"
+"""What every secret is replaced with, wherever it would have shown."""
+
+MIN_SECRET_LENGTH = 6
+"""Shorter values (and shorter lines of multi-line values) are not hunted for in free text: they would blank out
+ordinary words."""
+
+
+def secret_fragments(values: Iterable[str]) -> tuple[str, ...]:
+    """What to remove from a text so that none of `values` shows in it, longest first: each value, stripped, and
+    every line of a multi-line value that is long enough to be secret (a PEM key reaches a log one line at a time)."""
+    found: set[str] = set()
+    for value in values:
+        for candidate in (value, value.strip(), *value.splitlines()):
+            fragment = candidate.strip() if candidate is not value else candidate
+            if len(fragment) >= MIN_SECRET_LENGTH:
+                found.add(fragment)
+    return tuple(sorted(found, key=lambda f: (-len(f), f)))
+
+
+def replace_secrets(text: str, fragments: Sequence[str]) -> str:
+    """`text` with every fragment (from `secret_fragments`, longest first) replaced by REDACTED."""
+    for fragment in fragments:
+        if fragment in text:
+            text = text.replace(fragment, REDACTED)
+    return text
 
 
 class AdapterError(Exception):

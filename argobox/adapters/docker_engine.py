@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -33,6 +33,8 @@ from argobox.adapters.base import (
     Mount,
     PortBinding,
     TargetNotFound,
+    replace_secrets,
+    secret_fragments,
 )
 
 T = TypeVar("T")
@@ -42,7 +44,9 @@ STOP_TIMEOUT_S = 10
 """Seconds the engine waits after the stop signal before it kills (the engine's own default)."""
 MAX_LINE_CHARS = 4096
 """A longer log line is cut to this many characters (and the logs marked truncated)."""
-_MAX_LINE_BYTES = MAX_LINE_CHARS * 4  # enough UTF-8 bytes for MAX_LINE_CHARS characters
+_MAX_LINE_BYTES = MAX_LINE_CHARS * 8
+"""Bytes kept of one line as read: room for MAX_LINE_CHARS characters of UTF-8 and for a secret that starts before
+the cut and ends after it, so that it is recognised (and removed) whole before the line is cut."""
 _MAX_REASON_CHARS = 200
 
 
@@ -120,10 +124,13 @@ def _name(raw: str) -> str:
 class DockerEngine:
     """`ContainerRuntime` over a Docker-API engine at `base_url` (e.g. ``unix:///var/run/docker.sock``)."""
 
-    def __init__(self, base_url: str, *, timeout: float = 30.0) -> None:
+    def __init__(self, base_url: str, *, timeout: float = 30.0, secrets: Iterable[str] = ()) -> None:
+        """`secrets` are values that must never show in what the engine returns (the server's configured secrets):
+        they are removed from log lines before the lines are cut to size."""
         self._base_url = base_url
         self._display_url = safe_url(base_url)
         self._secrets = tuple(s for s in (_password(base_url),) if s)
+        self._log_secrets = (*self._secrets, *secrets)
         self._timeout = timeout
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
@@ -135,7 +142,9 @@ class DockerEngine:
         return await self._run(container, "inspect", lambda api: _detail(_resolve(api, container)[1]))
 
     async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
-        return await self._run(container, "read the logs of", lambda api: _logs(api, container, tail))
+        return await self._run(
+            container, "read the logs of", lambda api: _logs(api, container, tail, self._log_secrets)
+        )
 
     async def start_container(self, container: str) -> ContainerAction:
         return await self._act(container, "start", lambda api, cid: api.start(cid))
@@ -278,8 +287,11 @@ def _resolve(api: docker.APIClient, container: str) -> tuple[str, Attrs]:
     return str(attrs["Id"]), attrs
 
 
-def _logs(api: docker.APIClient, container: str, tail: int) -> ContainerLogs:
-    """The newest `tail` lines (clamped to 1..MAX_LOG_LINES) of stdout and stderr, within MAX_LOG_BYTES."""
+def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[str]) -> ContainerLogs:
+    """The newest `tail` lines (clamped to 1..MAX_LOG_LINES) of stdout and stderr, within MAX_LOG_BYTES.
+
+    The container's environment values and `secrets` are removed from each line (every line of a multi-line value
+    too) before the line is cut to MAX_LINE_CHARS, so that no cut leaves the first characters of a secret."""
     wanted = max(1, min(tail, MAX_LOG_LINES))
     fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
     container, attrs = _resolve(api, container)
@@ -296,14 +308,19 @@ def _logs(api: docker.APIClient, container: str, tail: int) -> ContainerLogs:
         finally:
             stream.close()
     clamped = len(lines) > wanted
-    lines, dropped = _fit_bytes(lines[-wanted:], MAX_LOG_BYTES)
+    env_values = [entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or []]
+    fragments = secret_fragments([*env_values, *secrets])
+    lines = [replace_secrets(line, fragments) for line in lines[-wanted:]]
+    long = any(len(line) > MAX_LINE_CHARS for line in lines)
+    lines, dropped = _fit_bytes([line[:MAX_LINE_CHARS] for line in lines], MAX_LOG_BYTES)
     name = _name(attrs.get("Name") or container)
-    env_values = (entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or [])
-    return ContainerLogs(container=name, lines=lines, truncated=cut or clamped or dropped).carrying_secrets(env_values)
+    truncated = cut or long or clamped or dropped
+    return ContainerLogs(container=name, lines=lines, truncated=truncated).carrying_secrets(env_values)
 
 
 def _collect_lines(chunks: Iterable[bytes], *, keep: int) -> tuple[list[str], bool]:
-    """The last `keep` lines of a byte stream, each cut to MAX_LINE_CHARS; True if any line was cut."""
+    """The last `keep` lines of a byte stream, each kept to _MAX_LINE_BYTES (the caller cuts them to
+    MAX_LINE_CHARS once secrets are removed); True if any line was longer than that."""
     lines: deque[str] = deque(maxlen=keep)
     current = bytearray()
     overflow = cut = False
@@ -311,8 +328,7 @@ def _collect_lines(chunks: Iterable[bytes], *, keep: int) -> tuple[list[str], bo
     def finish() -> None:
         nonlocal overflow, cut
         text = current.decode("utf-8", errors="replace").removesuffix("\r")
-        if overflow or len(text) > MAX_LINE_CHARS:
-            text, cut = text[:MAX_LINE_CHARS], True
+        cut = cut or overflow
         lines.append(text)
         current.clear()
         overflow = False

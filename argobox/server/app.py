@@ -84,12 +84,12 @@ def build_redactor(config: Config | None = None) -> Redactor:
     return Redactor([*values, *(v.strip() for v in values)])  # adapters use the stripped value
 
 
-def build_docker(config: Config) -> ContainerRuntime:
+def build_docker(config: Config, redactor: Redactor) -> ContainerRuntime:
     if config.docker.simulated_lab is not None:
         return SimulatedLab(config.docker.simulated_lab)
     from argobox.adapters.docker_engine import DockerEngine  # the docker SDK is slow to import; only when used
 
-    return DockerEngine(config.docker.base_url, timeout=config.docker.timeout_seconds)
+    return DockerEngine(config.docker.base_url, timeout=config.docker.timeout_seconds, secrets=redactor.secrets)
 
 
 def open_store(config: Config, *, clock: Clock, redactor: Redactor) -> AbstractAsyncContextManager[Store]:
@@ -133,7 +133,7 @@ async def open_app(
     """
     redactor = build_redactor(config)
     async with AsyncExitStack() as stack:
-        runtime = docker if docker is not None else build_docker(config)
+        runtime = docker if docker is not None else build_docker(config, redactor)
         stack.push_async_callback(runtime.aclose)
         home: HomeAutomation | None = None
         if config.homeassistant is not None:

@@ -12,18 +12,41 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 
-REDACTED = "<redacted>"
+from argobox.adapters.base import REDACTED, replace_secrets, secret_fragments
 
+_SECRET_WORDS = r"pass(?:word|wd|phrase)?|secret|token|api[_-]?key|auth|credential|private[_-]?key|sig(?:nature)?\b"
 _SECRET_KEY = re.compile(
-    r"pass(word|wd|phrase)?|secret|token|api[_-]?key|auth(orization)?|credential|private[_-]?key"
-    r"|access[_-]?(code|key)|cookie|session[_-]?id|^code$|(^|[^a-z])pin$",
+    rf"{_SECRET_WORDS}|access[_-]?(code|key)|cookie|session[_-]?id|^code$|(^|[^a-z])pin$|^app_?id$",
     re.IGNORECASE,
 )
+"""Mapping keys whose values are never shown (anywhere in a nested value)."""
+
+_CREDENTIAL_WORDS = frozenset(
+    {"key", "secret", "token", "sig", "signature", "auth", "authorization", "pass", "password", "passwd", "pwd"}
+    | {"passphrase", "credential", "credentials", "apikey", "appid", "appkey", "accesstoken", "authtoken", "jwt"}
+)
+"""The words of a query parameter or header name that say it carries a credential. A name is split into words at
+`_`, `-`, `.` and camel case (`client_secret`, `X-Api-Key`, `authSig`, `APIKEY`), so `monkey` or `design` is not
+a credential while `apikey` is."""
+_NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
 _URL_CREDENTIALS = re.compile(r"://(?P<user>[^/\s:@]+):(?P<password>[^/\s@]+)@")
 """`user:password@` right after a `://`; anchored on the `://` so that long log lines scan in linear time."""
-_QUERY_SECRET = re.compile(r"(?i)([?&](?:access_)?(?:token|api_key|key|password|secret|signature)=)[^&#\s]+")
+_NAME_VALUE = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})=(?P<value>[^&#\s\"']+)")
+"""`name=value` in a URL query or in text. Names start only where a word starts: linear in the text's length."""
+_HEADER = re.compile(r"(?m)^(?P<name>[ \t]*[\w.-]{1,128}[ \t]*:[ \t]*)(?P<value>\S[^\r\n]*)")
+"""A header line `X-Api-Key: value`: the whole value goes when the name is a credential's."""
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}")
-_MIN_SECRET_LENGTH = 6
+
+
+def credential_name(name: str) -> bool:
+    """Whether a query parameter or header called `name` carries a credential (see _CREDENTIAL_WORDS)."""
+    return any(word.lower() in _CREDENTIAL_WORDS for word in _NAME_WORDS.findall(name))
+
+
+def _credential_value(match: re.Match[str]) -> str:
+    if not credential_name(match["name"]):
+        return match[0]
+    return f"{match[0][: match.start('value') - match.start()]}{REDACTED}"
 
 
 @lru_cache(maxsize=4096)
@@ -36,20 +59,24 @@ class Redactor:
     """Replaces secrets in strings and nested JSON-like values; configured with the secret values in use."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
-        values = {s for s in secrets if s and len(s) >= _MIN_SECRET_LENGTH}
-        self._secrets = sorted(values, key=len, reverse=True)
+        self._secrets = secret_fragments(secrets)
+
+    @property
+    def secrets(self) -> tuple[str, ...]:
+        """The secret values (and lines of multi-line values) this redactor removes, longest first."""
+        return self._secrets
 
     def with_secrets(self, secrets: Iterable[str]) -> Redactor:
         return Redactor([*self._secrets, *secrets])
 
     def text(self, value: str) -> str:
-        for secret in self._secrets:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+        value = replace_secrets(value, self._secrets)
         if "@" in value and "://" in value:
             value = _URL_CREDENTIALS.sub(lambda m: f"://{m['user']}:{REDACTED}@", value)
         if "=" in value:
-            value = _QUERY_SECRET.sub(lambda m: f"{m.group(1)}{REDACTED}", value)
+            value = _NAME_VALUE.sub(_credential_value, value)
+        if ":" in value:
+            value = _HEADER.sub(_credential_value, value)
         if " " in value or "\t" in value:
             value = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
         return value
