@@ -190,9 +190,8 @@ async def serve_stdio(
 
     On a signal, calls in flight finish (and are recorded) before the process exits.
     """
-    from mcp.server.stdio import stdio_server
-
     from argobox.server.transport.refusals import RefusalAudit
+    from argobox.server.transport.stdio import checked_stdio
     from argobox.server.transport.watch import ConfigWatcher, Reload
 
     live = LiveState()
@@ -218,7 +217,7 @@ async def serve_stdio(
         for task in background:
             tg.start_soon(task, app)
         try:
-            async with stdio_server() as (read, write):
+            async with checked_stdio() as (read, write):
                 await server.run(read, write, server.create_initialization_options())
         finally:
             with anyio.CancelScope(shield=True):

@@ -1,0 +1,66 @@
+"""Malformed JSON-RPC gets the error the specification names, never silence.
+
+The SDK drops a frame it cannot read and answers nothing, so a client waits forever. `rejection` says what a frame
+is wrong with: not JSON (or JSON nested too deeply, or a lone surrogate) is a parse error; JSON that is not a
+request is an invalid request; a request whose `params` is not an object is invalid params. A notification (no
+`id`) is never answered, as JSON-RPC requires; neither is a broken response from the client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import mcp_types as types
+from pydantic import ValidationError
+
+MAX_SHOWN_METHOD = 64
+
+
+def rejection(frame: str | bytes) -> types.JSONRPCError | None:
+    """The error to answer `frame` with, or None when the SDK can read it (or it must not be answered)."""
+    try:
+        types.jsonrpc_message_adapter.validate_json(frame, by_name=False)
+    except ValidationError as exc:
+        if any(error["type"] == "json_invalid" for error in exc.errors()):
+            return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
+        return _invalid(_loads(frame))
+    return None
+
+
+def _loads(frame: str | bytes) -> Any:
+    try:
+        return json.loads(frame)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _invalid(message: Any) -> types.JSONRPCError | None:
+    if not isinstance(message, dict):
+        return _error(None, types.INVALID_REQUEST, "Invalid request: a JSON-RPC message is a JSON object")
+    request_id = message.get("id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if "method" not in message and ("result" in message or "error" in message):
+        return None  # a response from the client: nothing to answer
+    valid_id = isinstance(request_id, str | int) and not isinstance(request_id, bool)
+    if "id" not in message:
+        return None  # a notification: never answered
+    answer_id = request_id if valid_id else None
+    method = message.get("method")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if not valid_id or message.get("jsonrpc") != "2.0" or not isinstance(method, str):  # pyright: ignore[reportUnknownMemberType]
+        return _error(
+            answer_id,  # pyright: ignore[reportUnknownArgumentType]
+            types.INVALID_REQUEST,
+            'Invalid request: expected {"jsonrpc": "2.0", "id": <string or integer>, "method": <string>}',
+        )
+    params = message.get("params")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    if params is not None and not isinstance(params, dict):
+        return _error(
+            answer_id,  # pyright: ignore[reportUnknownArgumentType]
+            types.INVALID_PARAMS,
+            f"Invalid params: the params of {method[:MAX_SHOWN_METHOD]!r} must be a JSON object",
+        )
+    return _error(answer_id, types.INVALID_REQUEST, "Invalid request")  # pyright: ignore[reportUnknownArgumentType]
+
+
+def _error(request_id: str | int | None, code: int, message: str) -> types.JSONRPCError:
+    return types.JSONRPCError(jsonrpc="2.0", id=request_id, error=types.ErrorData(code=code, message=message))
