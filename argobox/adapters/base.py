@@ -148,6 +148,10 @@ class ContainerAction(_Model):
 class ContainerRuntime(Protocol):
     """A Docker-API-compatible container engine (the real one, or the simulated demo lab)."""
 
+    async def describe(self) -> str:
+        """What answers, e.g. "Docker Engine 20.10.24 (API 1.41)"; raises AdapterError when nothing does."""
+        ...
+
     async def list_containers(self, *, all: bool) -> list[ContainerSummary]: ...
 
     async def inspect_container(self, container: str) -> ContainerDetail: ...
@@ -222,6 +226,10 @@ class ServiceCallResult(_Model):
 
 class HomeAutomation(Protocol):
     """A Home Assistant instance (the real one through its REST API, or the simulated demo home)."""
+
+    async def describe(self) -> str:
+        """What answers and that it accepts the token, e.g. "Home Assistant 2024.3.3"; raises AdapterError."""
+        ...
 
     async def list_entities(self) -> list[EntitySummary]: ...
 

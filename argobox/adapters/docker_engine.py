@@ -135,6 +135,13 @@ class DockerEngine:
         self._client: docker.DockerClient | None = None
         self._lock = threading.Lock()
 
+    async def describe(self) -> str:
+        def version(api: docker.APIClient) -> str:
+            info = api.version()
+            return f"Docker Engine {info.get('Version', '?')} (API {info.get('ApiVersion', '?')})"
+
+        return await self._run(None, "report its version", version)
+
     async def list_containers(self, *, all: bool) -> list[ContainerSummary]:
         return await self._run(None, "list containers", lambda api: [_summary(r) for r in api.containers(all=all)])
 

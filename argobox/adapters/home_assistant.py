@@ -115,6 +115,10 @@ class HomeAssistant:
 
     # Reads ----------------------------------------------------------------------------------------------------
 
+    async def describe(self) -> str:
+        config = await self._run("report its configuration", lambda c: c.get_config())
+        return f"Home Assistant {config.get('version', '?')} at {self._url}"
+
     async def list_entities(self) -> list[EntitySummary]:
         states = await self._run("list entities", lambda c: c.get_states())
         return sorted((_summary(s) for s in states), key=lambda e: e.entity_id)

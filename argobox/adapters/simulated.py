@@ -90,6 +90,11 @@ class SimulatedLab:
         self._path = path
         self._clock = clock
 
+    async def describe(self) -> str:
+        await anyio.lowlevel.checkpoint()
+        with self._state() as state:
+            return f"the simulated demo lab in {self._path.name} ({len(state)} containers); no Docker engine is used"
+
     def _state(self) -> AbstractContextManager[dict[str, dict[str, Any]]]:
         """The lab's containers under an exclusive file lock; changes are written back."""
         return _locked_json(self._path, self._seed, "simulated lab")
@@ -275,6 +280,11 @@ class SimulatedHome:
     def __init__(self, path: Path, *, clock: Callable[[], str] = _now) -> None:
         self._path = path
         self._clock = clock
+
+    async def describe(self) -> str:
+        await anyio.lowlevel.checkpoint()
+        with self._state() as state:
+            return f"the simulated demo home in {self._path.name} ({len(state)} entities); no Home Assistant is used"
 
     def _state(self) -> AbstractContextManager[dict[str, dict[str, Any]]]:
         return _locked_json(self._path, self._seed, "simulated Home Assistant")

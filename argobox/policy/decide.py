@@ -131,6 +131,11 @@ def _tool_matches(rule: Rule, tool: str) -> bool:
     return any(fnmatchcase(tool, pattern) for pattern in rule.tools)
 
 
+def rules_naming(grant: Grant, tool: str) -> list[tuple[str, Rule]]:
+    """The rules of `grant` whose tool patterns name `tool`, each with its reference, in order."""
+    return [(grant.rule_ref(i), rule) for i, rule in enumerate(grant.rules) if _tool_matches(rule, tool)]
+
+
 def _value_matches(value: Any, globs: Sequence[str]) -> bool:
     values: list[Any] = list(value) if isinstance(value, list | tuple) else [value]  # pyright: ignore[reportUnknownArgumentType]
     if not values:

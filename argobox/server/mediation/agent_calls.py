@@ -141,6 +141,18 @@ async def _admit_without_request(app: App, agent: str, tool: str, events: list[E
     return rate_limited(tool, admission.tripped) if admission.tripped is not None else None
 
 
+def call_facts(agent: str, tool: str, arguments: dict[str, Any], decision: Decision) -> CallFacts:
+    """What the budgets count of a decided call: its digest, its target, whether it mutates and whether it queues."""
+    mutation = CATALOG[tool].classification is Classification.MUTATE and decision.effect is not Effect.DENY
+    return CallFacts(
+        agent=agent,
+        digest=request_digest(agent, tool, arguments),
+        target=_target_key(tool, arguments) if mutation else None,
+        mutation=mutation,
+        queues=decision.effect is Effect.APPROVE,
+    )
+
+
 def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
     targets = {name: arguments.get(name) for name in CATALOG[tool].target_args}
     return canonical_json(targets) if targets else None
@@ -168,15 +180,9 @@ async def _admit_decision(
             },
         ),
     ]
-    digest = request_digest(agent, tool, arguments)
-    mutation = classification is Classification.MUTATE and status is not RequestStatus.DENIED
-    facts = CallFacts(
-        agent=agent,
-        digest=digest,
-        target=_target_key(tool, arguments) if mutation else None,
-        mutation=mutation,
-        queues=status is RequestStatus.PENDING,
-    )
+    facts = call_facts(agent, tool, arguments, decision)
+    digest = facts.digest
+    assert digest is not None  # noqa: S101 - call_facts always binds a decided call to its digest
     limits = app.config.limits_for(agent)
     if status is RequestStatus.PENDING:
         queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}

@@ -654,13 +654,18 @@ class Store:
 
         return await self.transaction(body)
 
+    async def usage(self, facts: CallFacts, limits: Limits) -> budgets.Snapshot:
+        """What the budgets of a call like `facts` hold now (read-only: what `admit` would count against)."""
+        now = self._clock()
+        try:
+            return await self._call(lambda db: budgets.usage(db, facts, limits, now))
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot read the store: {exc}") from None
+
     async def would_queue(self, facts: CallFacts, limits: Limits) -> bool:
         """Whether `admit` would now queue this call as a new request (read-only; `admit` decides for real)."""
         now = self._clock()
-        try:
-            snapshot = await self._call(lambda db: budgets.usage(db, facts, limits, now))
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot read the store: {exc}") from None
+        snapshot = await self.usage(facts, limits)
         if snapshot.pending_twin is not None:
             return False
         return (

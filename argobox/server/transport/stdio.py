@@ -103,4 +103,3 @@ async def checked_stdio() -> AsyncIterator[tuple[Any, Any]]:
             tasks.start_soon(_answer, receive, write)
             yield read, write
             tasks.cancel_scope.cancel()
-
