@@ -338,7 +338,7 @@ def outcome_of(record: RequestRecord) -> Outcome[Any]:
         "pending_approval": f"waiting for operator approval: {what} (request {record.id}, expires {iso(record.expires_at)})",
         "approved": f"approved by {record.decided_by}, about to execute: {what}",
         "executing": f"executing: {what}",
-        "denied": f"denied: {what}: {reason}",
+        "denied": f"denied: {what}: {reason}; the decision is final",
         "expired": f"expired: {what} was not approved before {iso(record.expires_at)}",
         "unknown": f"unknown: {what} was interrupted; the operator must check whether it ran",
     }
