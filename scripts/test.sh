@@ -33,6 +33,14 @@ else
     echo "test.sh: the Node tools could not be installed; the interoperability tests will be skipped (they fail in CI)" >&2
 fi
 
+# Hermes Agent (pinned, in its own cached venv) for the Hermes end-to-end tests.
+if exports="$(bash scripts/hermes.sh install)"; then
+    eval "$exports"
+    export ARGOBOX_HERMES
+else
+    echo "test.sh: Hermes Agent could not be installed; the Hermes tests will be skipped (they fail in CI)" >&2
+fi
+
 set +e
 "$PY" -m pytest "$@"
 status=$?

@@ -115,7 +115,7 @@ def outcome_of(record: RequestRecord) -> Outcome[Any]:
         RequestStatus.PENDING: f"waiting for operator approval: {what} (request {record.id}, expires {expires})",
         RequestStatus.APPROVED: f"approved by {record.decided_by}, about to execute: {what}",
         RequestStatus.EXECUTING: f"executing: {what}",
-        RequestStatus.DENIED: f"denied: {what}: {reason}",
+        RequestStatus.DENIED: f"denied: {what}: {reason}; the decision is final",
         RequestStatus.EXPIRED: f"expired: {what} was not approved before {expires}",
         RequestStatus.UNKNOWN: f"unknown: {what} was interrupted; the operator must check whether it ran",
     }
