@@ -153,7 +153,7 @@ async def test_operator_denial_reaches_the_agent_and_the_container_is_untouched(
     web.reload()
 
     assert denied.returncode == 0 and late.returncode == 1
-    assert status.is_error is True
+    assert status.is_error is False  # the status check worked; the request it reports on was denied
     assert status.structured_content["status"] == "denied"
     assert status.structured_content["reason"] == "not during the film"
     assert web.attrs["State"]["Running"] is True

@@ -363,23 +363,24 @@ async def test_hermes_lists_requests_a_restart_and_sees_it_succeed_after_the_ope
     assert status["result"].startswith(f"succeeded: restart container '{web.name}'")
     assert status["structuredContent"]["status"] == "succeeded"
     assert status["structuredContent"]["result"]["state"] == "running"
-    # An error result reaches Hermes's model as its text alone: the text carries the status and the reason.
-    assert set(spare_status) == {"error"} and spare_status["error"].startswith("denied: restart container")
-    assert "not during the film; the decision is final" in spare_status["error"]
-    assert set(denied) == {"error"} and denied["error"].startswith("denied: container 'postgres' is outside the grant")
-    assert "agents.hermes.rules[1]" in denied["error"] and "Do not retry" in denied["error"]
+    # A denial is an answer, not an error result: Hermes's model gets the text and the structured fields.
+    assert spare_status["result"].startswith("denied: restart container")
+    assert "not during the film; the decision is final" in spare_status["result"]
+    assert spare_status["structuredContent"]["status"] == "denied"
+    assert denied["result"].startswith("denied: container 'postgres' is outside the grant")
+    assert "agents.hermes.rules[1]" in denied["result"] and "Do not retry" in denied["result"]
+    assert denied["structuredContent"]["reason"].startswith("container 'postgres' is outside the grant")
     assert "postgres" in second.stdout
     assert [e["event"] for e in trail] == ["received", "decision", "queued", "approved", "executing", "succeeded"]
     assert {e["actor"] for e in trail} >= {"agent:hermes", "operator:alice"}
     assert lab.trap.attempts == []
 
 
-async def test_three_denials_in_a_row_lock_hermes_out_of_the_tools_it_is_allowed(
+async def test_three_denials_in_a_row_do_not_lock_hermes_out_of_the_tools_it_is_allowed(
     make_lab: Callable[[str], Lab],
 ) -> None:
-    """A measurement of Hermes 0.19.0, kept as evidence for how ArgoBox should answer denials: three error results
-    in a row make Hermes answer every tool of the server itself for 60 s, so the allowed listing never reaches
-    ArgoBox. If denials become non-error results, this test fails: then assert that the listing gets through."""
+    """Three error results in a row make Hermes 0.19.0 answer every tool of the server itself for 60 s. ArgoBox
+    answers a denial as a result whose text says "denied: ...", so the allowed listing still reaches ArgoBox."""
     lab = make_lab("lockout")
     lab.configure(readme_snippet("stdio"))
     postgres = ("docker_restart_container", {"container": "postgres"})
@@ -390,7 +391,7 @@ async def test_three_denials_in_a_row_lock_hermes_out_of_the_tools_it_is_allowed
     results = [payload for _, payload in turn.tool_results]
     received = [e["tool"] for e in audit(lab) if e["event"] == "received"]
 
-    assert all(r["error"].startswith("denied: container 'postgres'") for r in results[:3])
-    assert "unreachable after 3 consecutive failures" in results[3]["error"]
-    assert received == ["docker_restart_container"] * 3
+    assert all(r["result"].startswith("denied: container 'postgres'") for r in results[:3])
+    assert results[3]["result"].startswith("succeeded: list containers")
+    assert received == ["docker_restart_container"] * 3 + ["docker_list_containers"]
     assert lab.trap.attempts == []

@@ -138,10 +138,10 @@ async def test_constrained_pre_approved_mutation_runs_at_once(client: Client, ap
     assert (await app.docker.inspect_container("backup")).state == "running"
 
 
-async def test_denied_call_is_an_error_naming_the_rule_and_is_audited(client: Client, app: App) -> None:
+async def test_denied_call_says_so_in_its_text_naming_the_rule_and_is_audited(client: Client, app: App) -> None:
     result = await client.call_tool("docker_stop_container", {"container": "postgres"})
 
-    assert result.is_error is True
+    assert result.is_error is False  # an answer, not an error: clients lock a server out after three errors
     assert result.content[0].text.startswith("denied: ")  # type: ignore[union-attr]
     assert result.structured_content is not None and result.structured_content["status"] == "denied"
     assert "agents.openclaw.rules[1]" in result.structured_content["reason"]
@@ -215,7 +215,7 @@ async def test_another_agents_request_id_answers_like_an_unknown_id(client: Clie
     assert foreign.structured_content["message"].replace(theirs.id, "ID") == unknown.structured_content[
         "message"
     ].replace("aaaaaaaaaaaaaaaa", "ID")
-    assert foreign.is_error and foreign.structured_content["result"] is None
+    assert foreign.is_error and "result" not in foreign.structured_content
 
 
 async def test_client_info_cannot_change_who_the_agent_is(app: App, mode: str) -> None:

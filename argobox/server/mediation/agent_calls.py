@@ -298,4 +298,4 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
         return failure(CallStatus.INVALID_ARGUMENTS, message)
     if record.status is RequestStatus.PENDING and record.expires_at is not None and record.expires_at <= app.clock():
         record = replace(record, status=RequestStatus.EXPIRED)  # as the next sweep will record it
-    return outcome_of(record)
+    return outcome_of(record).as_report()

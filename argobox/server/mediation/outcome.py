@@ -11,7 +11,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
 from argobox.policy.catalog import describe_call
 from argobox.policy.limits import Tripped
@@ -39,17 +39,15 @@ class CallStatus(StrEnum):
         return cls(status.value)
 
 
-ERROR_STATUSES = frozenset(
-    {
-        CallStatus.FAILED,
-        CallStatus.DENIED,
-        CallStatus.EXPIRED,
-        CallStatus.UNKNOWN,
-        CallStatus.INVALID_ARGUMENTS,
-        CallStatus.REFUSED,
-        CallStatus.RATE_LIMITED,
-    }
-)
+ERROR_STATUSES = frozenset({CallStatus.FAILED, CallStatus.UNKNOWN, CallStatus.INVALID_ARGUMENTS, CallStatus.REFUSED})
+"""The statuses answered as MCP error results: something went wrong with the call itself.
+
+A denial, a rate limit and an expiry are answers, not errors: Hermes Agent and OpenClaw pause a server after three
+error results in a row (Hermes then answers every tool of it, the allowed ones included, without calling ArgoBox),
+and Hermes shows its model only the text of an error result. The text of every outcome starts with its status,
+so the model reads "denied: ..." or "rate_limited: ..." either way (see docs/clients.md)."""
+REPORT_ERROR_STATUSES = frozenset({CallStatus.INVALID_ARGUMENTS, CallStatus.REFUSED})
+"""For `argobox_request_status`, which reports on a request: an error only when the check itself failed."""
 
 R = TypeVar("R")
 
@@ -69,10 +67,16 @@ class Outcome(BaseModel, Generic[R]):
     error: str | None = Field(default=None, description="What went wrong when the call failed.")
     limit: str | None = Field(default=None, description="Which budget a rate_limited call tripped.")
     retry_after_seconds: int | None = Field(default=None, description="When a rate_limited call may be retried.")
+    _report: bool = PrivateAttr(default=False)
+
+    def as_report(self) -> Outcome[R]:
+        """This outcome as the answer of a status check: its request's failure is not the check's."""
+        self._report = True
+        return self
 
     @property
     def is_error(self) -> bool:
-        return self.status in ERROR_STATUSES
+        return self.status in (REPORT_ERROR_STATUSES if self._report else ERROR_STATUSES)
 
 
 def failure(

@@ -63,8 +63,12 @@ def _input_schema(name: str) -> Mapping[str, Any] | None:
 
 
 def _result(outcome: Outcome[Any], redact: Redactor) -> types.CallToolResult:
-    """The answer to the agent; everything in it passes through the redactor."""
-    structured = redact(outcome.model_dump(mode="json"))
+    """The answer to the agent; everything in it passes through the redactor.
+
+    Envelope fields with no value are left out (they are optional in the output schema): a literal `"error": null`
+    reads as a failure to clients that look for the word (Hermes Agent's loop guard does)."""
+    dumped = outcome.model_dump(mode="json")
+    structured = redact({key: value for key, value in dumped.items() if value is not None})
     text = outcome.message
     if outcome.result is not None:
         text += "\n" + json.dumps(structured["result"], sort_keys=True)
