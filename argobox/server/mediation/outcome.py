@@ -116,7 +116,8 @@ def outcome_of(record: RequestRecord) -> Outcome[Any]:
     messages = {
         RequestStatus.SUCCEEDED: f"succeeded: {what}",
         RequestStatus.FAILED: f"failed: {what}: {record.error}",
-        RequestStatus.PENDING: f"waiting for operator approval: {what} (request {record.id}, expires {expires})",
+        RequestStatus.PENDING: f"waiting for operator approval: {what} (request {record.id}, expires {expires}); "
+        "check back later with argobox_request_status and do not repeat the call",
         RequestStatus.APPROVED: f"approved by {record.decided_by}, about to execute: {what}",
         RequestStatus.EXECUTING: f"executing: {what}",
         RequestStatus.DENIED: f"denied: {what}: {reason}; the decision is final",
