@@ -1,0 +1,226 @@
+"""`argobox doctor`: a setup that checks itself. Every finding says what is wrong and what to do about it.
+
+Checks, in order: at least one operator (and which of them can act remotely); the store's folder and files and their
+permissions; the audit trail against its checkpoint; every backend answers (and Home Assistant accepts the token);
+the notification channels; then the honest surface report (`argobox.server.mediation.surface`). Nothing is changed,
+except that the store is created if it does not exist yet (as every command does).
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import stat
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from argobox.adapters.base import AdapterError
+from argobox.server.app import App
+from argobox.server.audit.checkpoint import KeyFileError, checkpoint_path
+from argobox.server.audit.verify import verify_store
+from argobox.server.config.model import Config
+from argobox.server.mediation.surface import surface, surface_lines
+
+BACKEND_TIMEOUT_SECONDS = 10
+
+
+class Severity(StrEnum):
+    OK = "ok"
+    WARNING = "warning"
+    ERROR = "error"
+
+
+@dataclass(frozen=True, slots=True)
+class Finding:
+    check: str
+    severity: Severity
+    message: str
+    fix: str | None = None
+    """What to do about it (None when all is well)."""
+
+
+@dataclass(slots=True)
+class Report:
+    findings: list[Finding] = field(default_factory=list[Finding])
+    surface: dict[str, Any] = field(default_factory=dict[str, Any])
+
+    def add(self, check: str, severity: Severity, message: str, fix: str | None = None) -> None:
+        self.findings.append(Finding(check, severity, message, fix))
+
+    def exit_code(self, *, strict: bool) -> int:
+        """0 when healthy; 2 on errors; 1 on warnings only with `strict`."""
+        severities = {f.severity for f in self.findings}
+        if Severity.ERROR in severities:
+            return 2
+        return 1 if strict and Severity.WARNING in severities else 0
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "findings": [
+                {"check": f.check, "severity": f.severity.value, "message": f.message, "fix": f.fix}
+                for f in self.findings
+            ],
+            "surface": self.surface,
+        }
+
+    def lines(self) -> list[str]:
+        marks = {Severity.OK: "ok  ", Severity.WARNING: "WARN", Severity.ERROR: "FAIL"}
+        out = [f"{marks[f.severity]}  {f.check}: {f.message}" + (f"\n      -> {f.fix}" if f.fix else "") for f in self.findings]
+        return [*out, "", "surface:", *(f"  {line}" for line in surface_lines(self.surface))]
+
+
+def check_operators(config: Config, report: Report) -> None:
+    if not config.operators:
+        report.add(
+            "operators",
+            Severity.ERROR,
+            "no [[operators]]: nobody can approve or deny, so every change an agent asks for will expire",
+            'add [[operators]] name = "you" (argobox token new --operator you --write gives it a token)',
+        )
+        return
+    tokenless = [op.name for op in config.operators if op.token_sha256 is None]
+    deciders = [op.name for op in config.operators if op.role == "approver"]
+    report.add("operators", Severity.OK, f"{len(config.operators)} configured: {', '.join(op.name for op in config.operators)}")
+    if not deciders:
+        report.add("operators", Severity.ERROR, "every operator is a viewer: nobody can decide", 'set role = "approver" on one')
+    if tokenless:
+        report.add(
+            "operators",
+            Severity.WARNING,
+            f"without a token: {', '.join(tokenless)}; anyone who can run argobox on this host with this config can "
+            "act as them, and they cannot use the web console",
+            "argobox token new --operator NAME --write, then keep the token in ARGOBOX_OPERATOR_TOKEN",
+        )
+
+
+def check_store_files(config: Config, report: Report) -> None:
+    path = config.storage.path
+    folder = path.parent
+    try:
+        mode = folder.stat().st_mode
+    except OSError as exc:
+        report.add("store", Severity.ERROR, f"cannot read the folder {str(folder)!r}: {exc.strerror}", f"mkdir -p {folder}")
+        return
+    if mode & stat.S_IWOTH:
+        report.add(
+            "store",
+            Severity.ERROR,
+            f"the folder {str(folder)!r} is writable by every user: anyone could replace the store or its checkpoint",
+            f"chmod o-w {folder} (0700 is best)",
+        )
+    for file in (path, checkpoint_path(path)):
+        try:
+            file_mode = file.stat().st_mode
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            report.add("store", Severity.ERROR, f"cannot read {str(file)!r}: {exc.strerror}")
+            continue
+        if file_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            report.add(
+                "store",
+                Severity.WARNING,
+                f"{str(file)!r} is readable or writable by others (mode {stat.S_IMODE(file_mode):o})",
+                f"chmod 600 {file}",
+            )
+    if os.access(folder, os.W_OK):
+        report.add("store", Severity.OK, f"{path} (folder writable by this user)")
+    else:
+        report.add("store", Severity.ERROR, f"this user cannot write {str(folder)!r}", "run as the user that owns the store")
+
+
+def check_audit(config: Config, report: Report) -> None:
+    try:
+        key = config.audit.verify_key()
+    except KeyFileError as exc:
+        report.add("audit", Severity.ERROR, f"the audit verify key cannot be read: {exc}", "fix [audit] verify_key_file")
+        return
+    try:
+        verified = verify_store(config.storage.path, key=key)
+    except sqlite3.Error as exc:
+        report.add("audit", Severity.ERROR, f"the audit trail cannot be read: {exc}", "check the [storage] path")
+        return
+    if verified.ok:
+        signed = " (signed checkpoint)" if key is not None else ""
+        report.add("audit", Severity.OK, f"{verified.events} events verify against the checkpoint{signed}")
+    else:
+        report.add(
+            "audit",
+            Severity.ERROR,
+            f"the audit trail does not verify: {verified.text().splitlines()[0]}",
+            "run argobox audit verify for details; export the trail before anything else",
+        )
+
+
+async def check_backends(app: App, report: Report) -> None:
+    checks = [("docker", app.backends.docker.describe)]
+    if app.backends.homeassistant is not None:
+        checks.append(("homeassistant", app.backends.homeassistant.describe))
+    for name, describe in checks:
+        try:
+            with anyio.fail_after(BACKEND_TIMEOUT_SECONDS):
+                report.add(name, Severity.OK, await describe())
+        except AdapterError as exc:
+            report.add(name, Severity.ERROR, app.redactor.text(str(exc)), _backend_fix(app.config, name))
+        except TimeoutError:
+            report.add(name, Severity.ERROR, f"did not answer within {BACKEND_TIMEOUT_SECONDS} s", _backend_fix(app.config, name))
+
+
+def _backend_fix(config: Config, name: str) -> str:
+    if name == "docker":
+        return f"check [docker] base_url ({config.docker.base_url}) and that this user may use that socket"
+    assert config.homeassistant is not None  # noqa: S101 - only checked when configured
+    return (
+        f"check [homeassistant] url and that {config.homeassistant.token_env} holds a long-lived access token "
+        "in this process's environment"
+    )
+
+
+def check_notifications(config: Config, report: Report) -> None:
+    n = config.notifications
+    count = len(n.webhooks) + len(n.ntfy) + (1 if n.homeassistant is not None else 0)
+    if count == 0:
+        report.add(
+            "notifications",
+            Severity.WARNING,
+            "none configured: nobody is told when a request waits (it expires unless someone looks)",
+            "add [notifications] webhooks, ntfy or homeassistant (a phone push)",
+        )
+        return
+    plain = [c.url for c in (*n.webhooks, *n.ntfy) if c.url.startswith("http://") and not _loopback_url(c.url)]
+    report.add("notifications", Severity.OK, f"{count} channel{'s' if count > 1 else ''} configured")
+    if plain:
+        report.add(
+            "notifications",
+            Severity.WARNING,
+            f"{len(plain)} channel(s) send over plain http to another machine: what a request is reaches the network in clear text",
+            "use https:// URLs",
+        )
+
+
+def _loopback_url(url: str) -> bool:
+    from urllib.parse import urlsplit
+
+    host = urlsplit(url).hostname or ""
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
+async def diagnose(app: App) -> Report:
+    """Every check, and the surface report, for the configuration in force in `app`."""
+    report = Report()
+    config = app.config
+    report.add("config", Severity.OK, f"{config.source} loads")
+    check_operators(config, report)
+    check_store_files(config, report)
+    check_audit(config, report)
+    await check_backends(app, report)
+    check_notifications(config, report)
+    report.surface = surface(config)
+    return report
+
+
+__all__ = ["Finding", "Path", "Report", "Severity", "diagnose"]
