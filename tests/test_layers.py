@@ -3,7 +3,7 @@
 Layers: server -> policy, server -> adapters; policy is pure (no I/O, no clock); adapters stand alone.
 Rooms of the server, each importing only the rooms below it:
 
-    cli -> transport -> mediation -> app -> config, store -> audit -> times, redact
+    cli -> transport -> mediation -> app -> config, store -> audit -> times, redact, files
 """
 
 from __future__ import annotations
@@ -32,10 +32,11 @@ FORBIDDEN = {
     "adapters": ("argobox.server", "argobox.policy", "aiosqlite", "mcp"),
 }
 
-LEAVES = frozenset({"times", "redact"})
+LEAVES = frozenset({"times", "redact", "files"})
 ROOMS: dict[str, frozenset[str]] = {
     "times": frozenset(),
     "redact": frozenset(),
+    "files": frozenset(),
     "audit": LEAVES,
     "config": LEAVES | {"audit"},
     "store": LEAVES | {"audit"},

@@ -14,19 +14,23 @@ from pathlib import Path
 
 import pytest
 
-from argobox.server.audit.chain import GENESIS, canonical_detail, canonical_event, event_hash
-from argobox.server.audit.checkpoint import (
+from argobox.server.audit import (
+    GENESIS,
     Checkpoint,
-    Checkpointer,
+    VerifyReport,
+    canonical_detail,
+    canonical_event,
     checkpoint_path,
+    event_hash,
     load_signer,
     load_verify_key,
     read_checkpoint,
+    verify_export,
     write_checkpoint,
     write_keypair,
 )
-from argobox.server.audit.export import export_jsonl
-from argobox.server.audit.verify import VerifyReport, verify_export, verify_store
+from argobox.server.mediation.audit_trail import export_jsonl, verify_store
+from argobox.server.store.checkpointer import Checkpointer
 from argobox.server.redact import Redactor
 from argobox.server.store import Event, Store
 
@@ -298,7 +302,7 @@ def test_checkpoint_is_only_replaced_by_a_higher_seq(tmp_path: Path) -> None:
 
 
 def test_a_checkpoint_is_written_moments_after_a_quiet_spell_and_spaced_out_while_busy() -> None:
-    from argobox.server.audit.checkpoint import DELAY_S, MIN_INTERVAL_S, write_delay
+    from argobox.server.store.checkpointer import DELAY_S, MIN_INTERVAL_S, write_delay
 
     assert write_delay(last_write=100.0, now=100.0 + 60) == DELAY_S  # quiet for a minute: at once (20 ms)
     assert write_delay(last_write=100.0, now=100.0 + MIN_INTERVAL_S + 0.1) == DELAY_S
@@ -313,7 +317,7 @@ async def test_a_busy_store_writes_its_checkpoint_at_most_twice_a_second_and_clo
     a few of them, not one per commit (a slower machine only writes fewer)."""
     import anyio
 
-    from argobox.server.audit import checkpoint as audit_checkpoint
+    from argobox.server.store import checkpointer as audit_checkpoint
 
     writes: list[int] = []
     advance = audit_checkpoint.Checkpointer._advance  # pyright: ignore[reportPrivateUsage]

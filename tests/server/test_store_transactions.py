@@ -12,7 +12,8 @@ import anyio
 import pytest
 
 from argobox.policy.limits import Limits
-from argobox.server.audit.checkpoint import Checkpointer, checkpoint_path, read_checkpoint
+from argobox.server.audit import checkpoint_path, read_checkpoint
+from argobox.server.store.checkpointer import Checkpointer
 from argobox.server.store import CallFacts, Event, NewRequest, RequestStatus, Store, StoreError, Tx
 
 pytestmark = pytest.mark.anyio
@@ -73,14 +74,14 @@ async def test_a_transaction_runs_whole_on_the_connection_thread_in_one_hand_off
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
         seen: list[tuple[int, bool]] = []
         hops = 0
-        hop = store._hop  # pyright: ignore[reportPrivateUsage]
+        hop = store._connection._hop  # pyright: ignore[reportPrivateUsage]
 
         async def counting(fn):  # type: ignore[no-untyped-def]
             nonlocal hops
             hops += 1
             return await hop(fn)
 
-        store._hop = counting  # type: ignore[method-assign]
+        store._connection._hop = counting  # type: ignore[method-assign]
 
         def body(tx: Tx) -> None:
             seen.append((threading.get_ident(), tx.db.in_transaction))
@@ -133,13 +134,13 @@ async def test_an_outcome_left_behind_lands_before_anything_the_store_does_next(
 
 def slow_hand_offs(store: Store) -> None:
     """Make the store's writes left behind take a while to reach the connection thread."""
-    hop = store._hop  # pyright: ignore[reportPrivateUsage]
+    hop = store._connection._hop  # pyright: ignore[reportPrivateUsage]
 
     async def slow(fn):  # type: ignore[no-untyped-def]
         await anyio.sleep(0.2)
         return await hop(fn)
 
-    store._hop = slow  # type: ignore[method-assign]
+    store._connection._hop = slow  # type: ignore[method-assign]
 
 
 @pytest.mark.parametrize("cancelled", [False, True])
