@@ -74,11 +74,8 @@ async def test_a_busy_store_writes_its_checkpoint_at_most_twice_a_second_and_clo
 ) -> None:
     """Each checkpoint write costs the serving process a file read, a query and an fsync: a stream of commits gets
     a few of them, not one per commit (a slower machine only writes fewer)."""
-
-    from argobox.server.store import checkpointer as audit_checkpoint
-
     writes: list[int] = []
-    advance = audit_checkpoint.Checkpointer._advance  # pyright: ignore[reportPrivateUsage]
+    advance = Checkpointer._advance  # pyright: ignore[reportPrivateUsage]
 
     def counted(self: Checkpointer) -> Checkpoint | None:
         written = advance(self)
@@ -86,7 +83,7 @@ async def test_a_busy_store_writes_its_checkpoint_at_most_twice_a_second_and_clo
             writes.append(written.seq)
         return written
 
-    monkeypatch.setattr(audit_checkpoint.Checkpointer, "_advance", counted)
+    monkeypatch.setattr(Checkpointer, "_advance", counted)
     path = tmp_path / "s.db"
     async with Store.open(path, clock=Clock()) as store:
         commits = 0
@@ -96,7 +93,7 @@ async def test_a_busy_store_writes_its_checkpoint_at_most_twice_a_second_and_clo
                 commits += 1
                 await anyio.sleep(0.005)
         assert commits > 20
-        assert 1 <= len(writes) <= 1 + 1.2 / audit_checkpoint.MIN_INTERVAL_S, writes
+        assert 1 <= len(writes) <= 1 + 1.2 / MIN_INTERVAL_S, writes
     checkpoint = read_checkpoint(checkpoint_path(path))
     assert checkpoint is not None and checkpoint.seq == commits  # closing wrote the head at once
 
