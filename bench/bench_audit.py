@@ -28,9 +28,15 @@ import anyio
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from argobox.server.audit.chain import GENESIS, canonical_detail, event_hash  # noqa: E402
-from argobox.server.audit.checkpoint import Checkpoint, checkpoint_path, write_checkpoint  # noqa: E402
-from argobox.server.audit.verify import verify_store  # noqa: E402
+from argobox.server.audit import (  # noqa: E402
+    GENESIS,
+    Checkpoint,
+    canonical_detail,
+    checkpoint_path,
+    event_hash,
+    write_checkpoint,
+)
+from argobox.server.mediation.audit_trail import verify_store  # noqa: E402
 from argobox.server.store import Event, Store  # noqa: E402
 
 ARGUMENTS = {"container": "jellyfin"}

@@ -3,7 +3,7 @@
 Layers: server -> policy, server -> adapters; policy is pure (no I/O, no clock); adapters stand alone.
 Rooms of the server, each importing only the rooms below it:
 
-    cli -> transport -> mediation -> app -> config, store -> audit -> times, redact, text
+    cli -> transport -> mediation -> app -> config, store -> audit -> times, redact, text, files
 """
 
 from __future__ import annotations
@@ -32,11 +32,12 @@ FORBIDDEN = {
     "adapters": ("argobox.server", "argobox.policy", "aiosqlite", "mcp"),
 }
 
-LEAVES = frozenset({"times", "redact", "text"})
+LEAVES = frozenset({"times", "redact", "text", "files"})
 ROOMS: dict[str, frozenset[str]] = {
     "times": frozenset(),
     "redact": frozenset(),
     "text": frozenset(),
+    "files": frozenset(),
     "audit": LEAVES,
     "config": LEAVES | {"audit"},
     "store": LEAVES | {"audit"},

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from argobox.adapters.base import Backends, ContainerRuntime, HomeAutomation
 from argobox.adapters.simulated import SimulatedHome, SimulatedLab
-from argobox.server.audit.checkpoint import KeyFileError
+from argobox.server.audit import KeyFileError
 from argobox.server.config.model import Config, ConfigError, HomeAssistantConfig
 from argobox.server.redact import Redactor
 from argobox.server.store import Clock, Store

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from argobox.server.audit.checkpoint import write_keypair
+from argobox.server.audit import write_keypair
 from argobox.server.config.model import ConfigError, load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[2]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import socket
 import threading
@@ -146,7 +147,7 @@ async def test_home_assistant_push_goes_through_the_notify_service(write_config:
 def test_home_assistant_channel_needs_the_homeassistant_section(write_config: WriteConfig) -> None:
     from argobox.server.config.model import ConfigError
 
-    with pytest.raises(ConfigError, match="notifications.homeassistant: needs a \\[homeassistant\\] section"):
+    with pytest.raises(ConfigError, match=r"notifications\.homeassistant: needs a \[homeassistant\] section"):
         load_config(write_config(extra='[notifications.homeassistant]\nservice = "notify.phone"\n'))
 
 
@@ -198,3 +199,35 @@ async def test_a_receiver_answering_errors_is_retried_and_audited(write_config: 
         server.server_close()
 
     assert [(f["error"], f["will_retry"]) for f in failures] == [("HTTP 500 Internal Server Error", True)]
+
+
+async def test_credentials_in_a_url_go_in_a_basic_header_and_never_to_the_name_resolver(
+    write_config: WriteConfig, receiver: Receiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    looked_up: list[object] = []
+    resolve = socket.getaddrinfo
+
+    def recording(host: object, *args: Any, **kwargs: Any) -> Any:
+        looked_up.append(host)
+        return resolve(host, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket, "getaddrinfo", recording)
+    port = receiver.url.rsplit(":", 1)[1]
+    down = closed_port()
+    config = load_config(
+        write_config(
+            extra=channels(
+                f"http://alice:s3cret%2Fpass@127.0.0.1:{port}/hook", f"http://bob:tops3cret@127.0.0.1:{down}/t"
+            )
+        )
+    )
+    async with open_app(config) as app:
+        await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+        await notify.flush(app)
+        trail = json.dumps([e.detail for e in await app.store.audit_trail()])
+
+    (hook,) = receiver.received
+    assert hook["headers"]["Authorization"] == "Basic " + base64.b64encode(b"alice:s3cret/pass").decode()
+    assert hook["headers"]["Host"] == f"127.0.0.1:{port}"
+    assert all("s3cret" not in str(host) and "@" not in str(host) for host in looked_up), looked_up
+    assert "s3cret" not in trail and "cannot reach the receiver" in trail

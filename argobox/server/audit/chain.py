@@ -10,13 +10,14 @@ Every audit event stores `prev_hash` (the hash of the event before it, or `GENES
     object, which is also exactly the text stored in the `detail` column.
 
 So editing any field of an event breaks its own hash; deleting, inserting or moving events breaks the link of the
-event after it; and removing events at the end is caught by the checkpoint (see `audit_checkpoint`), which records
+event after it; and removing events at the end is caught by the checkpoint (see `checkpoint`), which records
 the head (sequence number and hash) outside the database. Pruning old events is legitimate only through a
 `pruned` event in the chain that names the last removed event (`through_seq`, `through_hash`): the first event
 left must link to exactly that.
 
 The walk is written to be fast (about a million events in a few seconds): rows are plain tuples streamed from
-SQLite or from an export, and the canonical text is assembled directly rather than through `json.dumps`.
+the store (`argobox.server.store`) or from an export, and the canonical text is assembled directly rather than
+through `json.dumps`.
 """
 
 from __future__ import annotations
@@ -24,19 +25,15 @@ from __future__ import annotations
 import hashlib
 import json
 import json.encoder
-import sqlite3
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, cast
 
 GENESIS: Final = "0" * 64
 """The `prev_hash` of the first event of a trail."""
 
 PRUNED_EVENT: Final = "pruned"
 """The audit event that records a prune; its detail names the last removed event."""
-
-AUDIT_COLUMNS: Final = "seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash"
-"""The columns of a chain row, in the order of `Row`."""
 
 Row = tuple[int, float, str | None, str, str, str | None, str | None, Any, str, str]
 """(seq, at, request_id, event, actor, agent, tool, detail, prev_hash, hash); `detail` is the canonical text, or
@@ -53,7 +50,7 @@ def canonical_detail(detail: Any) -> str:
     return json.dumps(detail, sort_keys=True, separators=(",", ":"))
 
 
-def canonical_event(
+def canonical_event(  # noqa: PLR0917 - the hashed fields, in order; positional for speed (called per event)
     seq: int,
     at: float,
     request_id: str | None,
@@ -78,7 +75,7 @@ def canonical_event(
     )
 
 
-def event_hash(
+def event_hash(  # noqa: PLR0917 - as canonical_event
     seq: int,
     at: float,
     request_id: str | None,
@@ -222,8 +219,8 @@ def _prune_target(detail: Any) -> tuple[int, str]:
         return -1, ""
     if not isinstance(parsed, dict):
         return -1, ""
-    through_seq: Any = parsed.get("through_seq")  # pyright: ignore[reportUnknownMemberType]
-    through_hash: Any = parsed.get("through_hash")  # pyright: ignore[reportUnknownMemberType]
+    fields = cast(dict[str, Any], parsed)
+    through_seq, through_hash = fields.get("through_seq"), fields.get("through_hash")
     if type(through_seq) is int and isinstance(through_hash, str):
         return through_seq, through_hash
     return -1, ""
@@ -261,35 +258,3 @@ def start_break(walk: Walk, *, covered_up_to: int | None) -> ChainBreak | None:
     earlier = [p[1] for p in walk.prunes if p[1] < seq - 1]
     gone_from = max(earlier, default=0) + 1
     return ChainBreak(gone_from, "deleted", f"{_span(gone_from, seq - 1)} missing and no prune event accounts for them")
-
-
-# Reading a trail from the store ------------------------------------------------------------------------------
-
-
-def open_readonly(path: str) -> sqlite3.Connection:
-    """A read-only connection to the store at `path` (never creates it). Raises sqlite3.Error."""
-    from pathlib import Path
-
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
-    db = sqlite3.connect(uri, uri=True, isolation_level=None)
-    has_chain = any(row[1] == "hash" for row in db.execute("PRAGMA table_info(audit)"))
-    if not has_chain:
-        db.close()
-        raise sqlite3.DatabaseError(
-            "the store has no hash-chained audit trail (no such table or an older schema; "
-            "any argobox command that opens it for writing upgrades it)"
-        )
-    return db
-
-
-def store_rows(db: sqlite3.Connection, *, from_seq: int = 0) -> Iterator[Row]:
-    """The audit rows from `from_seq` on, in sequence order, streamed (the cursor itself: no copy, no batching)."""
-    return db.execute(f"SELECT {AUDIT_COLUMNS} FROM audit WHERE seq >= ? ORDER BY seq", (from_seq,))  # noqa: S608
-
-
-def store_hash_lookup(db: sqlite3.Connection) -> Callable[[str], int | None]:
-    def find(hash_: str) -> int | None:
-        row = db.execute("SELECT seq FROM audit WHERE hash = ? ORDER BY seq LIMIT 1", (hash_,)).fetchone()
-        return None if row is None else int(row[0])
-
-    return find

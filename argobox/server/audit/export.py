@@ -9,18 +9,21 @@ export reaches, is `{"checkpoint": {...}}` (seq, hash, and the signature when si
 Every line passes through the redactor. Stored events were redacted when written; if redacting again changes an
 event (a secret configured since), the line carries `"redacted_on_export": true`: its links are still checked,
 but its content no longer matches its hash, and `verify` says so instead of calling it edited.
+
+This module is the format (writing lines, reading them back); the store's trail is read for it through
+`argobox.server.mediation.audit_trail`.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, TextIO
 
-from argobox.server.audit.chain import UNCHECKED, Row, canonical_detail, open_readonly, store_rows
-from argobox.server.audit.checkpoint import Checkpoint, CheckpointError, checkpoint_path, read_checkpoint
+from argobox.server.audit.chain import UNCHECKED, Row, canonical_detail
+from argobox.server.audit.checkpoint import Checkpoint, CheckpointError
 from argobox.server.redact import Redactor
 from argobox.server.times import iso
 
@@ -53,40 +56,37 @@ def _line(row: Row, redact: Redactor) -> tuple[dict[str, Any], bool]:
     return {**shown, "at_epoch": at, "prev_hash": prev_hash, "hash": hash_}, shown != content
 
 
-def export_jsonl(db_path: Path, out: TextIO, *, since: float | None, redact: Redactor) -> ExportSummary:
-    """Write the trail (from the first event at or after `since`) to `out`. Raises sqlite3.Error, OSError."""
-    warning = None
-    try:
-        checkpoint = read_checkpoint(checkpoint_path(db_path))  # before the snapshot: it then covers only rows in it
-    except CheckpointError as exc:
-        checkpoint, warning = None, f"{exc}; exported without a checkpoint line (run `argobox audit verify`)"
-    db = open_readonly(str(db_path))
-    try:
-        db.execute("BEGIN")
-        start = 0
-        if since is not None:
-            found = db.execute("SELECT MIN(seq) FROM audit WHERE at >= ?", (since,)).fetchone()[0]
-            start = found if found is not None else (db.execute("SELECT MAX(seq) FROM audit").fetchone()[0] or 0) + 1
-        events = redacted = 0
-        first = last = None
-        for row in store_rows(db, from_seq=start):
-            line, changed = _line(row, redact)
-            if changed:
-                line["redacted_on_export"] = True
-                redacted += 1
-            out.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
-            events += 1
-            first = row[0] if first is None else first
-            last = row[0]
-    finally:
-        db.close()
-    if since is not None and (first is None or (checkpoint is not None and checkpoint.seq < first)):
-        checkpoint = None  # a partial export it vouches for nothing in
+def write_events(rows: Iterable[Row], out: TextIO, *, redact: Redactor) -> ExportSummary:
+    """Write `rows` to `out` as export lines, each passed through `redact`. Raises OSError (and whatever reading
+    `rows` raises)."""
+    events = redacted = 0
+    first = last = None
+    for row in rows:
+        line, changed = _line(row, redact)
+        if changed:
+            line["redacted_on_export"] = True
+            redacted += 1
+        out.write(json.dumps(line, sort_keys=True, separators=(",", ":")) + "\n")
+        events += 1
+        first = row[0] if first is None else first
+        last = row[0]
+    return ExportSummary(events=events, first_seq=first, last_seq=last, checkpoint=None, redacted=redacted)
+
+
+def finish_export(
+    out: TextIO, written: ExportSummary, checkpoint: Checkpoint | None, *, since: float | None, warning: str | None
+) -> ExportSummary:
+    """End an export with its checkpoint line, when the checkpoint vouches for what was written.
+
+    `checkpoint` was read before the rows' snapshot began, so it covers only rows in it; a partial export (`since`)
+    that does not reach it gets none. Raises OSError."""
+    if since is not None and (
+        written.first_seq is None or (checkpoint is not None and checkpoint.seq < written.first_seq)
+    ):
+        checkpoint = None
     if checkpoint is not None:
         out.write(json.dumps({"checkpoint": checkpoint.to_json()}, sort_keys=True, separators=(",", ":")) + "\n")
-    return ExportSummary(
-        events=events, first_seq=first, last_seq=last, checkpoint=checkpoint, redacted=redacted, warning=warning
-    )
+    return replace(written, checkpoint=checkpoint, warning=warning)
 
 
 class ExportFormatError(Exception):

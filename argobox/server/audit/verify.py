@@ -1,29 +1,21 @@
-"""`argobox audit verify`: walk the chain of the store (or of an export) and check it against the checkpoint.
+"""`argobox audit verify`: walk the chain of a trail (or of an export) and check it against the checkpoint.
 
 The answer is either `ok: N events, head <hash>` or the first broken sequence number and what is wrong:
 an edited event, deleted events, reordered events, a truncated tail, a trail rewritten up to its checkpoint, a
 prune that is not covered by the checkpoint, or a checkpoint that is missing, damaged or wrongly signed.
-Verification only reads: it opens the store read-only and works while ArgoBox processes are writing.
+Verification only reads; the store's own trail is read through `argobox.server.mediation.audit_trail`.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from argobox.server.audit.chain import (
-    GENESIS,
-    Anchor,
-    ChainBreak,
-    ChainWalker,
-    Walk,
-    open_readonly,
-    start_break,
-    store_hash_lookup,
-    store_rows,
-)
-from argobox.server.audit.checkpoint import Checkpoint, CheckpointError, VerifyKey, checkpoint_path, read_checkpoint
+from argobox.server.audit.chain import GENESIS, Anchor, ChainBreak, ChainWalker, Row, Walk, start_break
+from argobox.server.audit.checkpoint import Checkpoint, CheckpointError
 from argobox.server.audit.export import ExportFormatError, export_hash_lookup, export_rows, read_export_checkpoint
+from argobox.server.audit.keys import VerifyKey
 
 
 @dataclass(slots=True)
@@ -42,26 +34,29 @@ class VerifyReport:
         return "\n".join([first, *(f"  {note}" for note in self.notes)])
 
 
-def verify_store(db_path: Path, *, key: VerifyKey | None) -> VerifyReport:
-    """Verify the store at `db_path` with its checkpoint. Raises sqlite3.Error when the store cannot be read."""
-    cp_file = checkpoint_path(db_path)
-    try:
-        checkpoint = read_checkpoint(cp_file)  # read before the snapshot, so it covers only committed rows
-    except CheckpointError as exc:
-        return VerifyReport(broken=ChainBreak(None, "checkpoint", str(exc)))
-    db = open_readonly(str(db_path))
-    try:
-        db.execute("BEGIN")  # one snapshot for the walk and the look-ups that explain a break
-        expect = Anchor(checkpoint.seq, checkpoint.hash) if checkpoint is not None else None
-        walk = ChainWalker(store_hash_lookup(db), expect).walk(store_rows(db))
-    finally:
-        db.close()
+def unreadable_checkpoint(exc: CheckpointError) -> VerifyReport:
+    """The report on a trail whose checkpoint file exists but cannot be read."""
+    return VerifyReport(broken=ChainBreak(None, "checkpoint", str(exc)))
+
+
+def verify_rows(
+    rows: Iterable[Row],
+    find_seq: Callable[[str], int | None],
+    *,
+    checkpoint: Checkpoint | None,
+    checkpoint_file: Path,
+    key: VerifyKey | None,
+) -> VerifyReport:
+    """Verify a store's trail (`rows`, in sequence order; `find_seq` looks a hash up in the same trail) against its
+    checkpoint, read from `checkpoint_file` before the rows' snapshot began (so it covers only rows in it)."""
+    expect = Anchor(checkpoint.seq, checkpoint.hash) if checkpoint is not None else None
+    walk = ChainWalker(find_seq, expect).walk(rows)
     report = _conclude(walk, checkpoint, key, offline=False)
     if report.ok and checkpoint is None and walk.events:
         report.broken = ChainBreak(
             None,
             "checkpoint",
-            f"there is no checkpoint {str(cp_file)!r}: whether events "
+            f"there is no checkpoint {str(checkpoint_file)!r}: whether events "
             "were removed from the end cannot be checked (it was deleted, or the store was "
             "copied without it)",
         )

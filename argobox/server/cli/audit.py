@@ -19,10 +19,9 @@ from typing import TextIO
 import anyio
 
 from argobox.server.app import build_redactor, open_app
-from argobox.server.audit.checkpoint import KeyFileError, VerifyKey, load_verify_key, write_keypair
-from argobox.server.audit.export import export_jsonl
-from argobox.server.audit.verify import verify_export, verify_store
+from argobox.server.audit import KeyFileError, VerifyKey, load_verify_key, verify_export, write_keypair
 from argobox.server.config.model import Config, ConfigError, load_config, resolve_config_path
+from argobox.server.mediation.audit_trail import export_jsonl, verify_store
 from argobox.server.mediation.operator_actions import prune_audit
 from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.store import StoreError

@@ -27,7 +27,7 @@ from pydantic import (
 from argobox.policy.catalog import Backend, tools_for
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
 from argobox.policy.limits import Limits, Window
-from argobox.server.audit.checkpoint import KeyFileError, Signer, VerifyKey, load_signer, load_verify_key
+from argobox.server.audit import KeyFileError, Signer, VerifyKey, load_signer, load_verify_key
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"

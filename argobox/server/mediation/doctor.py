@@ -20,9 +20,9 @@ import anyio
 
 from argobox.adapters.base import AdapterError
 from argobox.server.app import App
-from argobox.server.audit.checkpoint import KeyFileError, checkpoint_path
-from argobox.server.audit.verify import verify_store
+from argobox.server.audit import KeyFileError, checkpoint_path
 from argobox.server.config.model import Config
+from argobox.server.mediation.audit_trail import verify_store
 from argobox.server.mediation.surface import surface, surface_lines
 
 BACKEND_TIMEOUT_SECONDS = 10
@@ -69,7 +69,10 @@ class Report:
 
     def lines(self) -> list[str]:
         marks = {Severity.OK: "ok  ", Severity.WARNING: "WARN", Severity.ERROR: "FAIL"}
-        out = [f"{marks[f.severity]}  {f.check}: {f.message}" + (f"\n      -> {f.fix}" if f.fix else "") for f in self.findings]
+        out = [
+            f"{marks[f.severity]}  {f.check}: {f.message}" + (f"\n      -> {f.fix}" if f.fix else "")
+            for f in self.findings
+        ]
         return [*out, "", "surface:", *(f"  {line}" for line in surface_lines(self.surface))]
 
 
@@ -84,9 +87,13 @@ def check_operators(config: Config, report: Report) -> None:
         return
     tokenless = [op.name for op in config.operators if op.token_sha256 is None]
     deciders = [op.name for op in config.operators if op.role == "approver"]
-    report.add("operators", Severity.OK, f"{len(config.operators)} configured: {', '.join(op.name for op in config.operators)}")
+    report.add(
+        "operators", Severity.OK, f"{len(config.operators)} configured: {', '.join(op.name for op in config.operators)}"
+    )
     if not deciders:
-        report.add("operators", Severity.ERROR, "every operator is a viewer: nobody can decide", 'set role = "approver" on one')
+        report.add(
+            "operators", Severity.ERROR, "every operator is a viewer: nobody can decide", 'set role = "approver" on one'
+        )
     if tokenless:
         report.add(
             "operators",
@@ -103,7 +110,9 @@ def check_store_files(config: Config, report: Report) -> None:
     try:
         mode = folder.stat().st_mode
     except OSError as exc:
-        report.add("store", Severity.ERROR, f"cannot read the folder {str(folder)!r}: {exc.strerror}", f"mkdir -p {folder}")
+        report.add(
+            "store", Severity.ERROR, f"cannot read the folder {str(folder)!r}: {exc.strerror}", f"mkdir -p {folder}"
+        )
         return
     if mode & stat.S_IWOTH:
         report.add(
@@ -130,14 +139,18 @@ def check_store_files(config: Config, report: Report) -> None:
     if os.access(folder, os.W_OK):
         report.add("store", Severity.OK, f"{path} (folder writable by this user)")
     else:
-        report.add("store", Severity.ERROR, f"this user cannot write {str(folder)!r}", "run as the user that owns the store")
+        report.add(
+            "store", Severity.ERROR, f"this user cannot write {str(folder)!r}", "run as the user that owns the store"
+        )
 
 
 def check_audit(config: Config, report: Report) -> None:
     try:
         key = config.audit.verify_key()
     except KeyFileError as exc:
-        report.add("audit", Severity.ERROR, f"the audit verify key cannot be read: {exc}", "fix [audit] verify_key_file")
+        report.add(
+            "audit", Severity.ERROR, f"the audit verify key cannot be read: {exc}", "fix [audit] verify_key_file"
+        )
         return
     try:
         verified = verify_store(config.storage.path, key=key)
@@ -167,7 +180,12 @@ async def check_backends(app: App, report: Report) -> None:
         except AdapterError as exc:
             report.add(name, Severity.ERROR, app.redactor.text(str(exc)), _backend_fix(app.config, name))
         except TimeoutError:
-            report.add(name, Severity.ERROR, f"did not answer within {BACKEND_TIMEOUT_SECONDS} s", _backend_fix(app.config, name))
+            report.add(
+                name,
+                Severity.ERROR,
+                f"did not answer within {BACKEND_TIMEOUT_SECONDS} s",
+                _backend_fix(app.config, name),
+            )
 
 
 def _backend_fix(config: Config, name: str) -> str:

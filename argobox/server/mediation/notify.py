@@ -5,27 +5,31 @@ A notification is written to the shared store when a request is queued or decide
 ArgoBox process is running (the agent server, the operator server, the CLI before it exits). A failed delivery is
 retried a bounded number of times with backoff and every failure is audited; it never blocks or loses the
 request. Channels are stored by position (`webhooks[0]`), never by URL, so a URL holding a secret stays in the
-config file only; payloads pass through the redactor.
+config file only; payloads pass through the redactor. The outbox itself is the store's (`Store.queue_notifications`,
+`claim_notifications`, `settle_notification`); this module says what a notification holds and delivers it.
+
+Webhooks and ntfy topics are posted with an async HTTP client (httpx2, the one the MCP SDK brings). A URL's
+`user:password@` never reaches the client: it is taken out of the URL and sent as an `Authorization: Basic`
+header, so the credentials are never handed to the name resolver, and they are redacted wherever a URL is shown.
 """
 
 from __future__ import annotations
 
-import http.client
+import base64
 import json
 import logging
 import os
-import sqlite3
-import urllib.error
-import urllib.request
 from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
 
 import anyio
+import httpx2
 
 from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config.model import Config
-from argobox.server.store import Event, RequestRecord, StoreError, Tx
+from argobox.server.store import Event, Notification, RequestRecord, StoreError
 from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")
@@ -93,31 +97,42 @@ async def enqueue(app: App, event: str, record: RequestRecord) -> None:
     if not targets:
         return
     body = json.dumps(payload(app, event, record), sort_keys=True)
-    now = app.clock()
-    rows = [(now, record.id, event, channel, body, now) for channel in targets]
-
-    def insert(tx: Tx) -> None:
-        tx.db.executemany(
-            "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-            rows,
-        )
-
-    await app.store.transaction(insert)
+    await app.store.queue_notifications(request_id=record.id, event=event, channels=targets, payload=body)
 
 
-def _post(url: str, data: bytes, headers: dict[str, str]) -> None:
-    request = urllib.request.Request(url, data=data, headers=headers, method="POST")  # noqa: S310 - http(s) only
+def without_credentials(url: str) -> tuple[str, str | None]:
+    """`url` without its `user:password@`, and the `Authorization` header that carries them (None without any)."""
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url, None
+    userinfo, _, hostport = parts.netloc.rpartition("@")
+    user, _, password = userinfo.partition(":")
+    token = base64.b64encode(f"{unquote(user)}:{unquote(password)}".encode()).decode("ascii")
+    return urlunsplit(parts._replace(netloc=hostport)), f"Basic {token}"
+
+
+def _credentials(config: Config, channel: str) -> list[str]:
+    """The password (as written and decoded) in the URL of `channel`, for redacting whatever its delivery reports."""
+    url = _channel_url(config, channel)
+    password = urlsplit(url).password if url is not None else None
+    return [password, unquote(password)] if password else []
+
+
+async def _post(client: httpx2.AsyncClient, url: str, content: bytes, headers: dict[str, str]) -> None:
+    bare, authorization = without_credentials(url)
+    if authorization is not None:
+        headers = {**headers, "Authorization": authorization}
     try:
-        with urllib.request.urlopen(request, timeout=SEND_TIMEOUT_SECONDS) as response:  # noqa: S310
-            response.read(1024)
-    except urllib.error.HTTPError as exc:
-        raise DeliveryFailed(f"HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise DeliveryFailed(f"cannot reach the receiver: {reason}") from None
-    except (ValueError, http.client.HTTPException) as exc:  # a URL urllib cannot use, or a broken answer
+        async with client.stream("POST", bare, content=content, headers=headers) as response:
+            status, reason = response.status_code, response.reason_phrase  # the answer's body is never read
+    except httpx2.TimeoutException:
+        raise DeliveryFailed(f"cannot reach the receiver: no answer within {SEND_TIMEOUT_SECONDS:g} s") from None
+    except httpx2.TransportError as exc:
+        raise DeliveryFailed(f"cannot reach the receiver: {str(exc) or type(exc).__name__}") from None
+    except (httpx2.HTTPError, httpx2.InvalidURL, ValueError) as exc:  # a URL the client cannot use
         raise DeliveryFailed(f"cannot deliver: {type(exc).__name__}: {exc}") from None
+    if not 200 <= status < 300:
+        raise DeliveryFailed(f"HTTP {status} {reason}")
 
 
 def _title(body: dict[str, Any]) -> str:
@@ -134,54 +149,50 @@ async def _send_home(app: App, body: dict[str, Any]) -> None:
         raise DeliveryFailed(str(exc)) from None
 
 
-def _send(config: Config, channel: str, body: dict[str, Any]) -> None:
+def _channel_url(config: Config, channel: str) -> str | None:
+    """The URL of a `webhooks[i]` or `ntfy[i]` channel, or None when it is no longer configured."""
     kind, _, index = channel.rstrip("]").partition("[")
     entries = config.notifications.webhooks if kind == "webhooks" else config.notifications.ntfy
     if not index.isdigit() or int(index) >= len(entries):
+        return None
+    return entries[int(index)].url
+
+
+async def _send(client: httpx2.AsyncClient, config: Config, channel: str, body: dict[str, Any]) -> None:
+    url = _channel_url(config, channel)
+    if url is None:
         raise DeliveryFailed(f"channel {channel} is no longer configured")
-    url = entries[int(index)].url
-    if kind == "webhooks":
-        _post(url, json.dumps(body).encode(), {"Content-Type": "application/json", "User-Agent": "argobox"})
+    if channel.startswith("webhooks["):
+        headers = {"Content-Type": "application/json", "User-Agent": "argobox"}
+        await _post(client, url, json.dumps(body).encode(), headers)
     else:
-        _post(url, body["message"].encode(), {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"})
+        headers = {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"}
+        await _post(client, url, body["message"].encode(), headers)
 
 
 async def deliver_due(app: App) -> int:
     """Claim and deliver the notifications that are due; returns how many were handled."""
-    now = app.clock()
-
-    def claim(tx: Tx) -> list[sqlite3.Row]:
-        tx.db.execute(
-            "UPDATE outbox SET status = 'pending' WHERE status = 'sending' AND claimed_at < ?",
-            (now - 4 * SEND_TIMEOUT_SECONDS,),
-        )  # a sender that died mid-way
-        return tx.db.execute(
-            "UPDATE outbox SET status = 'sending', claimed_at = ?, attempts = attempts + 1 WHERE id IN"
-            " (SELECT id FROM outbox WHERE status = 'pending' AND next_at <= ? ORDER BY id LIMIT 20)"
-            " RETURNING id, request_id, event, channel, payload, attempts",
-            (now, now),
-        ).fetchall()
-
-    rows = await app.store.transaction(claim)
-    for row in rows:
-        await _deliver_one(
-            app, row["id"], row["request_id"], row["channel"], json.loads(row["payload"]), row["attempts"]
-        )
-    return len(rows)
+    claimed = await app.store.claim_notifications(stale_after=4 * SEND_TIMEOUT_SECONDS)  # older: a sender died
+    if claimed:
+        async with httpx2.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as client:
+            for notification in claimed:
+                await _deliver_one(app, client, notification)
+    return len(claimed)
 
 
-async def _deliver_one(
-    app: App, row_id: int, request_id: str | None, channel: str, body: dict[str, Any], attempts: int
-) -> None:
+async def _deliver_one(app: App, client: httpx2.AsyncClient, notification: Notification) -> None:
+    body: dict[str, Any] = json.loads(notification.payload)
+    channel, attempts = notification.channel, notification.attempts
     try:
         if channel == "homeassistant":
             await _send_home(app, body)
         else:
-            await anyio.to_thread.run_sync(_send, app.config, channel, body)
+            await _send(client, app.config, channel, body)
     except Exception as exc:  # noqa: BLE001 - one bad channel must never stall the outbox or fail the caller
-        error = app.redactor.text(str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}")
+        redactor = app.redactor.with_secrets(_credentials(app.config, channel))
+        error = redactor.text(str(exc) if isinstance(exc, DeliveryFailed) else f"{type(exc).__name__}: {exc}")
         final = attempts >= MAX_ATTEMPTS
-        status, next_at = ("failed", None) if final else ("pending", app.clock() + BACKOFF_SECONDS * 2**attempts)
+        retry_at = None if final else app.clock() + BACKOFF_SECONDS * 2**attempts
         detail = {
             "channel": channel,
             "event": body.get("event"),
@@ -189,31 +200,12 @@ async def _deliver_one(
             "error": error,
             "will_retry": not final,
         }
-        await _settle(
-            app,
-            row_id,
-            status,
-            next_at,
-            error,
-            Event(event="notification_failed", actor="argobox", detail=detail),
-            request_id,
-        )
+        event = Event(event="notification_failed", actor="argobox", detail=detail)
+        await app.store.settle_notification(notification, retry_at=retry_at, error=error, event=event)
         return
     detail = {"channel": channel, "event": body.get("event"), "attempt": attempts}
-    await _settle(app, row_id, "sent", None, None, Event(event="notified", actor="argobox", detail=detail), request_id)
-
-
-async def _settle(
-    app: App, row_id: int, status: str, next_at: float | None, error: str | None, event: Event, request_id: str | None
-) -> None:
-    def settle(tx: Tx) -> None:
-        tx.db.execute(
-            "UPDATE outbox SET status = ?, next_at = COALESCE(?, next_at), last_error = ? WHERE id = ?",
-            (status, next_at, error, row_id),
-        )
-        tx.append([event], request_id=request_id, agent=None, tool=None)
-
-    await app.store.transaction(settle)
+    event = Event(event="notified", actor="argobox", detail=detail)
+    await app.store.settle_notification(notification, retry_at=None, error=None, event=event)
 
 
 async def flush(app: App, *, within: float = 10.0) -> None:

@@ -1,7 +1,7 @@
 """Budget bookkeeping in the shared store: admitted calls, failure streaks and coalesced refusals.
 
 Plain synchronous SQL helpers, run inside the store's transactions on its connection thread (see
-`Store.transaction`); the decisions themselves are the pure functions of
+`Connection.transaction`); their tables are made in `schema`, and the decisions themselves are the pure functions of
 `argobox.policy.limits`. Counters live in SQLite so they hold across the short-lived stdio servers OpenClaw
 starts, across processes and across restarts.
 """
@@ -12,29 +12,10 @@ import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
-from argobox.policy.limits import Count, FailureState, Limits, Usage, after_outcome
-
-SCHEMA = [
-    "CREATE TABLE calls (id INTEGER PRIMARY KEY, agent TEXT NOT NULL, at REAL NOT NULL, digest TEXT, target TEXT,"
-    " mutation INTEGER NOT NULL)",
-    "CREATE INDEX calls_by_agent ON calls (agent, at)",
-    "CREATE INDEX calls_by_digest ON calls (agent, digest, at)",
-    "CREATE INDEX calls_by_target ON calls (agent, target, at)",
-    "CREATE INDEX requests_by_agent_status ON requests (agent, status)",
-    "CREATE TABLE agent_state (agent TEXT PRIMARY KEY, streak INTEGER NOT NULL DEFAULT 0, since REAL,"
-    " cooldown_until REAL)",
-    "CREATE TABLE refusals (agent TEXT NOT NULL, limit_name TEXT NOT NULL, first_at REAL NOT NULL,"
-    " last_at REAL NOT NULL, count INTEGER NOT NULL, PRIMARY KEY (agent, limit_name))",
-]
-PARTIAL_INDEXES = [
-    "CREATE INDEX calls_mutations ON calls (agent, at) WHERE mutation = 1",
-    "DROP INDEX calls_by_digest",
-    "CREATE INDEX calls_by_digest ON calls (agent, digest, at) WHERE digest IS NOT NULL",
-    "DROP INDEX calls_by_target",
-    "CREATE INDEX calls_by_target ON calls (agent, target, at) WHERE target IS NOT NULL",
-]
-"""Mutation budgets count an hour of mutations without walking the reads of that hour, and a read (which has no
-digest or target) writes one index entry, not three."""
+from argobox.policy.limits import Count, FailureState, Limits, Tripped, Usage, after_outcome
+from argobox.server.store.records import Event
+from argobox.server.store.tx import Tx
+from argobox.server.times import iso
 
 REFUSAL_SUMMARY_SECONDS = 60
 """Repeated refusals of one limit are audited as one counted record at most this often."""
@@ -197,3 +178,48 @@ def reset(db: sqlite3.Connection, agent: str) -> FailureState:
     db.execute("DELETE FROM agent_state WHERE agent = ?", (agent,))
     db.execute("DELETE FROM refusals WHERE agent = ?", (agent,))
     return before
+
+
+# The audit events budgets cause, recorded in the transaction that moved them -----------------------------------
+
+
+def audit_refusal(tx: Tx, agent: str, tool: str | None, tripped: Tripped) -> None:
+    """Count a refused call, and audit it when it opens a streak or its summary is due."""
+    audited = record_refusal(tx.db, agent, tripped.limit, tx.now)
+    if audited is not None:
+        detail = {
+            "limit": tripped.limit,
+            "retry_after_seconds": tripped.retry_after_seconds,
+            "message": tripped.message,
+            "refusals": audited,
+        }
+        tx.append(
+            [Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=tool
+        )
+
+
+def audit_closed_refusals(tx: Tx, agent: str) -> None:
+    """End the agent's refusal streaks, auditing the refusals only counted so far."""
+    for limit, count, first_at, last_at in close_refusals(tx.db, agent):
+        detail = {
+            "limit": limit,
+            "refusals": count,
+            "first_at": iso(first_at),
+            "last_at": iso(last_at),
+            "message": f"{count} more calls were refused by {limit}",
+        }
+        tx.append(
+            [Event(event="rate_limited", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None
+        )
+
+
+def audit_outcome(tx: Tx, agent: str, limits: Limits, *, failed: bool) -> None:
+    """Move the agent's failure streak; audit the cooldown it trips, if any."""
+    tripped = note_outcome(tx.db, agent, limits, tx.now, failed=failed)
+    if tripped is not None:
+        detail = {
+            "cooldown_until": iso(tripped.cooldown_until),
+            "failures": limits.failures.count,
+            "window_seconds": limits.failures.seconds,
+        }
+        tx.append([Event(event="cooldown", actor="argobox", detail=detail)], request_id=None, agent=agent, tool=None)

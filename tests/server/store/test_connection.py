@@ -1,19 +1,24 @@
-"""How the store runs its work: one hand-off per transaction, writes left behind kept in order, WAL checkpoints."""
+"""How the store runs its work: one hand-off per transaction, writes left behind kept in order, locks waited for
+within a bound, and the files it makes private."""
 
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import aiosqlite
 import anyio
 import pytest
 
 from argobox.policy.limits import Limits
-from argobox.server.audit.checkpoint import Checkpointer, checkpoint_path, read_checkpoint
+from argobox.server.audit import checkpoint_path, read_checkpoint
 from argobox.server.store import CallFacts, Event, NewRequest, RequestStatus, Store, StoreError, Tx
+from argobox.server.store.connection import Connection
 
 pytestmark = pytest.mark.anyio
 
@@ -73,14 +78,14 @@ async def test_a_transaction_runs_whole_on_the_connection_thread_in_one_hand_off
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
         seen: list[tuple[int, bool]] = []
         hops = 0
-        hop = store._hop  # pyright: ignore[reportPrivateUsage]
+        hop = store._connection._hop  # pyright: ignore[reportPrivateUsage]
 
-        async def counting(fn):  # type: ignore[no-untyped-def]
+        async def counting(fn: Callable[[sqlite3.Connection], Any]) -> Any:
             nonlocal hops
             hops += 1
             return await hop(fn)
 
-        store._hop = counting  # type: ignore[method-assign]
+        store._connection._hop = counting  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
 
         def body(tx: Tx) -> None:
             seen.append((threading.get_ident(), tx.db.in_transaction))
@@ -133,13 +138,13 @@ async def test_an_outcome_left_behind_lands_before_anything_the_store_does_next(
 
 def slow_hand_offs(store: Store) -> None:
     """Make the store's writes left behind take a while to reach the connection thread."""
-    hop = store._hop  # pyright: ignore[reportPrivateUsage]
+    hop = store._connection._hop  # pyright: ignore[reportPrivateUsage]
 
-    async def slow(fn):  # type: ignore[no-untyped-def]
+    async def slow(fn: Callable[[sqlite3.Connection], Any]) -> Any:
         await anyio.sleep(0.2)
         return await hop(fn)
 
-    store._hop = slow  # type: ignore[method-assign]
+    store._connection._hop = slow  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
 
 
 @pytest.mark.parametrize("cancelled", [False, True])
@@ -153,7 +158,7 @@ async def test_closing_the_store_waits_for_the_writes_left_behind(tmp_path: Path
             store.finish_behind(record, ok=False, error="container jellyfin not found", detail={"error": "missing"})
             if cancelled:  # e.g. the server is stopped right after answering
                 scope.cancel()
-                await anyio.sleep(5)
+                await anyio.lowlevel.checkpoint()
     async with Store.open(tmp_path / "s.db", clock=lambda: NOW) as store:
         stored = await store.get("read000000000001")
 
@@ -167,6 +172,7 @@ async def test_a_cancelled_caller_still_sees_its_transaction_through(tmp_path: P
     path = tmp_path / "s.db"
     async with Store.open(path, clock=lambda: NOW) as store:
         await admit(store, pending())
+        approved = None
         with anyio.CancelScope() as scope:
             scope.cancel()
             approved = await store.approve("req0000000000001", operator="alice", note="")
@@ -176,7 +182,7 @@ async def test_a_cancelled_caller_still_sees_its_transaction_through(tmp_path: P
 
     # The change was committed and returned to its caller (which gets the cancellation at its next await), and
     # the audit checkpoint covers it: no commit goes without its checkpoint.
-    assert approved.status is RequestStatus.EXECUTING
+    assert approved is not None and approved.status is RequestStatus.EXECUTING
     assert stored is not None and stored.status is RequestStatus.EXECUTING
     assert checkpoint is not None and (checkpoint.seq, checkpoint.hash) == (head.seq, head.hash)
 
@@ -193,25 +199,6 @@ async def test_a_write_left_behind_that_fails_is_logged_and_later_work_goes_on(
             await store.audit([Event(event="after", actor="argobox")])
 
     assert "could not record the outcome of request x" in caplog.text and "disk is full" in caplog.text
-
-
-async def test_the_checkpointer_moves_the_wal_into_the_database(tmp_path: Path) -> None:
-    path = tmp_path / "s.db"
-    wal = path.with_name("s.db-wal")
-    async with Store.open(path, clock=lambda: NOW) as store:
-        for i in range(50):
-            await store.audit([Event(event="filler", actor="argobox", detail={"i": i, "pad": "x" * 2000})])
-        grown = wal.stat().st_size
-        checkpointer = Checkpointer(path)
-        try:
-            assert not checkpointer.checkpoint_wal(threshold=grown + 1)  # below the threshold: nothing to do
-            assert checkpointer.checkpoint_wal(threshold=1)
-        finally:
-            checkpointer.close()
-        await store.audit([Event(event="after", actor="argobox")])  # restarts the WAL, truncated (size limit 0)
-        restarted = wal.stat().st_size
-
-    assert grown > 100_000 and restarted < grown // 10
 
 
 async def test_a_huge_result_is_kept_only_when_its_caller_already_has_it(tmp_path: Path) -> None:
@@ -232,37 +219,37 @@ async def test_a_huge_result_is_kept_only_when_its_caller_already_has_it(tmp_pat
     assert approved.result == {"lines": lines}
 
 
-def test_checkpointing_the_wal_never_creates_a_database(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    path = tmp_path / "gone.db"
-    path.with_name("gone.db-wal").write_bytes(b"\0" * 64)
-    checkpointer = Checkpointer(path)
-    try:
-        with caplog.at_level(logging.ERROR, logger="argobox"):
-            moved = [checkpointer.checkpoint_wal(threshold=1) for _ in range(3)]
-    finally:
-        checkpointer.close()
-
-    assert moved == [False, False, False] and not path.exists()
-    assert caplog.text.count("cannot checkpoint the WAL") == 1  # reported once, not on every commit
-
-
-async def test_a_new_store_opens_while_another_process_holds_its_write_lock(tmp_path: Path) -> None:
+async def test_a_new_store_opens_while_another_process_holds_its_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # Switching a new database to WAL fails at once, without SQLite's busy wait, while another connection holds the
     # write lock (as when two stdio servers start together on a new store): opening waits and tries again.
     path = tmp_path / "s.db"
     holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     holder.execute("CREATE TABLE elsewhere (x)")
     holder.execute("BEGIN IMMEDIATE")
-    release = threading.Timer(0.3, lambda: holder.execute("COMMIT"))
-    release.start()
+    refused: list[str] = []
+    call = Connection.call
+
+    async def release_once_refused(self: Connection, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        try:
+            return await call(self, fn)
+        except sqlite3.OperationalError as exc:
+            if not refused:  # the store found the lock taken: the other process now lets go
+                refused.append(str(exc))
+                holder.execute("COMMIT")
+            raise
+
+    monkeypatch.setattr(Connection, "call", release_once_refused)
     try:
-        async with Store.open(path, clock=lambda: NOW) as store:
-            await store.audit([Event(event="opened", actor="argobox")])
-            events = [e.event for e in await store.audit_trail()]
+        with anyio.fail_after(30):
+            async with Store.open(path, clock=lambda: NOW) as store:
+                await store.audit([Event(event="opened", actor="argobox")])
+                events = [e.event for e in await store.audit_trail()]
     finally:
-        release.join()
         holder.close()
 
+    assert refused == ["database is locked"]
     assert events == ["opened"]
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone()[0] == "wal"
 
@@ -278,3 +265,58 @@ async def test_a_store_locked_past_the_bounded_wait_is_refused_when_opened(tmp_p
                 pass
     finally:
         holder.close()
+
+
+async def test_store_file_is_private(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=lambda: NOW):
+        pass
+
+    assert os.stat(path).st_mode & 0o777 == 0o600
+
+
+async def test_locked_store_fails_closed_within_the_bounded_wait(tmp_path: Path) -> None:
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=lambda: NOW):
+        pass
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN EXCLUSIVE")
+    try:
+        async with Store.open(path, clock=lambda: NOW, busy_timeout_ms=100) as store:
+            pytest.fail(f"opened a locked store: {store}")
+    except StoreError as exc:
+        assert "not writable" in str(exc) or "locked" in str(exc)
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+
+
+async def test_a_store_in_a_folder_every_user_may_write_is_refused(tmp_path: Path) -> None:
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    shared.chmod(0o777)
+
+    with pytest.raises(StoreError, match="can be written by every user"):
+        async with Store.open(shared / "s.db", clock=lambda: NOW):
+            pass
+
+    assert list(shared.iterdir()) == []
+
+
+async def test_a_link_to_nothing_where_the_database_goes_is_refused(tmp_path: Path) -> None:
+    target = tmp_path / "elsewhere" / "s.db"
+    target.parent.mkdir()
+    (tmp_path / "s.db").symlink_to(target)
+
+    with pytest.raises(StoreError, match="symbolic link to nothing"):
+        async with Store.open(tmp_path / "s.db", clock=lambda: NOW):
+            pass
+
+    assert not target.exists()
+
+
+async def test_a_new_store_gets_a_private_folder(tmp_path: Path) -> None:
+    async with Store.open(tmp_path / "new" / "s.db", clock=lambda: NOW):
+        pass
+
+    assert (tmp_path / "new").stat().st_mode & 0o777 == 0o700

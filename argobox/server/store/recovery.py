@@ -1,0 +1,63 @@
+"""Crash recovery: a request whose executing process died is marked `unknown`, and never run again.
+
+Each executing request records its executor (host and process id). A request is recovered only when its executor
+is on this host and gone; another host's executor cannot be checked, so it is assumed alive.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+
+from argobox.server.store.connection import Connection
+from argobox.server.store.records import Event, RequestStatus
+from argobox.server.store.requests import transition_body
+
+INTERRUPTED_MESSAGE = (
+    "the executing process stopped; whether the action ran is unknown, check the target before retrying"
+)
+
+
+def this_executor() -> str:
+    """Who is executing: host and process id, so a crashed executor can be told from a live one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def executor_alive(executor: str | None) -> bool:
+    """Whether the process named by `executor` may still be running."""
+    host, _, pid = (executor or "").rpartition(":")
+    if host != socket.gethostname() or not pid.isdigit():
+        return host != socket.gethostname() and bool(host)  # another host's executor: assume alive
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def recover_interrupted(connection: Connection) -> list[str]:
+    """Mark executing requests whose executor process is gone as `unknown`; returns their ids.
+
+    (`approved` is looked for too: stores written before approval and execution became one transaction may hold
+    requests left in it.)"""
+    rows = await connection.read(
+        "SELECT id, executor, status FROM requests WHERE status IN (?, ?)",
+        (RequestStatus.APPROVED.value, RequestStatus.EXECUTING.value),
+    )
+    recovered: list[str] = []
+    for request_id, executor, status in [(row["id"], row["executor"], row["status"]) for row in rows]:
+        if executor_alive(executor):
+            continue
+        detail = {"was": status, "executor": executor, "message": INTERRUPTED_MESSAGE}
+        body = transition_body(
+            request_id,
+            where="status = ? AND executor IS ?",
+            params=(status, executor),
+            sets={"status": RequestStatus.UNKNOWN.value},
+            events=[Event(event="interrupted", actor="argobox", detail=detail)],
+        )
+        if await connection.transaction(body) is not None:
+            recovered.append(request_id)
+    return recovered
