@@ -15,7 +15,7 @@ import tempfile
 import tomllib
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import tomlkit
 from tomlkit.exceptions import TOMLKitError
@@ -72,8 +72,8 @@ def write_token_hash(path: Path, agent: str, digest: str) -> None:
     """
 
     def table(document: TOMLDocument) -> Table:
-        agents = document.get("agents")
-        entry = agents.get(agent) if isinstance(agents, Table) else None
+        agents = _mapping(document).get("agents")
+        entry = _mapping(agents).get(agent) if isinstance(agents, Table) else None
         if entry is None:
             raise TokenWriteError(f"{path}: there is no [agents.{agent}] table; add the agent first")
         if not isinstance(entry, Table) or entry.is_super_table():
@@ -100,13 +100,14 @@ def write_operator_token_hash(path: Path, operator: str, digest: str) -> None:
     """
 
     def table(document: TOMLDocument) -> Table:
-        operators = document.get("operators")
+        operators = _mapping(document).get("operators")
         if operators is not None and not isinstance(operators, AoT):
             raise TokenWriteError(
                 f"{path}: the operators are not written as [[operators]] tables; paste the token_sha256 line into "
                 f"the entry of {operator} by hand"
             )
-        entries = [entry for entry in operators or [] if entry.get("name") == operator]
+        tables: list[Table] = operators.body if operators is not None else []
+        entries = [entry for entry in tables if _mapping(entry).get("name") == operator]
         if len(entries) != 1:
             raise TokenWriteError(f"{path}: there is no [[operators]] entry with name = {operator!r}; add it first")
         return entries[0]
@@ -157,6 +158,11 @@ def _write(
             f"the configuration would not be valid with this token, so it was not written: {exc}"
         ) from None
     _replace_atomically(path, edited)
+
+
+def _mapping(container: TOMLDocument | Table) -> Mapping[str, object]:
+    """A tomlkit table as the mapping it is (its own annotations leave keys and values untyped)."""
+    return cast("Mapping[str, object]", container)
 
 
 def _parse(text: str, path: Path) -> dict[str, Any]:
