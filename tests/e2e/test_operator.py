@@ -102,7 +102,7 @@ async def test_agents_can_never_open_the_operator_server_or_call_its_tools(write
                 await a.call_tool("approve_request", {"request_id": "aaaaaaaaaaaaaaaa"})
     trail = audit(config)
 
-    assert as_agent.returncode == 1 and "agents can never open the operator server" in as_agent.stderr
+    assert as_agent.returncode == 1 and "agents can never act as operators" in as_agent.stderr
     assert agent_token_for_alice.returncode == 1 and "does not match operator 'alice'" in agent_token_for_alice.stderr
     assert agent_env_for_alice.returncode == 1 and "requires a token" in agent_env_for_alice.stderr
     assert hidden.value.message == "Unknown tool: approve_request"
