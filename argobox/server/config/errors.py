@@ -92,10 +92,10 @@ def _unwrap(kind: Any) -> Any:
 
 
 def render(source: Path, problems: Sequence[Problem], text: str | None) -> str:
-    """The message of a `ConfigError`: the file, then one problem a line, each with its line in the file."""
+    """The message of a `ConfigError`: the file, then one problem a line, in the order of the file, each with its
+    line when it can be found."""
     lines = key_lines(text) if text is not None else {}
-    shown: list[str] = []
-    for where, problem in problems:
-        line = line_of(lines, where) if where else None
-        shown.append(f"line {line}: {problem}" if line is not None else problem)
+    located = [(line_of(lines, where) if where else None, problem) for where, problem in problems]
+    located.sort(key=lambda item: item[0] if item[0] is not None else len(text or "") + 1)
+    shown = [f"line {line}: {problem}" if line is not None else problem for line, problem in located]
     return f"{source}: invalid configuration:\n  " + "\n  ".join(shown)

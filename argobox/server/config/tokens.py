@@ -137,7 +137,7 @@ def _write(
     if not _DIGEST.fullmatch(digest):
         raise TokenWriteError("not a SHA-256 hex digest")
     try:
-        original = path.read_text(encoding="utf-8")
+        original = path.read_bytes().decode("utf-8")  # as is: read_text would turn CRLF line ends into LF
     except (OSError, UnicodeDecodeError) as exc:
         raise TokenWriteError(f"{path}: cannot read the configuration file: {exc}") from None
     before = _parse(original, path)
