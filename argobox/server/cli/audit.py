@@ -56,8 +56,12 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     audit.add_argument("--json", action="store_true", help="print a JSON array (exact, for jq)")
     audit.set_defaults(run=with_app(_trail))
     actions = audit.add_subparsers(dest="audit_action", metavar="ACTION", required=False)
+    _add_verify_and_export(actions.add_parser, common)
+    _add_prune_and_keygen(actions.add_parser, common)
 
-    verify = actions.add_parser(
+
+def _add_verify_and_export(add: AddParser, common: argparse.ArgumentParser) -> None:
+    verify = add(
         "verify",
         parents=[common],
         help="check the hash chain and the checkpoint",
@@ -73,7 +77,7 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     )
     verify.set_defaults(run=_verify)
 
-    export = actions.add_parser(
+    export = add(
         "export",
         parents=[common],
         help="write the trail as JSON Lines",
@@ -85,7 +89,9 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     export.add_argument("--output", metavar="PATH", help="write here (mode 0600) instead of standard output")
     export.set_defaults(run=_export)
 
-    prune = actions.add_parser(
+
+def _add_prune_and_keygen(add: AddParser, common: argparse.ArgumentParser) -> None:
+    prune = add(
         "prune",
         parents=[common],
         help="remove old events through a recorded prune",
@@ -102,7 +108,7 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     prune.add_argument("--as", dest="operator", required=True, metavar="OPERATOR", help=AS_HELP)
     prune.set_defaults(run=_prune)
 
-    keygen = actions.add_parser(
+    keygen = add(
         "keygen",
         parents=[common],
         help="create an Ed25519 key to sign checkpoints with",
