@@ -72,4 +72,3 @@ def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState
         "failures_to_cooldown": limits.failures.count,
         "cooldown_until": iso(usage.cooldown_until) if cooling else None,
     }
-
