@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from argobox.server.cli.main import build_parser, main
+from tests.conftest import WriteConfig
 from tests.server.cli.support import argobox
 
 
@@ -77,3 +79,16 @@ def test_an_unknown_key_is_shown_with_its_line_and_the_key_probably_meant(
     assert status == 2
     assert "line 4: docker.timeout_secs: unknown key; did you mean 'timeout_seconds'?" in shown
     assert "pydantic" not in shown
+
+
+def test_every_error_message_hides_the_secrets_the_config_names(write_config: WriteConfig, tmp_path: Path) -> None:
+    secret = "ha-secret-value-0123456789"
+    config = write_config(homeassistant='simulated_home = "home.json"\ntoken_env = "MY_HA_TOKEN"')
+    env = {**os.environ, "MY_HA_TOKEN": secret}
+
+    shown = argobox(config, "show", secret, env=env)
+    exported = argobox(config, "audit", "export", "--output", str(tmp_path / secret / "trail.jsonl"), env=env)
+
+    assert shown.returncode == 1 and "no request '<redacted>'" in shown.stderr
+    assert exported.returncode == 2 and "cannot write" in exported.stderr
+    assert secret not in shown.stderr + exported.stderr
