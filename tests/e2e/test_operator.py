@@ -8,6 +8,7 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,13 @@ README = Path(__file__).resolve().parents[2] / "README.md"
 
 def server(config: Path, *args: str, env: dict[str, str] | None = None) -> StdioServerParameters:
     return StdioServerParameters(command=ARGOBOX, args=["--config", str(config), *args], env=env)
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], *, within: float) -> None:
+    """Wait until `check()` holds, looking again every 50 ms; fail after `within` seconds."""
+    with anyio.fail_after(within):
+        while not await check():  # noqa: ASYNC110 - the condition lives in another process: no event to wait on
+            await anyio.sleep(0.05)
 
 
 def audit(config: Path) -> list[dict[str, Any]]:
@@ -134,23 +142,25 @@ async def test_readme_claude_desktop_config_launches_the_operator_server(write_c
     ]
 
 
-async def test_watch_follows_new_requests_and_decisions(write_config: WriteConfig) -> None:
-    config = write_config()
-    watcher = subprocess.Popen(
+def watch(config: Path) -> subprocess.Popen[str]:
+    return subprocess.Popen(
         [ARGOBOX, "--config", str(config), "watch"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
     )
+
+
+async def test_watch_follows_new_requests_and_decisions(write_config: WriteConfig) -> None:
+    config = write_config()
+    watcher = watch(config)
     try:
         assert watcher.stderr is not None and "watching" in watcher.stderr.readline()
         with anyio.fail_after(60):
             async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
                 queued = (await agent.call_tool("docker_stop_container", {"container": "web-api"})).structured_content
         request_id = queued["request_id"]  # type: ignore[index]
-        subprocess.run(
-            [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"],
-            timeout=60,
-            check=True,
-            capture_output=True,
-        )
+        with anyio.fail_after(60):
+            await anyio.run_process(
+                [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"]
+            )
         lines: list[str] = []
         assert watcher.stdout is not None
         with anyio.fail_after(30):
@@ -173,17 +183,15 @@ async def test_operator_server_follows_grant_changes_before_approving(write_conf
                     await agent.call_tool("docker_restart_container", {"container": "jellyfin"})
                 ).structured_content
             config.write_text(config.read_text().replace('"jellyfin", "web-*"', '"web-*"'))
-            reloaded = False
-            for _ in range(100):  # bounded: the watcher checks the file about once a second
+
+            async def reloaded() -> bool:
                 trail = (await operator.call_tool("query_audit", {})).structured_content
-                reloaded = any(
+                return any(
                     e["event"] == "config_reloaded" and "operator" in json.dumps(e["detail"]) for e in trail["events"]
                 )  # type: ignore[index]
-                if reloaded:
-                    break
-                await anyio.sleep(0.1)
+
+            await eventually(reloaded, within=30)  # the operator server checks its file about once a second
             refused = await operator.call_tool("approve_request", {"request_id": queued["request_id"]})  # type: ignore[index]
 
-    assert reloaded
     assert refused is not None and refused.is_error
     assert "no longer covered by the grant" in refused.content[0].text  # type: ignore[union-attr]

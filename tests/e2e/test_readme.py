@@ -15,7 +15,6 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.client.streamable_http import streamable_http_client
 
-from argobox.server.cli.main import DEFAULT_HTTP_LISTEN
 from argobox.server.transport.http import DEFAULT_LISTEN, MCP_PATH
 from tests.conftest import WriteConfig
 from tests.http_daemon import OPENCLAW_TOKEN, http_daemon, write_http_config
@@ -77,7 +76,7 @@ async def test_readme_openclaw_http_snippet_drives_the_daemon(tmp_path: Path, mo
                 queued = await client.call_tool("docker_restart_container", {"container": "jellyfin"})
 
     assert entry["transport"] == "streamable-http"
-    assert entry["url"] == f"http://{DEFAULT_LISTEN}{MCP_PATH}" and DEFAULT_HTTP_LISTEN == DEFAULT_LISTEN
+    assert entry["url"] == f"http://{DEFAULT_LISTEN}{MCP_PATH}"
     assert set(entry["headers"]) == {"Authorization"}  # type: ignore[arg-type]
     assert "docker_restart_container" in tools and all(re.fullmatch(r"[a-zA-Z0-9_-]+", t) for t in tools)
     assert queued.structured_content is not None

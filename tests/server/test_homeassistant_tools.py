@@ -15,11 +15,12 @@ from mcp import Client
 from mcp.shared.exceptions import MCPError
 
 from argobox.server.app import App, open_app
+from argobox.server.cli.tables import requests_table
 from argobox.server.config.model import load_config
 from argobox.server.mediation import operator_actions
 from argobox.server.mediation.explain import explain, explain_text
 from argobox.server.mediation.operators import OperatorClaim
-from argobox.server.mediation.views import request_json, requests_table
+from argobox.server.mediation.views import request_json
 from argobox.server.store import Refused
 from argobox.server.transport.agent import build_agent_server
 from tests.conftest import HOME_RULES, WriteConfig

@@ -7,6 +7,7 @@ The lab (containers and a small Home Assistant) is simulated so the demo never t
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from mcp import Client, StdioServerParameters
+
+from argobox.server.cli.common import AddParser, Cli
 
 DEMO_CONFIG = textwrap.dedent("""\
     # The demo's configuration: a simulated lab, one operator and one agent.
@@ -73,7 +75,7 @@ def _say(title: str, body: str = "") -> None:
 
 def _argobox(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """Run the real `argobox` command in its own process, as an operator would."""
-    return subprocess.run(
+    return subprocess.run(  # noqa: S603 - this same program, with arguments the demo chose
         [sys.executable, "-m", "argobox", "--config", str(config), *args],
         capture_output=True,
         text=True,
@@ -87,6 +89,8 @@ def _structured(result: Any) -> dict[str, Any]:
 
 
 async def _agent_session(config: Path, calls: list[tuple[str, dict[str, Any]]]) -> list[dict[str, Any]]:
+    from mcp import Client, StdioServerParameters  # the MCP client is slow to import; only the demo needs it
+
     params = StdioServerParameters(
         command=sys.executable, args=["-m", "argobox", "--config", str(config), "serve", "--agent", "openclaw"]
     )
@@ -96,6 +100,22 @@ async def _agent_session(config: Path, calls: list[tuple[str, dict[str, Any]]]) 
             result = await client.call_tool(tool, arguments)
             outcomes.append(_structured(result))
     return outcomes
+
+
+def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
+    """`argobox demo [--dir DIR]` (it writes its own configuration, so it takes no --config)."""
+    demo = add(
+        "demo",
+        help="run the first proof live against the simulated lab",
+        description="Run the first proof live: a scripted agent asks a real ArgoBox over MCP, and the operator "
+        "approves with the real CLI, against a simulated lab and home (no Docker engine or Home Assistant needed).",
+    )
+    demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
+    demo.set_defaults(run=_run_command)
+
+
+def _run_command(args: argparse.Namespace, cli: Cli) -> int:
+    return run_demo(Path(args.dir) if args.dir else None)
 
 
 def run_demo(directory: Path | None) -> int:
@@ -150,16 +170,13 @@ def _run(directory: Path) -> int:
 
 def _home_assistant(config: Path) -> bool:
     """The same gate in front of (simulated) Home Assistant: a pre-approved light, a door that needs a human."""
-    entities, lamp, kitchen, door = anyio.run(
-        _agent_session,
-        config,
-        [
-            ("ha_list_entities", {}),
-            ("ha_call_service", {"domain": "light", "service": "turn_on", "entity_id": "light.living_room_lamp"}),
-            ("ha_call_service", {"domain": "light", "service": "turn_off", "entity_id": "light.kitchen"}),
-            ("ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door"}),
-        ],
-    )
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("ha_list_entities", {}),
+        ("ha_call_service", {"domain": "light", "service": "turn_on", "entity_id": "light.living_room_lamp"}),
+        ("ha_call_service", {"domain": "light", "service": "turn_off", "entity_id": "light.kitchen"}),
+        ("ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door"}),
+    ]
+    entities, lamp, kitchen, door = anyio.run(_agent_session, config, calls)
     shown = ", ".join(f"{e['entity_id']} ({e['state']})" for e in entities["result"]["entities"])
     _say("7. Home Assistant: the agent lists the entities its grant shows (the porch camera is not among them)", shown)
     _say(

@@ -1,7 +1,8 @@
 """The TOML configuration, loaded into strict pydantic models.
 
-Unknown keys are errors, and every error names the file, the key path and what was expected. Relative paths
-in the file are relative to the file itself.
+Unknown keys are errors, and every error names the file, the line, the key path and what was expected (for an
+unknown key, the key probably meant: see `argobox.server.config.errors`). Relative paths in the file are relative to
+the file itself.
 """
 
 from __future__ import annotations
@@ -25,9 +26,11 @@ from pydantic import (
 )
 
 from argobox.policy.catalog import Backend, tools_for
-from argobox.policy.decide import Effect, Grant, Rule, check_grant
+from argobox.policy.decide import Effect, Grant, Rule
 from argobox.policy.limits import Limits, Window
-from argobox.server.audit import KeyFileError, Signer, VerifyKey, load_signer, load_verify_key
+from argobox.server.audit import Signer, VerifyKey, load_signer, load_verify_key
+from argobox.server.config.checks import audit_key_problems, consistency_problems
+from argobox.server.config.errors import render, validation_problems
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -65,7 +68,7 @@ class DockerConfig(_Section):
 class HomeAssistantConfig(_Section):
     url: str | None = None
     """Where Home Assistant answers, e.g. http://homeassistant.local:8123 (ArgoBox adds /api)."""
-    token_env: EnvName = "ARGOBOX_HA_TOKEN"
+    token_env: EnvName = "ARGOBOX_HA_TOKEN"  # noqa: S105 - the name of a variable, not a token
     """The environment variable holding the long-lived access token; the token itself is never in this file."""
     timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     simulated_home: FilePath | None = None
@@ -272,23 +275,6 @@ class Config(_Section):
         return next((op for op in self.operators if op.name == name), None)
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    out = ""
-    for part in loc:
-        if part == "[key]":
-            out += " (the name)"
-            continue
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "(top level)"
-
-
-def _describe_error(error: Any) -> str:
-    loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
-    if error["type"] == "extra_forbidden":
-        return f"{_loc(loc)}: unknown key"
-    return f"{_loc(loc)}: {str(error['msg']).removeprefix('Value error, ')}"
-
-
 def resolve_config_path(explicit: str | None) -> Path:
     """`--config` if given, else `$ARGOBOX_CONFIG`, else `./argobox.toml`."""
     chosen = explicit or os.environ.get(CONFIG_ENV)
@@ -303,35 +289,25 @@ def resolve_config_path(explicit: str | None) -> Path:
     )
 
 
-def parse_config(data: dict[str, Any], source: Path) -> Config:
-    """Validate already-decoded TOML `data`; relative paths are resolved against `source`'s folder."""
+def parse_config(data: dict[str, Any], source: Path, text: str | None = None) -> Config:
+    """Validate already-decoded TOML `data`; relative paths are resolved against `source`'s folder. With `text`, the
+    file as written, each error also names its line."""
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        lines = [_describe_error(e) for e in exc.errors()]
-        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(lines)) from None
-    problems: list[str] = []
-    names = [op.name for op in config.operators]
-    problems += [f"operators: {n!r} is listed twice" for n in sorted({n for n in names if names.count(n) > 1})]
-    problems += [f"operators: {n!r} is reserved for ArgoBox itself" for n in names if n in ("policy", "argobox")]
-    problems += [
-        f"operators: {n!r} is also an agent; an agent identity can never be an operator"
-        for n in names
-        if n in config.agents
-    ]
-    if config.notifications.homeassistant is not None and config.homeassistant is None:
-        problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
-    agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
-    problems += [
-        f"operators: {op.name!r} has the same token_sha256 as an agent; an agent's token can never open the operator server"
-        for op in config.operators
-        if op.token_sha256 in agent_hashes
-    ]
-    for agent in config.agents:
-        problems += check_grant(config.grant(agent))
-    problems += _shared_token_problems(config)
+        raise ConfigError(render(source, validation_problems(exc, Config), text)) from None
+    problems = consistency_problems(config)
     if problems:
-        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
+        raise ConfigError(render(source, problems, text))
+    resolved = _with_resolved_paths(config, source)
+    problems = audit_key_problems(resolved.audit)
+    if problems:
+        raise ConfigError(render(source, problems, text))
+    return resolved
+
+
+def _with_resolved_paths(config: Config, source: Path) -> Config:
+    """`config` with its relative paths made relative to the folder of the file it was read from."""
     base = source.parent
     storage = config.storage.model_copy(update={"path": base / config.storage.path})
     docker = config.docker
@@ -343,53 +319,9 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     audit = config.audit.model_copy(
         update={key: base / value for key, value in config.audit.model_dump().items() if value is not None}
     )
-    resolved = config.model_copy(
+    return config.model_copy(
         update={"storage": storage, "docker": docker, "homeassistant": home, "audit": audit, "source": source}
     )
-    problems = _audit_key_problems(resolved.audit)
-    if problems:
-        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
-    return resolved
-
-
-def _audit_key_problems(audit: AuditConfig) -> list[str]:
-    """Load the configured audit keys once, so that a bad key is a configuration error naming its key."""
-    problems: list[str] = []
-    signer = verifier = None
-    try:
-        signer = audit.signer()
-    except KeyFileError as exc:
-        problems.append(
-            f"audit.signing_key_file: {exc}; expected an Ed25519 private key in PEM (PKCS#8, "
-            "unencrypted), e.g. from `argobox audit keygen`"
-        )
-    if audit.verify_key_file is not None:
-        try:
-            verifier = load_verify_key(audit.verify_key_file)
-        except KeyFileError as exc:
-            problems.append(f"audit.verify_key_file: {exc}; expected an Ed25519 public key in PEM")
-    if signer is not None and verifier is not None and signer.key_id != verifier.key_id:
-        problems.append(
-            "audit.verify_key_file: is not the public key of audit.signing_key_file "
-            f"(key ids {verifier.key_id} and {signer.key_id})"
-        )
-    return problems
-
-
-def _shared_token_problems(config: Config) -> list[str]:
-    """A token identifies exactly one agent: no two agents, and no agent and operator, may share a token hash."""
-    owners: dict[str, list[str]] = {}
-    for name, agent in config.agents.items():
-        if agent.token_sha256 is not None:
-            owners.setdefault(agent.token_sha256, []).append(f"agents.{name}")
-    for op in config.operators:
-        if op.token_sha256 is not None and op.token_sha256 in owners:
-            owners[op.token_sha256].append(f"operators {op.name!r}")
-    return [
-        f"{', '.join(names)}: the same token_sha256; every agent needs its own token"
-        for names in owners.values()
-        if len(names) > 1
-    ]
 
 
 def load_config(path: Path) -> Config:
@@ -404,4 +336,4 @@ def load_config(path: Path) -> Config:
         raise ConfigError(f"{path}: the configuration file is not UTF-8 text") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: invalid TOML: {exc}") from None
-    return parse_config(data, path.resolve())
+    return parse_config(data, path.resolve(), raw.decode("utf-8"))

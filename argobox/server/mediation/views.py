@@ -1,12 +1,12 @@
-"""How requests and audit events are shown to operators: JSON objects and plain-text screens.
+"""How requests, audit events and budgets are shown to operators as JSON objects (the CLI's `--json`, the operator
+server, and the explain view). The CLI's text tables are in `argobox.server.cli.tables`.
 
-Everything shown passes through the redactor: values (so secret-looking keys are caught) and then the whole text
-(so configured secrets and URL credentials are caught wherever they ended up).
+Everything shown passes through the redactor: values, so that secret-looking keys are caught, and configured secrets
+and URL credentials wherever they ended up.
 """
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from argobox.policy.catalog import describe_call
@@ -58,52 +58,6 @@ def audit_json(event: AuditRecord, redact: Redactor) -> dict[str, Any]:
     )
 
 
-def _short_args(arguments: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={json.dumps(v)}" for k, v in sorted(arguments.items())) or "-"
-
-
-def requests_table(records: list[RequestRecord], redact: Redactor) -> str:
-    if not records:
-        return "no requests"
-    rows = [("ID", "STATUS", "AGENT", "TOOL", "ARGUMENTS", "CREATED", "EXPIRES")]
-    for r in records:
-        rows.append(
-            (
-                r.id,
-                r.status.value,
-                r.agent,
-                r.tool,
-                _short_args(redact(r.arguments))[:60],
-                iso(r.created_at) or "-",
-                iso(r.expires_at) or "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    return redact.text(
-        "\n".join("  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in rows)
-    )
-
-
-def _detail_text(detail: dict[str, Any]) -> str:
-    return ", ".join(
-        f"{k}={json.dumps(v, sort_keys=True, ensure_ascii=False)}"
-        for k, v in sorted(detail.items())
-        if v not in (None, "")
-    )
-
-
-def audit_lines(events: list[AuditRecord], redact: Redactor) -> str:
-    if not events:
-        return "no audit events"
-    lines = []
-    for e in events:
-        where = f" {e.request_id}" if e.request_id else ""
-        what = f" {e.tool}" if e.tool else ""
-        detail = _detail_text(redact(e.detail))
-        lines.append(f"#{e.seq} {iso(e.at)}{where} {e.event} by {e.actor}{what}" + (f": {detail}" if detail else ""))
-    return redact.text("\n".join(lines))
-
-
 def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState, *, now: float) -> dict[str, Any]:
     cooling = usage.cooldown_until is not None and usage.cooldown_until > now
     return {
@@ -118,22 +72,3 @@ def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState
         "failures_to_cooldown": limits.failures.count,
         "cooldown_until": iso(usage.cooldown_until) if cooling else None,
     }
-
-
-def budgets_table(rows: list[dict[str, Any]]) -> str:
-    if not rows:
-        return "no agents configured"
-    table = [("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL")]
-    for r in rows:
-        table.append(
-            (
-                r["agent"],
-                f"{r['requests_last_minute']}/{r['requests_per_minute']}",
-                f"{r['mutations_last_hour']}/{r['mutations_per_hour']}",
-                f"{r['pending']}/{r['max_pending']}",
-                f"{r['failure_streak']}/{r['failures_to_cooldown']}",
-                r["cooldown_until"] or "-",
-            )
-        )
-    widths = [max(len(row[i]) for row in table) for i in range(len(table[0]))]
-    return "\n".join("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in table)

@@ -46,13 +46,13 @@ from argobox.server.config.model import Config, ConfigError
 from argobox.server.config.tokens import agent_for_token
 from argobox.server.store import Event, StoreError
 from argobox.server.transport.agent import Identity, build_agent_server
+from argobox.server.transport.listen import DEFAULT_LISTEN
 from argobox.server.transport.live import LiveState
 from argobox.server.transport.refusals import RefusalAudit
 from argobox.server.transport.watch import ConfigWatcher, Reload
 
 logger = logging.getLogger("argobox")
 
-DEFAULT_LISTEN = "127.0.0.1:8765"
 MCP_PATH = "/mcp"
 DEFAULT_DRAIN_SECONDS = 30.0
 _LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")

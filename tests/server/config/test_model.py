@@ -9,7 +9,7 @@ import pytest
 from argobox.server.audit import write_keypair
 from argobox.server.config.model import ConfigError, load_config, resolve_config_path
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_example_config_parses_and_resolves_paths_next_to_the_file() -> None:
@@ -211,3 +211,56 @@ def test_audit_keys_resolve_next_to_the_file(tmp_path: Path) -> None:
 
     assert config.audit.signing_key_file == tmp_path.resolve() / "a.pem"
     assert signer is not None and key is not None and key.key_id == signer.key_id
+
+
+def test_errors_give_the_line_and_suggest_the_key_probably_meant(tmp_path: Path) -> None:
+    path = write(
+        tmp_path,
+        "# the homelab\n"
+        "[docker]\n"
+        "baseurl = 'unix:///run/docker.sock'\n"
+        "\n"
+        "[agents.openclaw]\n"
+        "limts = { max_pending = 2 }\n"
+        "\n"
+        "[[agents.openclaw.rules]]\n"
+        "tools = ['docker_list_containers']\n"
+        "effect = 'allow'\n"
+        "\n"
+        "[[agents.openclaw.rules]]\n"
+        "tools = ['docker_restart_container']\n"
+        "effect = 'alow'\n"
+        "[notifications]\n"
+        "colour = 'red'\n",
+    )
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+
+    assert str(info.value).splitlines()[1:] == [
+        "  line 3: docker.baseurl: unknown key; did you mean 'base_url'?",
+        "  line 6: agents.openclaw.limts: unknown key; did you mean 'limits'?",
+        "  line 14: agents.openclaw.rules[1].effect: Input should be 'allow', 'approve' or 'deny'",
+        "  line 16: notifications.colour: unknown key (expected one of: webhooks, ntfy, homeassistant)",
+    ]
+
+
+def test_policy_problems_and_shared_tokens_give_their_line_once(tmp_path: Path) -> None:
+    token = "a" * 64
+    path = write(
+        tmp_path,
+        f"[[operators]]\nname = 'alice'\ntoken_sha256 = '{token}'\n\n"
+        f"[agents.openclaw]\ntoken_sha256 = '{token}'\n\n"
+        "[[agents.openclaw.rules]]\ntools = ['docker_restart_container']\neffect = 'allow'\n",
+    )
+
+    with pytest.raises(ConfigError) as info:
+        load_config(path)
+
+    problems = str(info.value).splitlines()[1:]
+    assert problems[0] == (
+        "  line 3: operators: 'alice' has the same token_sha256 as agents.openclaw; an agent's token can never open "
+        "the operator server"
+    )
+    assert problems[1].startswith('  line 8: agents.openclaw.rules[0]: effect = "allow" would let the mutating tool')
+    assert len(problems) == 2

@@ -8,28 +8,15 @@ import json
 import os
 import sqlite3
 import subprocess
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import WriteConfig
+from tests.server.cli.support import ARGOBOX, argobox
 
-ARGOBOX = str(Path(sys.executable).with_name("argobox"))
 FIELDS = {"seq", "at", "request_id", "event", "actor", "agent", "tool", "detail", "prev_hash", "hash"}
-
-
-def argobox(config: Path | None, *args: str) -> subprocess.CompletedProcess[str]:
-    prefix = ["--config", str(config)] if config is not None else []
-    return subprocess.run(
-        [ARGOBOX, *prefix, *args],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-        cwd=config.parent if config is not None else None,
-    )
 
 
 def some_events(config: Path, count: int = 3) -> None:

@@ -1,0 +1,102 @@
+"""Clear answers to operator-tool calls whose arguments do not fit: which argument, and what is expected.
+
+The SDK validates a call's arguments against the tool's input schema before the tool runs, and answers a mismatch with
+pydantic's own text ("1 validation error for deny_requestArguments ... visit https://errors.pydantic.dev/...").
+`ArgumentCheckedServer` catches that at the tool boundary and answers in the operator's terms instead, built from the
+tool's published input schema, so the message and the schema cannot disagree. The rejected values are not echoed.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mcp import types
+from mcp.server import MCPServer
+from mcp.server.mcpserver.context import Context
+from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
+from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+
+
+class ArgumentCheckedServer(MCPServer[Any]):
+    """An `MCPServer` whose argument errors name the argument and what it takes, never the validator's text."""
+
+    async def call_tool(
+        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
+    ) -> types.CallToolResult | types.InputRequiredResult:
+        try:
+            return await super().call_tool(name, arguments, context)
+        except ToolError as exc:
+            cause = exc.__cause__
+            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+                raise
+            schemas = {tool.name: tool.input_schema for tool in await self.list_tools()}
+            schema: dict[str, Any] = schemas.get(name) or {}
+            raise ToolError(argument_errors(name, cause, schema)) from cause
+
+
+def argument_errors(tool: str, error: ValidationError, schema: dict[str, Any]) -> str:
+    """One sentence per wrong argument of `tool`: which one, what is wrong, and what the schema expects."""
+    properties: dict[str, Any] = schema.get("properties") or {}
+    problems = [_problem(e, properties) for e in error.errors()]
+    return f"{tool}: " + "; ".join(dict.fromkeys(problems)) + "."
+
+
+def _problem(error: ErrorDetails, properties: dict[str, Any]) -> str:
+    name = str(error["loc"][0]) if error["loc"] else ""
+    if not name:
+        return "the arguments must be an object of named arguments"
+    if error["type"] == "missing":
+        what = "is required"
+    elif error["type"] == "extra_forbidden" or name not in properties:
+        return f"{name!r} is not one of its arguments (it takes: {', '.join(properties) or 'none'})"
+    else:
+        what = "is not valid"
+    expected = expectation(properties.get(name) or {})
+    return f"argument {name!r} {what}" + (f": expected {expected}" if expected else "")
+
+
+def expectation(schema: dict[str, Any]) -> str:
+    """What a JSON Schema accepts, in words: "a text of 1 to 1000 characters (why the request is denied)"."""
+    options: list[dict[str, Any]] = schema.get("anyOf") or [schema]
+    kinds = [_kind(option) for option in options if option.get("type") != "null"]
+    words = " or ".join(kind for kind in kinds if kind) or "a value"
+    if any(option.get("type") == "null" for option in options):
+        words += ", or null"
+    description = schema.get("description")
+    return f"{words} ({description})" if description else words
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    kind = schema.get("type")
+    if "enum" in schema:
+        return "one of " + ", ".join(repr(value) for value in schema["enum"])
+    if kind == "string":
+        return "a text" + _bounds(schema.get("minLength"), schema.get("maxLength"), "characters")
+    if kind == "integer":
+        return "a whole number" + _range(schema.get("minimum"), schema.get("maximum"))
+    if kind == "number":
+        return "a number" + _range(schema.get("minimum"), schema.get("maximum"))
+    if kind == "boolean":
+        return "true or false"
+    return str(kind) if kind else ""
+
+
+def _bounds(low: int | None, high: int | None, unit: str) -> str:
+    if low and high:
+        return f" of {low} to {high} {unit}"
+    if high:
+        return f" of at most {high} {unit}"
+    if low:
+        return f" of at least {low} {unit}"
+    return ""
+
+
+def _range(low: float | None, high: float | None) -> str:
+    if low is not None and high is not None:
+        return f" from {low} to {high}"
+    if low is not None:
+        return f" of at least {low}"
+    if high is not None:
+        return f" of at most {high}"
+    return ""
