@@ -44,6 +44,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from argobox.server.agent import Identity, build_agent_server
 from argobox.server.app import App
 from argobox.server.config import Config, ConfigError
+from argobox.server.health import health_route
 from argobox.server.live import LiveState
 from argobox.server.refusals import RefusalAudit
 from argobox.server.reload import ConfigWatcher, Reload
@@ -257,7 +258,8 @@ def build_http_app(app: App, *, security: TransportSecuritySettings, live: LiveS
     server = build_agent_server(app, http_identity(app), live=state)
     manager = StreamableHTTPSessionManager(app=server, security_settings=security)
     gate = BearerGate(StreamableHTTPASGIApp(manager), app, security)
-    asgi = Starlette(routes=[Route(MCP_PATH, endpoint=gate)], lifespan=lambda _: manager.run())
+    routes = [Route(MCP_PATH, endpoint=gate), health_route(app.store)]
+    asgi = Starlette(routes=routes, lifespan=lambda _: manager.run())
     return HttpDaemon(asgi=asgi, gate=gate, live=state)
 
 
