@@ -153,6 +153,9 @@ wheelhouse() {
     requirements="$(requirements)"
     key="$(printf '%s\n%s\n' "$requirements" "$ARCH" | sha256sum | cut -c1-12)"
     dir="$CACHE/wheelhouse/py$PYTHON_MINOR-$key"
+    mkdir -p "$CACHE/wheelhouse"
+    exec 7>"$CACHE/wheelhouse.lock"
+    flock -w 600 7 || die "another run holds $CACHE/wheelhouse.lock"
     if [[ ! -f "$dir/.complete" ]]; then
         log "making the wheelhouse $dir"
         rm -rf "$dir"
@@ -162,6 +165,7 @@ wheelhouse() {
             die "pip could not make the wheelhouse (output above)"
         touch "$dir/.complete"
     fi
+    exec 7>&-
     printf '%s\n' "$dir"
 }
 
