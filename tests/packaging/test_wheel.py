@@ -20,7 +20,9 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import anyio
 import pytest
+from mcp import Client, StdioServerParameters
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
@@ -41,14 +43,20 @@ class Installed:
     venv: Path
     home: Path
 
-    def run(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-        """Run the installed `argobox` the way a user's shell would: from a directory of its own, with only the
-        new environment's bin on PATH before the system's."""
+    @property
+    def argobox(self) -> str:
+        return str(self.venv / "bin" / "argobox")
+
+    def env(self, **extra: str) -> dict[str, str]:
+        """A user's shell environment: nothing of this checkout or its venv, the new environment's bin on PATH."""
         clean = {k: v for k, v in os.environ.items() if not k.startswith(("PYTHON", "VIRTUAL_ENV", "ARGOBOX_"))}
-        clean["PATH"] = f"{self.venv / 'bin'}{os.pathsep}/usr/bin:/bin"
+        return {**clean, "PATH": f"{self.venv / 'bin'}{os.pathsep}/usr/bin:/bin", **extra}
+
+    def run(self, *args: str, **env: str) -> subprocess.CompletedProcess[str]:
+        """Run the installed `argobox` from a directory of its own, as a user would."""
         return subprocess.run(
-            [str(self.venv / "bin" / "argobox"), *args], capture_output=True, text=True, timeout=TIMEOUT_S,
-            cwd=self.home, env={**clean, **(env or {})}, check=False,
+            [self.argobox, *args], capture_output=True, text=True, timeout=TIMEOUT_S, cwd=self.home,
+            env=self.env(**env), check=False,
         )  # fmt: skip
 
 
@@ -148,16 +156,30 @@ effect = "allow"
 """
 
 
-def test_first_use_a_token_for_the_agent_and_an_empty_store(installed: Installed) -> None:
+async def list_tools_over_stdio(installed: Installed, config: Path, token: str) -> list[str]:
+    """What an agent's MCP client sees when it starts the installed `argobox serve` (the official client)."""
+    params = StdioServerParameters(
+        command=installed.argobox, args=["--config", str(config), "serve", "--agent", "openclaw"],
+        env=installed.env(ARGOBOX_AGENT_TOKEN=token), cwd=installed.home,
+    )  # fmt: skip
+    with anyio.fail_after(120):
+        async with Client(params) as client:  # type: ignore[arg-type]
+            return [tool.name for tool in (await client.list_tools()).tools]
+
+
+@pytest.mark.anyio
+async def test_first_use_a_token_an_agent_connected_over_stdio_and_an_empty_store(installed: Installed) -> None:
     config = installed.home / "argobox.toml"
     config.write_text(FIRST_CONFIG)
 
     token = installed.run("--config", str(config), "token", "new", "openclaw", "--write")
-    requests = installed.run("requests", env={"ARGOBOX_CONFIG": str(config)})
+    (value,) = re.findall(r"^token: (\S+)$", token.stdout, re.MULTILINE)
+    tools = await list_tools_over_stdio(installed, config, value)
+    requests = installed.run("requests", ARGOBOX_CONFIG=str(config))
     verified = installed.run("--config", str(config), "audit", "verify")
 
     assert token.returncode == 0, token.stderr
-    (value,) = re.findall(r"^token: (\S+)$", token.stdout, re.MULTILINE)
+    assert tools == ["argobox_request_status", "docker_list_containers"]
     digest = hashlib.sha256(value.encode()).hexdigest()
     assert f'token_sha256 = "{digest}"' in config.read_text() and value not in config.read_text()
     assert (requests.returncode, requests.stdout.strip()) == (0, "no requests"), requests.stderr
@@ -167,10 +189,3 @@ def test_first_use_a_token_for_the_agent_and_an_empty_store(installed: Installed
     #   installed.run("init", "--dir", str(installed.home / "etc"))  -> exit 0, a config and fresh tokens printed
     #   installed.run("--config", ..., "doctor", "--json")             -> exit 0, every check green
     # in place of the hand-written FIRST_CONFIG above.
-
-
-def test_the_demo_runs_the_first_proof_from_the_installed_wheel(installed: Installed) -> None:
-    done = installed.run("demo", "--dir", str(installed.home / "demo"))
-
-    assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
-    assert "the Home Assistant gate held" in done.stdout
