@@ -46,6 +46,7 @@ from argobox.server.config.model import Config, ConfigError
 from argobox.server.config.tokens import agent_for_token
 from argobox.server.store import Event, StoreError
 from argobox.server.transport.agent import Identity, build_agent_server
+from argobox.server.transport.health import health_route
 from argobox.server.transport.listen import DEFAULT_LISTEN
 from argobox.server.transport.live import LiveState
 from argobox.server.transport.refusals import RefusalAudit
@@ -263,7 +264,8 @@ def build_http_app(app: App, *, security: TransportSecuritySettings, live: LiveS
     server = build_agent_server(app, http_identity(app), live=state)
     manager = StreamableHTTPSessionManager(app=server, security_settings=security)
     gate = BearerGate(StreamableHTTPASGIApp(manager), app, security)
-    asgi = Starlette(routes=[Route(MCP_PATH, endpoint=gate)], lifespan=lambda _: manager.run())
+    routes = [Route(MCP_PATH, endpoint=gate), health_route(app.store)]
+    asgi = Starlette(routes=routes, lifespan=lambda _: manager.run())
     return HttpDaemon(asgi=asgi, gate=gate, live=state)
 
 
