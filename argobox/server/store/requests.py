@@ -56,14 +56,15 @@ def new_record(request: NewRequest, now: float, executor: str) -> RequestRecord:
         result=None,
         error=None,
         updated_at=now,
+        target=request.target,
     )
 
 
 def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
     db.execute(
         "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
-        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at, target)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.id,
             record.agent,
@@ -81,6 +82,7 @@ def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
             record.decided_at,
             record.executor,
             record.updated_at,
+            json.dumps(record.target, sort_keys=True) if record.target is not None else None,
         ),
     )
 

@@ -188,12 +188,24 @@ def chain_audit(tx: Tx) -> None:
         tx.append([started], request_id=None, agent=None, tool=None)
 
 
+REQUEST_TARGETS = [
+    "ALTER TABLE requests ADD COLUMN target TEXT",
+    "DROP TRIGGER IF EXISTS requests_binding_is_immutable",
+    """CREATE TRIGGER requests_binding_is_immutable
+BEFORE UPDATE OF id, agent, tool, arguments, digest, target ON requests
+BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool, arguments and target'); END""",
+]
+"""The identity of a request's target as it was when the request was queued (e.g. the container's id and image),
+part of what an approval is bound to."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("requests_and_audit", _statements(REQUESTS_AND_AUDIT)),
     Migration("budgets", _statements(BUDGETS)),
     Migration("outbox", _statements(OUTBOX)),
     Migration("chain_audit", chain_audit),
     Migration("budget_partial_indexes", _statements(BUDGET_PARTIAL_INDEXES)),
+    Migration("request_targets", _statements(REQUEST_TARGETS)),
 )
 """Every schema change, in the order they are applied. Names are forever: add new ones at the end."""
 
