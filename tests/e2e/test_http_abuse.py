@@ -23,6 +23,8 @@ from tests.http_daemon import (
     connect,
     http_daemon,
     modern_headers,
+    rewrite_in_place,
+    sha,
     write_http_config,
 )
 
@@ -155,6 +157,22 @@ async def test_an_idle_session_frees_its_slot(tmp_path: Path) -> None:
     assert_session_cap_refusal(over, 2)
     assert again.status_code == 200
     assert expired.status_code == 404
+
+
+async def test_a_revoked_token_frees_the_sessions_it_held_at_once(tmp_path: Path) -> None:
+    config = write_http_config(tmp_path, extra="\n[http]\nmax_sessions_per_agent = 2\n")
+    rotated = "openclaw-rotated-token-0123456789"
+    with anyio.fail_after(TEST_TIMEOUT_S):
+        async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
+            opened = [await handshake(http, daemon.url, OPENCLAW_TOKEN) for _ in range(2)]
+            over = await handshake(http, daemon.url, OPENCLAW_TOKEN)
+            rewrite_in_place(config, sha(OPENCLAW_TOKEN), sha(rotated))
+            await daemon.wait_for_log(r"credentials revoked for openclaw")
+            fresh = await handshake(http, daemon.url, rotated)
+
+    assert [r.status_code for r in opened] == [200, 200]
+    assert_session_cap_refusal(over, 2)
+    assert fresh.status_code == 200
 
 
 MODERN_META: dict[str, Any] = {

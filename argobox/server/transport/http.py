@@ -199,6 +199,7 @@ class BearerGate:
         self.refusals = RefusalAudit(app, transport="http")
         self._inner = AnswerSessionCap(inner, self.refusals)
         self._screen = PostScreen(app, self.refusals, sessions)
+        self.sessions = sessions
         self.streams = _Streams()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -269,6 +270,8 @@ class HttpDaemon:
     async def on_reload(self, change: Reload) -> None:
         self.live.revoke(change.revoked)
         self.gate.streams.end_for(change.revoked)
+        if self.gate.sessions is not None:
+            await self.gate.sessions.end_sessions_of(change.revoked)
         await self.live.tools_changed(change.changed - change.revoked)
 
 

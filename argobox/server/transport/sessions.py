@@ -73,6 +73,14 @@ class AgentSessionManager(StreamableHTTPSessionManager):
             self._open[agent] += 1
         return transport
 
+    async def end_sessions_of(self, agents: frozenset[str]) -> None:
+        """End every session of `agents` (their credential was revoked: the sessions can no longer be used), so
+        that their slots are free at once."""
+        for session, agent in list(self._agent_of.items()):
+            transport = self._server_instances.get(session)
+            if agent in agents and transport is not None:
+                await self._discard_session(session, transport)
+
     async def _discard_session(self, session_id: str, transport: StreamableHTTPServerTransport) -> None:
         agent = self._agent_of.pop(session_id, None)  # called more than once for one session: count it once
         if agent is not None:
