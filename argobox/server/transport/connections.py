@@ -86,6 +86,7 @@ def fit_to_descriptors(limits: HttpConfig) -> HttpConfig:
         if raised > soft:
             try:
                 resource.setrlimit(resource.RLIMIT_NOFILE, (raised, hard))
+                logger.info("raised the file-descriptor limit from %d to %d for [http] max_connections", soft, raised)
                 soft = raised
             except (ValueError, OSError) as exc:
                 logger.warning("could not raise the file-descriptor limit from %d to %d: %s", soft, raised, exc)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 logger = logging.getLogger("argobox")
@@ -24,11 +25,12 @@ class CoalescedLog:
     into the next line (or into `flush`)."""
 
     window: float = LOG_WINDOW_SECONDS
+    clock: Callable[[], float] = time.monotonic
     _opened: dict[str, float] = field(default_factory=dict[str, float])
     _counted: Counter[str] = field(default_factory=Counter[str])
 
     def note(self, kind: str, text: str) -> None:
-        now = time.monotonic()
+        now = self.clock()
         opened = self._opened.get(kind)
         if opened is not None and now - opened < self.window:
             self._counted[kind] += 1
@@ -47,15 +49,16 @@ class QuietRepeats(logging.Filter):
     """Lets the first record with a given first line through in each window, without its traceback when one like
     it was shown before, and counts the others into the next one let through."""
 
-    def __init__(self, window: float = LOG_WINDOW_SECONDS) -> None:
+    def __init__(self, window: float = LOG_WINDOW_SECONDS, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self._window = window
+        self._clock = clock
         self._opened: dict[str, float] = {}
         self._counted: Counter[str] = Counter()
 
     def filter(self, record: logging.LogRecord) -> bool:
         key = f"{record.name}:{str(record.msg).partition(chr(10))[0]}"
-        now = time.monotonic()
+        now = self._clock()
         opened = self._opened.get(key)
         if opened is not None and now - opened < self._window:
             self._counted[key] += 1
