@@ -65,7 +65,10 @@ def test_connections_are_capped_per_address_then_in_total_and_released() -> None
 def test_max_connections_is_lowered_to_what_the_descriptor_limit_holds(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(connections.resource, "getrlimit", lambda _: (200, 200))
+    def few(_: int) -> tuple[int, int]:
+        return (200, 200)
+
+    monkeypatch.setattr(connections.resource, "getrlimit", few)
     fitted = fit_to_descriptors(HttpConfig(max_connections=512))
     assert fitted.max_connections == 200 - DESCRIPTORS_RESERVED
     assert "max_connections = 512 is lowered to 136" in caplog.text
