@@ -31,6 +31,7 @@ from argobox.policy.limits import Limits, Window
 from argobox.server.audit import Signer, VerifyKey, load_signer, load_verify_key
 from argobox.server.config.checks import audit_key_problems, consistency_problems
 from argobox.server.config.errors import render, validation_problems
+from argobox.server.config.http import HttpConfig
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -225,6 +226,8 @@ class Config(_Section):
     audit: AuditConfig = AuditConfig()
     limits: LimitsConfig = LimitsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    http: HttpConfig = HttpConfig()
+    """Limits of the HTTP daemon (`argobox serve --http`): sessions per agent, connections, slow clients."""
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     source: Path | None = Field(default=None, exclude=True)
