@@ -122,6 +122,9 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("agent")
     reset.add_argument("--as", dest="operator", metavar="OPERATOR", help="the configured operator doing it")
 
+    sub.add_parser("listen", parents=[common],
+                   help="hear the Approve and Deny buttons of Home Assistant pushes (without serve --http)")
+
     demo = sub.add_parser("demo", help="run the first proof live against the simulated lab")
     demo.add_argument("--dir", metavar="DIR", help="keep the demo's config, store and lab here (default: a temp dir)")
     return parser
@@ -159,13 +162,14 @@ async def _serve(args: argparse.Namespace) -> int:
 
 async def _serve_http(args: argparse.Namespace) -> int:
     from argobox.server.http import serve_http
+    from argobox.server.phone.listener import listen_forever
 
     if args.agent:
         raise CommandError("--http serves every agent, each by its bearer token; drop --agent", EXIT_USAGE)
     config = _load(args)
     async with open_app(config) as app:
         await serve_http(app, args.http, allow_non_loopback=args.allow_non_loopback, allowed_hosts=args.allowed_host,
-                         drain_seconds=max(0.0, args.drain_timeout), background=[notify_forever])
+                         drain_seconds=max(0.0, args.drain_timeout), background=[notify_forever, listen_forever])
     return EXIT_OK
 
 
@@ -214,6 +218,18 @@ async def _operator(args: argparse.Namespace) -> int:
             tasks.start_soon(_follow_config, app, f"operator server of {args.operator}")
             await server.run_stdio_async()
             tasks.cancel_scope.cancel()
+    return EXIT_OK
+
+
+async def _listen(args: argparse.Namespace) -> int:
+    from argobox.server.phone.listener import listener_refusal, run_listener
+
+    config = _load(args)
+    refusal = listener_refusal(config)
+    if refusal is not None:
+        raise CommandError(refusal, EXIT_USAGE)
+    async with open_app(config) as app:
+        await run_listener(app, background=[notify_forever, lambda a: _follow_config(a, "phone listener")])
     return EXIT_OK
 
 
@@ -410,7 +426,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(Path(args.dir) if args.dir else None)
         if args.command == "token":
             return _token_new(args)
-        command = {"serve": _serve, "operator": _operator, "watch": _watch}.get(args.command, _with_app)
+        command = {"serve": _serve, "operator": _operator, "watch": _watch, "listen": _listen}.get(args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:
         _fail(str(exc))

@@ -7,6 +7,7 @@ in the file are relative to the file itself.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -178,6 +179,8 @@ class UrlChannelConfig(_Section):
 
 class HomeAssistantNotifyConfig(_Section):
     service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+    actions: bool = False
+    """Approve and Deny buttons on the push, answered as the operator mapped by `[[operators]] ha_user_id`."""
 
 
 class NotificationsConfig(_Section):
@@ -192,6 +195,16 @@ class NotificationsConfig(_Section):
 class OperatorConfig(_Section):
     name: Name
     token_sha256: Sha256Hex | None = None
+    ha_user_id: str | None = None
+    """The Home Assistant user whose companion app may approve and deny for this operator (from the phone)."""
+
+    @field_validator("ha_user_id")
+    @classmethod
+    def _ha_user_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{32}", value):
+            raise ValueError(f"{value[:64]!r} is not a Home Assistant user id (32 lowercase hex characters, shown "
+                             "under Settings > People > Users in advanced mode)")
+        return value
 
 
 class RuleConfig(_Section):
@@ -314,6 +327,14 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     ]
     if config.notifications.homeassistant is not None and config.homeassistant is None:
         problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
+    elif config.notifications.homeassistant is not None and config.notifications.homeassistant.actions and (
+        config.homeassistant is not None and config.homeassistant.url is None
+    ):
+        problems.append("notifications.homeassistant.actions: needs a real Home Assistant ([homeassistant] url) to "
+                        "hear the buttons from")
+    ha_users = [op.ha_user_id for op in config.operators if op.ha_user_id is not None]
+    problems += [f"operators: ha_user_id {u!r} is given to two operators; a phone decides for one operator only"
+                 for u in sorted({u for u in ha_users if ha_users.count(u) > 1})]
     agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
     problems += [
         f"operators: {op.name!r} has the same token_sha256 as an agent; an agent's token can never open the operator server"

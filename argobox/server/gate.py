@@ -371,17 +371,19 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
     return outcome_of(record)
 
 
-async def approve(app: App, request_id: str, *, operator: str, note: str) -> RequestRecord:
+async def approve(
+    app: App, request_id: str, *, operator: str, note: str, via: dict[str, str] | None = None
+) -> RequestRecord:
     """Approve a pending request as `operator` and execute it here, once. Raises `Refused`.
 
     The request is checked again against the grant in force now: if the grant no longer covers it, it is denied
-    by policy instead of run.
+    by policy instead of run. `via` (e.g. the channel) is added to the `approved` audit event.
     """
     await _require_operator(app, operator, request_id)
     await _recheck_grant(app, request_id)
     # Once approved, it runs to its end and is recorded, even if the operator's client goes away meanwhile.
     with anyio.CancelScope(shield=True):
-        await app.store.approve(request_id, operator=operator, note=note)
+        await app.store.approve(request_id, operator=operator, note=note, via=via)
         record = await execute(app, await app.store.begin_execution(request_id))
         await _notify(app, "approved", record)
     return record
@@ -405,12 +407,14 @@ async def _recheck_grant(app: App, request_id: str) -> None:
     raise Refused("not_granted", f"request {request_id} is no longer covered by the grant ({reason}); denied")
 
 
-async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
-    """Deny a pending request as `operator`. Raises `Refused`."""
+async def deny(
+    app: App, request_id: str, *, operator: str, reason: str, via: dict[str, str] | None = None
+) -> RequestRecord:
+    """Deny a pending request as `operator`. Raises `Refused`. `via` is added to the `denied` audit event."""
     await _require_operator(app, operator, request_id)
     limits = await _limits_of_request(app, request_id)
     with anyio.CancelScope(shield=True):
-        record = await app.store.deny(request_id, operator=operator, reason=reason, limits=limits)
+        record = await app.store.deny(request_id, operator=operator, reason=reason, limits=limits, via=via)
         await _notify(app, "denied", record)
     return record
 

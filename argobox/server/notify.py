@@ -109,11 +109,15 @@ def _title(body: dict[str, Any]) -> str:
 
 
 async def _send_home(app: App, body: dict[str, Any]) -> None:
+    from argobox.server.phone.push import home_push_data  # the request's tag, and its buttons when configured
+
     settings = app.config.notifications.homeassistant
     if settings is None or app.homeassistant is None:
         raise DeliveryFailed("the homeassistant channel is no longer configured")
+    data = await home_push_data(app, body)
     try:
-        await app.homeassistant.notify(settings.service, title=_title(body), message=body["message"])
+        await app.homeassistant.notify(settings.service, title=body.get("title") or _title(body),
+                                       message=body["message"], data=data)
     except AdapterError as exc:
         raise DeliveryFailed(str(exc)) from None
 

@@ -761,8 +761,11 @@ class Store:
 
     # Operator transitions -------------------------------------------------------------------------------------
 
-    async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
-        """pending_approval -> approved, by `operator`; refused when missing, decided, or past its expiry."""
+    async def approve(
+        self, request_id: str, *, operator: str, note: str, via: dict[str, str] | None = None
+    ) -> RequestRecord:
+        """pending_approval -> approved, by `operator`; refused when missing, decided, or past its expiry. `via`
+        (how the decision came, e.g. its channel) is added to the audit event."""
         now = self._clock()
         record = await self._transition(
             request_id,
@@ -771,14 +774,15 @@ class Store:
             sets={"status": RequestStatus.APPROVED.value, "decided_by": operator, "decided_at": now,
                   "note": self._redact.text(note),
                   "executor": this_executor()},
-            events=[Event(event="approved", actor=f"operator:{operator}", detail={"note": note})],
+            events=[Event(event="approved", actor=f"operator:{operator}", detail={"note": note, **(via or {})})],
         )
         if record is None:
             raise await self._refusal(request_id, "approve")
         return record
 
     async def deny(
-        self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None
+        self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None,
+        via: dict[str, str] | None = None,
     ) -> RequestRecord:
         """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak."""
         now = self._clock()
@@ -788,7 +792,7 @@ class Store:
             params=(RequestStatus.PENDING.value, now),
             sets={"status": RequestStatus.DENIED.value, "decided_by": operator, "decided_at": now,
                   "note": self._redact.text(reason)},
-            events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason})],
+            events=[Event(event="denied", actor=_actor(operator), detail={"reason": reason, **(via or {})})],
             outcome=(limits, True) if limits is not None else None,
         )
         if record is None:
