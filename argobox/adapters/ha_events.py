@@ -48,6 +48,7 @@ BACKOFF_MAX_SECONDS = 60.0
 QUEUE_SIZE = 64
 """Events received while the callback is still busy with an earlier one; more than this are dropped (logged)."""
 CLOSE_SECONDS = 2.0
+CONNECTING = "connect to"
 
 
 class Connection(StrEnum):
@@ -153,11 +154,9 @@ class HomeAssistantEvents:
         """One connection: connect, authenticate, subscribe, then read until it ends. Raises AdapterError."""
         session = niquests.AsyncSession(retries=0, timeout=(self.connect_timeout, self.idle_timeout))
         client = AsyncWebsocketClient(f"{self.url}/api/websocket", self.token, session=session)
-        entered = False
         try:
-            with self._errors("connect to"), anyio.fail_after(self.connect_timeout):
+            with self._errors(CONNECTING), anyio.fail_after(self.connect_timeout):
                 await client.__aenter__()
-                entered = True
                 user_id = str((await client.recv_result_dict(await client.send("auth/current_user")))["id"])
                 version = (await client.recv_result_dict(await client.send("get_config"))).get("version")
                 subscription = await client.send("subscribe_events", event_type=self.event_type)
@@ -177,7 +176,7 @@ class HomeAssistantEvents:
                     self._queue(send, response.event)
         finally:
             with anyio.CancelScope(shield=True), anyio.move_on_after(CLOSE_SECONDS):
-                await self._close(client if entered else None, session)
+                await self._close(client, session)
 
     def _queue(self, send: MemoryObjectSendStream[BusEvent], fired: FiredEvent) -> None:
         context = fired.context
@@ -210,14 +209,20 @@ class HomeAssistantEvents:
                     logger.exception("could not handle a %s event", self.event_type)
 
     @staticmethod
-    async def _close(client: AsyncWebsocketClient | None, session: niquests.AsyncSession) -> None:
+    async def _close(client: AsyncWebsocketClient, session: niquests.AsyncSession) -> None:
+        """Close the socket and the session, whatever stage the connection reached."""
+        closing = (OSError, ha_errors.HomeassistantAPIError, urllib3.exceptions.HTTPError)
         try:
-            if client is not None:
-                await client.__aexit__(None, None, None)  # closes the socket and the session
-            else:
-                await session.close()
-        except (OSError, AttributeError, ha_errors.HomeassistantAPIError, urllib3.exceptions.HTTPError) as exc:
+            await client.__aexit__(None, None, None)  # closes the WebSocket, then the session
+            return
+        except AttributeError:
+            pass  # no WebSocket was opened
+        except closing as exc:
             logger.debug("closing the Home Assistant WebSocket: %s", exc)
+        try:
+            await session.close()
+        except closing as exc:
+            logger.debug("closing the Home Assistant session: %s", exc)
 
     def _set(self, **changes: Any) -> None:
         status = changes.get("status", self._state.status)
@@ -237,7 +242,9 @@ class HomeAssistantEvents:
             raise BackendRejected(
                 f"{where} refused the token in {self.token_env}; the operator must set a valid long-lived access token"
             ) from None
-        except ha_errors.ReceivingError:
+        except ha_errors.ReceivingError as exc:
+            if what == CONNECTING and "upgrade" in str(exc):  # "Server did not upgrade to WebSocket"
+                raise _not_a_websocket(where) from None
             raise BackendUnavailable(f"{where} closed the WebSocket connection (restarting or stopped?)") from None
         except niquests.exceptions.Timeout:
             raise BackendUnavailable(
@@ -248,6 +255,8 @@ class HomeAssistantEvents:
                 f"could not {what} {where} within {self.connect_timeout:g} s; check that it is running"
             ) from None
         except (OSError, urllib3.exceptions.HTTPError) as exc:
+            if what == CONNECTING and "WebSocket" in str(exc):  # an HTTP answer that is no WebSocket handshake
+                raise _not_a_websocket(where) from None
             reason = "connection refused" if _refused(exc) else type(exc).__name__
             raise BackendUnavailable(
                 f"could not {what} {where}: {reason}; check that it is running and that [homeassistant] url is right"
@@ -256,6 +265,10 @@ class HomeAssistantEvents:
             raise BackendRejected(
                 f"{where} gave an unexpected WebSocket answer ({type(exc).__name__}); is it a Home Assistant?"
             ) from None
+
+
+def _not_a_websocket(where: str) -> BackendRejected:
+    return BackendRejected(f"{where} did not accept a WebSocket connection at /api/websocket; is it a Home Assistant?")
 
 
 def _refused(exc: BaseException) -> bool:

@@ -327,11 +327,6 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     ]
     if config.notifications.homeassistant is not None and config.homeassistant is None:
         problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
-    elif config.notifications.homeassistant is not None and config.notifications.homeassistant.actions and (
-        config.homeassistant is not None and config.homeassistant.url is None
-    ):
-        problems.append("notifications.homeassistant.actions: needs a real Home Assistant ([homeassistant] url) to "
-                        "hear the buttons from")
     ha_users = [op.ha_user_id for op in config.operators if op.ha_user_id is not None]
     problems += [f"operators: ha_user_id {u!r} is given to two operators; a phone decides for one operator only"
                  for u in sorted({u for u in ha_users if ha_users.count(u) > 1})]

@@ -22,7 +22,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -195,7 +195,7 @@ class Bus:
 
 
 @contextmanager
-def recorded(ha_url: str, token: str) -> Iterator[Bus]:
+def recorded(ha_url: str, token: str) -> Generator[Bus]:
     from homeassistant_api import WebsocketClient
     from homeassistant_api.models.websocket import FiredEvent
 
@@ -433,7 +433,7 @@ class Log:
 
 
 @asynccontextmanager
-async def listener(config: Path) -> AsyncIterator[Log]:
+async def listener(config: Path) -> AsyncGenerator[Log]:
     """`argobox listen` for `config`, stopped with SIGTERM whatever happens."""
     path = config.parent / f"listen-{time.monotonic_ns()}.log"
     with path.open("wb") as out:
