@@ -68,10 +68,12 @@ async def run_until(
         if events is not None:
             events.append(event)
 
+    state: ListenerState | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(listener.run, collect)
         state = await watch.until(status, count)
         tasks.cancel_scope.cancel()
+    assert state is not None
     return state
 
 
@@ -118,7 +120,7 @@ def not_home_assistant() -> Generator[str]:
             self.end_headers()
             self.wfile.write(body)
 
-        def log_message(self, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Plain)
@@ -171,6 +173,7 @@ async def test_events_arrive_with_the_user_home_assistant_stamped(ha_url: str, h
     async def collect(event: BusEvent) -> None:
         events.append(event)
 
+    connected: ListenerState | None = None
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(subscriber.run, collect)
         connected = await watch.until(Connection.CONNECTED)
@@ -180,7 +183,7 @@ async def test_events_arrive_with_the_user_home_assistant_stamped(ha_url: str, h
                 await anyio.sleep(0.01)
         tasks.cancel_scope.cancel()
 
-    assert connected.user_id is not None and connected.ha_version is not None
+    assert connected is not None and connected.user_id is not None and connected.ha_version is not None
     assert len(events) == 1 and events[0].event_type == EVENT
     assert events[0].data == {"action": "X", "user_id": "someone-else"}
     assert events[0].user_id == connected.user_id  # the token's user, whatever the data says

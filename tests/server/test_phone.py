@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import stat
 import threading
@@ -433,3 +434,16 @@ def test_ha_user_ids_are_checked_and_belong_to_one_operator(write_config: WriteC
         load_config(write_config(extra=bad))
     with pytest.raises(ConfigError, match=f"ha_user_id '{PHONE}' is given to two operators"):
         load_config(write_config(homeassistant='simulated_home = "home.json"', extra=twice))
+
+
+def test_the_readme_phone_config_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    match = re.search(r"<!-- phone-config-snippet -->\s*```toml\n(.*?)```", readme, re.DOTALL)
+    assert match, "the README lost its phone configuration snippet"
+    path = tmp_path / "argobox.toml"
+    path.write_text(match[1])
+
+    config = load_config(path)
+
+    assert config.notifications.homeassistant is not None and config.notifications.homeassistant.actions is True
+    assert [op.ha_user_id for op in config.operators] == ["0f3c9e6b2d4a4b7e9c1d2e3f4a5b6c7d"]
