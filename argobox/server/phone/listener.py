@@ -128,7 +128,8 @@ async def listen_forever(app: App) -> None:
                 tasks.start_soon(_audit_transitions, app, home.url, receive.clone())
                 await events.run(handler.handle)
         finally:
-            with anyio.CancelScope(shield=True):  # the last change (stopped) is recorded too
+            with anyio.CancelScope(shield=True):  # the last change (stopped) is recorded too, and counted refusals
+                await handler.flush()
                 while True:
                     try:
                         state = receive.receive_nowait()

@@ -214,10 +214,26 @@ class PressHandler:
         pressed = parse_action_key(press.action)
         if pressed is not None:
             detail["decision"] = pressed.decision
+            if refusal.record is None:
+                detail["request_id_given"] = pressed.request_id
         if earlier:
             detail["earlier_refusals_counted_not_recorded_singly"] = earlier
         actor = f"operator:{refusal.operator.name}" if refusal.operator is not None else f"homeassistant:{user}"
-        record = refusal.record
+        await self._audit(actor, detail, refusal.record)
+        if refusal.record is not None:
+            try:
+                await push_refusal(self.app, refusal.record, _refusal_text(refusal.record, refusal))
+            except StoreError as exc:
+                logger.error("could not queue the push about a refused phone button: %s", exc)
+
+    async def flush(self) -> None:
+        """Record the refusals still only counted (call it when the listener stops)."""
+        for (kind, user), count in list(self._counted.items()):
+            detail = {"channel": CHANNEL, "ha_user_id": user, "refusal": kind, "refusals_counted": count}
+            await self._audit(f"homeassistant:{user}", detail, None)
+        self._counted.clear()
+
+    async def _audit(self, actor: str, detail: dict[str, Any], record: RequestRecord | None) -> None:
         try:
             await self.app.store.audit(
                 [Event(event=REFUSED, actor=actor, detail=detail)],
@@ -225,8 +241,6 @@ class PressHandler:
                 agent=record.agent if record else None,
                 tool=record.tool if record else None,
             )
-            if record is not None:
-                await push_refusal(self.app, record, _refusal_text(record, refusal))
         except StoreError as exc:
             logger.error("could not record a refused phone button: %s", exc)
 
