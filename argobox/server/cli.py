@@ -426,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(Path(args.dir) if args.dir else None)
         if args.command == "token":
             return _token_new(args)
-        command = {"serve": _serve, "operator": _operator, "watch": _watch, "listen": _listen}.get(args.command, _with_app)
+        long_running = {"serve": _serve, "operator": _operator, "watch": _watch, "listen": _listen}
+        command = long_running.get(args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:
         _fail(str(exc))

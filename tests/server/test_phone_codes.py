@@ -1,4 +1,5 @@
-"""The phone's one-time codes and their key file, and the configuration that maps operators to Home Assistant users.
+"""The phone's one-time codes and their key file, the configuration that maps operators to Home Assistant users,
+and what the listener needs to run.
 
 The presses themselves are in test_phone_presses.py; against the real Home Assistant in tests/e2e/test_phone.py.
 """
@@ -8,6 +9,8 @@ from __future__ import annotations
 import re
 import secrets
 import stat
+import subprocess
+import sys
 import threading
 from pathlib import Path
 
@@ -15,6 +18,7 @@ import pytest
 
 from argobox.server.config import ConfigError, load_config
 from argobox.server.phone import codes
+from argobox.server.phone.listener import listener_refusal
 from tests.conftest import WriteConfig
 from tests.server.test_phone_presses import PHONE, phone_extra
 
@@ -125,3 +129,33 @@ def test_the_readme_phone_config_loads(tmp_path: Path) -> None:
 
     assert config.notifications.homeassistant is not None and config.notifications.homeassistant.actions is True
     assert [op.ha_user_id for op in config.operators] == ["0f3c9e6b2d4a4b7e9c1d2e3f4a5b6c7d"]
+
+
+@pytest.mark.parametrize(
+    ("home", "actions", "message"),
+    [
+        ('url = "http://127.0.0.1:1"', False, "needs [notifications.homeassistant] with actions = true"),
+        ('simulated_home = "home.json"', True, "needs a real Home Assistant: [homeassistant] url"),
+        (
+            'url = "http://127.0.0.1:1"\ntoken_env = "ARGOBOX_TEST_NO_SUCH_TOKEN"',
+            True,
+            "needs the Home Assistant token in the environment variable ARGOBOX_TEST_NO_SUCH_TOKEN",
+        ),
+    ],
+)
+def test_the_listener_says_what_it_needs(write_config: WriteConfig, home: str, actions: bool, message: str) -> None:
+    config = load_config(write_config(homeassistant=home, extra=phone_extra(actions)))
+
+    assert listener_refusal(config) == f"the phone listener {message}"
+
+
+def test_argobox_listen_stops_with_the_reason_and_status_2(write_config: WriteConfig) -> None:
+    path = write_config(homeassistant='simulated_home = "home.json"', extra=phone_extra())
+    argobox = str(Path(sys.executable).with_name("argobox"))
+
+    done = subprocess.run(
+        [argobox, "--config", str(path), "listen"], capture_output=True, text=True, timeout=120, check=False
+    )
+
+    assert done.returncode == 2
+    assert done.stderr == "argobox: the phone listener needs a real Home Assistant: [homeassistant] url\n"
