@@ -79,10 +79,12 @@ def ws_call(ha_url: str, token: str, command: str, **fields: Any) -> Any:
         return ws.recv_result(ws.send(command, **fields)).result
 
 
-def make_user(ha_url: str, owner_token: str, label: str) -> HaUser:
-    """A Home Assistant administrator with a password, and an access token from the login flow."""
+def make_user(ha_url: str, owner_token: str, label: str, *, admin: bool = True) -> HaUser:
+    """A Home Assistant user (an administrator unless told) with a password, and an access token from the login
+    flow."""
     name, password = f"argobox-test-{label}-{secrets.token_hex(3)}", secrets.token_urlsafe(18)
-    created = ws_call(ha_url, owner_token, "config/auth/create", name=name, group_ids=["system-admin"])
+    group = "system-admin" if admin else "system-users"
+    created = ws_call(ha_url, owner_token, "config/auth/create", name=name, group_ids=[group])
     user_id = created["user"]["id"]
     ws_call(
         ha_url,

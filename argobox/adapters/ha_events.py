@@ -261,6 +261,13 @@ class HomeAssistantEvents:
             raise BackendUnavailable(
                 f"could not {what} {where}: {reason}; check that it is running and that [homeassistant] url is right"
             ) from None
+        except ha_errors.ResponseError as exc:
+            if "unauthorized" in str(exc).lower():  # "[unauthorized] Unauthorized": not an administrator
+                raise BackendRejected(
+                    f"{where} does not let the user of the token in {self.token_env} hear {self.event_type} events; "
+                    "make that user an administrator"
+                ) from None
+            raise BackendRejected(f"{where} gave an unexpected WebSocket answer ({type(exc).__name__})") from None
         except (ha_errors.HomeassistantAPIError, ValidationError, TypeError, ValueError, KeyError) as exc:
             raise BackendRejected(
                 f"{where} gave an unexpected WebSocket answer ({type(exc).__name__}); is it a Home Assistant?"

@@ -202,3 +202,19 @@ async def test_a_silent_link_is_taken_for_dead_and_reconnected(ha_url: str, ha_t
         == f"Home Assistant at {ha_url} did not answer (read events from) within 0.3 s; the link may be down"
     )
     assert state.status is Connection.CONNECTED
+
+
+@pytest.mark.homeassistant
+async def test_a_user_that_may_not_hear_the_events_is_told_to_be_an_administrator(ha_url: str, ha_token: str) -> None:
+    from tests.ha_phone import make_user, ws_call
+
+    watch, user = Watch(), await anyio.to_thread.run_sync(lambda: make_user(ha_url, ha_token, "plain", admin=False))
+    try:
+        state = await run_until(listener(ha_url, watch, user.token), watch, Connection.RETRYING)
+    finally:
+        await anyio.to_thread.run_sync(lambda: ws_call(ha_url, ha_token, "config/auth/delete", user_id=user.id))
+
+    assert state.error == (
+        f"Home Assistant at {ha_url} does not let the user of the token in ARGOBOX_HA_TOKEN hear {EVENT} events; "
+        "make that user an administrator"
+    )
