@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import anyio
+
 from argobox.adapters.ha_events import BusEvent
 from argobox.policy.decide import request_digest
 from argobox.server import gate
@@ -106,7 +108,8 @@ class PressHandler:
             return  # another ArgoBox process has it
         try:
             operator, record, pressed = await self._check(press)
-            await self._decide(press, operator, record, pressed)
+            with anyio.CancelScope(shield=True):  # once the code is taken, the decision is made and recorded
+                await self._decide(press, operator, record, pressed)
         except Refusal as refusal:
             await self._refuse(press, refusal)
 
