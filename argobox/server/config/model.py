@@ -212,8 +212,10 @@ class OperatorConfig(_Section):
     @classmethod
     def _ha_user_id(cls, value: str | None) -> str | None:
         if value is not None and not re.fullmatch(r"[0-9a-f]{32}", value):
-            raise ValueError(f"{value[:64]!r} is not a Home Assistant user id (32 lowercase hex characters, shown "
-                             "under Settings > People > Users in advanced mode)")
+            raise ValueError(
+                f"{value[:64]!r} is not a Home Assistant user id (32 lowercase hex characters, shown "
+                "under Settings > People > Users in advanced mode)"
+            )
         return value
 
 
