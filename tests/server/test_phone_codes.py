@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from argobox.server.config import ConfigError, load_config
-from argobox.server.phone import codes
-from argobox.server.phone.listener import listener_refusal
+from argobox.server.config.model import ConfigError, load_config
+from argobox.server.mediation.phone import codes
+from argobox.server.mediation.phone.listening import listener_refusal
 from tests.conftest import WriteConfig
 from tests.server.test_phone_presses import PHONE, phone_extra
 
@@ -89,9 +89,9 @@ def test_a_symlinked_key_file_is_refused_and_never_followed(tmp_path: Path) -> N
     dangling = tmp_path / "other.db.action-key"
     dangling.symlink_to(tmp_path / "nowhere")
 
-    with pytest.raises(codes.KeyFileError, match="symlink"):
+    with pytest.raises(codes.KeyFileError, match="is a symbolic link"):
         codes.load_or_create_key(linked)
-    with pytest.raises(codes.KeyFileError, match="symlink"):
+    with pytest.raises(codes.KeyFileError, match="is a symbolic link"):
         codes.load_or_create_key(dangling)
     assert not (tmp_path / "nowhere").exists()
 

@@ -1,7 +1,7 @@
 """Deciding from the phone, in process: the push's data and every kind of press.
 
-The presses are `BusEvent`s as the listener hands them on; the store, the gate and the simulated lab and home are
-the real ones. The same presses against the real Home Assistant are in tests/e2e/test_phone.py.
+The presses are `BusEvent`s as the listener hands them on; the store, the mediation and the simulated lab and home
+are the real ones. The same presses against the real Home Assistant are in tests/e2e/test_phone.py.
 """
 
 from __future__ import annotations
@@ -19,11 +19,12 @@ from typing import Any
 import pytest
 
 from argobox.adapters.ha_events import BusEvent
-from argobox.server import gate, notify
 from argobox.server.app import App, open_app
-from argobox.server.config import load_config
-from argobox.server.phone.press import REFUSAL_WINDOW_SECONDS, PressHandler
-from argobox.server.phone.push import console_url, home_push_data
+from argobox.server.config.model import load_config
+from argobox.server.mediation import agent_calls, notify, operator_actions
+from argobox.server.mediation.operators import OperatorClaim
+from argobox.server.mediation.phone.press import REFUSAL_WINDOW_SECONDS, PressHandler
+from argobox.server.mediation.phone.push import console_url, home_push_data
 from argobox.server.store import RequestStatus
 from tests.conftest import WriteConfig
 
@@ -98,7 +99,7 @@ def handler(app: App, now: list[float] | None = None) -> PressHandler:
 
 
 async def queue(app: App, container: str = "jellyfin") -> tuple[str, dict[str, str]]:
-    queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": container})
+    queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": container})
     assert queued.request_id is not None
     await notify.flush(app)
     assert app.config.homeassistant is not None and app.config.homeassistant.simulated_home is not None
@@ -128,7 +129,7 @@ async def test_the_push_has_the_buttons_while_pending_and_the_decision_replaces_
 ) -> None:
     async with phone_app() as app:
         request_id, keys = await queue(app)
-        await gate.approve(app, request_id, operator="alice", note="from the CLI")
+        await operator_actions.approve(app, request_id, operator=OperatorClaim("alice"), note="from the CLI")
         await notify.flush(app)
     queued, decided = pushes(tmp_path)
 
@@ -257,7 +258,7 @@ async def test_a_request_decided_elsewhere_or_expired_is_refused(
 ) -> None:
     async with phone_app() as app:
         denied_id, denied_keys = await queue(app)
-        await gate.deny(app, denied_id, operator="alice", reason="not now")
+        await operator_actions.deny(app, denied_id, operator=OperatorClaim("alice"), reason="not now")
         expiring_id, expiring_keys = await queue(app, "web-1")
         clock.now += 3600
         await handler(app).handle(event(denied_keys["Approve"]))
@@ -334,6 +335,27 @@ async def test_refusals_are_coalesced_per_kind_and_user(phone_app: Callable[...,
         "refusals_counted": 2,
     }
     assert len([p for p in pushes(tmp_path) if p["title"] == "ArgoBox: button refused"]) == 3
+
+
+async def test_a_viewers_press_is_refused_by_the_operator_check_and_leaves_the_button_usable(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    extra = phone_extra().replace('name = "carol"', 'name = "carol"\nrole = "viewer"')
+    path = write_config(homeassistant='simulated_home = "home.json"', extra=extra)
+    async with open_app(load_config(path)) as app:
+        request_id, keys = await queue(app)
+        await handler(app).handle(event(keys["Approve"]))
+        still = await app.store.get(request_id)
+        refused = [(e.event, e.detail.get("refusal"), e.detail.get("reason")) for e in await app.store.audit_trail()]
+        operators = [op.model_copy(update={"role": "approver"}) for op in app.config.operators]
+        app.settings.replace(app.config.replacing(operators=operators))  # carol is made an approver
+        await handler(app).handle(event(keys["Approve"]))
+        done = await app.store.get(request_id)
+
+    assert still is not None and still.status is RequestStatus.PENDING
+    assert ("operator_refused", None, "operator 'carol' is a viewer and cannot decide") in refused
+    assert ("phone_action_refused", "viewer", "operator 'carol' is a viewer and cannot decide") in refused
+    assert done is not None and done.status is RequestStatus.SUCCEEDED and restarts(tmp_path) == 1
 
 
 async def test_other_integrations_buttons_are_ignored(phone_app: Callable[..., Any]) -> None:

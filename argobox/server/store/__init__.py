@@ -33,6 +33,7 @@ from argobox.server.store.records import (
     RequestStatus,
     StoreError,
 )
+from argobox.server.store.recovery import executor_alive, this_executor
 from argobox.server.store.trail import TrailSnapshot, trail_snapshot
 from argobox.server.store.tx import Tx
 
@@ -53,5 +54,7 @@ __all__ = [
     "StoreError",
     "TrailSnapshot",
     "Tx",
+    "executor_alive",
+    "this_executor",
     "trail_snapshot",
 ]

@@ -4,11 +4,11 @@ A button's action key is `ARGOBOX_APPROVE_<request id>_<code>` (or `ARGOBOX_DENY
 keyed with the secret in the key file beside the store, over the request id, the request's binding digest (agent,
 tool and canonical arguments: `request_digest`) and the decision, truncated to 128 bits and written in base32. So a
 code works for one request, as it was queued, and for one decision; whoever has not seen the push cannot make one.
-Codes are compared in constant time. That a code was used is recorded in the store (`ledger`), not here.
+Codes are compared in constant time. That a code was used is recorded in the store (`phone_codes_used`), not here.
 
-The key file (`<database>.action-key`, 32 random bytes in hex) is created mode 0600, exclusively and atomically
-(written under a temporary name, then hard-linked into place, which never replaces a file or follows a symlink), and
-is read without following a symlink; one readable by other users is refused.
+The key file (`<database>.action-key`, 32 random bytes in hex) is created mode 0600, exclusively and whole
+(`argobox.server.files.create_once`: never replacing a file or following a link, the first of racing processes
+wins), and is read without following a link (`read_private`); one other users may read is refused.
 """
 
 from __future__ import annotations
@@ -16,13 +16,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-import os
 import re
 import secrets
-import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
+
+from argobox.server.files import UnsafeFile, create_once, read_private
 
 Decision = Literal["approve", "deny"]
 DECISIONS: tuple[Decision, Decision] = ("approve", "deny")
@@ -30,6 +30,7 @@ PREFIX = "ARGOBOX_"
 """Every ArgoBox action key starts with this; other keys belong to other notifications and are ignored."""
 _CONTEXT = b"argobox phone action v1"
 _CODE_BYTES = 16
+KEY_BYTES = 32
 _KEY = re.compile(r"ARGOBOX_(APPROVE|DENY)_([a-z0-9]{1,64})_([a-z2-7]{26})")
 _KEY_FILE_TEXT = re.compile(r"[0-9a-f]{64}\n?")
 
@@ -90,52 +91,28 @@ def check_code(key: bytes, digest: str, pressed: ActionKey) -> Literal["ok", "ot
 
 def load_or_create_key(path: Path) -> bytes:
     """The action key in `path`, created first if there is none. Raises KeyFileError."""
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        _create_key(path)
-    try:
-        return _read_key(path)
-    except FileNotFoundError:
-        raise KeyFileError(f"{path}: was removed while it was being created; try again") from None
+    for _ in range(2):  # removed between creating and reading it: look once more
+        try:
+            return _read_key(path)
+        except FileNotFoundError:
+            pass
+        try:
+            create_once(path, (secrets.token_hex(KEY_BYTES) + "\n").encode("ascii"))
+        except OSError as exc:
+            raise KeyFileError(f"{path}: cannot create the action key: {exc.strerror or exc}") from None
+    raise KeyFileError(f"{path}: was removed while it was being created; try again")
 
 
 def _read_key(path: Path) -> bytes:
+    """The key in `path`. Raises FileNotFoundError, KeyFileError."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        text = read_private(path, 100).decode("ascii", "replace")
     except FileNotFoundError:
         raise
+    except UnsafeFile as exc:
+        raise KeyFileError(f"cannot use the action key: {exc}") from None
     except OSError as exc:
-        hint = "it is a symlink; remove it" if os.path.islink(path) else exc.strerror
-        raise KeyFileError(f"{path}: cannot open the action key ({hint})") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(handle.fileno())
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyFileError(f"{path}: the action key is not a regular file; remove it")
-        if info.st_mode & 0o077:
-            raise KeyFileError(f"{path}: the action key can be read by other users; chmod 600 it (or remove it)")
-        text = handle.read(100).decode("ascii", "replace")
+        raise KeyFileError(f"{path}: cannot read the action key: {exc.strerror or exc}") from None
     if not _KEY_FILE_TEXT.fullmatch(text):
         raise KeyFileError(f"{path}: is not an ArgoBox action key (64 hex characters); remove it to make a new one")
     return bytes.fromhex(text.strip())
-
-
-def _create_key(path: Path) -> None:
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}")
-    try:
-        fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
-    except OSError as exc:
-        raise KeyFileError(f"{path}: cannot create the action key: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="ascii") as handle:
-            handle.write(secrets.token_hex(32) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        try:
-            os.link(temporary, path)  # atomic; never replaces an existing file or follows a symlink at `path`
-        except FileExistsError:
-            pass  # another process made it first: its key is the one
-        except OSError as exc:
-            raise KeyFileError(f"{path}: cannot create the action key: {exc.strerror}") from None
-    finally:
-        temporary.unlink(missing_ok=True)

@@ -4,8 +4,10 @@ Who pressed is the Home Assistant user in the event's context, which Home Assist
 registered user, or the user whose token fired the event); nothing in the event's data can name the operator. That
 user must be the `ha_user_id` of a configured operator, and never ArgoBox's own Home Assistant user. The code must
 be the one for this request, as it was queued, and for this decision; it must not have been used; the request must
-still be pending and unexpired. Then `gate.approve` or `gate.deny` decide, as for `argobox approve` and `deny`,
-with the channel and the Home Assistant user in the audit event.
+still be pending and unexpired. Then `operator_actions.approve` or `deny` decide, as for `argobox approve` and
+`deny`: the claim names the operator, proven by the Home Assistant user (`verified_by`) instead of a token, and the
+operator's role is checked as on every channel (a viewer is refused, before the code is used); the channel and
+the Home Assistant user are in the audit event.
 
 Anything else is refused and nothing runs: the refusal is audited (`phone_action_refused`, coalesced: the first of
 a kind from one user in `REFUSAL_WINDOW_SECONDS` is recorded, later ones are counted into the next record) and,
@@ -24,11 +26,11 @@ import anyio
 
 from argobox.adapters.ha_events import BusEvent
 from argobox.policy.decide import request_digest
-from argobox.server import gate
 from argobox.server.app import App
-from argobox.server.config import OperatorConfig
-from argobox.server.phone import ledger
-from argobox.server.phone.codes import (
+from argobox.server.config.model import OperatorConfig
+from argobox.server.mediation.operator_actions import approve, deny
+from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
+from argobox.server.mediation.phone.codes import (
     ActionKey,
     KeyFileError,
     check_code,
@@ -37,8 +39,8 @@ from argobox.server.phone.codes import (
     load_or_create_key,
     parse_action_key,
 )
-from argobox.server.phone.push import push_refusal
-from argobox.server.store import Event, Refused, RequestRecord, RequestStatus, StoreError
+from argobox.server.mediation.phone.push import push_refusal
+from argobox.server.store import CodeUse, Event, Refused, RequestRecord, RequestStatus, StoreError
 
 logger = logging.getLogger("argobox")
 
@@ -88,6 +90,12 @@ def operator_for(app: App, user_id: str) -> OperatorConfig | None:
     return next((op for op in app.config.operators if op.ha_user_id == user_id), None)
 
 
+def phone_claim(operator: str, ha_user_id: str) -> OperatorClaim:
+    """Acting as `operator` from the phone: proven by the Home Assistant user that Home Assistant stamped on the
+    press (mapped to that operator by `ha_user_id`) together with the one-time code, not by a token."""
+    return OperatorClaim(operator, channel=CHANNEL, verified_by=f"home assistant user {ha_user_id}")
+
+
 @dataclass(slots=True)
 class PressHandler:
     """Handles the presses one ArgoBox process hears. `own_user` gives ArgoBox's own Home Assistant user id (learnt
@@ -104,7 +112,7 @@ class PressHandler:
         press = press_of(event)
         if press is None:
             return
-        if press.context_id is not None and not await ledger.take_event(self.app.store, press.context_id):
+        if press.context_id is not None and not await self.app.store.take_phone_event(press.context_id):
             return  # another ArgoBox process has it
         try:
             operator, record, pressed = await self._check(press)
@@ -126,12 +134,15 @@ class PressHandler:
         operator = operator_for(self.app, user)
         if operator is None:
             raise Refusal("unmapped_user", f"Home Assistant user {user} is not the ha_user_id of any operator", record)
-        if getattr(operator, "role", None) == "viewer":
-            raise Refusal("viewer", f"operator {operator.name} is a viewer and cannot decide", record, operator)
+        claim = phone_claim(operator.name, user)
+        try:  # before the code is used: a viewer's press must not use up the button
+            await authorize(self.app, claim, Permission.DECIDE, request_id=pressed.request_id)
+        except Refused as exc:
+            raise Refusal(exc.code, str(exc), record, operator) from None
         if record is None:
             raise Refusal("no_request", f"there is no request {pressed.request_id}", operator=operator)
         self._check_code(pressed, record, operator)
-        if await ledger.was_used(self.app.store, record.id, pressed.decision):
+        if await self.app.store.phone_code_used(record.id, pressed.decision):
             raise Refusal("reused", "this button was already used", record, operator)
         self._check_pending(record, operator)
         return operator, record, pressed
@@ -161,16 +172,17 @@ class PressHandler:
 
     async def _decide(self, press: Press, operator: OperatorConfig, record: RequestRecord, pressed: ActionKey) -> None:
         user = press.user_id or ""
-        via = {"channel": CHANNEL, "ha_user_id": user}
-        use = ledger.Use(
+        claim = phone_claim(operator.name, user)
+        via = {"channel": claim.channel, "ha_user_id": user}
+        use = CodeUse(
             request_id=record.id,
             decision=pressed.decision,
             context_id=press.context_id,
             ha_user_id=user,
             operator=operator.name,
         )
-        used = Event(event=USED, actor=f"operator:{operator.name}", detail={**via, "decision": pressed.decision})
-        if not await ledger.use_code(self.app.store, use, used, agent=record.agent, tool=record.tool):
+        used = Event(event=USED, actor=claim.actor, detail={**via, "decision": pressed.decision})
+        if not await self.app.store.use_phone_code(use, used, agent=record.agent, tool=record.tool):
             raise Refusal("reused", "this button was already used", record, operator)
         logger.info(
             "request %s: %s pressed on the phone by %s (Home Assistant user %s)",
@@ -181,12 +193,10 @@ class PressHandler:
         )
         try:
             if pressed.decision == "approve":
-                done = await gate.approve(
-                    self.app, record.id, operator=operator.name, note=APPROVED_FROM_THE_PHONE, via=via
-                )
+                done = await approve(self.app, record.id, operator=claim, note=APPROVED_FROM_THE_PHONE, via=via)
             else:
                 reason = press.reply or DENIED_FROM_THE_PHONE
-                done = await gate.deny(self.app, record.id, operator=operator.name, reason=reason, via=via)
+                done = await deny(self.app, record.id, operator=claim, reason=reason, via=via)
         except Refused as exc:
             raise Refusal(exc.code, str(exc), await self.app.store.get(record.id), operator) from None
         logger.info("request %s is %s (decided from the phone by %s)", record.id, done.status.value, operator.name)

@@ -15,14 +15,15 @@ from typing import Any
 
 from argobox.policy.decide import request_digest
 from argobox.server.app import App
-from argobox.server.phone.codes import KeyFileError, action_key, key_file, load_or_create_key
-from argobox.server.store import RequestRecord, RequestStatus, Tx
+from argobox.server.mediation.phone.codes import KeyFileError, action_key, key_file, load_or_create_key
+from argobox.server.store import RequestRecord, RequestStatus
 
 logger = logging.getLogger("argobox")
 
-CHANNEL = "homeassistant"
-"""The outbox channel of the Home Assistant push (see argobox.server.notify)."""
+HOME_CHANNEL = "homeassistant"
+"""The outbox channel of the Home Assistant push (as `argobox.server.mediation.notify.channels` names it)."""
 REFUSED_EVENT = "phone_refused"
+REFUSED_TITLE = "ArgoBox: button refused"
 
 
 def tag(request_id: str) -> str:
@@ -31,16 +32,21 @@ def tag(request_id: str) -> str:
 
 
 def console_url(app: App, request_id: str) -> str | None:
-    """The request's page on the console, when `[console] public_url` is configured (and the console exists)."""
-    public = getattr(getattr(app.config, "console", None), "public_url", None)
+    """The request's page on the console, when `[console] public_url` is configured.
+
+    Read with getattr: the `[console]` section comes with the console, and a configuration without it has no such
+    page to open."""
+    console: object = getattr(app.config, "console", None)
+    public: object = getattr(console, "public_url", None)
     if not isinstance(public, str) or not public.startswith(("http://", "https://")):
         return None
     return f"{public.rstrip('/')}/requests/{request_id}"
 
 
 def buttons(app: App, record: RequestRecord) -> list[dict[str, str]]:
-    """The push's `actions`: Approve and Deny with their codes, and Open when the console has a public URL. Raises
-    KeyFileError when the action key cannot be used."""
+    """The push's `actions`: Approve and Deny with their codes, and Open when the console has a public URL.
+
+    Raises KeyFileError when the action key cannot be used."""
     key = load_or_create_key(key_file(app.config.storage.path))
     digest = request_digest(record.agent, record.tool, record.arguments)
     actions = [
@@ -81,22 +87,15 @@ async def home_push_data(app: App, body: dict[str, Any]) -> dict[str, Any] | Non
 
 async def push_refusal(app: App, record: RequestRecord, message: str) -> None:
     """Queue a short push to the operator's phone saying why a button press was refused (same tag: it replaces
-    the request's push, and brings the buttons back while the request still waits)."""
-    body = json.dumps(
-        {
-            "event": REFUSED_EVENT,
-            "title": "ArgoBox: button refused",
-            "message": app.redactor.text(message),
-            "request": {"id": record.id},
-        },
-        sort_keys=True,
+    the request's push, and brings the buttons back while the request still waits). Raises StoreError."""
+    if app.config.notifications.homeassistant is None:
+        return
+    body = {
+        "event": REFUSED_EVENT,
+        "title": REFUSED_TITLE,
+        "message": app.redactor.text(message),
+        "request": {"id": record.id},
+    }
+    await app.store.queue_notifications(
+        request_id=record.id, event=REFUSED_EVENT, channels=[HOME_CHANNEL], payload=json.dumps(body, sort_keys=True)
     )
-
-    def insert(tx: Tx) -> None:
-        tx.db.execute(
-            "INSERT INTO outbox (created_at, request_id, event, channel, payload, next_at, status)"
-            " VALUES (?, ?, ?, ?, ?, ?, 'pending')",
-            (tx.now, record.id, REFUSED_EVENT, CHANNEL, body, tx.now),
-        )
-
-    await app.store.transaction(insert)
