@@ -60,9 +60,9 @@ def ha_http(
         data, headers["Content-Type"] = json.dumps(body).encode(), "application/json"
     elif form is not None:
         data, headers["Content-Type"] = urllib.parse.urlencode(form).encode(), "application/x-www-form-urlencoded"
-    request = urllib.request.Request(url, data=data, headers=headers, method=method)
+    request = urllib.request.Request(url, data=data, headers=headers, method=method)  # noqa: S310 - loopback
     try:
-        with urllib.request.urlopen(request, timeout=15) as response:
+        with urllib.request.urlopen(request, timeout=15) as response:  # noqa: S310 - the test's Home Assistant
             return response.status, json.loads(response.read() or b"null")
     except urllib.error.HTTPError as err:
         return err.code, err.read().decode(errors="replace")
@@ -156,8 +156,8 @@ class Bus:
             if f.event_type == "call_service" and (f.data["domain"], f.data["service"]) == (domain, service)
         )
 
-    async def wait(self, what: Callable[[], Any], timeout: float = WAIT_S) -> Any:
-        with anyio.fail_after(timeout):
+    async def wait(self, what: Callable[[], Any], within: float = WAIT_S) -> Any:
+        with anyio.fail_after(within):
             while not (found := what()):
                 assert self.error is None, f"the event subscription ended: {self.error}"
                 await anyio.sleep(0.05)

@@ -60,7 +60,7 @@ def people(ha_url: str, ha_token: str) -> Iterator[People]:
             ws_call(ha_url, ha_token, "config/auth/delete", user_id=user.id)
 
 
-# ArgoBox ---------------------------------------------------------------------------------------------------------------
+# ArgoBox --------------------------------------------------------------------------------------------------------------
 
 
 def phone_config(write_config: WriteConfig, ha_url: str, phone: HaUser) -> Path:
@@ -134,7 +134,7 @@ def state_of(ha_url: str, token: str, entity_id: str) -> str:
     return body["state"]
 
 
-# The tests ---------------------------------------------------------------------------------------------------------------
+# The tests ------------------------------------------------------------------------------------------------------------
 
 
 async def test_the_operators_phone_approves_once_and_every_other_press_is_refused_and_audited(
