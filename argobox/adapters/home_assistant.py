@@ -157,9 +157,7 @@ class HomeAssistant:
 
         return await anyio.to_thread.run_sync(lambda: call(self._get_client()))
 
-    async def notify(
-        self, service: str, *, title: str, message: str, data: Mapping[str, Any] | None = None
-    ) -> None:
+    async def notify(self, service: str, *, title: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         domain, _, name = service.partition(".")
         extra = {"data": dict(data)} if data is not None else {}
 
