@@ -83,6 +83,7 @@ async def _serve_stdio(agent: str, config: Config) -> int:
 
 async def _serve_http(args: argparse.Namespace, config: Config) -> int:
     from argobox.server.transport.http import serve_http
+    from argobox.server.transport.phone_listener import listen_forever
 
     async with open_app(config) as app:
         await serve_http(
@@ -91,7 +92,7 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
             allow_non_loopback=args.allow_non_loopback,
             allowed_hosts=args.allowed_host,
             drain_seconds=max(0.0, args.drain_timeout),
-            background=[notify_forever],
+            background=[notify_forever, listen_forever],  # the phone's buttons, when configured
         )
     return EXIT_OK
 

@@ -8,6 +8,7 @@ the file itself.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -187,6 +188,8 @@ class UrlChannelConfig(_Section):
 
 class HomeAssistantNotifyConfig(_Section):
     service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+    actions: bool = False
+    """Approve and Deny buttons on the push, answered as the operator mapped by `[[operators]] ha_user_id`."""
 
 
 class NotificationsConfig(_Section):
@@ -203,6 +206,18 @@ class OperatorConfig(_Section):
     token_sha256: Sha256Hex | None = None
     role: Literal["approver", "viewer"] = "approver"
     """An approver decides requests; a viewer sees everything and decides nothing."""
+    ha_user_id: str | None = None
+    """The Home Assistant user whose companion app may approve and deny for this operator (from the phone)."""
+
+    @field_validator("ha_user_id")
+    @classmethod
+    def _ha_user_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{32}", value):
+            raise ValueError(
+                f"{value[:64]!r} is not a Home Assistant user id (32 lowercase hex characters, shown "
+                "under Settings > People > Users in advanced mode)"
+            )
+        return value
 
 
 class RuleConfig(_Section):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from argobox.policy.limits import Limits
@@ -134,10 +134,18 @@ def transition_body(
 
 
 def approving(
-    request_id: str, *, operator: str, note: str, now: float, executor: str, redact: Redactor
+    request_id: str,
+    *,
+    operator: str,
+    note: str,
+    now: float,
+    executor: str,
+    redact: Redactor,
+    via: Mapping[str, str] | None = None,
 ) -> Body[RequestRecord | None]:
     """pending_approval -> executing by `executor`: the approval and the start of its execution, in one
-    transaction."""
+    transaction. `via` (how the decision came: its channel, and what proved the operator) joins the `approved`
+    event."""
     return transition_body(
         request_id,
         where="status = ? AND expires_at > ?",
@@ -150,16 +158,24 @@ def approving(
             "executor": executor,
         },
         events=[
-            Event(event="approved", actor=f"operator:{operator}", detail={"note": note}),
+            Event(event="approved", actor=f"operator:{operator}", detail={"note": note, **(via or {})}),
             Event(event="executing", actor="argobox"),
         ],
     )
 
 
 def denying(
-    request_id: str, *, operator: str, reason: str, now: float, limits: Limits | None, redact: Redactor
+    request_id: str,
+    *,
+    operator: str,
+    reason: str,
+    now: float,
+    limits: Limits | None,
+    redact: Redactor,
+    via: Mapping[str, str] | None = None,
 ) -> Body[RequestRecord | None]:
-    """pending_approval -> denied; with `limits`, the denial counts toward the failure streak."""
+    """pending_approval -> denied; with `limits`, the denial counts toward the failure streak. `via` joins the
+    `denied` event (see `approving`)."""
     return transition_body(
         request_id,
         where="status = ? AND expires_at > ?",
@@ -170,7 +186,7 @@ def denying(
             "decided_at": now,
             "note": redact.text(reason),
         },
-        events=[Event(event="denied", actor=operator_actor(operator), detail={"reason": reason})],
+        events=[Event(event="denied", actor=operator_actor(operator), detail={"reason": reason, **(via or {})})],
         outcome=(limits, True) if limits is not None else None,
     )
 
