@@ -1,14 +1,16 @@
 """The one reviewed table of what every agent tool is: its classification and the arguments that name its target.
 
 A tool that is not in this table does not exist for policy: it can never be granted, and a call to it is denied.
-Adding a row here is a security decision; review it as one.
+Adding a row here is a security decision; review it as one. The runbooks a configuration declares join the table
+for that configuration only (`with_tools`), each classified by its own `kind`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class Backend(StrEnum):
@@ -16,6 +18,8 @@ class Backend(StrEnum):
 
     DOCKER = "docker"
     HOMEASSISTANT = "homeassistant"
+    RUNBOOKS = "runbooks"
+    """Tools made from the configured `[runbooks.NAME]` (see `with_tools`)."""
 
 
 class Classification(StrEnum):
@@ -113,9 +117,9 @@ class _Shown:
         return repr(self.value)
 
 
-def describe_call(tool: str, args: dict[str, object]) -> str:
+def describe_call(tool: str, args: dict[str, object], catalog: Mapping[str, ToolClass] = CATALOG) -> str:
     """The call in words, e.g. "restart container 'jellyfin'"; unknown tools are shown by name."""
-    known = CATALOG.get(tool)
+    known = catalog.get(tool)
     if known is None:
         return tool
     shown = {name: _Shown(value) for name, value in args.items()}
@@ -125,10 +129,20 @@ def describe_call(tool: str, args: dict[str, object]) -> str:
         return known.description
 
 
-def tools_for(backends: Iterable[Backend]) -> frozenset[str]:
+def tools_for(backends: Iterable[Backend], catalog: Mapping[str, ToolClass] = CATALOG) -> frozenset[str]:
     """The catalog tools that exist when exactly `backends` are configured."""
     wanted = set(backends)
-    return frozenset(name for name, tool in CATALOG.items() if tool.backend in wanted)
+    return frozenset(name for name, tool in catalog.items() if tool.backend in wanted)
+
+
+def with_tools(extra: Iterable[ToolClass]) -> Mapping[str, ToolClass]:
+    """The reviewed table plus tools a configuration declares (runbooks), which can never replace a row of it."""
+    catalog = dict(CATALOG)
+    for tool in extra:
+        if tool.name in catalog or tool.name in BUILTIN_TOOLS:
+            raise ValueError(f"{tool.name!r} is already a tool")
+        catalog[tool.name] = tool
+    return MappingProxyType(catalog)
 
 
 def classify(tool: str) -> ToolClass | None:

@@ -30,6 +30,7 @@ from argobox.server.app import App
 from argobox.server.config import Config
 from argobox.server.live import LiveState
 from argobox.server.redact import Redactor
+from argobox.server.runbook_tools import runbook_tool
 from argobox.server.tokens import token_matches
 from argobox.server.tools import TOOLS, Outcome
 
@@ -47,8 +48,10 @@ Identity = Callable[[], str | None]
 _TOOL_CACHE: dict[str, types.Tool] = {}
 
 
-def _tool(name: str) -> types.Tool:
+def _tool(name: str, config: Config | None = None) -> types.Tool:
     tool = _TOOL_CACHE.get(name)
+    if tool is None and name not in TOOLS and config is not None:  # a runbook of this configuration
+        return runbook_tool(config.runbooks, name)
     if tool is None:
         tool = _TOOL_CACHE[name] = TOOLS[name].mcp_tool()
     return tool
@@ -137,7 +140,7 @@ def build_agent_server(
             state.remember(ctx, who)
             names = sorted(config.grant(who).visible) if who is not None else []
         # Deterministic order; never cached by clients, so a grant change shows at the next listing.
-        return types.ListToolsResult(tools=[_tool(name) for name in names], ttl_ms=0, cache_scope="private")
+        return types.ListToolsResult(tools=[_tool(name, config) for name in names], ttl_ms=0, cache_scope="private")
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments: dict[str, Any] = dict(params.arguments or {})

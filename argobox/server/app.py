@@ -14,6 +14,7 @@ from argobox.adapters.simulated import SimulatedHome, SimulatedLab
 from argobox.server.audit_checkpoint import KeyFileError
 from argobox.server.config import Config, ConfigError, HomeAssistantConfig
 from argobox.server.redact import Redactor
+from argobox.server.runbook_tools import build_commands
 from argobox.server.store import Clock, Store
 
 SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_HA_TOKEN")
@@ -136,8 +137,10 @@ async def open_app(
         if config.homeassistant is not None:
             home = homeassistant if homeassistant is not None else build_homeassistant(config.homeassistant)
             stack.push_async_callback(home.aclose)
+        commands = build_commands(config.hosts)
+        stack.push_async_callback(commands.aclose)
         store = await stack.enter_async_context(open_store(config, clock=clock, redactor=redactor))
         await store.recover_interrupted()
         await store.expire_due()
-        backends = Backends(docker=runtime, homeassistant=home)
+        backends = Backends(docker=runtime, homeassistant=home, commands=commands)
         yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)

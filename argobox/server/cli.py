@@ -341,7 +341,7 @@ def _print_decided(app: App, args: argparse.Namespace, record: Any) -> int:
     if args.json:
         _print_json(request_json(record, app.redactor))
     else:
-        outcome = gate.outcome_of(record)
+        outcome = gate.outcome_of(record, app.config.catalog)
         print(app.redactor.text(outcome.message))
         if record.result is not None:
             print(json.dumps(app.redactor(record.result), indent=2, sort_keys=True))

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import tomllib
 from dataclasses import replace
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -24,10 +25,20 @@ from pydantic import (
     model_validator,
 )
 
-from argobox.policy.catalog import Backend, tools_for
+from argobox.policy.catalog import Backend, ToolClass, tools_for
 from argobox.policy.decide import Effect, Grant, Rule, check_grant
 from argobox.policy.limits import Limits, Window
 from argobox.server.audit_checkpoint import KeyFileError, Signer, VerifyKey, load_signer, load_verify_key
+from argobox.server.hosts_config import (
+    DockerHostConfig,
+    HostConfig,
+    RunbookConfig,
+    RunbookName,
+    catalog_with_runbooks,
+    docker_host_problems,
+    host_problems,
+    resolve_hosts,
+)
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -60,6 +71,8 @@ class DockerConfig(_Section):
     simulated_lab: FilePath | None = None
     """When set, ArgoBox drives the simulated demo lab kept in this JSON file instead of a Docker engine."""
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    hosts: dict[Name, DockerHostConfig] = Field(default_factory=dict[str, DockerHostConfig])
+    """More engines (`[docker.hosts.NAME]`); this section's own engine is the host named "default"."""
 
 
 class HomeAssistantConfig(_Section):
@@ -217,10 +230,22 @@ class Config(_Section):
     notifications: NotificationsConfig = NotificationsConfig()
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
+    hosts: dict[Name, HostConfig] = Field(default_factory=dict[str, HostConfig])
+    """Machines reached over SSH for runbooks (`local`, the ArgoBox machine, is built in)."""
+    runbooks: dict[RunbookName, RunbookConfig] = Field(default_factory=dict[str, RunbookConfig])
+    """Declared commands; each is the agent tool `runbook_NAME`."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this configuration was read from (not a key of the file)."""
     _grants: dict[str, Grant] = PrivateAttr(default_factory=dict[str, Grant])
     _limits: dict[str, Limits] = PrivateAttr(default_factory=dict[str, Limits])
+    _catalog: Mapping[str, ToolClass] | None = PrivateAttr(default=None)
+
+    @property
+    def catalog(self) -> Mapping[str, ToolClass]:
+        """The classification table in force: the reviewed catalog plus this configuration's runbooks."""
+        if self._catalog is None:
+            self._catalog = catalog_with_runbooks(self.runbooks)
+        return self._catalog
 
     def grant(self, agent: str) -> Grant:
         """The policy grant of a configured agent (built once per configuration)."""
@@ -235,14 +260,17 @@ class Config(_Section):
             )
             for rule in self.agents[agent].rules
         )
-        self._grants[agent] = Grant(agent=agent, rules=rules, available=tools_for(self.backends))
+        catalog = self.catalog
+        self._grants[agent] = Grant(
+            agent=agent, rules=rules, available=tools_for(self.backends, catalog), catalog=catalog
+        )
         return self._grants[agent]
 
     def replacing(self, **sections: Any) -> Config:
         """A copy with these top-level sections replaced, and its grants built afresh (which tools exist depends
         on the configured backends)."""
         copy = self.model_copy(update=sections)
-        copy._grants, copy._limits = {}, {}
+        copy._grants, copy._limits, copy._catalog = {}, {}, None
         return copy
 
     def limits_for(self, agent: str) -> Limits:
@@ -259,7 +287,11 @@ class Config(_Section):
     @property
     def backends(self) -> frozenset[Backend]:
         """The backends this configuration has: Docker always, Home Assistant with a [homeassistant] section."""
-        return frozenset({Backend.DOCKER} | ({Backend.HOMEASSISTANT} if self.homeassistant is not None else set()))
+        return frozenset(
+            {Backend.DOCKER}
+            | ({Backend.HOMEASSISTANT} if self.homeassistant is not None else set())
+            | ({Backend.RUNBOOKS} if self.runbooks else set())
+        )
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)
@@ -312,6 +344,9 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         for n in names
         if n in config.agents
     ]
+    problems += host_problems(config.hosts, config.runbooks) + docker_host_problems(config.docker.hosts)
+    if problems:  # the grants below are checked against the runbooks' tools
+        raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))
     if config.notifications.homeassistant is not None and config.homeassistant is None:
         problems.append("notifications.homeassistant: needs a [homeassistant] section to send through")
     agent_hashes = {a.token_sha256 for a in config.agents.values() if a.token_sha256}
@@ -330,6 +365,8 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
     docker = config.docker
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
+    if docker.hosts:
+        docker = docker.model_copy(update={"hosts": {n: h.resolved(base) for n, h in docker.hosts.items()}})
     home = config.homeassistant
     if home is not None and home.simulated_home is not None:
         home = home.model_copy(update={"simulated_home": base / home.simulated_home})
@@ -337,7 +374,7 @@ def parse_config(data: dict[str, Any], source: Path) -> Config:
         key: base / value for key, value in config.audit.model_dump().items() if value is not None
     })
     resolved = config.model_copy(update={"storage": storage, "docker": docker, "homeassistant": home, "audit": audit,
-                                         "source": source})
+                                         "hosts": resolve_hosts(config.hosts, base), "source": source})
     problems = _audit_key_problems(resolved.audit)
     if problems:
         raise ConfigError(f"{source}: invalid configuration:\n  " + "\n  ".join(problems))

@@ -115,7 +115,7 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
         **request_json(record, app.redactor),
         "explanation": {
             "who": f"agent {record.agent!r} at {iso(record.created_at)}",
-            "what": describe_call(record.tool, record.arguments),
+            "what": describe_call(record.tool, record.arguments, app.config.catalog),
             "classification": record.classification,
             "rule_text": rule_text(app, record.rule),
             "why_approval": _why_approval(record),

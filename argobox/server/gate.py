@@ -12,6 +12,7 @@ import base64
 import json
 import logging
 import secrets
+from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
 
@@ -19,7 +20,7 @@ import anyio
 from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError, secret_values
-from argobox.policy.catalog import CATALOG, Classification, describe_call
+from argobox.policy.catalog import CATALOG, Classification, ToolClass, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
 from argobox.policy.limits import Limits, Tripped
 from argobox.server.budgets import CallFacts
@@ -36,6 +37,7 @@ from argobox.server.store import (
     StoreError,
     iso,
 )
+from argobox.server.runbook_tools import tool_spec
 from argobox.server.tools import TOOLS, Outcome, ToolSpec
 
 logger = logging.getLogger("argobox")
@@ -122,8 +124,10 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         if outcome is not None:
             return outcome
         raise UnknownTool(tool)
+    spec = tool_spec(app.config.runbooks, tool)
+    assert spec is not None  # every visible tool has a spec
     try:
-        args = TOOLS[tool].args.model_validate(raw_args)
+        args = spec.args.model_validate(raw_args)
     except ValidationError as exc:
         message = _validation_message(tool, exc)
         events = [
@@ -153,7 +157,7 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     if record.status is RequestStatus.PENDING:
         if not admission.duplicate:
             await _notify(app, "queued", record)
-        what = describe_call(tool, arguments)
+        what = describe_call(tool, arguments, app.config.catalog)
         already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
             status="pending_approval", tool=tool, request_id=record.id, expires_at=iso(record.expires_at),
@@ -162,15 +166,15 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             f"argobox_request_status(request_id={record.id!r}). Do not call {tool} again for it.",
         )
     if record.status is not RequestStatus.EXECUTING:  # a duplicate of a request decided meanwhile
-        return outcome_of(record)
+        return outcome_of(record, app.config.catalog)
     try:
-        read = CATALOG[tool].classification is Classification.READ
+        read = app.config.catalog[tool].classification is Classification.READ
         # Admitted a moment ago from these very arguments (not loaded from the store): no binding to check.
         admitted = None if admission.duplicate else args
-        return outcome_of(await execute(app, record, answer_first=read, admitted=admitted))
+        return outcome_of(await execute(app, record, answer_first=read, admitted=admitted), app.config.catalog)
     except StoreError as exc:
         logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
-        message = (f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
+        message = (f"unknown: {describe_call(tool, arguments, app.config.catalog)} ran, but ArgoBox could not record the outcome; "
                    "tell the operator and do not retry")
         return Outcome(status="unknown", tool=tool, request_id=record.id, message=message, error=message)
 
@@ -215,15 +219,15 @@ async def _admit_without_request(app: App, agent: str, tool: str, events: list[E
     return _rate_limited(tool, admission.tripped) if admission.tripped is not None else None
 
 
-def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
-    targets = {name: arguments.get(name) for name in CATALOG[tool].target_args}
+def _target_key(tool: ToolClass, arguments: dict[str, Any]) -> str | None:
+    targets = {name: arguments.get(name) for name in tool.target_args}
     return canonical_json(targets) if targets else None
 
 
 async def _admit_decision(
     app: App, agent: str, tool: str, args: BaseModel, arguments: dict[str, Any], decision: Decision
 ) -> Admission:
-    classification = CATALOG[tool].classification
+    classification = app.config.catalog[tool].classification
     status = {
         Effect.DENY: RequestStatus.DENIED,
         Effect.APPROVE: RequestStatus.PENDING,
@@ -240,7 +244,7 @@ async def _admit_decision(
     digest = request_digest(agent, tool, arguments)
     mutation = classification is Classification.MUTATE and status is not RequestStatus.DENIED
     facts = CallFacts(
-        agent=agent, digest=digest, target=_target_key(tool, arguments) if mutation else None, mutation=mutation,
+        agent=agent, digest=digest, target=_target_key(app.config.catalog[tool], arguments) if mutation else None, mutation=mutation,
         queues=status is RequestStatus.PENDING,
     )
     limits = app.config.limits_for(agent)
@@ -248,7 +252,8 @@ async def _admit_decision(
         queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
         # Read the targets only for a call that will really be queued: refusals and repeats stay cheap.
         if await app.store.would_queue(facts, limits):
-            preview = await _preview(app, TOOLS[tool], args)
+            spec = tool_spec(app.config.runbooks, tool)
+            preview = await _preview(app, spec, args) if spec is not None else None
             if preview is not None:
                 queued["preview"] = preview
         events.append(Event(event="queued", actor="argobox", detail=queued))
@@ -277,7 +282,7 @@ async def execute(
     from, in this same call; a request read back from the store (an approved one) is checked against its binding
     and validated again instead.
     """
-    spec = TOOLS[record.tool]
+    spec = tool_spec(app.config.runbooks, record.tool)
     limits = app.config.limits_for(record.agent)
 
     async def finish(
@@ -290,6 +295,8 @@ async def execute(
     async def fail(error: str, detail: dict[str, Any]) -> RequestRecord:
         return await finish(ok=False, error=error, detail=detail)
 
+    if spec is None:
+        return await fail(f"{record.tool} is no longer configured; not executed", {"error": "unknown tool"})
     if spec.run is None or (
         admitted is None and record.digest != request_digest(record.agent, record.tool, record.arguments)
     ):
@@ -318,6 +325,9 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
             "before": {t["entity_id"]: t["state"] for t in payload["before"]},
             "after": {t["entity_id"]: t["state"] for t in payload["after"]},
         }
+    if "argv" in payload and "exit_status" in payload:  # a runbook: what ran where, and how it ended
+        keys = ("host", "argv", "exit_status", "exit_signal", "duration_seconds", "stdout_truncated", "stderr_truncated")
+        return {k: payload[k] for k in keys if k in payload}
     for listing in ("containers", "entities", "services"):
         if listing in payload:
             return {listing: len(payload[listing])}
@@ -327,8 +337,8 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
     return {k: payload[k] for k in keys if k in payload}
 
 
-def outcome_of(record: RequestRecord) -> Outcome[Any]:
-    what = describe_call(record.tool, record.arguments)
+def outcome_of(record: RequestRecord, catalog: Mapping[str, ToolClass] = CATALOG) -> Outcome[Any]:
+    what = describe_call(record.tool, record.arguments, catalog)
     status = record.status.value
     by_operator = record.decided_by not in (None, "policy")
     reason = record.note if record.status is RequestStatus.DENIED and by_operator else record.reason
@@ -368,7 +378,7 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
         return Outcome(status="invalid_arguments", message=message, error=message)
     if record.status is RequestStatus.PENDING and record.expires_at is not None and record.expires_at <= app.clock():
         record = replace(record, status=RequestStatus.EXPIRED)  # as the next sweep will record it
-    return outcome_of(record)
+    return outcome_of(record, app.config.catalog)
 
 
 async def approve(app: App, request_id: str, *, operator: str, note: str) -> RequestRecord:

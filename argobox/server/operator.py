@@ -16,7 +16,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from argobox import __version__
-from argobox.policy.catalog import CATALOG
 from argobox.server import gate
 from argobox.server.app import App
 from argobox.server.explain import explain
@@ -84,7 +83,7 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
             record = await gate.approve(app, request_id, operator=operator, note=note)
         except Refused as exc:
             raise ToolError(str(exc)) from None
-        return {"outcome": gate.outcome_of(record).message, "request": request_json(record, app.redactor)}
+        return {"outcome": gate.outcome_of(record, app.config.catalog).message, "request": request_json(record, app.redactor)}
 
     @server.tool(annotations=DECIDE)
     async def deny_request(request_id: RequestId, reason: Annotated[str, Field(min_length=1, max_length=1000)]) -> dict[str, Any]:
@@ -93,7 +92,7 @@ def build_operator_server(app: App, operator: str) -> MCPServer[Any]:
             record = await gate.deny(app, request_id, operator=operator, reason=reason)
         except Refused as exc:
             raise ToolError(str(exc)) from None
-        return {"outcome": gate.outcome_of(record).message, "request": request_json(record, app.redactor)}
+        return {"outcome": gate.outcome_of(record, app.config.catalog).message, "request": request_json(record, app.redactor)}
 
     @server.tool(annotations=READ)
     async def query_audit(
@@ -130,7 +129,7 @@ async def _overview(app: App, agent: str) -> dict[str, Any]:
     recent = await app.store.list_requests(agent=agent, limit=10)
     return {
         "agent": agent,
-        "tools": sorted(name for name in grant.visible if name in CATALOG),
+        "tools": sorted(name for name in grant.visible if name in grant.catalog),
         "rules": [
             {"rule": grant.rule_ref(i), "tools": list(r.tools), "args": {k: list(v) for k, v in r.args.items()},
              "effect": r.effect.value}

@@ -251,11 +251,15 @@ class ToolSpec:
     destructive: bool = False
     idempotent: bool = True
     preview: Previewer | None = None
+    read_only: bool | None = None
+    """For tools outside the reviewed CATALOG (runbooks): their classification; None means look it up there."""
 
     def mcp_tool(self) -> types.Tool:
         """The tool as `tools/list` shows it; annotations follow the classification table."""
         tool_class = CATALOG.get(self.name)
         read_only = tool_class is None or tool_class.classification is Classification.READ
+        if self.read_only is not None:
+            read_only = self.read_only
         outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
         schema = compact_schema(outcome.model_json_schema())
         schema.pop("title", None)
