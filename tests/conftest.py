@@ -11,7 +11,7 @@ import anyio
 import mcp.types as types
 import pytest
 
-pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant"]
+pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant", "tests.fixtures_sshd"]
 
 BASE_CONFIG = """\
 [storage]
