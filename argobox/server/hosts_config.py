@@ -156,12 +156,12 @@ class ParamConfig(_Section):
                 return f"must be at most {self.max_length} characters"
             if any(ord(c) < 32 or ord(c) == 127 for c in value):
                 return "must not contain control characters (newline, tab, NUL...)"
-            if self.pattern is not None and re.fullmatch(self.pattern, value) is None:
-                return f"must match {self.pattern}"
-        if self.choices is not None and value not in self.choices:
-            return "must be one of " + ", ".join(repr(c) for c in self.choices)
         if str(value).startswith("-") and not self.allow_leading_dash:
             return "must not start with '-'"
+        if isinstance(value, str) and self.pattern is not None and re.fullmatch(self.pattern, value) is None:
+            return f"must match {self.pattern}"
+        if self.choices is not None and value not in self.choices:
+            return "must be one of " + ", ".join(repr(c) for c in self.choices)
         return None
 
 
