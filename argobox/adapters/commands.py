@@ -27,7 +27,7 @@ LOCAL_HOST = "local"
 STDERR_TAIL_CHARS = 500
 """How much of the end of stderr a failure message quotes."""
 LOCAL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-"""PATH of a local command when ArgoBox's own environment has none."""
+"""PATH of every local command (and where its program is looked up), whatever ArgoBox's own PATH is."""
 
 
 class CommandResult(_Model):
@@ -165,8 +165,9 @@ async def _drain(stream: ByteReceiveStream | None, sink: BoundedOutput) -> None:
 
 
 def _local_env() -> dict[str, str]:
-    """A small, fixed environment: a local command never sees ArgoBox's own (tokens live there)."""
-    return {"PATH": os.environ.get("PATH") or LOCAL_PATH, "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/")}
+    """A small, fixed environment: a local command never sees ArgoBox's own (tokens live there), and its program is
+    found on a fixed PATH (use an absolute path in argv for anything else)."""
+    return {"PATH": LOCAL_PATH, "LANG": "C.UTF-8", "HOME": os.environ.get("HOME", "/")}
 
 
 class LocalCommands:

@@ -57,27 +57,60 @@ def test_the_issue_example_loads_with_paths_relative_to_the_file() -> None:
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        pytest.param({"host": "backup"}, "runbooks.zfs_scrub.host: unknown host 'backup' (configured: local, nas)",
-                     id="unknown-host"),
-        pytest.param({"argv": ["zpool", "scrub", "{pol}"], "params": {"pol": {"pattern": "^a$"}},
-                      "preview_argv": ["zpool", "status", "{pool}"]},
-                     "runbooks.zfs_scrub: preview_argv[2]: placeholder {pool} has no param", id="preview-placeholder"),
-        pytest.param({"argv": ["zpool", "scrub", "{name}"]},
-                     "runbooks.zfs_scrub: argv[2]: placeholder {name} has no param", id="placeholder-without-param"),
-        pytest.param({"params": {"pool": {"pattern": "^a$"}, "extra": {"choices": ["x"]}}},
-                     "runbooks.zfs_scrub: params.extra: never used in argv", id="param-never-used"),
-        pytest.param({"params": {"pool": {"pattern": "^[a-z"}}},
-                     "runbooks.zfs_scrub.params.pool.pattern: '^[a-z' does not compile", id="pattern-does-not-compile"),
-        pytest.param({"argv": ["{pool}", "scrub"]}, "runbooks.zfs_scrub: argv[0]: the program must be fixed",
-                     id="program-placeholder"),
-        pytest.param({"params": {"pool": {}}}, "runbooks.zfs_scrub.params.pool: a string parameter needs a pattern",
-                     id="unconstrained-string"),
-        pytest.param({"params": {"pool": {"type": "integer", "min": -5}}},
-                     "runbooks.zfs_scrub.params.pool: min is negative", id="negative-integer"),
-        pytest.param({"params": {"pool": {"pattern": "^[a-z]+$", "default": "-x"}}},
-                     "runbooks.zfs_scrub.params.pool: default '-x' must not start with '-'", id="bad-default"),
-        pytest.param({"params": {"schema": {"choices": ["a"]}}, "argv": ["x", "{schema}"]},
-                     "runbooks.zfs_scrub.params: 'schema' is a reserved name", id="reserved-param-name"),
+        pytest.param(
+            {"host": "backup"},
+            "runbooks.zfs_scrub.host: unknown host 'backup' (configured: local, nas)",
+            id="unknown-host",
+        ),
+        pytest.param(
+            {
+                "argv": ["zpool", "scrub", "{pol}"],
+                "params": {"pol": {"pattern": "^a$"}},
+                "preview_argv": ["zpool", "status", "{pool}"],
+            },
+            "runbooks.zfs_scrub: preview_argv[2]: placeholder {pool} has no param",
+            id="preview-placeholder",
+        ),
+        pytest.param(
+            {"argv": ["zpool", "scrub", "{name}"]},
+            "runbooks.zfs_scrub: argv[2]: placeholder {name} has no param",
+            id="placeholder-without-param",
+        ),
+        pytest.param(
+            {"params": {"pool": {"pattern": "^a$"}, "extra": {"choices": ["x"]}}},
+            "runbooks.zfs_scrub: params.extra: never used in argv",
+            id="param-never-used",
+        ),
+        pytest.param(
+            {"params": {"pool": {"pattern": "^[a-z"}}},
+            "runbooks.zfs_scrub.params.pool.pattern: '^[a-z' does not compile",
+            id="pattern-does-not-compile",
+        ),
+        pytest.param(
+            {"argv": ["{pool}", "scrub"]},
+            "runbooks.zfs_scrub: argv[0]: the program must be fixed",
+            id="program-placeholder",
+        ),
+        pytest.param(
+            {"params": {"pool": {}}},
+            "runbooks.zfs_scrub.params.pool: a string parameter needs a pattern",
+            id="unconstrained-string",
+        ),
+        pytest.param(
+            {"params": {"pool": {"type": "integer", "min": -5}}},
+            "runbooks.zfs_scrub.params.pool: min is negative",
+            id="negative-integer",
+        ),
+        pytest.param(
+            {"params": {"pool": {"pattern": "^[a-z]+$", "default": "-x"}}},
+            "runbooks.zfs_scrub.params.pool: default '-x' must not start with '-'",
+            id="bad-default",
+        ),
+        pytest.param(
+            {"params": {"schema": {"choices": ["a"]}}, "argv": ["x", "{schema}"]},
+            "runbooks.zfs_scrub.params: 'schema' is a reserved name",
+            id="reserved-param-name",
+        ),
         pytest.param({"kind": "delete"}, "runbooks.zfs_scrub.kind:", id="bad-kind"),
         pytest.param({"shell": True}, "runbooks.zfs_scrub.shell: unknown key", id="unknown-key"),
     ],
@@ -110,8 +143,10 @@ def test_host_errors_name_the_host_and_the_key(hosts: dict[str, Any], expected: 
     [
         ({"default": {"base_url": "ssh://a@b"}}, "docker.hosts.default: 'default' is the engine of [docker] base_url"),
         ({"nas": {"base_url": "tcp://nas:2376"}}, "docker.hosts.nas: a tcp:// engine needs tls"),
-        ({"nas": {"base_url": "ssh://a@nas", "tls": {"ca": "a", "cert": "b", "key": "c"}}},
-         "docker.hosts.nas: tls applies to tcp:// engines"),
+        (
+            {"nas": {"base_url": "ssh://a@nas", "tls": {"ca": "a", "cert": "b", "key": "c"}}},
+            "docker.hosts.nas: tls applies to tcp:// engines",
+        ),
         ({"nas": {"base_url": "http://nas:2375"}}, "docker.hosts.nas.base_url: 'http://nas:2375' must be ssh://"),
         ({"nas": {"base_url": "ssh://a:pw@nas"}}, "docker.hosts.nas.base_url: must not carry a password"),
     ],
@@ -142,8 +177,10 @@ def test_a_runbook_without_params_is_pre_approved_only_by_its_exact_name() -> No
 
 def test_a_read_runbook_may_be_allowed_and_a_grant_sees_only_the_runbooks_it_names() -> None:
     status = {"description": "Pool status", "host": "nas", "argv": ["zpool", "status"], "kind": "read"}
-    loaded = config(runbooks={"zfs_scrub": SCRUB, "zfs_status": status},
-                    rules=[{"tools": ["runbook_zfs_status"], "effect": "allow"}])
+    loaded = config(
+        runbooks={"zfs_scrub": SCRUB, "zfs_status": status},
+        rules=[{"tools": ["runbook_zfs_status"], "effect": "allow"}],
+    )
     grant = loaded.grant("openclaw")
 
     assert decide(grant, "runbook_zfs_status", {}).effect is Effect.ALLOW
@@ -155,14 +192,21 @@ def test_a_rule_naming_a_runbook_that_is_not_configured_is_an_error() -> None:
 
 
 def test_the_input_schema_comes_from_the_params() -> None:
-    runbook = config(runbooks={"vm_reboot": {
-        "description": "Reboot a Proxmox VM", "host": "nas", "argv": ["qm", "reboot", "{vmid}", "--timeout={wait}", "--mode={mode}"],
-        "params": {
-            "vmid": {"type": "integer", "min": 100, "max": 999, "description": "The VM id"},
-            "wait": {"type": "integer", "min": 1, "max": 600, "default": 60},
-            "mode": {"choices": ["soft", "hard"], "default": "soft"},
+    runbook = config(
+        runbooks={
+            "vm_reboot": {
+                "description": "Reboot a Proxmox VM",
+                "host": "nas",
+                "argv": ["qm", "reboot", "{vmid}", "--timeout={wait}", "--mode={mode}"],
+                "params": {
+                    "vmid": {"type": "integer", "min": 100, "max": 999, "description": "The VM id"},
+                    "wait": {"type": "integer", "min": 1, "max": 600, "default": 60},
+                    "mode": {"choices": ["soft", "hard"], "default": "soft"},
+                },
+            }
         },
-    }}, rules=[]).runbooks["vm_reboot"]
+        rules=[],
+    ).runbooks["vm_reboot"]
 
     tool = runbook_spec("vm_reboot", runbook).mcp_tool()
     schema = tool.input_schema
@@ -171,7 +215,11 @@ def test_the_input_schema_comes_from_the_params() -> None:
     assert tool.description.startswith("Reboot a Proxmox VM")
     assert schema["required"] == ["vmid"]
     assert schema["properties"]["vmid"] == {
-        "description": "The VM id", "maximum": 999, "minimum": 100, "title": "Vmid", "type": "integer"
+        "description": "The VM id",
+        "maximum": 999,
+        "minimum": 100,
+        "title": "Vmid",
+        "type": "integer",
     }
     assert schema["properties"]["wait"]["default"] == 60
     assert schema["properties"]["mode"]["enum"] == ["soft", "hard"]
