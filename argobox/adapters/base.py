@@ -267,6 +267,16 @@ class Backends:
             )
         return self.homeassistant
 
+    def engine(self, host: str | None) -> ContainerRuntime:
+        """The Docker engine named `host` (None or "default": the one of `[docker] base_url`)."""
+        if host is None or host == "default":
+            return self.docker
+        engine = self.docker_hosts.get(host)
+        if engine is None:
+            known = ", ".join(["default", *sorted(self.docker_hosts)])
+            raise TargetNotFound(f"No Docker host named {host!r} (configured: {known}).")
+        return engine
+
     def runner(self) -> CommandRunner:
         """The runbook command runner; raises BackendUnavailable when this process has none."""
         if self.commands is None:

@@ -171,6 +171,8 @@ def decide(grant: Grant, tool_name: str, args: Mapping[str, Any]) -> Decision:
     tool = grant.catalog.get(tool_name)
     if tool is None:
         return Decision(effect=Effect.DENY, reason=f"{tool_name} is not a classified tool")
+    if tool.defaulted_args:
+        args = tool.with_defaults(args)
     if not grant.exists(tool_name):
         return Decision(effect=Effect.DENY, reason=f"{tool_name} is not available here ({tool.backend} is not configured)")
     matched: list[tuple[int, Rule]] = []

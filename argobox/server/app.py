@@ -13,6 +13,7 @@ from argobox.adapters.base import Backends, ContainerRuntime, HomeAutomation
 from argobox.adapters.simulated import SimulatedHome, SimulatedLab
 from argobox.server.audit_checkpoint import KeyFileError
 from argobox.server.config import Config, ConfigError, HomeAssistantConfig
+from argobox.server.docker_hosts import build_docker_hosts
 from argobox.server.redact import Redactor
 from argobox.server.runbook_tools import build_commands
 from argobox.server.store import Clock, Store
@@ -139,8 +140,11 @@ async def open_app(
             stack.push_async_callback(home.aclose)
         commands = build_commands(config.hosts)
         stack.push_async_callback(commands.aclose)
+        docker_hosts = build_docker_hosts(config.docker.hosts)
+        for engine in docker_hosts.values():
+            stack.push_async_callback(engine.aclose)
         store = await stack.enter_async_context(open_store(config, clock=clock, redactor=redactor))
         await store.recover_interrupted()
         await store.expire_due()
-        backends = Backends(docker=runtime, homeassistant=home, commands=commands)
+        backends = Backends(docker=runtime, homeassistant=home, commands=commands, docker_hosts=docker_hosts)
         yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)

@@ -93,7 +93,8 @@ async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
             states = await _read(app, lambda: home.target_states(ids))
             return {"available": True, "entities": {s.entity_id: s.state for s in states}}
         if tool is not None and "container" in tool.target_args and isinstance(container, str):
-            detail = await _read(app, lambda: app.docker.inspect_container(container))
+            host = record.arguments.get("host")
+            detail = await _read(app, lambda: app.backends.engine(host).inspect_container(container))
             return {
                 "available": True, "container": detail.name, "state": detail.state, "image": detail.image,
                 "health": detail.health, "restart_count": detail.restart_count, "started_at": detail.started_at,

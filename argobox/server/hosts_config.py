@@ -16,12 +16,10 @@ from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
-from argobox.policy.catalog import Backend, Classification, ToolClass, with_tools
+from argobox.policy.catalog import DEFAULT_DOCKER_HOST, Backend, Classification, ToolClass, with_tools
 
 LOCAL_HOST = "local"
 """The built-in host: the ArgoBox machine itself, where an argv runs without any shell."""
-DEFAULT_DOCKER_HOST = "default"
-"""The name of the engine at `[docker] base_url` among the Docker hosts (`host` argument, grants)."""
 RUNBOOK_PREFIX = "runbook_"
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 """`{name}` in an argv word: replaced by the value of param `name` (the rest of the word stays as written)."""

@@ -21,8 +21,10 @@ from pydantic import (
     StrictInt,
     StringConstraints,
     ValidationError,
+    SerializerFunctionWrapHandler,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_serializer,
 )
 
 from argobox.adapters.base import (
@@ -32,7 +34,6 @@ from argobox.adapters.base import (
     ContainerAction,
     ContainerDetail,
     ContainerLogs,
-    ContainerSummary,
     EntityDetail,
     EntitySummary,
     ServiceCallResult,
@@ -40,7 +41,8 @@ from argobox.adapters.base import (
     states_by_id,
 )
 from argobox.policy.catalog import CATALOG, Classification
-from argobox.policy.decide import Grant, canonical_json, item_visible, item_visible_by, may_call
+from argobox.policy.decide import Grant, canonical_json, item_visible_by, may_call
+from argobox.server.docker_hosts import HostedContainerList, list_on_hosts
 from argobox.server.redact import secret_key
 
 OutcomeStatus = Literal[
@@ -134,15 +136,36 @@ class NoArgs(_Args):
     pass
 
 
-class ListContainersArgs(_Args):
+DockerHostName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
+class _OnDockerHost(_Args):
+    """Container tools take an optional Docker host; left out, it is the default one and is not recorded."""
+
+    host: DockerHostName | None = Field(
+        default=None, description='The Docker host (default: "default", the main engine).'
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_default_host(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("host") is None:
+            data.pop("host", None)
+        return data
+
+
+class ListContainersArgs(_OnDockerHost):
     all: StrictBool = Field(default=False, description="Include stopped containers.")
+    host: DockerHostName | None = Field(
+        default=None, description="Only this Docker host (default: every host you may see)."
+    )
 
 
-class ContainerArgs(_Args):
+class ContainerArgs(_OnDockerHost):
     container: ContainerName
 
 
-class ContainerLogsArgs(_Args):
+class ContainerLogsArgs(_OnDockerHost):
     container: ContainerName
     tail: Annotated[StrictInt, Field(ge=1, le=MAX_LOG_LINES, description="Lines from the end (1-1000).")] = 100
 
@@ -220,10 +243,6 @@ class CallServiceArgs(_Args):
     @property
     def entity_ids(self) -> list[str]:
         return [self.entity_id] if isinstance(self.entity_id, str) else list(self.entity_id)
-
-
-class ContainerList(BaseModel):
-    containers: list[ContainerSummary]
 
 
 class EntityList(BaseModel):
@@ -370,30 +389,28 @@ def _merge_nullable(branches: list[Any]) -> dict[str, Any] | None:
     return None
 
 
-async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> ContainerList:
-    containers = await backends.docker.list_containers(all=args.all)
-    visible = [c for c in containers if item_visible(grant, "docker_list_containers", "container", c.name)]
-    return ContainerList(containers=visible)
+async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> HostedContainerList:
+    return await list_on_hosts(backends, grant, all=args.all, host=args.host)
 
 
 async def _inspect(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerDetail:
-    return await backends.docker.inspect_container(args.container)
+    return await backends.engine(args.host).inspect_container(args.container)
 
 
 async def _logs(backends: Backends, grant: Grant, args: ContainerLogsArgs) -> ContainerLogs:
-    return await backends.docker.container_logs(args.container, tail=args.tail)
+    return await backends.engine(args.host).container_logs(args.container, tail=args.tail)
 
 
 async def _start(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await backends.docker.start_container(args.container)
+    return await backends.engine(args.host).start_container(args.container)
 
 
 async def _stop(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await backends.docker.stop_container(args.container)
+    return await backends.engine(args.host).stop_container(args.container)
 
 
 async def _restart(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await backends.docker.restart_container(args.container)
+    return await backends.engine(args.host).restart_container(args.container)
 
 
 async def _ha_entities(backends: Backends, grant: Grant, args: ListEntitiesArgs) -> EntityList:
@@ -455,8 +472,9 @@ TOOLS: dict[str, ToolSpec] = {
     for spec in (
         ToolSpec(
             "docker_list_containers", "List containers",
-            "List the Docker containers you may see: id, name, image, state and status.",
-            ListContainersArgs, ContainerList, _list,
+            "List the Docker containers you may see, on every Docker host you may see: id, name, image, state, status "
+            "and host. A host that does not answer is listed under hosts with the reason.",
+            ListContainersArgs, HostedContainerList, _list,
         ),
         ToolSpec(
             "docker_inspect_container", "Inspect a container",

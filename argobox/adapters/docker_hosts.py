@@ -1,0 +1,139 @@
+"""Docker engines on other hosts: `ssh://user@host[:port]` through the Docker SDK's own SSH transport, and
+`tcp://host:2376` with mutual TLS.
+
+Over SSH the SDK runs `docker system dial-stdio` on the host (so the remote user needs the docker CLI and access to
+the engine). The SDK's paramiko transport is used because it can check the host key strictly: only the keys in the
+configured known_hosts file (or, without one, the ArgoBox user's own ~/.ssh/known_hosts) are trusted, and an
+unknown key is refused (paramiko's RejectPolicy), never added. The `ssh` binary transport of the SDK cannot be given
+a known_hosts file or a key. Errors leave as `AdapterError`s, like those of the local engine.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import docker
+import docker.errors
+import docker.tls
+import paramiko
+from docker.transport.sshconn import SSHHTTPAdapter
+
+from argobox.adapters.base import BackendRejected, BackendUnavailable
+from argobox.adapters.docker_engine import DockerEngine
+
+T = TypeVar("T")
+MIN_API_VERSION = "1.24"
+"""Only used to build the client before the engine is asked for its real API version over the strict transport."""
+
+
+class HostKeyRefused(BackendRejected):
+    """Raised when a Docker host's SSH key is not in known_hosts, or differs from the key recorded there."""
+
+
+class StrictSshAdapter(SSHHTTPAdapter):
+    """The SDK's paramiko transport with the host key checked against `known_hosts` only, and `key_file` as the key.
+
+    Without `known_hosts` the ArgoBox user's own known_hosts is used (as the SDK does); in both cases a key that is not
+    there is refused. Without `key_file` the user's SSH configuration and agent are used (as the SDK does).
+    """
+
+    def __init__(self, base_url: str, *, known_hosts: Path | None, key_file: Path | None, timeout: float) -> None:
+        self._known_hosts_file = known_hosts
+        self._key_file = key_file
+        self._connect_timeout = timeout
+        super().__init__(base_url, timeout=int(max(1, timeout)))
+
+    def _create_paramiko_client(self, base_url: str) -> None:
+        super()._create_paramiko_client(base_url)
+        client = paramiko.SSHClient()
+        if self._known_hosts_file is not None:
+            client.load_host_keys(str(self._known_hosts_file))
+        else:
+            client.load_system_host_keys()
+        client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.ssh_client = client
+        params: dict[str, Any] = self.ssh_params
+        params.update(
+            timeout=self._connect_timeout, banner_timeout=self._connect_timeout, auth_timeout=self._connect_timeout
+        )
+        if params.get("port") is None:
+            params["port"] = 22
+        if self._key_file is not None:
+            params.update(key_filename=str(self._key_file), look_for_keys=False, allow_agent=False)
+
+
+class RemoteDockerEngine(DockerEngine):
+    """A `DockerEngine` on another host; the client is made on first use, over the strict transport."""
+
+    def __init__(self, name: str, base_url: str, *, timeout: float, connect: Callable[[], docker.APIClient]) -> None:
+        super().__init__(base_url, timeout=timeout)
+        self.name = name
+        self._connect = connect
+        self._remote: docker.APIClient | None = None
+
+    def _api(self) -> docker.APIClient:
+        with self._lock:
+            if self._remote is None:
+                self._remote = self._translated(self._connect)
+            return self._remote
+
+    def _translated(self, fn: Callable[[], T]) -> T:
+        where = f"Docker host {self.name!r} ({self._display_url})"
+        try:
+            return fn()
+        except paramiko.BadHostKeyException:
+            raise HostKeyRefused(
+                f"{where} presented an SSH host key that differs from the one in its known_hosts: the key changed, or "
+                "something is in the middle; nothing was done"
+            ) from None
+        except paramiko.AuthenticationException:
+            raise BackendRejected(
+                f"{where} refused the SSH login; check key_file and the user's authorized_keys"
+            ) from None
+        except paramiko.SSHException as exc:
+            if "not found in known_hosts" in str(exc):
+                raise HostKeyRefused(
+                    f"{where} presented an SSH host key that is not in its known_hosts, and ArgoBox never trusts a key "
+                    "on first use; nothing was done. Add the host's key to that file"
+                ) from None
+            raise BackendUnavailable(f"{where} did not answer over SSH: {_first_line(exc)}") from None
+        except (OSError, EOFError) as exc:
+            reason = "connection refused" if isinstance(exc, ConnectionRefusedError) else _first_line(exc)
+            raise BackendUnavailable(f"{where} could not be reached: {reason}") from None
+        except docker.errors.DockerException as exc:
+            raise self._unavailable(exc) from None
+
+    async def _run(self, target: str | None, action: str, fn: Callable[[docker.APIClient], T]) -> T:
+        return await super()._run(target, action, lambda api: self._translated(lambda: fn(api)))
+
+    async def aclose(self) -> None:
+        with self._lock:
+            remote, self._remote = self._remote, None
+        if remote is not None:
+            remote.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    lines = str(exc).strip().splitlines()
+    return (lines[0][:200] if lines else "") or type(exc).__name__
+
+
+def ssh_client(base_url: str, *, known_hosts: Path | None, key_file: Path | None, timeout: float) -> docker.APIClient:
+    """A low-level client for an ssh:// engine over `StrictSshAdapter` (connects, and asks the engine's API version)."""
+    logging.getLogger("paramiko").setLevel(logging.WARNING)
+    adapter = StrictSshAdapter(base_url, known_hosts=known_hosts, key_file=key_file, timeout=timeout)
+    # Built with the SDK's ssh-binary transport, which connects to nothing until used, then given the strict one.
+    api = docker.APIClient(base_url=base_url, version=MIN_API_VERSION, timeout=int(timeout), use_ssh_client=True)
+    api.mount("http+docker://ssh", adapter)
+    api._custom_adapter = adapter  # pyright: ignore[reportAttributeAccessIssue] - what the SDK closes
+    api._version = api._retrieve_server_version()  # pyright: ignore[reportPrivateUsage]
+    return api
+
+
+def tls_client(base_url: str, *, ca: Path, cert: Path, key: Path, timeout: float) -> docker.APIClient:
+    """A low-level client for a tcp:// engine with mutual TLS (the engine's certificate checked against `ca`)."""
+    tls = docker.tls.TLSConfig(client_cert=(str(cert), str(key)), ca_cert=str(ca), verify=True)
+    return docker.APIClient(base_url=base_url, tls=tls, timeout=int(timeout), version="auto")
