@@ -11,6 +11,9 @@ a known_hosts file or a key. Errors leave as `AdapterError`s, like those of the 
 from __future__ import annotations
 
 import logging
+import select
+import socket
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -19,12 +22,15 @@ import docker
 import docker.errors
 import docker.tls
 import paramiko
+import urllib3.connection
+import urllib3.connectionpool
 from docker.transport.sshconn import SSHHTTPAdapter
 
 from argobox.adapters.base import BackendRejected, BackendUnavailable
 from argobox.adapters.docker_engine import DockerEngine
 
 T = TypeVar("T")
+BRIDGE_URL = "http+docker://remote"
 MIN_API_VERSION = "1.24"
 """Only used to build the client before the engine is asked for its real API version over the strict transport."""
 
@@ -38,16 +44,21 @@ class StrictSshAdapter(SSHHTTPAdapter):
 
     Without `known_hosts` the ArgoBox user's own known_hosts is used (as the SDK does); in both cases a key that is not
     there is refused. Without `key_file` the user's SSH configuration and agent are used (as the SDK does).
+
+    Each HTTP connection is one SSH channel running `docker system dial-stdio`, bridged to a local socket pair: the
+    HTTP client then reads and writes a real socket (the channel itself lacks parts of the socket API that some
+    urllib3 builds call), and the SDK treats it like its unix-socket transport.
     """
 
     def __init__(self, base_url: str, *, known_hosts: Path | None, key_file: Path | None, timeout: float) -> None:
         self._known_hosts_file = known_hosts
         self._key_file = key_file
         self._connect_timeout = timeout
+        self._reconnect = threading.Lock()
         super().__init__(base_url, timeout=int(max(1, timeout)))
 
     def _create_paramiko_client(self, base_url: str) -> None:
-        super()._create_paramiko_client(base_url)
+        super()._create_paramiko_client(base_url)  # reads ~/.ssh/config (host name, port, user, identity file)
         client = paramiko.SSHClient()
         if self._known_hosts_file is not None:
             client.load_host_keys(str(self._known_hosts_file))
@@ -56,13 +67,77 @@ class StrictSshAdapter(SSHHTTPAdapter):
         client.set_missing_host_key_policy(paramiko.RejectPolicy())
         self.ssh_client = client
         params: dict[str, Any] = self.ssh_params
-        params.update(
-            timeout=self._connect_timeout, banner_timeout=self._connect_timeout, auth_timeout=self._connect_timeout
-        )
+        timeout = self._connect_timeout
+        params.update(timeout=timeout, banner_timeout=timeout, auth_timeout=timeout, channel_timeout=timeout)
         if params.get("port") is None:
             params["port"] = 22
         if self._key_file is not None:
             params.update(key_filename=str(self._key_file), look_for_keys=False, allow_agent=False)
+
+    def get_connection(self, url: str | bytes, proxies: Any = None) -> _BridgedPool:
+        with self.pools.lock:
+            pool = self.pools.get(url)
+            if pool is None:
+                pool = _BridgedPool(self._open_channel, timeout=self.timeout, maxsize=self.max_pool_size)
+                self.pools[url] = pool
+            return pool
+
+    def _open_channel(self) -> paramiko.Channel:
+        with self._reconnect:
+            transport = self.ssh_client.get_transport()
+            if transport is None or not transport.is_active():
+                self._connect()
+                transport = self.ssh_client.get_transport()
+        assert transport is not None
+        channel = transport.open_session(timeout=self._connect_timeout)
+        channel.exec_command("docker system dial-stdio")
+        return channel
+
+
+class _BridgedConnection(urllib3.connection.HTTPConnection):
+    def __init__(self, open_channel: Callable[[], paramiko.Channel], *, timeout: float) -> None:
+        super().__init__("localhost", timeout=timeout)
+        self._open_channel = open_channel
+        self._bridge_timeout = timeout
+
+    def connect(self) -> None:
+        channel = self._open_channel()
+        ours, theirs = socket.socketpair()
+        threading.Thread(target=_pump, args=(theirs, channel), name="argobox-docker-ssh", daemon=True).start()
+        ours.settimeout(self._bridge_timeout)
+        self.sock = ours
+
+
+class _BridgedPool(urllib3.connectionpool.HTTPConnectionPool):
+    def __init__(self, open_channel: Callable[[], paramiko.Channel], *, timeout: float, maxsize: int) -> None:
+        super().__init__("localhost", timeout=timeout, maxsize=maxsize)
+        self._open_channel = open_channel
+        self._bridge_timeout = timeout
+
+    def _new_conn(self) -> _BridgedConnection:
+        return _BridgedConnection(self._open_channel, timeout=self._bridge_timeout)
+
+
+def _pump(sock: socket.socket, channel: paramiko.Channel) -> None:
+    """Copy bytes both ways between the local socket and the SSH channel until either side ends."""
+    try:
+        while True:
+            ready, _, _ = select.select([sock, channel], [], [])
+            if sock in ready:
+                data = sock.recv(65536)
+                if not data:
+                    return
+                channel.sendall(data)
+            if channel in ready:
+                data = channel.recv(65536)
+                if not data:
+                    return
+                sock.sendall(data)
+    except (OSError, paramiko.SSHException):
+        return
+    finally:
+        channel.close()
+        sock.close()
 
 
 class RemoteDockerEngine(DockerEngine):
@@ -127,7 +202,8 @@ def ssh_client(base_url: str, *, known_hosts: Path | None, key_file: Path | None
     adapter = StrictSshAdapter(base_url, known_hosts=known_hosts, key_file=key_file, timeout=timeout)
     # Built with the SDK's ssh-binary transport, which connects to nothing until used, then given the strict one.
     api = docker.APIClient(base_url=base_url, version=MIN_API_VERSION, timeout=int(timeout), use_ssh_client=True)
-    api.mount("http+docker://ssh", adapter)
+    api.mount(BRIDGE_URL, adapter)
+    api.base_url = BRIDGE_URL  # not http+docker://ssh: the SDK then reads streams from the socket, as over unix sockets
     api._custom_adapter = adapter  # pyright: ignore[reportAttributeAccessIssue] - what the SDK closes
     api._version = api._retrieve_server_version()  # pyright: ignore[reportPrivateUsage]
     return api
