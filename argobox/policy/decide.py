@@ -122,7 +122,8 @@ def _value_matches(value: Any, globs: Sequence[str]) -> bool:
     values: list[Any] = list(value) if isinstance(value, list | tuple) else [value]  # pyright: ignore[reportUnknownArgumentType]
     if not values:
         return False
-    return all(isinstance(v, str) and any(fnmatchcase(v, g) for g in globs) for v in values)
+    texts = [str(v) if type(v) is int else v for v in values]  # an integer param is matched as its decimal text
+    return all(isinstance(t, str) and any(fnmatchcase(t, g) for g in globs) for t in texts)
 
 
 def _first_mismatch(rule: Rule, tool: ToolClass, args: Mapping[str, Any]) -> str | None:

@@ -252,3 +252,15 @@ def test_the_operator_reads_the_call_as_the_command_it_runs() -> None:
     assert describe_call("runbook_zfs_scrub", {"pool": "tank"}, loaded.catalog) == (
         "run runbook zfs_scrub on host nas: zpool scrub 'tank'"
     )
+
+
+def test_an_integer_param_is_constrained_by_its_decimal_text() -> None:
+    reboot = {"description": "Reboot a VM", "host": "nas", "argv": ["qm", "reboot", "{vmid}"],
+              "params": {"vmid": {"type": "integer", "min": 100, "max": 999999}}}
+    loaded = config(runbooks={"vm_reboot": reboot},
+                    rules=[{"tools": ["runbook_vm_reboot"], "args": {"vmid": ["101", "102"]}, "effect": "allow"}])
+    grant = loaded.grant("openclaw")
+
+    assert decide(grant, "runbook_vm_reboot", {"vmid": 101}).effect is Effect.ALLOW
+    assert decide(grant, "runbook_vm_reboot", {"vmid": 1010}).effect is Effect.DENY
+    assert decide(grant, "runbook_vm_reboot", {"vmid": True}).effect is Effect.DENY
