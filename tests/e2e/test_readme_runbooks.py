@@ -34,7 +34,7 @@ name = "alice"
 
 
 def snippet(name: str) -> str:
-    match = re.search(rf"<!-- {name} -->\s*```toml\n(.*?)```", README.read_text(), re.S)
+    match = re.search(rf"<!-- {name} -->\s*```toml\n(.*?)```", README.read_text(), re.DOTALL)
     assert match, f"the README lost its {name}"
     return match.group(1)
 
