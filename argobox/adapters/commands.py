@@ -19,8 +19,9 @@ from typing import Protocol
 
 import anyio
 from anyio.abc import ByteReceiveStream, Process
+from pydantic import BaseModel, ConfigDict
 
-from argobox.adapters.base import AdapterError, BackendRejected, BackendUnavailable, TargetNotFound, _Model
+from argobox.adapters.base import AdapterError, BackendRejected, BackendUnavailable, TargetNotFound
 
 LOCAL_HOST = "local"
 """The built-in host: the machine ArgoBox runs on, where an argv is executed without any shell."""
@@ -30,8 +31,10 @@ LOCAL_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 """PATH of every local command (and where its program is looked up), whatever ArgoBox's own PATH is."""
 
 
-class CommandResult(_Model):
+class CommandResult(BaseModel):
     """One command that ran to its end (whatever its exit status): what ran, where, how it ended, its output."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
 
     host: str
     argv: list[str]

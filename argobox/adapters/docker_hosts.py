@@ -1,3 +1,5 @@
+# pyright: basic, reportAttributeAccessIssue=false, reportOptionalMemberAccess=false, reportIndexIssue=false
+# (This module subclasses the Docker SDK's SSH transport, whose internals the SDK's type stubs do not describe.)
 """Docker engines on other hosts: `ssh://user@host[:port]` through the Docker SDK's own SSH transport, and
 `tcp://host:2376` with mutual TLS.
 

@@ -65,7 +65,8 @@ class SshHost:
         marker = f"argobox-pid-{secrets.token_hex(8)}"
         command = f"printf '%s %s\\n' {marker} \"$$\"; exec {line}"
         started = time.monotonic()
-        async with await self._connect(known) as conn:
+        conn = await self._connect(known)
+        try:
             try:
                 process = await conn.create_process(command, encoding=None)
             except (asyncssh.Error, OSError) as exc:
@@ -81,28 +82,32 @@ class SshHost:
                 killed = await self._kill(conn, out.pid)
                 process.close()
                 raise timed_out(self.name, argv, timeout, killed=killed, started=started)
-        exit_signal = process.exit_signal[0] if process.exit_signal else None
-        return CommandResult(
-            host=self.name,
-            argv=list(argv),
-            exit_status=process.exit_status
-            if exit_signal is None and process.exit_status is not None and process.exit_status >= 0
-            else None,
-            exit_signal=exit_signal,
-            duration_seconds=round(time.monotonic() - started, 3),
-            stdout=out.text(),
-            stderr=err.text(),
-            stdout_truncated=out.truncated,
-            stderr_truncated=err.truncated,
-        )
+            exit_signal = process.exit_signal[0] if process.exit_signal else None
+            status = process.exit_status
+            return CommandResult(
+                host=self.name,
+                argv=list(argv),
+                exit_status=status if exit_signal is None and status is not None and status >= 0 else None,
+                exit_signal=exit_signal,
+                duration_seconds=round(time.monotonic() - started, 3),
+                stdout=out.text(),
+                stderr=err.text(),
+                stdout_truncated=out.truncated,
+                stderr_truncated=err.truncated,
+            )
+        finally:
+            conn.close()
+            with anyio.move_on_after(5):
+                await conn.wait_closed()
 
     async def aclose(self) -> None:
         """Nothing is kept open between commands (each command has its own connection)."""
 
     async def check(self) -> None:
         """Connect and log in without running anything (raises like `run`)."""
-        async with await self._connect(self._read_known_hosts()):
-            pass
+        conn = await self._connect(self._read_known_hosts())
+        conn.close()
+        await conn.wait_closed()
 
     def _read_known_hosts(self) -> asyncssh.SSHKnownHosts:
         try:

@@ -59,9 +59,8 @@ def _field(param: ParamConfig) -> tuple[Any, Any]:
 
 def args_model(name: str, runbook: RunbookConfig) -> type[_Args]:
     """The input model of `runbook_NAME`: every param required unless it has a default."""
-    fields = {param: _field(config) for param, config in runbook.params.items()}
-    model: type[_Args] = create_model(f"Runbook_{name}_Args", __base__=_Args, **fields)  # type: ignore[call-overload]
-    return model
+    fields: dict[str, Any] = {param: _field(config) for param, config in runbook.params.items()}
+    return create_model(f"Runbook_{name}_Args", __base__=_Args, **fields)
 
 
 def _description(runbook: RunbookConfig) -> str:

@@ -255,10 +255,16 @@ def test_the_operator_reads_the_call_as_the_command_it_runs() -> None:
 
 
 def test_an_integer_param_is_constrained_by_its_decimal_text() -> None:
-    reboot = {"description": "Reboot a VM", "host": "nas", "argv": ["qm", "reboot", "{vmid}"],
-              "params": {"vmid": {"type": "integer", "min": 100, "max": 999999}}}
-    loaded = config(runbooks={"vm_reboot": reboot},
-                    rules=[{"tools": ["runbook_vm_reboot"], "args": {"vmid": ["101", "102"]}, "effect": "allow"}])
+    reboot = {
+        "description": "Reboot a VM",
+        "host": "nas",
+        "argv": ["qm", "reboot", "{vmid}"],
+        "params": {"vmid": {"type": "integer", "min": 100, "max": 999999}},
+    }
+    loaded = config(
+        runbooks={"vm_reboot": reboot},
+        rules=[{"tools": ["runbook_vm_reboot"], "args": {"vmid": ["101", "102"]}, "effect": "allow"}],
+    )
     grant = loaded.grant("openclaw")
 
     assert decide(grant, "runbook_vm_reboot", {"vmid": 101}).effect is Effect.ALLOW
