@@ -301,7 +301,11 @@ async def execute(
         admitted is None and record.digest != request_digest(record.agent, record.tool, record.arguments)
     ):
         return await fail("the request does not match what was approved; not executed", {"error": "binding check failed"})
-    args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
+    try:
+        args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
+    except ValidationError as exc:  # a runbook whose params were redefined since the request was made
+        error = f"{_validation_message(record.tool, exc)} (the tool changed since the request was made); not executed"
+        return await fail(error, {"error": "arguments no longer valid"})
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
         result: BaseModel = await spec.run(app.backends, grant, args)
