@@ -222,10 +222,14 @@ async def test_a_local_command_that_outlives_its_timeout_is_killed_with_its_chil
     assert await wait_until_gone(parent) == []
 
 
-def test_processes_running_finds_a_live_process() -> None:
+@pytest.mark.anyio
+async def test_processes_running_finds_a_live_process() -> None:
     marker = str(random.randrange(10**6, 10**7))
-    with subprocess.Popen(["sleep", marker]) as proc:
+    async with await anyio.open_process(["sleep", marker]) as proc:
         try:
+            with anyio.move_on_after(10):  # until the child has exec'd sleep (before that it is a copy of Python)
+                while not processes_running(["sleep", marker]):
+                    await anyio.sleep(0.01)
             assert processes_running(["sleep", marker]) == [proc.pid]
         finally:
             proc.kill()
