@@ -26,6 +26,7 @@ from argobox.policy.limits import Limits, Tripped
 from argobox.server.budgets import CallFacts
 from argobox.server import notify
 from argobox.server.app import App
+from argobox.server.runbook_tools import tool_spec
 from argobox.server.store import (
     Admission,
     Event,
@@ -37,7 +38,6 @@ from argobox.server.store import (
     StoreError,
     iso,
 )
-from argobox.server.runbook_tools import tool_spec
 from argobox.server.tools import TOOLS, Outcome, ToolSpec
 
 logger = logging.getLogger("argobox")
