@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 import anyio
 
 from argobox.adapters.base import AdapterError
-from argobox.policy.catalog import CATALOG, describe_call
+from argobox.policy.catalog import Backend, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
 from argobox.server.mediation.views import audit_json, budget_json, request_json
@@ -86,17 +86,20 @@ async def _read(app: App, read: Callable[[], Awaitable[T]]) -> T:
 
 async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
     """The target's current state, read from the backend now (never an effect)."""
-    tool = CATALOG.get(record.tool)
+    tool = app.config.catalog.get(record.tool)
+    if tool is None or tool.backend is Backend.RUNBOOKS:  # a runbook's target is its host; its preview is queued
+        return {"available": False, "reason": "this tool has no target to preview"}
     container = record.arguments.get("container")
     entities = record.arguments.get("entity_id")
     home = app.homeassistant
     try:
-        if tool is not None and "entity_id" in tool.target_args and entities and home is not None:
+        if "entity_id" in tool.target_args and entities and home is not None:
             ids = [entities] if isinstance(entities, str) else list(entities)
             states = await _read(app, lambda: home.target_states(ids))
             return {"available": True, "entities": {s.entity_id: s.state for s in states}}
-        if tool is not None and "container" in tool.target_args and isinstance(container, str):
-            detail = await _read(app, lambda: app.docker.inspect_container(container))
+        if "container" in tool.target_args and isinstance(container, str):
+            host = record.arguments.get("host")
+            detail = await _read(app, lambda: app.backends.engine(host).inspect_container(container))
             return {
                 "available": True,
                 "container": detail.name,
@@ -121,10 +124,10 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
     queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
     return app.redactor(
         {
-            **request_json(record, app.redactor),
+            **request_json(record, app.redactor, app.config.catalog),
             "explanation": {
                 "who": f"agent {record.agent!r} at {iso(record.created_at)}",
-                "what": describe_call(record.tool, record.arguments),
+                "what": describe_call(record.tool, record.arguments, app.config.catalog),
                 "classification": record.classification,
                 "rule_text": rule_text(app, record.rule),
                 "why_approval": _why_approval(record),

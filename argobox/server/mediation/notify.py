@@ -58,7 +58,7 @@ def _approve_hint(config: Config, request_id: str) -> str:
 
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
     """What every channel is told about `record` (redacted; no secrets)."""
-    what = describe_call(record.tool, record.arguments)
+    what = describe_call(record.tool, record.arguments, app.config.catalog)
     if event == "queued":
         message = (
             f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
