@@ -16,7 +16,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from functools import partial
-from pathlib import Path
 from typing import Any
 
 import anyio
@@ -26,6 +25,7 @@ from argobox.server.app import App
 from argobox.server.audit import KeyFileError, checkpoint_path
 from argobox.server.config.model import Config
 from argobox.server.mediation.audit_trail import verify_store
+from argobox.server.mediation.notify import channels, send_test
 from argobox.server.mediation.surface import surface, surface_lines
 
 BACKEND_TIMEOUT_SECONDS = 10
@@ -76,6 +76,8 @@ class Report:
             f"{marks[f.severity]}  {f.check}: {f.message}" + (f"\n      -> {f.fix}" if f.fix else "")
             for f in self.findings
         ]
+        if not self.surface:
+            return out
         return [*out, "", "surface:", *(f"  {line}" for line in surface_lines(self.surface))]
 
 
@@ -226,7 +228,8 @@ def check_notifications(config: Config, report: Report) -> None:
         report.add(
             "notifications",
             Severity.WARNING,
-            f"{len(plain)} channel(s) send over plain http to another machine: what a request is reaches the network in clear text",
+            f"{len(plain)} channel(s) send over plain http to another machine: what each request is crosses the "
+            "network in clear text",
             "use https:// URLs",
         )
 
@@ -238,8 +241,19 @@ def _loopback_url(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
-async def diagnose(app: App) -> Report:
-    """Every check, and the surface report, for the configuration in force in `app`."""
+async def send_tests(app: App, report: Report) -> None:
+    """A test notification through every configured channel, now."""
+    for channel in channels(app.config):
+        problem = await send_test(app, channel)
+        if problem is None:
+            report.add("notifications", Severity.OK, f"{channel}: test notification accepted")
+        else:
+            report.add("notifications", Severity.ERROR, f"{channel}: {problem}", "check the channel's URL or service")
+
+
+async def diagnose(app: App, *, send: bool = False) -> Report:
+    """Every check, and the surface report, for the configuration in force in `app`; with `send`, a test
+    notification through every channel."""
     report = Report()
     config = app.config
     report.add("config", Severity.OK, f"{config.source} loads")
@@ -248,8 +262,7 @@ async def diagnose(app: App) -> Report:
     check_audit(config, report)
     await check_backends(app, report)
     check_notifications(config, report)
+    if send:
+        await send_tests(app, report)
     report.surface = surface(config)
     return report
-
-
-__all__ = ["Finding", "Path", "Report", "Severity", "diagnose"]

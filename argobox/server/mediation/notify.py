@@ -30,6 +30,7 @@ from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config.model import Config
 from argobox.server.store import Event, Notification, RequestRecord, StoreError
+from argobox.server.text import inert
 from argobox.server.times import iso
 
 logger = logging.getLogger("argobox")
@@ -58,7 +59,7 @@ def _approve_hint(config: Config, request_id: str) -> str:
 
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
     """What every channel is told about `record` (redacted; no secrets)."""
-    what = describe_call(record.tool, record.arguments, app.config.catalog)
+    what = inert(describe_call(record.tool, record.arguments, app.config.catalog))  # agent text, shown inert
     if event == "queued":
         message = (
             f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
@@ -136,6 +137,8 @@ async def _post(client: httpx2.AsyncClient, url: str, content: bytes, headers: d
 
 
 def _title(body: dict[str, Any]) -> str:
+    if body["event"] == "test":
+        return "ArgoBox: test"
     return "ArgoBox: approval needed" if body["event"] == "queued" else f"ArgoBox: request {body['event']}"
 
 
@@ -206,6 +209,21 @@ async def _deliver_one(app: App, client: httpx2.AsyncClient, notification: Notif
     detail = {"channel": channel, "event": body.get("event"), "attempt": attempts}
     event = Event(event="notified", actor="argobox", detail=detail)
     await app.store.settle_notification(notification, retry_at=None, error=None, event=event)
+
+
+async def send_test(app: App, channel: str) -> str | None:
+    """Send a test notification through `channel` now (not through the outbox): None when it was accepted, else
+    why not (redacted)."""
+    body = {"event": "test", "message": "ArgoBox: a test notification from argobox doctor; nothing waits for you"}
+    try:
+        if channel == "homeassistant":
+            await _send_home(app, body)
+        else:
+            async with httpx2.AsyncClient(timeout=SEND_TIMEOUT_SECONDS, follow_redirects=False) as client:
+                await _send(client, app.config, channel, body)
+    except DeliveryFailed as exc:
+        return app.redactor.with_secrets(_credentials(app.config, channel)).text(str(exc))
+    return None
 
 
 async def flush(app: App, *, within: float = 10.0) -> None:
