@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -13,9 +15,14 @@ from argobox.adapters.base import (
     ContainerSummary,
     TargetNotFound,
 )
+from argobox.adapters.simulated import SimulatedLab
 from argobox.policy.catalog import describe_call
 from argobox.policy.decide import Effect, Grant, Rule, check_grant, decide
+from argobox.server.app import open_app
+from argobox.server.config.model import load_config
+from argobox.server.mediation import agent_calls
 from argobox.server.mediation.docker_hosts import list_on_hosts
+from tests.conftest import WriteConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -113,3 +120,42 @@ def test_host_is_a_constraint_rules_may_use_and_the_operator_reads_it() -> None:
         "restart container 'jellyfin' on host 'nas'"
     )
     assert describe_call("docker_restart_container", {"container": "jellyfin"}) == "restart container 'jellyfin'"
+
+
+BACKUP_ANYWHERE = """
+[agents.openclaw.limits]
+requests_per_minute = 50
+mutations_per_hour = 50
+per_target = { count = 3, window_seconds = 3600 }
+
+[[agents.openclaw.rules]]
+tools = ["docker_start_container", "docker_stop_container"]
+args = { container = ["backup"] }
+effect = "allow"
+"""
+
+
+async def test_the_same_container_name_on_two_hosts_has_two_per_target_budgets(
+    write_config: WriteConfig, tmp_path: Path
+) -> None:
+    """The default host, named or not, is one target; `nas` is another (the per-target key includes the host)."""
+    tools = ("docker_stop_container", "docker_start_container") * 2
+    async with open_app(load_config(write_config(extra=BACKUP_ANYWHERE))) as app:
+        nas_lab = SimulatedLab(tmp_path / "nas.json")
+        two_hosts = replace(app, backends=replace(app.backends, docker_hosts={"nas": nas_lab}))
+        default = [
+            await agent_calls.call_tool(two_hosts, "openclaw", tool, {"container": "backup", **host})
+            for tool, host in zip(tools, ({}, {"host": "default"}, {}, {"host": "default"}), strict=True)
+        ]
+        nas = [
+            await agent_calls.call_tool(two_hosts, "openclaw", tool, {"container": "backup", "host": "nas"})
+            for tool in tools
+        ]
+        states = [
+            (await engine.inspect_container("backup")).state for engine in (app.docker, SimulatedLab(tmp_path / "nas"))
+        ]
+
+    assert [o.status for o in default] == ["succeeded"] * 3 + ["rate_limited"]
+    assert [o.status for o in nas] == ["succeeded"] * 3 + ["rate_limited"]
+    assert default[3].limit == nas[3].limit == "per_target"
+    assert states == ["exited", "exited"]  # stop, start, stop ran on each host; the fourth change on neither
