@@ -248,6 +248,7 @@ async def test_a_mutate_runbook_is_queued_shown_approved_from_the_cli_and_runs_e
     (queued,) = await agent_calls(lab, [("runbook_mark", {"name": name})])
     request_id = queued.structured_content["request_id"]
     ran_while_pending = marker.exists()
+    queue = argobox(lab, "requests")
     shown = argobox(lab, "show", request_id)
     approved = argobox(lab, "approve", request_id, "--as", "alice", "--note", "planned")
     again = argobox(lab, "approve", request_id, "--as", "alice")
@@ -259,6 +260,10 @@ async def test_a_mutate_runbook_is_queued_shown_approved_from_the_cli_and_runs_e
         shown.stdout
     )
     assert "preview `cat " in shown.stdout and "pool tank: ONLINE" in shown.stdout
+    queued_line = next(line for line in queue.stdout.splitlines() if line.startswith(request_id))
+    assert queued_line.endswith(
+        f"run runbook mark on host lab: sh -c echo ran >> \"$1\" sh {marker.parent}/marker-'{name}'"
+    )
     assert approved.returncode == 0, approved.stderr
     assert "succeeded: run runbook mark" in approved.stdout
     assert again.returncode == 1 and "not pending approval" in again.stderr
