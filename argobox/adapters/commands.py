@@ -3,8 +3,9 @@
 This is what runbooks stand on. The argv comes from a runbook's template with validated parameter values filled in;
 this layer adds no meaning to it. On the local host the argv is executed directly (no shell at all); on an SSH host
 it is quoted word by word for the remote POSIX shell (`remote_command_line`), so that every value stays one
-argument. Output is bounded (the newest bytes of each stream are kept), a command that outlives its timeout is
-killed (its whole process group), and every failure leaves as an `AdapterError`.
+argument. Output is bounded (the newest bytes of each stream are kept, with the server's secrets removed before the
+cut, so that no cut leaves part of one), a command that outlives its timeout is killed (its whole process group),
+and every failure leaves as an `AdapterError`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,14 @@ import anyio
 from anyio.abc import ByteReceiveStream, Process
 from pydantic import BaseModel, ConfigDict
 
-from argobox.adapters.base import AdapterError, BackendRejected, BackendUnavailable, TargetNotFound
+from argobox.adapters.base import (
+    AdapterError,
+    BackendRejected,
+    BackendUnavailable,
+    TargetNotFound,
+    replace_secrets,
+    secret_fragments,
+)
 
 LOCAL_HOST = "local"
 """The built-in host: the machine ArgoBox runs on, where an argv is executed without any shell."""
@@ -112,23 +120,38 @@ def tail(text: str, limit: int = STDERR_TAIL_CHARS) -> str:
 
 
 class BoundedOutput:
-    """Collects a byte stream, keeping its newest `limit` bytes; reports whether anything was dropped."""
+    """Collects a byte stream, keeping its newest `limit` bytes; reports whether anything was dropped.
 
-    __slots__ = ("_buffer", "_limit", "truncated")
+    `secrets` never show in the text: a little more than `limit` is kept (room for the longest secret), the secrets
+    are replaced in it, and only then is it cut to `limit`, so that a cut cannot keep the end of a secret.
+    """
 
-    def __init__(self, limit: int) -> None:
+    __slots__ = ("_buffer", "_dropped", "_limit", "_margin", "_secrets")
+
+    def __init__(self, limit: int, secrets: Sequence[str] = ()) -> None:
         self._buffer = bytearray()
         self._limit = limit
-        self.truncated = False
+        self._secrets = secret_fragments(secrets)
+        self._margin = max((len(s.encode()) for s in self._secrets), default=0)
+        self._dropped = False
 
     def add(self, chunk: bytes) -> None:
         self._buffer += chunk
-        if len(self._buffer) > self._limit:
-            del self._buffer[: len(self._buffer) - self._limit]
-            self.truncated = True
+        keep = self._limit + self._margin
+        if len(self._buffer) > keep:
+            del self._buffer[: len(self._buffer) - keep]
+            self._dropped = True
+
+    def _redacted(self) -> bytes:
+        return replace_secrets(self._buffer.decode("utf-8", errors="replace"), self._secrets).encode()
+
+    @property
+    def truncated(self) -> bool:
+        """True when older output was dropped to stay within the limit."""
+        return self._dropped or len(self._redacted()) > self._limit
 
     def text(self) -> str:
-        return self._buffer.decode("utf-8", errors="replace")
+        return self._redacted()[-self._limit :].decode("utf-8", errors="replace")
 
 
 def failure_message(where: str, result: CommandResult) -> str:
@@ -179,7 +202,10 @@ def _local_env() -> dict[str, str]:
 
 class LocalCommands:
     """Runs an argv on the ArgoBox machine itself, directly (no shell), in a session of its own so that a timeout
-    kills the command and everything it started."""
+    kills the command and everything it started. `secrets` never show in its output."""
+
+    def __init__(self, secrets: Sequence[str] = ()) -> None:
+        self._secrets = tuple(secrets)
 
     async def run(self, argv: Sequence[str], *, timeout: float, output_limit: int) -> CommandResult:
         if not argv:
@@ -198,7 +224,7 @@ class LocalCommands:
         except OSError as exc:
             raise BackendUnavailable(f"the local host could not start {argv[0]!r}: {exc.strerror or exc}") from None
         async with process:
-            out, err = BoundedOutput(output_limit), BoundedOutput(output_limit)
+            out, err = BoundedOutput(output_limit, self._secrets), BoundedOutput(output_limit, self._secrets)
             with anyio.move_on_after(timeout) as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_drain, process.stdout, out)
@@ -257,10 +283,11 @@ class RemoteHost(Protocol):
 
 
 class HostCommands:
-    """`CommandRunner` over the built-in `local` host and the configured SSH hosts."""
+    """`CommandRunner` over the built-in `local` host and the configured SSH hosts (`secrets`: see LocalCommands;
+    give the SSH hosts the same)."""
 
-    def __init__(self, remotes: Mapping[str, RemoteHost]) -> None:
-        self._local = LocalCommands()
+    def __init__(self, remotes: Mapping[str, RemoteHost], secrets: Sequence[str] = ()) -> None:
+        self._local = LocalCommands(secrets)
         self._remotes = dict(remotes)
 
     async def run(self, host: str, argv: Sequence[str], *, timeout: float, output_limit: int) -> CommandResult:

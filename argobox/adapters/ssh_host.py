@@ -10,11 +10,11 @@ over a second channel. Every asyncssh and socket error leaves this module as an 
 
 from __future__ import annotations
 
-import secrets
 import time
 import warnings
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from secrets import token_hex
 
 import anyio
 from cryptography.utils import CryptographyDeprecationWarning
@@ -49,8 +49,11 @@ class SshHost:
         known_hosts: Path,
         key_file: Path | None,
         connect_timeout: float,
+        secrets: Sequence[str] = (),
     ) -> None:
+        """`secrets` never show in a command's output (they are removed before the output is cut to its limit)."""
         self.name = name
+        self._secrets = tuple(secrets)
         self._user, self._address, self._port = user, address, port
         self._known_hosts, self._key_file = known_hosts, key_file
         self._connect_timeout = connect_timeout
@@ -62,7 +65,7 @@ class SshHost:
         except ValueError as exc:
             raise BackendRejected(f"{exc}; nothing was run on {self._where}") from None
         known = self._read_known_hosts()
-        marker = f"argobox-pid-{secrets.token_hex(8)}"
+        marker = f"argobox-pid-{token_hex(8)}"
         command = f"printf '%s %s\\n' {marker} \"$$\"; exec {line}"
         started = time.monotonic()
         conn = await self._connect(known)
@@ -72,7 +75,8 @@ class SshHost:
             except (asyncssh.Error, OSError) as exc:
                 raise BackendUnavailable(f"{self._where} would not start the command: {_reason(exc)}") from None
             process.stdin.write_eof()
-            out, err = _MarkedOutput(marker, output_limit), BoundedOutput(output_limit)
+            out = _MarkedOutput(marker, output_limit, self._secrets)
+            err = BoundedOutput(output_limit, self._secrets)
             with anyio.move_on_after(timeout) as scope:
                 async with anyio.create_task_group() as tg:
                     tg.start_soon(_drain, process.stdout, out.add)
@@ -202,8 +206,8 @@ class _MarkedOutput(BoundedOutput):
 
     __slots__ = ("_marker", "_preamble", "pid")
 
-    def __init__(self, marker: str, limit: int) -> None:
-        super().__init__(limit)
+    def __init__(self, marker: str, limit: int, secrets: Sequence[str]) -> None:
+        super().__init__(limit, secrets)
         self._marker = marker.encode()
         self._preamble: bytearray | None = bytearray()
         self.pid: int | None = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -122,8 +122,9 @@ def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
     return HomeAssistant(section.url, token, token_env=section.token_env, timeout=section.timeout_seconds)
 
 
-def build_commands(hosts: Mapping[str, HostConfig]) -> CommandRunner:
-    """The runbook runner for the built-in `local` host and every `[hosts.NAME]` (nothing connects until a command)."""
+def build_commands(hosts: Mapping[str, HostConfig], secrets: Sequence[str] = ()) -> CommandRunner:
+    """The runbook runner for the built-in `local` host and every `[hosts.NAME]` (nothing connects until a command);
+    `secrets` are removed from commands' output before it is cut to its limit, as from container logs."""
     from argobox.adapters.ssh_host import SshHost  # asyncssh is slow to import; only when used
 
     remotes: dict[str, RemoteHost] = {}
@@ -137,8 +138,9 @@ def build_commands(hosts: Mapping[str, HostConfig]) -> CommandRunner:
             known_hosts=host.known_hosts,
             key_file=host.key_file,
             connect_timeout=host.connect_timeout_seconds,
+            secrets=secrets,
         )
-    return HostCommands(remotes)
+    return HostCommands(remotes, secrets)
 
 
 def build_docker_hosts(
@@ -193,7 +195,7 @@ async def open_app(
         if config.homeassistant is not None:
             home = homeassistant if homeassistant is not None else build_homeassistant(config.homeassistant)
             stack.push_async_callback(home.aclose)
-        commands = build_commands(config.hosts)
+        commands = build_commands(config.hosts, redactor.secrets)
         stack.push_async_callback(commands.aclose)
         docker_hosts = build_docker_hosts(config.docker.hosts, redactor.secrets)
         for engine in docker_hosts.values():

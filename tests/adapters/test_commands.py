@@ -129,6 +129,30 @@ def test_bounded_output_keeps_the_newest_bytes() -> None:
     assert out.text() == "6789abcdef" and out.truncated is True
 
 
+def test_a_secret_is_removed_before_the_cut_so_no_part_of_it_is_kept() -> None:
+    secret = "tok-0123456789abcdef"
+    plain, redacted = BoundedOutput(12), BoundedOutput(12, [secret])
+    for out in (plain, redacted):
+        out.add(f"x{secret}".encode())
+        out.add(b"\nend\n")
+
+    assert plain.text() == "9abcdef\nend\n"  # without the secret given, its end survives the cut
+    assert redacted.text() == "dacted>\nend\n" and redacted.truncated is True
+    assert not any(secret[i:] in redacted.text() for i in range(len(secret) - 3))
+
+
+@pytest.mark.anyio
+async def test_a_local_command_never_shows_a_secret_even_across_the_output_limit() -> None:
+    secret = "s3cr3t-token-that-must-not-leak"
+    runner = HostCommands({}, [secret])
+    argv = ["sh", "-c", 'printf "%s" "$1"; seq 1 20', "sh", secret]
+
+    result = await runner.run("local", argv, timeout=30, output_limit=len("\n".join(map(str, range(1, 21)))) + 10)
+
+    assert result.stdout.endswith("19\n20\n") and result.stdout_truncated is True
+    assert not any(secret[i:] in result.stdout for i in range(len(secret) - 3))
+
+
 @pytest.mark.anyio
 async def test_the_local_host_runs_the_argv_without_a_shell(tmp_path: Path) -> None:
     sentinel = tmp_path / "pwned"
