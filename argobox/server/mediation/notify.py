@@ -62,7 +62,7 @@ def _approve_hint(config: Config, request_id: str) -> str:
 
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
     """What every channel is told about `record` (redacted; no secrets)."""
-    what = inert(describe_call(record.tool, record.arguments))  # agent text, shown inert on a phone or a screen
+    what = inert(describe_call(record.tool, record.arguments, app.config.catalog))  # agent text, shown inert
     if event == "queued":
         message = (
             f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "

@@ -7,23 +7,25 @@ and URL credentials wherever they ended up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from argobox.policy.catalog import describe_call
+from argobox.policy.catalog import CATALOG, ToolClass, describe_call
 from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.redact import Redactor
 from argobox.server.store import AuditRecord, RequestRecord
 from argobox.server.times import iso
 
 
-def request_json(record: RequestRecord, redact: Redactor) -> dict[str, Any]:
+def request_json(record: RequestRecord, redact: Redactor, catalog: Mapping[str, ToolClass] = CATALOG) -> dict[str, Any]:
+    """A request as JSON; its summary in the words of `catalog` (the table in force, which knows the runbooks)."""
     return redact(
         {
             "id": record.id,
             "agent": record.agent,
             "tool": record.tool,
             "arguments": record.arguments,
-            "summary": describe_call(record.tool, record.arguments),
+            "summary": describe_call(record.tool, record.arguments, catalog),
             "classification": record.classification,
             "effect": record.effect,
             "rule": record.rule,
