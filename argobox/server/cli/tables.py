@@ -112,7 +112,15 @@ def budgets_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{r['pending']}/{r['max_pending']}",
             f"{r['failure_streak']}/{r['failures_to_cooldown']}",
             str(r["cooldown_until"] or "-"),
+            _per_target(r),
         )
         for r in rows
     ]
-    return table(("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL"), cells)
+    headers = ("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL", "CHANGES PER TARGET")
+    return table(headers, cells)
+
+
+def _per_target(row: dict[str, Any]) -> str:
+    """The targets changed in the per-target window, e.g. `{"container":"web"} 2/3`; the busiest first."""
+    used = sorted(row.get("changes_per_target", {}).items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{target} {count}/{row['per_target_limit']}" for target, count in used) or "-"

@@ -61,7 +61,16 @@ def audit_json(event: AuditRecord, redact: Redactor) -> dict[str, Any]:
     )
 
 
-def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState, *, now: float) -> dict[str, Any]:
+def budget_json(
+    agent: str,
+    limits: Limits,
+    usage: Usage,
+    failures: FailureState,
+    *,
+    now: float,
+    targets: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """An agent's budgets now; `targets` (from `Store.target_use`) are the changes counted per target."""
     cooling = usage.cooldown_until is not None and usage.cooldown_until > now
     return {
         "agent": agent,
@@ -74,4 +83,7 @@ def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState
         "failure_streak": failures.streak,
         "failures_to_cooldown": limits.failures.count,
         "cooldown_until": iso(usage.cooldown_until) if cooling else None,
+        "changes_per_target": dict(targets or {}),
+        "per_target_limit": limits.per_target.count,
+        "per_target_window_seconds": limits.per_target.seconds,
     }
