@@ -103,6 +103,10 @@ class Store:
             )
             await connection.prepare()
             await migrate(connection)
+            # A process killed between a commit and the checkpoint written just after it left the checkpoint
+            # behind the head (or none at all, in a new store), and `verify` then fails (no checkpoint; a prune no
+            # checkpoint covers) until some later commit: bring it up to the head now, as a commit would.
+            checkpointer.notify()
             try:
                 yield cls(connection)
             finally:
