@@ -294,8 +294,10 @@ def check_after_restart(case: Case, scene: Scene, request_id: str | None) -> dic
         shown = run.cli("show", request["id"])
         assert shown.returncode == 0, shown.stderr
         assert shown.stdout.startswith(f"Request {request['id']}: {request['status']}")
-        if request["status"] == "unknown":
-            assert "whether the action ran is unknown, check the target" in shown.stdout
+        if request["status"] == "unknown":  # what happened, what to do, and the target as it is now
+            assert "outcome:        the process executing it stopped before recording the outcome" in shown.stdout
+            assert f"target now:     container {scene.name}: state running" in shown.stdout
+            assert "whether the action ran is unknown, check the target" in shown.stdout  # the timeline
     verify(run)
     return mine
 
