@@ -7,12 +7,17 @@ kill, so the test knows the point was reached (the process then dies without a w
 kill). Without `ARGOBOX_CRASH_AT` it is plain `argobox`. The product has no crash hook: this script wraps the real
 function at the point, then runs `argobox.server.cli.main(argv)` unchanged.
 
+With `ARGOBOX_CRASH_PID1=1` the command runs as process 1 of a new PID namespace, as the container image runs it
+(`ENTRYPOINT ["argobox"]`); a namespace's process 1 cannot SIGKILL itself, so it asks this launcher, its parent
+outside the namespace, to do it. That needs root (CAP_SYS_ADMIN); without it the launcher exits with NO_NAMESPACE.
+
 `ARGOBOX_CRASH_SEND_TIMEOUT` (seconds) shortens how long a notification send may take, and so how soon a claim of
 a process that died is taken over (four times that): the crash test waits for a redelivery in seconds, not minutes.
 """
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import json
 import os
@@ -21,6 +26,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+CLONE_NEWPID = 0x20000000
+NO_NAMESPACE = 77
+"""The exit status when a PID namespace cannot be made here (not root)."""
 
 POINTS = ("queued", "approved", "executing", "finished", "outbox", "checkpoint", "prune")
 """Where a request's life can be cut: after the pending request is committed (the agent has no answer yet); after
@@ -40,6 +49,10 @@ def crash(point: str, **facts: Any) -> None:
             os.fsync(fd)
         finally:
             os.close(fd)
+    if ask := os.environ.get("ARGOBOX_CRASH_ASK"):  # process 1 of its namespace: the parent sends the SIGKILL
+        os.write(int(ask), b"k")
+        while True:
+            signal.pause()
     os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -106,7 +119,43 @@ def install(point: str) -> None:
         raise SystemExit(f"crash_launcher: unknown ARGOBOX_CRASH_AT {point!r}; expected one of {', '.join(POINTS)}")
 
 
+def as_process_one(run: Callable[[], int]) -> int:
+    """Run `run` as process 1 of a new PID namespace; SIGKILL it from here when it asks (see `crash`), and end the
+    way it ended (killed by the same signal, or with its exit status)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.unshare(CLONE_NEWPID) != 0:
+        print(f"crash_launcher: no PID namespace: {os.strerror(ctypes.get_errno())}", file=sys.stderr)
+        return NO_NAMESPACE
+    asked, ask = os.pipe()
+    child = os.fork()
+    if child == 0:
+        os.close(asked)
+        os.environ["ARGOBOX_CRASH_ASK"] = str(ask)
+        code = 1
+        try:
+            code = run()
+        except SystemExit as exc:  # argparse's usage errors
+            code = exc.code if isinstance(exc.code, int) else 1
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os._exit(code)  # the parent's interpreter state (forked) must not be torn down twice
+    os.close(ask)
+    if os.read(asked, 1):  # empty when the child ended without asking
+        os.kill(child, signal.SIGKILL)
+    _, status = os.waitpid(child, 0)
+    if os.WIFSIGNALED(status):
+        os.kill(os.getpid(), os.WTERMSIG(status))
+    return os.waitstatus_to_exitcode(status)
+
+
 def main() -> int:
+    if os.environ.get("ARGOBOX_CRASH_PID1") == "1":
+        return as_process_one(argobox_main)
+    return argobox_main()
+
+
+def argobox_main() -> int:
     point = os.environ.get("ARGOBOX_CRASH_AT")
     if point:
         install(point)
