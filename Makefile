@@ -26,7 +26,7 @@ bench: install
 # The figures of docs/security.md and the README (crash points, executions, inputs, leaks), from the tests that report
 # them, run against the real backends.
 figures: install
-	$(PY) scripts/reliability.py
+	$(PY) scripts/reliability.py --write
 
 clean:
 	rm -rf $(VENV) .state

@@ -20,15 +20,22 @@ class Report:
     stderr: str
 
 
-@pytest.fixture
-def report(capsys: pytest.CaptureFixture[str]) -> Any:
+@pytest.fixture(scope="module")
+def script() -> Any:
+    """scripts/reliability.py, loaded as a module."""
     spec = importlib.util.spec_from_file_location("reliability", SCRIPT)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture
+def report(script: Any, capsys: pytest.CaptureFixture[str]) -> Any:
+    """Run the script on a folder of figures already written: its exit status and output."""
 
     def run(folder: Path, *args: str) -> Report:
-        code = module.main(["--from", str(folder), *args])
+        code = script.main(["--from", str(folder), *args])
         out, err = capsys.readouterr()
         return Report(code, out, err)
 
@@ -69,3 +76,27 @@ def test_no_figures_is_a_failure_not_an_empty_table(tmp_path: Path, report: Any)
     shown = report(tmp_path)
 
     assert shown.returncode == 1 and "wrote no figures" in shown.stderr
+
+
+def test_the_figures_are_written_between_their_markers_and_nowhere_else(tmp_path: Path, script: Any) -> None:
+    module = script
+    page = tmp_path / "page.md"
+    page.write_text("before\n<!-- figures -->\nold\n<!-- /figures -->\nafter\n")
+    figures = {"test_crash": {"crash_points": 9, "executions_expected": 15, "executions_seen": 15}}
+
+    module.write_block(page, "figures", module.markdown_table(figures))
+    line = module.headline(module.merged({**figures, "test_fuzz": {"inputs": 10240, "leaks": 0}}))
+
+    assert page.read_text().splitlines() == [
+        "before",
+        "<!-- figures -->",
+        "| test file | inputs | crash points | executions expected | executions seen | leaks |",
+        "|---|---|---|---|---|---|",
+        "| `test_crash` |  | 9 | 15 | 15 |  |",
+        "<!-- /figures -->",
+        "after",
+    ]
+    assert line.splitlines() == [
+        "- 9 crash points: 15 executions expected, 15 seen by the engine; nothing ran twice or without its record",
+        "- 10,240 generated inputs: 0 leaks",
+    ]
