@@ -22,12 +22,18 @@ INTERRUPTED_MESSAGE = (
 )
 
 
-def executor_alive(db_path: Path, executor: str | None) -> bool:
-    """Whether the process named by `executor` may still be running."""
-    held = lease_held(db_path, executor or "")
+def this_executor() -> str:
+    """This process as host and process id (what a request records, with its lease, is `Lease.executor`)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def executor_alive(executor: str | None, *, db_path: Path | None = None) -> bool:
+    """Whether the process named by `executor` may still be running: by its lease on the store at `db_path` when it
+    names one, else by its process id."""
+    held = lease_held(db_path, executor or "") if db_path is not None else None
     if held is not None:
         return held
-    host, _, pid = (executor or "").rpartition(":")
+    host, _, pid = (executor or "").partition("/")[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return host != socket.gethostname() and bool(host)  # another host's executor: assume alive
     try:
@@ -51,7 +57,7 @@ async def recover_interrupted(connection: Connection, db_path: Path) -> list[str
     )
     recovered: list[str] = []
     for request_id, executor, status in [(row["id"], row["executor"], row["status"]) for row in rows]:
-        if executor_alive(db_path, executor):
+        if executor_alive(executor, db_path=db_path):
             continue
         detail = {"was": status, "executor": executor, "message": INTERRUPTED_MESSAGE}
         body = transition_body(
