@@ -74,15 +74,25 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--drain-timeout", type=float, default=30.0, metavar="SECONDS",
                        help="HTTP: on SIGTERM, how long to wait for calls in flight before ending streams")
 
-    token = sub.add_parser("token", parents=[common], help="make agent tokens")
+    token = sub.add_parser("token", parents=[common], help="make agent and operator tokens")
     token_sub = token.add_subparsers(dest="token_action", metavar="ACTION", required=True)
-    token_new = token_sub.add_parser("new", parents=[common], help="print a fresh token for AGENT, and its hash")
-    token_new.add_argument("agent", metavar="AGENT")
+    token_new = token_sub.add_parser("new", parents=[common],
+                                     help="print a fresh token for AGENT (or --operator NAME), and its hash")
+    token_new.add_argument("agent", metavar="AGENT", nargs="?")
+    token_new.add_argument("--operator", metavar="NAME", help="a token for the configured operator NAME instead")
     token_new.add_argument("--write", action="store_true",
-                           help="write the token_sha256 into [agents.AGENT] of the config file")
+                           help="write the token_sha256 into [agents.AGENT] (or the [[operators]] entry of NAME) "
+                                "of the config file")
 
     operator = sub.add_parser("operator", parents=[common], help="run the operator-facing MCP server over stdio")
     operator.add_argument("--as", dest="operator", required=True, metavar="OPERATOR")
+
+    console = sub.add_parser("console", parents=[common], help="serve the web operator console (and the operator "
+                             "MCP tools at /mcp)")
+    console.add_argument("--listen", metavar="HOST:PORT", help="where to listen (default: [console] listen, else "
+                         "127.0.0.1:8766)")
+    console.add_argument("--allow-non-loopback", action="store_true",
+                         help="allow a non-loopback address (put a TLS-terminating proxy in front)")
 
     watch = sub.add_parser("watch", parents=[common], help="follow new requests and decisions live")
     watch.add_argument("--all", action="store_true", help="every audit event, not only requests and decisions")
@@ -164,8 +174,20 @@ async def _serve_http(args: argparse.Namespace) -> int:
         raise CommandError("--http serves every agent, each by its bearer token; drop --agent", EXIT_USAGE)
     config = _load(args)
     async with open_app(config) as app:
+        background: list[Any] = [notify_forever]
+        if config.console is not None:  # the console on a listener of its own, never the agents' one
+            from argobox.server.console.serve import prepare_console
+
+            background.append(prepare_console(app, None, allow_non_loopback=args.allow_non_loopback).serve)
         await serve_http(app, args.http, allow_non_loopback=args.allow_non_loopback, allowed_hosts=args.allowed_host,
-                         drain_seconds=max(0.0, args.drain_timeout), background=[notify_forever])
+                         drain_seconds=max(0.0, args.drain_timeout), background=background)
+    return EXIT_OK
+
+
+async def _console(args: argparse.Namespace) -> int:
+    from argobox.server.console.serve import run_console
+
+    await run_console(_load(args), args.listen, allow_non_loopback=args.allow_non_loopback)
     return EXIT_OK
 
 
@@ -174,6 +196,15 @@ def _token_new(args: argparse.Namespace) -> int:
 
     path = resolve_config_path(args.config)
     config = load_config(path)
+    if (args.agent is None) == (args.operator is None):
+        raise CommandError("token new needs AGENT or --operator NAME (one of them)", EXIT_USAGE)
+    if args.operator is not None:
+        from argobox.server.console.operator_tokens import OperatorTokenRefused, operator_token_new
+
+        try:
+            return operator_token_new(config, path, args.operator, write=args.write)
+        except OperatorTokenRefused as exc:
+            raise CommandError(str(exc), exc.status) from None
     if args.agent not in config.agents:
         known = ", ".join(sorted(config.agents)) or "none"
         raise CommandError(f"unknown agent {args.agent[:64]!r} (configured agents: {known})", EXIT_REFUSED)
@@ -410,7 +441,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_demo(Path(args.dir) if args.dir else None)
         if args.command == "token":
             return _token_new(args)
-        command = {"serve": _serve, "operator": _operator, "watch": _watch}.get(args.command, _with_app)
+        command = {"serve": _serve, "operator": _operator, "watch": _watch, "console": _console}.get(
+            args.command, _with_app)
         return anyio.run(command, args)
     except CommandError as exc:
         _fail(str(exc))

@@ -435,11 +435,14 @@ async def prune_audit(app: App, *, before: float, operator: str) -> PruneResult:
 
 
 async def _require_operator(app: App, operator: str, request_id: str | None) -> None:
-    if app.config.operator(operator) is not None:
+    entry = app.config.operator(operator)
+    if entry is not None and entry.role == "approver":
         return
     message = f"{shorten(operator, 64)!r} is not a configured operator"
+    if entry is not None:  # a viewer sees everything and decides nothing, whichever way it asks
+        message = f"operator {operator!r} is a viewer: a viewer can read requests but never approve, deny or prune"
     await app.store.audit(
         [Event(event="refused", actor=f"operator:{shorten(operator, 64)}", detail={"reason": message})],
         request_id=shorten(request_id, 64) if request_id is not None else None,
     )
-    raise Refused("unknown_operator", message)
+    raise Refused("unknown_operator" if entry is None else "not_an_approver", message)

@@ -689,15 +689,19 @@ class Store:
         return _row_to_request(rows[0]) if rows else None
 
     async def list_requests(
-        self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100
+        self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100,
+        tool: str | None = None, since: float | None = None, until: float | None = None,
     ) -> list[RequestRecord]:
+        """Requests, newest first; `since` and `until` bound the creation time (until: exclusive)."""
         clauses, params = ["1 = 1"], list[Any]()
         if status is not None:
             clauses.append("status = ?")
             params.append(status.value)
-        if agent is not None:
-            clauses.append("agent = ?")
-            params.append(agent)
+        for clause, value in (("agent = ?", agent), ("tool = ?", tool), ("created_at >= ?", since),
+                              ("created_at < ?", until)):
+            if value is not None:
+                clauses.append(clause)
+                params.append(value)
         sql = f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ?"  # noqa: S608
         try:
             return [_row_to_request(row) for row in await self._read(sql, (*params, limit))]
