@@ -51,15 +51,25 @@ def _approve_hint(config: Config, request_id: str) -> str:
     return f"argobox approve {request_id} --as {operator}"
 
 
+def console_link(config: Config, request_id: str) -> str | None:
+    """The request's page in the web console, when `[console] public_url` says where operators reach it."""
+    if config.console is None or config.console.public_url is None:
+        return None
+    return f"{config.console.public_url}/requests/{request_id}"
+
+
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
     """What every channel is told about `record` (redacted; no secrets)."""
     what = describe_call(record.tool, record.arguments)
+    link = console_link(app.config, record.id)
     if event == "queued":
+        where = f"Open {link} to decide, or approve with: " if link else "Approve with: "
         message = (f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
-                   f"Approve with: {_approve_hint(app.config, record.id)}")
+                   f"{where}{_approve_hint(app.config, record.id)}")
     else:
         by = f" by {record.decided_by}" if record.decided_by else ""
         message = f"ArgoBox: request {record.id} ({what}, agent {record.agent}) was {event}{by}; now {record.status.value}"
+        message += f" ({link})" if link else ""
     return app.redactor({
         "event": event,
         "message": message,
@@ -69,6 +79,7 @@ def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
             "expires_at": iso(record.expires_at), "decided_by": record.decided_by, "note": record.note,
         },
         "approve_command": _approve_hint(app.config, record.id) if event == "queued" else None,
+        "url": link,
     })
 
 
@@ -127,7 +138,10 @@ def _send(config: Config, channel: str, body: dict[str, Any]) -> None:
     if kind == "webhooks":
         _post(url, json.dumps(body).encode(), {"Content-Type": "application/json", "User-Agent": "argobox"})
     else:
-        _post(url, body["message"].encode(), {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"})
+        headers = {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"}
+        if body.get("url"):
+            headers["Click"] = body["url"]  # tapping the push opens the request's page in the console
+        _post(url, body["message"].encode(), headers)
 
 
 async def deliver_due(app: App) -> int:
