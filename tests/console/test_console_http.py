@@ -45,7 +45,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="module")
 def config(tmp_path_factory: pytest.TempPathFactory, docker_base_url: str) -> Path:
-    return write_console_config(tmp_path_factory.mktemp("console"), docker_base_url)
+    olga = '\n[[operators]]\nname = "olga"\n'  # gets a token from `argobox token new --operator` in a test
+    return write_console_config(tmp_path_factory.mktemp("console"), docker_base_url, extra=olga)
 
 
 @pytest.fixture(scope="module")
@@ -292,26 +293,27 @@ async def test_the_daemon_serves_agents_and_the_console_on_separate_listeners(
     assert code == 0, d.log
 
 
-async def test_token_new_for_an_operator_writes_its_hash_and_the_token_signs_in(
-    tmp_path: Path, docker_base_url: str,
+async def test_token_new_for_an_operator_writes_its_hash_and_a_running_console_lets_it_sign_in(
+    base: str, config: Path, console: Process,
 ) -> None:
-    config = write_console_config(tmp_path, docker_base_url)
-
     def argobox(*args: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([str(ARGOBOX), "--config", str(config), *args], capture_output=True, text=True,
                               timeout=60, check=False)
 
-    printed = argobox("token", "new", "--operator", "nick")
-    written = argobox("token", "new", "--operator", "nick", "--write")
+    reloads = console.log.count("configuration reloaded")
     unknown = argobox("token", "new", "--operator", "mallory")
-    both = argobox("token", "new", "openclaw", "--operator", "nick")
+    both = argobox("token", "new", "openclaw", "--operator", "olga")
+    written = argobox("token", "new", "--operator", "olga", "--write")
     token = re.search(r"^token: (\S+)$", written.stdout, re.M)
+    with anyio.fail_after(TIMEOUT_S):
+        while console.log.count("configuration reloaded") == reloads:
+            await anyio.sleep(0.1)
+    async with client() as http:
+        signed = await sign_in(http, base, "olga", token[1] if token else "")
 
-    assert printed.returncode == 0 and re.search(r'^token_sha256 = "[0-9a-f]{64}"$', printed.stdout, re.M)
-    assert written.returncode == 0 and token is not None
     assert unknown.returncode == 1 and "unknown operator 'mallory'" in unknown.stderr
     assert both.returncode == 2
-    with anyio.fail_after(TIMEOUT_S):
-        async with argobox_process(config, "console") as running, client() as http:
-            signed = await sign_in(http, running.urls["console"], "nick", token[1])
+    assert written.returncode == 0 and token is not None, written.stderr
+    assert re.search(r'name = "olga"\ntoken_sha256 = "[0-9a-f]{64}"|token_sha256 = "[0-9a-f]{64}"\nname = "olga"',
+                     config.read_text())
     assert signed.status_code == 303 and signed.headers["location"] == "/"
