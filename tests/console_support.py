@@ -3,15 +3,16 @@
 
 from __future__ import annotations
 
+import json
 import re
 import signal
 import subprocess
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import anyio
 import docker
@@ -77,8 +78,9 @@ effect = "approve"
 """
 
 
-def write_console_config(directory: Path, docker_base_url: str, *, console: str = "", home: str | None = None,
-                         extra: str = "") -> Path:
+def write_console_config(
+    directory: Path, docker_base_url: str, *, console: str = "", home: str | None = None, extra: str = ""
+) -> Path:
     """The console tests' configuration; `home` is the body of a [homeassistant] table (with HOME_RULES)."""
     text = CONFIG.format(docker=f'base_url = "{docker_base_url}"', console=console)
     if home is not None:
@@ -105,7 +107,9 @@ class Process:
             self.process.send_signal(signal.SIGTERM)
         try:
             with anyio.fail_after(STOP_TIMEOUT_S):
-                while self.process.poll() is None:
+                while True:
+                    if self.process.poll() is not None:
+                        break
                     await anyio.sleep(0.05)
         except TimeoutError:
             self.process.kill()
@@ -119,23 +123,35 @@ ANNOUNCED = {
 }
 
 
-@asynccontextmanager
-async def argobox_process(config: Path, *args: str, wait_for: tuple[str, ...] = ("console",),
-                          env: dict[str, str] | None = None) -> AsyncIterator[Process]:
-    """Run `argobox --config CONFIG ARGS...` until it announced `wait_for`; stop it with SIGTERM afterwards."""
+def _spawn(config: Path, args: tuple[str, ...], env: dict[str, str] | None) -> Process:
     log_path = config.parent / f"argobox-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen([str(ARGOBOX), "--config", str(config), *args], stdin=subprocess.DEVNULL,
-                                   stdout=log, stderr=subprocess.STDOUT, env=env)
-    running = Process(process=process, log_path=log_path, urls={})
+        process = subprocess.Popen(
+            [str(ARGOBOX), "--config", str(config), *args],
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    return Process(process=process, log_path=log_path, urls={})
+
+
+@asynccontextmanager
+async def argobox_process(
+    config: Path, *args: str, wait_for: tuple[str, ...] = ("console",), env: dict[str, str] | None = None
+) -> AsyncGenerator[Process]:
+    """Run `argobox --config CONFIG ARGS...` until it announced `wait_for`; stop it with SIGTERM afterwards."""
+    running = _spawn(config, args, env)
     try:
         with anyio.fail_after(START_TIMEOUT_S):
-            while set(wait_for) - set(running.urls):
+            while True:
                 for name in wait_for:
                     if match := re.search(ANNOUNCED[name], running.log):
                         running.urls[name] = match[1]
-                if process.poll() is not None:
-                    raise AssertionError(f"argobox exited ({process.returncode}):\n{running.log}")
+                if not set(wait_for) - set(running.urls):
+                    break
+                if running.process.poll() is not None:
+                    raise AssertionError(f"argobox exited ({running.process.returncode}):\n{running.log}")
                 await anyio.sleep(0.05)
         yield running
     finally:
@@ -152,8 +168,9 @@ async def sign_in(http: httpx2.AsyncClient, base: str, name: str, token: str) ->
     form = await http.get(f"{base}signin")
     nonce = re.search(r'name="csrf" value="([^"]+)"', form.text)
     assert nonce is not None, form.text
-    return await http.post(f"{base}signin", data={"operator": name, "token": token, "csrf": nonce[1]},
-                           headers=form_headers(base))
+    return await http.post(
+        f"{base}signin", data={"operator": name, "token": token, "csrf": nonce[1]}, headers=form_headers(base)
+    )
 
 
 def csrf_of(html: str) -> str:
@@ -164,14 +181,28 @@ def csrf_of(html: str) -> str:
 
 def engine_events(client: docker.DockerClient, container_id: str, since: float, action: str) -> list[dict[str, Any]]:
     """What the Docker engine itself recorded for the container since `since` (bounded: `until` is now)."""
-    stream = client.events(since=int(since) - 1, until=int(time.time()) + 1, decode=True,
-                           filters={"container": container_id, "event": action})
-    return [e for e in stream if e.get("Action") == action]
+    stream: Any = client.events(  # pyright: ignore[reportUnknownMemberType]
+        since=int(since) - 1,
+        until=int(time.time()) + 1,
+        decode=True,
+        filters={"container": container_id, "event": action},
+    )
+    return [e for e in cast(list[dict[str, Any]], list(stream)) if e.get("Action") == action]
+
+
+def run_argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """One `argobox` command to its end (the CLI in a process of its own, as an operator would run it)."""
+    return subprocess.run(
+        [str(ARGOBOX), "--config", str(config), *args], capture_output=True, text=True, timeout=60, check=False, env=env
+    )
 
 
 def audit_json(config: Path) -> list[dict[str, Any]]:
-    import json
-
-    done = subprocess.run([str(ARGOBOX), "--config", str(config), "audit", "--json"], capture_output=True,
-                          text=True, timeout=60, check=True)
+    done = subprocess.run(
+        [str(ARGOBOX), "--config", str(config), "audit", "--json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
     return json.loads(done.stdout)

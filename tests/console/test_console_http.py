@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
 import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
@@ -28,6 +27,7 @@ from tests.console_support import (
     csrf_of,
     engine_events,
     form_headers,
+    run_argobox,
     sign_in,
     write_console_config,
 )
@@ -68,8 +68,11 @@ async def queue_restart(config: Path, container: Container) -> str:
     """The agent asks for a restart through the real agent server (stdio here) and gets a pending request."""
     from mcp import Client, StdioServerParameters
 
-    params = StdioServerParameters(command=str(ARGOBOX), args=["--config", str(config), "serve", "--agent",
-                                                               "openclaw"], env={"ARGOBOX_AGENT_TOKEN": OPENCLAW_TOKEN})
+    params = StdioServerParameters(
+        command=str(ARGOBOX),
+        args=["--config", str(config), "serve", "--agent", "openclaw"],
+        env={"ARGOBOX_AGENT_TOKEN": OPENCLAW_TOKEN},
+    )
     async with Client(params) as agent:
         queued = await agent.call_tool("docker_restart_container", {"container": container.name})
     assert queued.structured_content is not None and queued.structured_content["status"] == "pending_approval"
@@ -82,8 +85,10 @@ def events(config: Path, name: str) -> list[dict[str, Any]]:
 
 async def test_without_a_session_pages_redirect_to_sign_in_and_endpoints_answer_401(base: str, config: Path) -> None:
     async with client() as http:
-        pages = {path: await http.get(f"{base}{path}") for path in ("", "history", "audit", "budgets",
-                                                                  "requests/abc", "audit/export")}
+        pages = {
+            path: await http.get(f"{base}{path}")
+            for path in ("", "history", "audit", "budgets", "requests/abc", "audit/export")
+        }
         polled = await http.get(f"{base}pending/list")
         status = await http.get(f"{base}requests/abc/status")
         posted = await http.post(f"{base}requests/abc/approve", data={"csrf": "x"}, headers=form_headers(base))
@@ -94,7 +99,7 @@ async def test_without_a_session_pages_redirect_to_sign_in_and_endpoints_answer_
     assert all(r.headers["location"] == "/signin" for r in pages.values())
     assert (polled.status_code, status.status_code, posted.status_code) == (401, 401, 401)
     assert stale_cookie.status_code == 303
-    refused = [e for e in events(config, "console_refused") if e["actor"] == "console:127.0.0.1"]
+    refused = [e for e in events(config, "operator_refused") if e["actor"] == "console:127.0.0.1"]
     assert refused and refused[0]["detail"]["reason"].startswith("no live session")  # the rest are counted
 
 
@@ -118,7 +123,9 @@ async def test_pages_set_strict_headers_and_a_strict_session_cookie(base: str) -
 
 
 async def test_state_changes_without_csrf_or_from_elsewhere_are_refused_and_audited(
-    base: str, config: Path, make_container: Callable[..., Container],
+    base: str,
+    config: Path,
+    make_container: Callable[..., Container],
 ) -> None:
     web = make_container("console")
     request_id = await queue_restart(config, web)
@@ -139,17 +146,24 @@ async def test_state_changes_without_csrf_or_from_elsewhere_are_refused_and_audi
     assert "security token" in no_csrf.text
     assert bad_host.status_code == 421
     assert after.json()["status"] == "pending_approval"
-    reasons = [e["detail"]["reason"] for e in events(config, "console_refused")]
+    reasons = [e["detail"]["reason"] for e in events(config, "operator_refused")]
     assert "the CSRF token is missing or wrong" in reasons
     assert any(r.startswith("cross-site: Origin 'http://evil.example'") for r in reasons)
     assert any(r.startswith("cross-site: Sec-Fetch-Site is 'cross-site'") for r in reasons)
 
 
 async def test_only_operators_sign_in_each_with_its_own_token_and_no_token_is_audited(
-    base: str, config: Path,
+    base: str,
+    config: Path,
 ) -> None:
-    attempts = [("alice", OPENCLAW_TOKEN), ("openclaw", OPENCLAW_TOKEN), ("nick", ""), ("nick", ALICE_TOKEN),
-                ("alice", BOB_TOKEN), ("nobody", ALICE_TOKEN)]
+    attempts = [
+        ("alice", OPENCLAW_TOKEN),
+        ("openclaw", OPENCLAW_TOKEN),
+        ("nick", ""),
+        ("nick", ALICE_TOKEN),
+        ("alice", BOB_TOKEN),
+        ("nobody", ALICE_TOKEN),
+    ]
     async with client(transport=httpx2.AsyncHTTPTransport(local_address="127.0.0.3")) as http:
         answers = [await sign_in(http, base, name, token) for name, token in attempts[:4]]
     async with client(transport=httpx2.AsyncHTTPTransport(local_address="127.0.0.4")) as http:
@@ -157,15 +171,16 @@ async def test_only_operators_sign_in_each_with_its_own_token_and_no_token_is_au
 
     assert [a.status_code for a in answers] == [401] * len(attempts)
     assert all("set-cookie" not in a.headers or "argobox_session" not in a.headers["set-cookie"] for a in answers)
-    refused = [e for e in events(config, "console_sign_in_refused") if e["actor"] in ("console:127.0.0.3",
-                                                                                       "console:127.0.0.4")]
+    refused = [
+        e for e in events(config, "operator_refused") if e["actor"] in ("console:127.0.0.3", "console:127.0.0.4")
+    ]
+    assert refused and all(e["detail"]["channel"] == "console" and e["detail"]["action"] == "sign_in" for e in refused)
     reasons = " | ".join(e["detail"]["reason"] for e in refused)
     assert "'openclaw' is an agent" in reasons
     assert "operator 'nick' has no token_sha256" in reasons
     assert "the token does not match operator 'alice'" in reasons
     assert "'nobody' is not a configured operator" in reasons
-    trail = subprocess.run([str(ARGOBOX), "--config", str(config), "audit", "export"], capture_output=True,
-                           text=True, timeout=60, check=True).stdout
+    trail = run_argobox(config, "audit", "export").stdout
     for token in (ALICE_TOKEN, BOB_TOKEN, OPENCLAW_TOKEN):
         assert token not in trail
 
@@ -180,8 +195,11 @@ async def test_sign_in_attempts_are_limited_per_client_address(base: str, config
     assert [f.status_code for f in failures] == [401] * 5
     assert right_but_limited.status_code == 429 and int(right_but_limited.headers["retry-after"]) > 0
     assert elsewhere.status_code == 303
-    limited = [e for e in events(config, "console_sign_in_refused")
-               if e["actor"] == "console:127.0.0.2" and e["detail"]["reason"] == "too many failed sign-ins"]
+    limited = [
+        e
+        for e in events(config, "operator_refused")
+        if e["actor"] == "console:127.0.0.2" and e["detail"]["reason"] == "too many failed sign-ins"
+    ]
     assert len(limited) == 1
 
 
@@ -203,7 +221,9 @@ async def test_signing_out_ends_the_session_on_the_server(base: str, config: Pat
 
 
 async def test_a_viewer_reads_everything_but_every_decision_is_refused(
-    base: str, config: Path, make_container: Callable[..., Container],
+    base: str,
+    config: Path,
+    make_container: Callable[..., Container],
 ) -> None:
     web = make_container("console")
     request_id = await queue_restart(config, web)
@@ -211,16 +231,18 @@ async def test_a_viewer_reads_everything_but_every_decision_is_refused(
         await sign_in(http, base, "vera", VERA_TOKEN)
         page = await http.get(f"{base}requests/{request_id}")
         token = csrf_of(page.text)
-        approve = await http.post(f"{base}requests/{request_id}/approve", data={"csrf": token},
-                                  headers=form_headers(base))
-        deny = await http.post(f"{base}requests/{request_id}/deny", data={"csrf": token, "reason": "no"},
-                               headers=form_headers(base))
+        approve = await http.post(
+            f"{base}requests/{request_id}/approve", data={"csrf": token}, headers=form_headers(base)
+        )
+        deny = await http.post(
+            f"{base}requests/{request_id}/deny", data={"csrf": token, "reason": "no"}, headers=form_headers(base)
+        )
         reset = await http.post(f"{base}budgets/openclaw/reset", data={"csrf": token}, headers=form_headers(base))
         pages = [await http.get(f"{base}{p}") for p in ("", "history", "audit", "budgets")]
         status = await http.get(f"{base}requests/{request_id}/status")
-    cli = subprocess.run([str(ARGOBOX), "--config", str(config), "approve", request_id, "--as", "vera"],
-                         capture_output=True, text=True, timeout=60, check=False,
-                         env={**os.environ, "ARGOBOX_OPERATOR_TOKEN": VERA_TOKEN})
+    cli = run_argobox(
+        config, "approve", request_id, "--as", "vera", env={**os.environ, "ARGOBOX_OPERATOR_TOKEN": VERA_TOKEN}
+    )
 
     assert page.status_code == 200 and "restart container" in page.text
     assert ">Approve</button>" not in page.text and ">Deny</button>" not in page.text
@@ -228,12 +250,15 @@ async def test_a_viewer_reads_everything_but_every_decision_is_refused(
     assert all(p.status_code == 200 for p in pages) and ">Reset</button>" not in pages[3].text
     assert status.json()["status"] == "pending_approval"
     assert cli.returncode == 1 and "is a viewer" in cli.stderr
-    refused = [e for e in events(config, "console_refused") if e["actor"] == "operator:vera"]
+    refused = [e for e in events(config, "operator_refused") if e["actor"] == "operator:vera"]
     assert refused and all("is a viewer" in e["detail"]["reason"] for e in refused)
 
 
 async def test_operator_tools_over_http_take_the_operator_token_and_apply_roles(
-    base: str, config: Path, make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    base: str,
+    config: Path,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     web = make_container("console")
     t0 = time.time()
@@ -262,13 +287,17 @@ async def test_operator_tools_over_http_take_the_operator_token_and_apply_roles(
     assert len(engine_events(docker_client, str(web.id), t0, "restart")) == 1
     assert (as_agent.status_code, anonymous.status_code) == (401, 401)
     assert "agent's token" in as_agent.json()["error_description"]
+    over_mcp = [e for e in events(config, "operator_refused") if e["detail"]["channel"] == "mcp-http"]
+    assert {(e["actor"], e["detail"]["action"]) for e in over_mcp} >= {("operator:vera", "decide")}
+    assert any(e["actor"] == "console:127.0.0.1" and "agent's token" in e["detail"]["reason"] for e in over_mcp)
     trail = [e for e in audit_json(config) if e["request_id"] == request_id]
     assert [e["event"] for e in trail][-3:] == ["approved", "executing", "succeeded"]
     assert trail[-3]["detail"]["note"] == "over http"
 
 
 async def test_the_daemon_serves_agents_and_the_console_on_separate_listeners(
-    tmp_path: Path, docker_base_url: str,
+    tmp_path: Path,
+    docker_base_url: str,
 ) -> None:
     config = write_console_config(tmp_path, docker_base_url, console='public_url = "https://argobox.example.org"')
     with anyio.fail_after(TIMEOUT_S):
@@ -278,8 +307,9 @@ async def test_the_daemon_serves_agents_and_the_console_on_separate_listeners(
                 tools = [t.name for t in (await agent.list_tools()).tools]
             async with httpx2.AsyncClient(timeout=30) as http:
                 console_on_agent_port = await http.get(agents.removesuffix("mcp"))
-                agent_on_console = await http.post(f"{console_url}mcp", json={},
-                                                   headers={"Authorization": f"Bearer {OPENCLAW_TOKEN}"})
+                agent_on_console = await http.post(
+                    f"{console_url}mcp", json={}, headers={"Authorization": f"Bearer {OPENCLAW_TOKEN}"}
+                )
                 signin = await http.get(f"{console_url}signin")
                 public_host = await http.get(f"{console_url}signin", headers={"Host": "argobox.example.org"})
             code = await d.stop()
@@ -294,26 +324,26 @@ async def test_the_daemon_serves_agents_and_the_console_on_separate_listeners(
 
 
 async def test_token_new_for_an_operator_writes_its_hash_and_a_running_console_lets_it_sign_in(
-    base: str, config: Path, console: Process,
+    base: str,
+    config: Path,
+    console: Process,
 ) -> None:
-    def argobox(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([str(ARGOBOX), "--config", str(config), *args], capture_output=True, text=True,
-                              timeout=60, check=False)
-
     reloads = console.log.count("configuration reloaded")
-    unknown = argobox("token", "new", "--operator", "mallory")
-    both = argobox("token", "new", "openclaw", "--operator", "olga")
-    written = argobox("token", "new", "--operator", "olga", "--write")
+    unknown = run_argobox(config, "token", "new", "--operator", "mallory")
+    both = run_argobox(config, "token", "new", "openclaw", "--operator", "olga")
+    written = run_argobox(config, "token", "new", "--operator", "olga", "--write")
     token = re.search(r"^token: (\S+)$", written.stdout, re.M)
     with anyio.fail_after(TIMEOUT_S):
-        while console.log.count("configuration reloaded") == reloads:
+        while True:
+            if console.log.count("configuration reloaded") > reloads:
+                break
             await anyio.sleep(0.1)
+    text = await anyio.Path(config).read_text()
     async with client() as http:
         signed = await sign_in(http, base, "olga", token[1] if token else "")
 
     assert unknown.returncode == 1 and "unknown operator 'mallory'" in unknown.stderr
     assert both.returncode == 2
     assert written.returncode == 0 and token is not None, written.stderr
-    assert re.search(r'name = "olga"\ntoken_sha256 = "[0-9a-f]{64}"|token_sha256 = "[0-9a-f]{64}"\nname = "olga"',
-                     config.read_text())
+    assert re.search(r'name = "olga"\ntoken_sha256 = "[0-9a-f]{64}"|token_sha256 = "[0-9a-f]{64}"\nname = "olga"', text)
     assert signed.status_code == 303 and signed.headers["location"] == "/"

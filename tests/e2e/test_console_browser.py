@@ -8,11 +8,12 @@ One browser and one daemon for the module; each test has its own browser context
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import re
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,8 +40,15 @@ from tests.http_daemon import ARGOBOX, OPENCLAW_TOKEN, connect
 pytestmark = [pytest.mark.anyio, pytest.mark.docker, pytest.mark.homeassistant]
 
 CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                 "--no-first-run", "--disable-quic", "--disable-dev-shm-usage"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+    "--disable-dev-shm-usage",
+]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
 LIVE_WITHIN_MS = 2000
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)>\x1b[31mred\u202eevil'
@@ -61,23 +69,31 @@ class Lab:
 
 @pytest.fixture(scope="module")
 async def lab(
-    tmp_path_factory: pytest.TempPathFactory, docker_base_url: str, ha_url: str, ha_token: str,
+    tmp_path_factory: pytest.TempPathFactory,
+    docker_base_url: str,
+    ha_url: str,
+    ha_token: str,
 ) -> AsyncIterator[Lab]:
     home = f'url = "{ha_url}"\ntoken_env = "ARGOBOX_HA_TOKEN"'
     config = write_console_config(tmp_path_factory.mktemp("console-browser"), docker_base_url, home=home)
     env = {**os.environ, "ARGOBOX_HA_TOKEN": ha_token}
-    async with argobox_process(config, "serve", "--http", "127.0.0.1:0", wait_for=("console", "agents"),
-                               env=env) as daemon:
+    async with argobox_process(
+        config, "serve", "--http", "127.0.0.1:0", wait_for=("console", "agents"), env=env
+    ) as daemon:
         yield Lab(config=config, agents=daemon.urls["agents"], console=daemon.urls["console"], daemon=daemon)
 
 
-@pytest.fixture(scope="module")
-async def browser() -> AsyncIterator[Browser]:
+def require_chromium() -> None:
     if not CHROMIUM.exists():
         message = "no /usr/bin/chromium: apt-get install chromium"
         if os.environ.get("CI") == "true":
             pytest.fail(message, pytrace=False)
         pytest.skip(message)
+
+
+@pytest.fixture(scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    require_chromium()
     async with async_playwright() as playwright:
         chromium = await playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         yield chromium
@@ -100,7 +116,7 @@ async def queue(lab: Lab, tool: str, container: Container) -> str:
 
 
 @asynccontextmanager
-async def operator(browser: Browser, lab: Lab, name: str, token: str, **options: Any) -> AsyncIterator[Page]:
+async def operator(browser: Browser, lab: Lab, name: str, token: str, **options: Any) -> AsyncGenerator[Page]:
     """A browser context signed in as `name`; any JavaScript dialog fails the test."""
     context: BrowserContext = await browser.new_context(**options)
     dialogs: list[str] = []
@@ -143,8 +159,14 @@ async def clean_up(lab: Lab, request_id: str) -> None:
 
 
 def cli(lab: Lab, *args: str, token: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([str(ARGOBOX), "--config", str(lab.config), *args], capture_output=True, text=True,
-                          timeout=60, check=False, env={**os.environ, "ARGOBOX_OPERATOR_TOKEN": token})
+    return subprocess.run(
+        [str(ARGOBOX), "--config", str(lab.config), *args],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env={**os.environ, "ARGOBOX_OPERATOR_TOKEN": token},
+    )
 
 
 async def no_horizontal_scroll(page: Page) -> None:
@@ -153,14 +175,17 @@ async def no_horizontal_scroll(page: Page) -> None:
 
 
 async def test_a_new_request_appears_live_and_approving_it_restarts_the_container_once(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     web = make_container("console")
     t0 = time.time()
     async with operator(browser, lab, "alice", ALICE_TOKEN) as page:
         await page.evaluate("window.__sameDocument = 42")
         request_id = await queue(lab, "docker_restart_container", web)
-        link = page.get_by_role("link", name=re.compile(re.escape(web.name)))
+        link = page.get_by_role("link", name=re.compile(re.escape(str(web.name))))
         await expect(link).to_be_visible(timeout=LIVE_WITHIN_MS)
         assert await page.evaluate("window.__sameDocument") == 42  # no reload happened
         await link.click()
@@ -173,7 +198,7 @@ async def test_a_new_request_appears_live_and_approving_it_restarts_the_containe
         await expect(page.get_by_role("status").filter(has_text="Approved by you")).to_be_visible()
         await expect(page.locator("#status")).to_have_text("ran and succeeded")
         await page.get_by_role("link", name="Pending", exact=True).click()
-        await expect(page.get_by_role("link", name=re.compile(re.escape(web.name)))).to_have_count(0)
+        await expect(page.get_by_role("link", name=re.compile(re.escape(str(web.name))))).to_have_count(0)
 
     assert len(engine_events(docker_client, str(web.id), t0, "restart")) == 1
     events = await trail(lab, request_id)
@@ -182,7 +207,10 @@ async def test_a_new_request_appears_live_and_approving_it_restarts_the_containe
 
 
 async def test_denying_needs_a_reason_which_reaches_the_agent_and_nothing_runs(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     web = make_container("console")
     t0 = time.time()
@@ -205,7 +233,10 @@ async def test_denying_needs_a_reason_which_reaches_the_agent_and_nothing_runs(
 
 
 async def test_a_page_left_open_while_someone_else_decided_says_so_and_nothing_runs(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     web = make_container("console")
     t0 = time.time()
@@ -226,13 +257,15 @@ async def test_a_page_left_open_while_someone_else_decided_says_so_and_nothing_r
 
 
 async def test_two_operators_pressing_approve_together_run_it_exactly_once(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     web = make_container("console")
     t0 = time.time()
     request_id = await queue(lab, "docker_restart_container", web)
-    async with operator(browser, lab, "alice", ALICE_TOKEN) as alice, \
-            operator(browser, lab, "bob", BOB_TOKEN) as bob:
+    async with operator(browser, lab, "alice", ALICE_TOKEN) as alice, operator(browser, lab, "bob", BOB_TOKEN) as bob:
         for page in (alice, bob):
             await page.goto(f"{lab.console}requests/{request_id}")
         await asyncio.gather(*(p.get_by_role("button", name="Approve", exact=True).click() for p in (alice, bob)))
@@ -249,45 +282,53 @@ async def test_two_operators_pressing_approve_together_run_it_exactly_once(
 
 
 async def test_a_viewer_sees_the_request_but_has_no_buttons_and_its_post_is_refused(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container],
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
 ) -> None:
     web = make_container("console")
     request_id = await queue(lab, "docker_restart_container", web)
     async with operator(browser, lab, "vera", VERA_TOKEN) as page:
-        await expect(page.get_by_role("link", name=re.compile(re.escape(web.name)))).to_be_visible()
+        await expect(page.get_by_role("link", name=re.compile(re.escape(str(web.name))))).to_be_visible()
         await page.goto(f"{lab.console}requests/{request_id}")
         await expect(page.locator("#decide")).to_contain_text("signed in as a viewer")
         await expect(page.get_by_role("button", name="Approve")).to_have_count(0)
         await expect(page.get_by_role("button", name="Deny")).to_have_count(0)
         # What a hand-made form would do: post to the endpoint with the session's own CSRF token.
-        await page.evaluate("""id => {
+        await page.evaluate(
+            """id => {
             const form = document.createElement("form");
             form.method = "post"; form.action = "/requests/" + id + "/approve";
             const csrf = document.querySelector("form.signout input[name=csrf]").cloneNode();
             form.append(csrf); document.body.append(form); form.submit();
-        }""", request_id)
+        }""",
+            request_id,
+        )
         await expect(page.get_by_role("alert")).to_contain_text("signed in as a viewer")
     after = await ask(lab, "argobox_request_status", {"request_id": request_id})
 
     assert after["status"] == "pending_approval"
-    refusals = [e for e in await trail(lab) if e["event"] == "console_refused" and e["actor"] == "operator:vera"]
+    refusals = [e for e in await trail(lab) if e["event"] == "operator_refused" and e["actor"] == "operator:vera"]
     assert refusals and "is a viewer" in refusals[-1]["detail"]["reason"]
     await clean_up(lab, request_id)
 
 
 async def test_html_script_and_escape_sequences_from_an_agent_are_shown_as_inert_text(
-    lab: Lab, browser: Browser, ha_reset: dict[str, str],
+    lab: Lab,
+    browser: Browser,
+    ha_reset: dict[str, str],
 ) -> None:
     del ha_reset  # the lock at its baseline: the request is only queued and denied, never run
-    queued = await ask(lab, "ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door",
-                                                "data": {"message": XSS}})
+    queued = await ask(
+        lab,
+        "ha_call_service",
+        {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door", "data": {"message": XSS}},
+    )
     request_id = queued["request_id"]
     with anyio.fail_after(60):
         async with connect(lab.agents, OPENCLAW_TOKEN) as agent:
-            try:
+            with contextlib.suppress(MCPError):  # unknown tools answer like tools that do not exist
                 await agent.call_tool("<img src=x onerror=alert(2)>", {})
-            except MCPError:
-                pass  # unknown tools answer like tools that do not exist
             await agent.call_tool("docker_restart_container", {"container": "<script>alert(3)</script>"})
     async with operator(browser, lab, "alice", ALICE_TOKEN, **PHONE) as page:
         await page.goto(f"{lab.console}requests/{request_id}")
@@ -310,31 +351,40 @@ async def test_html_script_and_escape_sequences_from_an_agent_are_shown_as_inert
 
 
 async def test_every_page_fits_a_phone_screen(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container],
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
 ) -> None:
     web = make_container("console")
     request_id = await queue(lab, "docker_restart_container", web)
     async with operator(browser, lab, "alice", ALICE_TOKEN, **PHONE) as page:
         await no_horizontal_scroll(page)
-        for path, heading in ((f"requests/{request_id}", f"Request {request_id}"), ("history", "History"),
-                              ("audit", "Audit"), ("budgets", "Budgets")):
+        for path, heading in (
+            (f"requests/{request_id}", f"Request {request_id}"),
+            ("history", "History"),
+            ("audit", "Audit"),
+            ("budgets", "Budgets"),
+        ):
             await page.goto(f"{lab.console}{path}")
             await expect(page.get_by_role("heading", name=heading, exact=True)).to_be_visible()
             await no_horizontal_scroll(page)
         await page.goto(f"{lab.console}history?agent=openclaw&status=pending_approval")
-        await expect(page.get_by_role("link", name=re.compile(re.escape(web.name)))).to_be_visible()
+        await expect(page.get_by_role("link", name=re.compile(re.escape(str(web.name))))).to_be_visible()
     await clean_up(lab, request_id)
 
 
 async def test_with_javascript_off_approve_and_deny_work(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container], docker_client: docker.DockerClient,
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
 ) -> None:
     restart, stop = make_container("console"), make_container("console")
     t0 = time.time()
     restart_id = await queue(lab, "docker_restart_container", restart)
     stop_id = await queue(lab, "docker_stop_container", stop)
     async with operator(browser, lab, "alice", ALICE_TOKEN, java_script_enabled=False, **PHONE) as page:
-        await page.get_by_role("link", name=re.compile(re.escape(restart.name))).click()
+        await page.get_by_role("link", name=re.compile(re.escape(str(restart.name)))).click()
         await page.get_by_role("button", name="Approve", exact=True).click()
         await expect(page.get_by_role("status").filter(has_text="Approved by you")).to_be_visible()
         await page.goto(f"{lab.console}requests/{stop_id}")
@@ -349,7 +399,9 @@ async def test_with_javascript_off_approve_and_deny_work(
 
 
 async def test_a_form_with_a_forged_csrf_token_is_refused_and_audited(
-    lab: Lab, browser: Browser, make_container: Callable[..., Container],
+    lab: Lab,
+    browser: Browser,
+    make_container: Callable[..., Container],
 ) -> None:
     web = make_container("console")
     request_id = await queue(lab, "docker_restart_container", web)
@@ -361,7 +413,7 @@ async def test_a_form_with_a_forged_csrf_token_is_refused_and_audited(
     after = await ask(lab, "argobox_request_status", {"request_id": request_id})
 
     assert after["status"] == "pending_approval"
-    refusals = [e for e in await trail(lab) if e["event"] == "console_refused" and e["actor"] == "operator:alice"]
+    refusals = [e for e in await trail(lab) if e["event"] == "operator_refused" and e["actor"] == "operator:alice"]
     assert any(e["detail"]["reason"] == "the CSRF token is missing or wrong" for e in refusals)
     await clean_up(lab, request_id)
 
@@ -369,7 +421,8 @@ async def test_a_form_with_a_forged_csrf_token_is_refused_and_audited(
 async def test_signing_out_ends_the_session_so_the_old_cookie_no_longer_works(lab: Lab, browser: Browser) -> None:
     async with operator(browser, lab, "alice", ALICE_TOKEN) as page:
         cookies = await page.context.cookies()
-        assert any(c["name"] == "argobox_session" and c["httpOnly"] and c["sameSite"] == "Strict" for c in cookies)
+        session = [c for c in cookies if c.get("name") == "argobox_session"]
+        assert session and session[0].get("httpOnly") is True and session[0].get("sameSite") == "Strict"
         await page.get_by_role("button", name="Sign out").click()
         await expect(page.get_by_role("button", name="Sign in")).to_be_visible()
     replay = await browser.new_context()

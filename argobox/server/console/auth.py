@@ -80,8 +80,8 @@ def authorize(config: ops.Config, name: str, credential: Credential, need: Need)
         raise NotAuthorized("unknown_operator", f"{_shown(name)} is not a configured operator")
     if entry.token_sha256 is None:
         raise NotAuthorized(
-            "no_token", f"operator {_shown(name)} has no token_sha256; make one with "
-            f"`argobox token new --operator {name} --write`",
+            "no_token",
+            f"operator {_shown(name)} has no token_sha256; make one with `argobox token new --operator {name} --write`",
         )
     if isinstance(credential, Presented):
         if not ops.token_matches(credential.token, entry.token_sha256):

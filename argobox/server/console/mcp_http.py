@@ -13,8 +13,8 @@ import json
 from typing import Any
 
 import anyio
-import mcp.types as types
 from anyio.abc import TaskGroup, TaskStatus
+from mcp import types
 from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
@@ -55,8 +55,13 @@ class RoleGuard:
             refusal = self._refusal()
             if refusal is not None:
                 tool = str((ctx.params or {}).get("name"))
-                await self._audit.refused("console_refused", f"operator:{self._operator}", refusal,
-                                          {"transport": "mcp", "tool": tool})
+                await self._audit.refused(
+                    f"operator:{self._operator}",
+                    refusal,
+                    channel="mcp-http",
+                    action="decide",
+                    detail={"tool": tool[:64]},
+                )
                 text = f"refused: {refusal}"
                 return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
         result = await call_next(ctx)
@@ -120,7 +125,7 @@ class OperatorEndpoint:
                 raise NotAuthorized("no_token" if not token else "unknown_token", self._unknown(config, token))
             operator = authorize(config, name, Presented(token), Need.VIEW)
         except NotAuthorized as exc:
-            await self._audit.refused("console_refused", f"console:{remote}", str(exc), {"transport": "mcp"})
+            await self._audit.refused(f"console:{remote}", str(exc), channel="mcp-http", action="view")
             await _unauthorized(send, str(exc))
             return
         access = AccessToken(token=operator.token_sha256, client_id=f"operator:{operator.name}", scopes=[])
@@ -143,7 +148,15 @@ class OperatorEndpoint:
 
 async def _unauthorized(send: Send, reason: str) -> None:
     body = json.dumps({"error": "invalid_token", "error_description": reason}).encode()
-    await send({"type": "http.response.start", "status": 401, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-        (b"www-authenticate", b'Bearer realm="argobox-operator", error="invalid_token"')]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 401,
+            "headers": [
+                (b"content-type", b"application/json"),
+                (b"content-length", str(len(body)).encode()),
+                (b"www-authenticate", b'Bearer realm="argobox-operator", error="invalid_token"'),
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": body})

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 import sys
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from argobox.server.console import ops
 
@@ -18,9 +18,15 @@ _OPERATORS_HEADER = re.compile(r"^\s*\[\[\s*operators\s*\]\]\s*(#.*)?$")
 _TOKEN_LINE = re.compile(r"^\s*token_sha256\s*=")
 
 
-def _entry_index(data: dict[str, Any], operator: str, path: Path) -> int:
-    entries = data.get("operators")
-    names = [e.get("name") if isinstance(e, dict) else None for e in entries] if isinstance(entries, list) else []
+def _operators(data: dict[str, Any]) -> list[dict[str, Any]]:
+    entries: Any = data.get("operators")
+    if not isinstance(entries, list):
+        return []
+    return [cast(dict[str, Any], e) if isinstance(e, dict) else {} for e in cast(list[Any], entries)]
+
+
+def _entry_index(entries: list[dict[str, Any]], operator: str, path: Path) -> int:
+    names = [e.get("name") for e in entries]
     if operator not in names:
         raise ops.TokenWriteError(f"{path}: there is no [[operators]] entry with name = {operator!r}; add it first")
     return names.index(operator)
@@ -35,10 +41,11 @@ def write_operator_token_hash(path: Path, operator: str, digest: str) -> None:
     except (OSError, UnicodeDecodeError) as exc:
         raise ops.TokenWriteError(f"{path}: cannot read the configuration file: {exc}") from None
     before = ops.parse_toml(original, path)
-    index = _entry_index(before, operator, path)
+    entries = _operators(before)
+    index = _entry_index(entries, operator, path)
     lines = original.splitlines(keepends=True)
     headers = [i for i, line in enumerate(lines) if _OPERATORS_HEADER.match(line)]
-    if len(headers) != len(before["operators"]):
+    if len(headers) != len(entries):
         raise ops.TokenWriteError(
             f"{path}: the operators are not all written as [[operators]] tables; paste the token_sha256 line into "
             f"the entry of {operator} by hand"
@@ -58,17 +65,20 @@ def write_operator_token_hash(path: Path, operator: str, digest: str) -> None:
         lines.insert(header + 1, new_line)
     edited = "".join(lines)
     after = ops.parse_toml(edited, path)
-    expected = {**before, "operators": [
-        {**entry, "token_sha256": digest} if i == index else entry for i, entry in enumerate(before["operators"])
-    ]}
+    expected = {
+        **before,
+        "operators": [{**entry, "token_sha256": digest} if i == index else entry for i, entry in enumerate(entries)],
+    }
     if after != expected:
-        raise ops.TokenWriteError(f"{path}: the edit would change more than the token_sha256 of {operator}; "
-                                  "not written")
+        raise ops.TokenWriteError(
+            f"{path}: the edit would change more than the token_sha256 of {operator}; not written"
+        )
     try:
         ops.parse_config(after, path.resolve())
     except ops.ConfigError as exc:
-        raise ops.TokenWriteError(f"the configuration would not be valid with this token, so it was not written: "
-                                  f"{exc}") from None
+        raise ops.TokenWriteError(
+            f"the configuration would not be valid with this token, so it was not written: {exc}"
+        ) from None
     ops.replace_atomically(path, edited)
 
 
@@ -88,17 +98,25 @@ def operator_token_new(config: ops.Config, path: Path, operator: str, *, write: 
     token = ops.new_token()
     digest = ops.token_sha256(token)
     print(f"token: {token}")
-    use = ("The token is shown only this once: the operator signs in to the console with it (or a desktop MCP "
-           "client sends it as Authorization: Bearer <token> to the console's /mcp).")
+    use = (
+        "The token is shown only this once: the operator signs in to the console with it (or a desktop MCP "
+        "client sends it as Authorization: Bearer <token> to the console's /mcp)."
+    )
     if write:
         try:
             write_operator_token_hash(path, operator, digest)
         except ops.TokenWriteError as exc:
             raise OperatorTokenRefused(str(exc), 2) from None
-        print(f"argobox: wrote token_sha256 for operator {operator} into {path}; running servers pick it up within "
-              f"seconds. {use}", file=sys.stderr)
+        print(
+            f"argobox: wrote token_sha256 for operator {operator} into {path}; running servers pick it up within "
+            f"seconds. {use}",
+            file=sys.stderr,
+        )
         return 0
     print(f'token_sha256 = "{digest}"')
-    print(f"argobox: paste the token_sha256 line into the [[operators]] entry of {operator} in {path} (or run again "
-          f"with --write). {use}", file=sys.stderr)
+    print(
+        f"argobox: paste the token_sha256 line into the [[operators]] entry of {operator} in {path} (or run again "
+        f"with --write). {use}",
+        file=sys.stderr,
+    )
     return 0

@@ -73,8 +73,8 @@ __all__ = [
     "parse_listen",
     "parse_toml",
     "pending",
-    "request",
     "replace_atomically",
+    "request",
     "reset_budget",
     "starts_table",
     "token_matches",
@@ -105,7 +105,11 @@ class HistoryFilter:
 async def history(app: App, wanted: HistoryFilter) -> list[dict[str, Any]]:
     """Requests matching `wanted`, newest first."""
     records = await app.store.list_requests(
-        status=wanted.status, agent=wanted.agent, tool=wanted.tool, since=wanted.since, until=wanted.until,
+        status=wanted.status,
+        agent=wanted.agent,
+        tool=wanted.tool,
+        since=wanted.since,
+        until=wanted.until,
         limit=wanted.limit,
     )
     return [request_json(r, app.redactor) for r in records]
@@ -114,9 +118,9 @@ async def history(app: App, wanted: HistoryFilter) -> list[dict[str, Any]]:
 async def request(app: App, request_id: str) -> RequestRecord | None:
     """One request; a pending one past its expiry is shown as expired (as the next sweep will record it)."""
     record = await app.store.get(request_id)
-    if record is not None and record.status is RequestStatus.PENDING and record.expires_at is not None:
-        if record.expires_at <= app.clock():
-            record = replace(record, status=RequestStatus.EXPIRED)
+    pending = record is not None and record.status is RequestStatus.PENDING and record.expires_at is not None
+    if record is not None and pending and record.expires_at is not None and record.expires_at <= app.clock():
+        record = replace(record, status=RequestStatus.EXPIRED)
     return record
 
 

@@ -40,8 +40,9 @@ def _store_errors(handler: Handler, console: Console) -> Handler:
             return await handler(request)
         except ops.StoreError as exc:
             logger.error("console: %s %s: the store failed: %s", request.method, request.url.path, exc)
-            return console.refusal_page(None, 503, f"ArgoBox could not use its store ({exc}); nothing was changed. "
-                                                   "Try again in a moment.")
+            return console.refusal_page(
+                None, 503, f"ArgoBox could not use its store ({exc}); nothing was changed. Try again in a moment."
+            )
 
     return guarded
 
@@ -65,8 +66,9 @@ def routes(console: Console) -> list[Route]:
 
 
 def _cards(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [{**r, "parts": summary_parts(r["tool"], r["arguments"]), "words": status_words(r["status"])}
-            for r in requests]
+    return [
+        {**r, "parts": summary_parts(r["tool"], r["arguments"]), "words": status_words(r["status"])} for r in requests
+    ]
 
 
 def _stale(exc: ops.Refused) -> tuple[str, str]:
@@ -118,13 +120,20 @@ class Pages:
         request_id = self._request_id(request)
         record = await ops.request(self.app, request_id) if request_id else None
         if record is None:
-            return self.c.refusal_page(caller, 404, "There is no such request. It may have been pruned from the "
-                                                    "store, or the link is wrong.")
+            return self.c.refusal_page(
+                caller, 404, "There is no such request. It may have been pruned from the store, or the link is wrong."
+            )
         data = await ops.explain_request(self.app, record)
         return self.c.page(
-            "request.html", caller, page="request", r=data, x=data["explanation"],
-            parts=summary_parts(record.tool, record.arguments), targets=targets(record.tool, record.arguments),
-            words=status_words(data["status"]), pending=data["status"] == "pending_approval",
+            "request.html",
+            caller,
+            page="request",
+            r=data,
+            x=data["explanation"],
+            parts=summary_parts(record.tool, record.arguments),
+            targets=targets(record.tool, record.arguments),
+            words=status_words(data["status"]),
+            pending=data["status"] == "pending_approval",
         )
 
     async def status(self, request: Request) -> Response:
@@ -136,8 +145,9 @@ class Pages:
         record = await ops.request(self.app, request_id) if request_id else None
         if record is None:
             return JSONResponse({"error": "no such request"}, status_code=404)
-        return JSONResponse({"status": record.status.value, "words": status_words(record.status.value),
-                             "decided_by": record.decided_by})
+        return JSONResponse(
+            {"status": record.status.value, "words": status_words(record.status.value), "decided_by": record.decided_by}
+        )
 
     async def _decide(self, request: Request, field: str) -> tuple[Caller, str, str] | Response:
         checked = await self.c.form(request, Need.DECIDE)
@@ -200,12 +210,25 @@ class Pages:
         except ValueError:
             since = until = None
             problems.append("a time is not a date and time such as 2026-11-25T10:00; showing all times")
-        wanted = ops.HistoryFilter(agent=chosen["agent"] or None, tool=chosen["tool"] or None, status=status,
-                                   since=since, until=until, limit=HISTORY_LIMIT)
+        wanted = ops.HistoryFilter(
+            agent=chosen["agent"] or None,
+            tool=chosen["tool"] or None,
+            status=status,
+            since=since,
+            until=until,
+            limit=HISTORY_LIMIT,
+        )
         requests = _cards(await ops.history(self.app, wanted))
         return self.c.page(
-            "history.html", caller, page="history", requests=requests, chosen=chosen, problems=problems,
-            agents=sorted(self.app.config.agents), tools=sorted(ops.CATALOG), statuses=list(ops.RequestStatus),
+            "history.html",
+            caller,
+            page="history",
+            requests=requests,
+            chosen=chosen,
+            problems=problems,
+            agents=sorted(self.app.config.agents),
+            tools=sorted(ops.CATALOG),
+            statuses=list(ops.RequestStatus),
             limit=HISTORY_LIMIT,
         )
 
@@ -215,19 +238,30 @@ class Pages:
             return caller
         verification = await ops.verify_audit(self.app)
         events = list(reversed(await ops.audit_events(self.app, limit=AUDIT_LIMIT)))
-        return self.c.page("audit.html", caller, page="audit", verification=verification, events=events,
-                           limit=AUDIT_LIMIT, show_request=True)
+        return self.c.page(
+            "audit.html",
+            caller,
+            page="audit",
+            verification=verification,
+            events=events,
+            limit=AUDIT_LIMIT,
+            show_request=True,
+        )
 
     async def export(self, request: Request) -> Response:
         caller = await self.c.caller(request, Need.VIEW)
         if isinstance(caller, Response):
             return caller
         text = await ops.export_audit(self.app)
-        await self.c.audit.record("audit_exported", f"operator:{caller.operator.name}",
-                                  {"via": "console", "lines": text.count("\n")})
+        await self.c.audit.record(
+            "audit_exported", f"operator:{caller.operator.name}", {"via": "console", "lines": text.count("\n")}
+        )
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        return Response(text, media_type="application/jsonl; charset=utf-8", headers={
-            "content-disposition": f'attachment; filename="argobox-audit-{stamp}.jsonl"'})
+        return Response(
+            text,
+            media_type="application/jsonl; charset=utf-8",
+            headers={"content-disposition": f'attachment; filename="argobox-audit-{stamp}.jsonl"'},
+        )
 
     async def budgets(self, request: Request) -> Response:
         caller = await self.c.caller(request, Need.VIEW)

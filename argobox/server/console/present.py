@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import string
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 from argobox.server.console import ops
 
@@ -25,7 +25,7 @@ def _value(value: Any, spec: str) -> str:
     if spec == "bare" and isinstance(value, str):
         return value
     if isinstance(value, list | tuple):
-        return ", ".join(repr(v) for v in value)  # pyright: ignore[reportUnknownVariableType]
+        return ", ".join(repr(v) for v in cast(list[Any], value))
     return repr(value)
 
 

@@ -1,6 +1,7 @@
 """The console's audit records of refusals and sign-ins, coalesced so that a client that keeps trying cannot flood
 the trail: per (event, actor, reason), the first in each window is recorded at once and the rest of that window are
-counted into the next record (or into the one `flush` writes when the console stops). Tokens are never recorded.
+counted into the next record (or into the one `flush` writes when the console stops). Refusals are recorded as
+`operator_refused` with the channel (`console`, `mcp-http`) and the action refused. Tokens are never recorded.
 """
 
 from __future__ import annotations
@@ -41,28 +42,38 @@ class ConsoleAudit:
         except ops.StoreError as exc:
             logger.error("could not audit %s by %s: %s", event, actor, exc)
 
-    async def refused(self, event: str, actor: str, reason: str, detail: dict[str, Any]) -> None:
-        """Record a refusal, coalesced by (event, actor, reason)."""
-        key = (event, actor, reason)
+    async def refused(
+        self, actor: str, reason: str, *, channel: str, action: str, detail: dict[str, Any] | None = None
+    ) -> None:
+        """Record an `operator_refused` event (the name every operator refusal has), coalesced by (actor, reason)."""
+        key = ("operator_refused", actor, reason)
         now = self._clock()
+        full = {"channel": channel, "action": action, **(detail or {})}
         pending = self._open.get(key)
         if pending is not None and now - pending.opened < self._window:
             pending.counted += 1
-            pending.detail = detail
+            pending.detail = full
             return
         earlier = pending.counted if pending is not None else 0
         self._open[key] = _Pending(opened=now)
         if len(self._open) > _MAX_KEYS:
             await self.flush()
-        logger.warning("console: refused %s (%s): %s", actor, event, reason)
+        logger.warning("%s: refused %s (%s): %s", channel, actor, action, reason)
         extra = {"refusals_counted_not_recorded_singly": earlier} if earlier else {}
-        await self.record(event, actor, {"reason": reason, **detail, **extra})
+        await self.record("operator_refused", actor, {"reason": reason, **full, **extra})
 
     async def flush(self) -> None:
         """Record what is still only counted (when stopping, or when too many keys are open)."""
         for (event, actor, reason), pending in list(self._open.items()):
             if pending.counted:
-                await self.record(event, actor, {"reason": reason, **pending.detail,
-                                                 "refusals_counted_not_recorded_singly": pending.counted,
-                                                 "includes_this_refusal": False})
+                await self.record(
+                    event,
+                    actor,
+                    {
+                        "reason": reason,
+                        **pending.detail,
+                        "refusals_counted_not_recorded_singly": pending.counted,
+                        "includes_this_refusal": False,
+                    },
+                )
         self._open.clear()

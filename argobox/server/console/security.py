@@ -63,8 +63,7 @@ class HostPolicy:
         if public_url is not None:
             parts = urlsplit(public_url)
             default = 443 if parts.scheme == "https" else 80
-            assert parts.hostname is not None  # the config model requires a host
-            host = parts.hostname.lower()
+            host = (parts.hostname or "").lower()  # the config model requires a host
             exact |= {(host, parts.port or default)} | ({(host, None)} if parts.port in (None, default) else set())
             origin = f"{parts.scheme}://{parts.netloc.lower()}"
         return cls(any_port=frozenset(names), exact=frozenset(exact), public_origin=origin)
@@ -90,7 +89,9 @@ class HostPolicy:
             return f"Sec-Fetch-Site is {site[:40]!r}, not same-origin"
         if origin is not None:
             host = (headers.get("host") or "").lower()
-            own = {f"http://{host}", f"https://{host}"} | ({self.public_origin} if self.public_origin else set())
+            own: set[str] = {f"http://{host}", f"https://{host}"} | (
+                {self.public_origin} if self.public_origin else set()
+            )
             if origin.lower() not in own:
                 return f"Origin {origin[:100]!r} is not this console"
         return None
@@ -109,8 +110,11 @@ class SecurityHeaders:
             await self._inner(scope, receive, send)
             return
         if not self._policy.allows_host(Headers(scope=scope).get("host")):
-            await _plain(send, 421, "this console does not answer to that Host name; set [console] public_url to "
-                                    "the address operators use")
+            await _plain(
+                send,
+                421,
+                "this console does not answer to that Host name; set [console] public_url to the address operators use",
+            )
             return
         path: str = scope["path"]
         static = path.startswith("/static/")
@@ -145,8 +149,13 @@ def _bounded(receive: Receive) -> Receive:
 
 async def _plain(send: Send, status: int, text: str) -> None:
     body = f"{text}\n".encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 

@@ -12,7 +12,7 @@ import logging
 import signal
 import socket
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -34,7 +34,7 @@ class _Server(uvicorn.Server):
     """uvicorn without its own signal handlers: the process that runs the console handles signals itself."""
 
     @contextmanager
-    def capture_signals(self) -> Iterator[None]:
+    def capture_signals(self) -> Generator[None]:
         with nullcontext():
             yield
 
@@ -73,8 +73,14 @@ class ConsoleServer:
         """Serve until `stop()` or cancellation (then stop gracefully, bounded). `app` is ignored (it lets this
         method be a background task of the agent daemon)."""
         del app
-        config = uvicorn.Config(self.console.asgi(), log_config=None, access_log=False, lifespan="off",
-                                server_header=False, timeout_graceful_shutdown=int(SHUTDOWN_SECONDS))
+        config = uvicorn.Config(
+            self.console.asgi(),
+            log_config=None,
+            access_log=False,
+            lifespan="off",
+            server_header=False,
+            timeout_graceful_shutdown=int(SHUTDOWN_SECONDS),
+        )
         server = self._server = _Server(config)
         async with anyio.create_task_group() as tasks:
             await tasks.start(self.console.mcp.run)
@@ -92,7 +98,7 @@ class ConsoleServer:
                 tasks.cancel_scope.cancel()
 
     async def _announce(self, server: _Server) -> None:
-        while not server.started:
+        while not server.started:  # noqa: ASYNC110 - uvicorn offers no event for "started"
             await anyio.sleep(0.01)
         logger.info("serving the operator console at %s (operator MCP tools at %smcp)", self.url, self.url)
 
@@ -114,8 +120,11 @@ def prepare_console(app: ops.App, listen: str | None, *, allow_non_loopback: boo
                 "console and set [console] public_url to its https:// address, then pass --allow-non-loopback"
             )
         if not (settings.public_url or "").startswith("https://"):
-            logger.warning("the console listens on %s and public_url is not https: sign-in tokens and session "
-                           "cookies cross the network in clear text", host)
+            logger.warning(
+                "the console listens on %s and public_url is not https: sign-in tokens and session "
+                "cookies cross the network in clear text",
+                host,
+            )
     sock = _bind(host, port)
     shown = f"[{host}]" if ":" in host else host
     if _unspecified(host):
@@ -170,6 +179,7 @@ async def run_console(config: ops.Config, listen: str | None, *, allow_non_loopb
                 tasks.cancel_scope.cancel()
         finally:
             with anyio.CancelScope(shield=True):
-                await ops.audit(app, "console_stopped", "argobox",
-                                {"url": server.url, "seconds": round(time.monotonic() - started)})
+                await ops.audit(
+                    app, "console_stopped", "argobox", {"url": server.url, "seconds": round(time.monotonic() - started)}
+                )
     logger.info("stopped")

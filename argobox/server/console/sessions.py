@@ -57,8 +57,13 @@ class Sessions:
         """A new session; returns the cookie value (shown to the browser only) and the session."""
         cookie = secrets.token_urlsafe(SESSION_BYTES)
         now = self._clock()
-        session = Session(operator=operator, token_sha256=token_sha256, csrf=secrets.token_urlsafe(SESSION_BYTES),
-                          created=now, last_seen=now)
+        session = Session(
+            operator=operator,
+            token_sha256=token_sha256,
+            csrf=secrets.token_urlsafe(SESSION_BYTES),
+            created=now,
+            last_seen=now,
+        )
         self._sessions[_key(cookie)] = session
         while len(self._sessions) > MAX_SESSIONS:
             self._sessions.popitem(last=False)

@@ -80,8 +80,9 @@ class Console:
         hosts = [f"[{n}]:*" if ":" in n else f"{n}:*" for n in names]
         hosts += [f"{h}:{p}" if p is not None else h for h, p in sorted(self.hosts.exact, key=str)]
         origins = [f"{scheme}://{h}" for scheme in ("http", "https") for h in hosts]
-        return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts,
-                                         allowed_origins=origins)
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins
+        )
 
     def asgi(self) -> ASGIApp:
         from argobox.server.console import pages
@@ -101,8 +102,12 @@ class Console:
     def page(self, template: str, caller: Caller | None, status: int = 200, **context: Any) -> HTMLResponse:
         flashes = caller.session.take_flashes() if caller is not None else []
         html = self.env.get_template(template).render(
-            operator=caller.operator if caller else None, csrf=caller.session.csrf if caller else "",
-            flashes=flashes, version=ops.__version__, known_tools=KNOWN_TOOLS, **{"show_request": False, **context},
+            operator=caller.operator if caller else None,
+            csrf=caller.session.csrf if caller else "",
+            flashes=flashes,
+            version=ops.__version__,
+            known_tools=KNOWN_TOOLS,
+            **{"show_request": False, **context},
         )
         return HTMLResponse(html, status_code=status)
 
@@ -129,19 +134,31 @@ class Console:
         page = request.method == "GET" and not api
         if session is None:
             if cookie or not page:
-                await self.audit.refused("console_refused", f"console:{self.remote(request)}",
-                                         "no live session (signed out, timed out, or never signed in)",
-                                         {"path": request.url.path[:200], "method": request.method})
+                await self.audit.refused(
+                    f"console:{self.remote(request)}",
+                    "no live session (signed out, timed out, or never signed in)",
+                    channel="console",
+                    action=need.value,
+                    detail={"path": request.url.path[:200], "method": request.method},
+                )
             return self._to_sign_in(request, page)
         try:
             operator = authorize(self.app.config, session.operator, Proven(session.token_sha256), need)
         except NotAuthorized as exc:
-            await self.audit.refused("console_refused", f"operator:{session.operator}", str(exc),
-                                     {"path": request.url.path[:200], "method": request.method})
+            await self.audit.refused(
+                f"operator:{session.operator}",
+                str(exc),
+                channel="console",
+                action=need.value,
+                detail={"path": request.url.path[:200], "method": request.method},
+            )
             if exc.code == "viewer":
-                return self.refusal_page(Caller(session, _viewer(session)), 403,
-                                         "You are signed in as a viewer: a viewer can read everything but decide "
-                                         "nothing. Nothing was changed.")
+                return self.refusal_page(
+                    Caller(session, _viewer(session)),
+                    403,
+                    "You are signed in as a viewer: a viewer can read everything but decide "
+                    "nothing. Nothing was changed.",
+                )
             self.sessions.end(cookie)
             return self._to_sign_in(request, page)
         return Caller(session=session, operator=operator)
@@ -155,8 +172,13 @@ class Console:
         """For a state-changing request: same origin, a live session allowed `need`, and its CSRF token."""
         cross = self.hosts.cross_site(request.headers)
         if cross is not None:
-            await self.audit.refused("console_refused", f"console:{self.remote(request)}", f"cross-site: {cross}",
-                                     {"path": request.url.path[:200]})
+            await self.audit.refused(
+                f"console:{self.remote(request)}",
+                f"cross-site: {cross}",
+                channel="console",
+                action=need.value,
+                detail={"path": request.url.path[:200]},
+            )
             return PlainTextResponse(f"refused: {cross}", status_code=403)
         caller = await self.caller(request, need)
         if isinstance(caller, Response):
@@ -164,21 +186,32 @@ class Console:
         form = await request.form(max_files=0, max_fields=10)
         token = form.get("csrf")
         if not isinstance(token, str) or not hmac.compare_digest(token.encode(), caller.session.csrf.encode()):
-            await self.audit.refused("console_refused", f"operator:{caller.operator.name}",
-                                     "the CSRF token is missing or wrong", {"path": request.url.path[:200]})
-            return self.refusal_page(caller, 403, "Refused: this form's security token is missing or out of date, "
-                                                  "so nothing was changed. Open the page again and retry.")
+            await self.audit.refused(
+                f"operator:{caller.operator.name}",
+                "the CSRF token is missing or wrong",
+                channel="console",
+                action=need.value,
+                detail={"path": request.url.path[:200]},
+            )
+            return self.refusal_page(
+                caller,
+                403,
+                "Refused: this form's security token is missing or out of date, "
+                "so nothing was changed. Open the page again and retry.",
+            )
         return caller, form
 
     # -- sign in, sign out ----------------------------------------------------------------------------------------
 
     def _sign_in_page(self, error: str | None, status: int = 200, operator: str = "") -> Response:
         nonce = secrets.token_urlsafe(24)
-        response = self.page("signin.html", None, status=status, page="signin", error=error, nonce=nonce,
-                             operator_name=operator)
+        response = self.page(
+            "signin.html", None, status=status, page="signin", error=error, nonce=nonce, operator_name=operator
+        )
         secure = "; Secure" if self.secure else ""
-        response.headers.append("set-cookie", f"{SIGN_IN_COOKIE}={nonce}; Path=/signin; HttpOnly; "
-                                              f"SameSite=Strict; Max-Age=3600{secure}")
+        response.headers.append(
+            "set-cookie", f"{SIGN_IN_COOKIE}={nonce}; Path=/signin; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+        )
         return response
 
     async def sign_in_form(self, request: Request) -> Response:
@@ -190,35 +223,49 @@ class Console:
         remote = self.remote(request)
         cross = self.hosts.cross_site(request.headers)
         if cross is not None:
-            await self.audit.refused("console_sign_in_refused", f"console:{remote}", f"cross-site: {cross}", {})
+            await self.audit.refused(f"console:{remote}", f"cross-site: {cross}", channel="console", action="sign_in")
             return PlainTextResponse(f"refused: {cross}", status_code=403)
         form = await request.form(max_files=0, max_fields=10)
         name, token, nonce = (str(form.get(k) or "")[:MAX_FIELD] for k in ("operator", "token", "csrf"))
         name = name.strip()
         expected = request.cookies.get(SIGN_IN_COOKIE, "")
         if not expected or not hmac.compare_digest(nonce.encode(), expected.encode()):
-            await self.audit.refused("console_sign_in_refused", f"console:{remote}",
-                                     "the sign-in form's CSRF token is missing or wrong", {"operator": name[:64]})
+            await self.audit.refused(
+                f"console:{remote}",
+                "the sign-in form's CSRF token is missing or wrong",
+                channel="console",
+                action="sign_in",
+                detail={"operator": name[:64]},
+            )
             return self._sign_in_page("The sign-in form had expired. Please try again.", 403, name)
         wait = self.limiter.retry_after(remote)
         if wait is not None:
-            await self.audit.refused("console_sign_in_refused", f"console:{remote}", "too many failed sign-ins",
-                                     {"operator": name[:64]})
-            response = self._sign_in_page(f"Too many failed sign-ins from your address. Try again in "
-                                          f"{int(wait) + 1} seconds.", 429, name)
+            await self.audit.refused(
+                f"console:{remote}",
+                "too many failed sign-ins",
+                channel="console",
+                action="sign_in",
+                detail={"operator": name[:64]},
+            )
+            response = self._sign_in_page(
+                f"Too many failed sign-ins from your address. Try again in {int(wait) + 1} seconds.", 429, name
+            )
             response.headers["retry-after"] = str(int(wait) + 1)
             return response
         try:
             operator = authorize(self.app.config, name, Presented(token.strip()), Need.VIEW)
         except NotAuthorized as exc:
             self.limiter.failed(remote)
-            await self.audit.refused("console_sign_in_refused", f"console:{remote}", str(exc),
-                                     {"operator": name[:64]})
-            return self._sign_in_page("Sign-in refused: unknown operator, wrong token, or an operator without a "
-                                      "token.", 401, name)
+            await self.audit.refused(
+                f"console:{remote}", str(exc), channel="console", action="sign_in", detail={"operator": name[:64]}
+            )
+            return self._sign_in_page(
+                "Sign-in refused: unknown operator, wrong token, or an operator without a token.", 401, name
+            )
         cookie, _ = self.sessions.create(operator.name, operator.token_sha256)
-        await self.audit.record("console_signed_in", f"operator:{operator.name}",
-                                {"remote": remote, "role": operator.role.value})
+        await self.audit.record(
+            "console_signed_in", f"operator:{operator.name}", {"remote": remote, "role": operator.role.value}
+        )
         response = RedirectResponse("/", status_code=303)
         response.headers.append("set-cookie", session_cookie(cookie, secure=self.secure))
         response.headers.append("set-cookie", f"{SIGN_IN_COOKIE}=; Path=/signin; Max-Age=0")
@@ -230,8 +277,9 @@ class Console:
             return checked
         caller, _ = checked
         self.sessions.end(self._cookie(request))
-        await self.audit.record("console_signed_out", f"operator:{caller.operator.name}",
-                                {"remote": self.remote(request)})
+        await self.audit.record(
+            "console_signed_out", f"operator:{caller.operator.name}", {"remote": self.remote(request)}
+        )
         response = RedirectResponse("/signin", status_code=303)
         response.headers.append("set-cookie", session_cookie("", secure=self.secure, max_age=0))
         return response
