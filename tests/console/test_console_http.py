@@ -347,3 +347,44 @@ async def test_token_new_for_an_operator_writes_its_hash_and_a_running_console_l
     assert written.returncode == 0 and token is not None, written.stderr
     assert re.search(r'name = "olga"\ntoken_sha256 = "[0-9a-f]{64}"|token_sha256 = "[0-9a-f]{64}"\nname = "olga"', text)
     assert signed.status_code == 303 and signed.headers["location"] == "/"
+
+
+async def test_history_filters_the_audit_export_verifies_offline_and_a_budget_reset_is_audited(
+    base: str, config: Path, make_container: Callable[..., Container], tmp_path: Path
+) -> None:
+    web = make_container("console")
+    request_id = await queue_restart(config, web)
+    async with client() as http:
+        await sign_in(http, base, "alice", ALICE_TOKEN)
+        matching = await http.get(
+            f"{base}history",
+            params={
+                "tool": "docker_restart_container",
+                "agent": "openclaw",
+                "status": "pending_approval",
+                "since": "2000-01-01T00:00",
+            },
+        )
+        other_tool = await http.get(f"{base}history", params={"tool": "docker_stop_container", "status": "succeeded"})
+        too_early = await http.get(f"{base}history", params={"until": "2000-01-01T00:00"})
+        bad_time = await http.get(f"{base}history", params={"since": "yesterday"})
+        export = await http.get(f"{base}audit/export")
+        audit_page = await http.get(f"{base}audit")
+        budgets = await http.get(f"{base}budgets")
+        reset = await http.post(
+            f"{base}budgets/openclaw/reset", data={"csrf": csrf_of(budgets.text)}, headers=form_headers(base)
+        )
+        after_reset = await http.get(f"{base}budgets")
+    (tmp_path / "export.jsonl").write_bytes(export.content)
+    verified = run_argobox(config, "audit", "verify", "--file", str(tmp_path / "export.jsonl"))
+
+    assert f"/requests/{request_id}" in matching.text
+    assert f"/requests/{request_id}" not in other_tool.text and f"/requests/{request_id}" not in too_early.text
+    assert "showing all times" in bad_time.text and f"/requests/{request_id}" in bad_time.text
+    assert export.status_code == 200 and "attachment" in export.headers["content-disposition"]
+    assert verified.returncode == 0 and verified.stdout.startswith("ok:"), verified.stdout + verified.stderr
+    assert "Intact" in audit_page.text and "Download the export" in audit_page.text
+    assert reset.status_code == 303 and "reset the budget of openclaw" in after_reset.text
+    events = audit_json(config)
+    assert any(e["event"] == "budget_reset" and e["actor"] == "operator:alice" for e in events)
+    assert any(e["event"] == "audit_exported" and e["actor"] == "operator:alice" for e in events)

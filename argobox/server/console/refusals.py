@@ -1,5 +1,5 @@
 """The console's audit records of refusals and sign-ins, coalesced so that a client that keeps trying cannot flood
-the trail: per (event, actor, reason), the first in each window is recorded at once and the rest of that window are
+the trail: per (channel, actor, reason), the first in each window is recorded at once and the rest of that window are
 counted into the next record (or into the one `flush` writes when the console stops). Refusals are recorded as
 `operator_refused` with the channel (`console`, `mcp-http`) and the action refused. Tokens are never recorded.
 """
@@ -45,8 +45,9 @@ class ConsoleAudit:
     async def refused(
         self, actor: str, reason: str, *, channel: str, action: str, detail: dict[str, Any] | None = None
     ) -> None:
-        """Record an `operator_refused` event (the name every operator refusal has), coalesced by (actor, reason)."""
-        key = ("operator_refused", actor, reason)
+        """Record an `operator_refused` event (every operator refusal has that name), coalesced by channel, actor
+        and reason."""
+        key = (channel, actor, reason)
         now = self._clock()
         full = {"channel": channel, "action": action, **(detail or {})}
         pending = self._open.get(key)
@@ -64,10 +65,10 @@ class ConsoleAudit:
 
     async def flush(self) -> None:
         """Record what is still only counted (when stopping, or when too many keys are open)."""
-        for (event, actor, reason), pending in list(self._open.items()):
+        for (_, actor, reason), pending in list(self._open.items()):
             if pending.counted:
                 await self.record(
-                    event,
+                    "operator_refused",
                     actor,
                     {
                         "reason": reason,
