@@ -140,11 +140,12 @@ async def test_state_changes_without_csrf_or_from_elsewhere_are_refused_and_audi
         cross_site = await http.post(url, data={"csrf": token}, headers={"Sec-Fetch-Site": "cross-site"})
         no_origin = await http.post(url, data={"csrf": token})
         bad_host = await http.get(base, headers={"Host": "evil.example"})
+        too_big = await http.post(url, content=b"csrf=" + b"x" * 70_000, headers=form_headers(base))
         after = await http.get(f"{base}requests/{request_id}/status")
 
     assert [r.status_code for r in (no_csrf, wrong_csrf, cross_origin, cross_site, no_origin)] == [403] * 5
     assert "security token" in no_csrf.text
-    assert bad_host.status_code == 421
+    assert bad_host.status_code == 421 and too_big.status_code == 413
     assert after.json()["status"] == "pending_approval"
     reasons = [e["detail"]["reason"] for e in events(config, "operator_refused")]
     assert "the CSRF token is missing or wrong" in reasons

@@ -25,10 +25,12 @@ from argobox.server.console.auth import (
     operator_for_token,
 )
 from argobox.server.console.operator_tokens import write_operator_token_hash
+from argobox.server.console.pages import _stale
 from argobox.server.console.present import summary_parts
 from argobox.server.console.render import environment, inert
 from argobox.server.console.security import HostPolicy, session_cookie
 from argobox.server.console.sessions import Sessions
+from argobox.server.store import Refused
 from argobox.server.tokens import TokenWriteError, token_sha256
 from tests.conftest import WriteConfig
 from tests.server.test_notify import Receiver, channels
@@ -255,3 +257,13 @@ async def test_a_queued_request_is_announced_with_a_link_to_its_page(write_confi
     push = next(r for r in receiver.received if r["path"] == "/topic")
     assert hook["url"] == link and f"Open {link} to decide" in hook["message"]
     assert push["headers"]["Click"] == link and link in push["body"]
+
+
+def test_a_decision_that_came_too_late_is_told_plainly() -> None:
+    expired = _stale(Refused("expired", "request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved"))
+    decided = _stale(Refused("not_pending", "request abc is succeeded by bob, not pending approval"))
+    assert expired == (
+        "stale",
+        "Too late: request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved. Nothing was done.",
+    )
+    assert decided[0] == "stale" and decided[1].startswith("Already decided meanwhile: request abc is succeeded by bob")

@@ -125,26 +125,45 @@ class SecurityHeaders:
                 message = {**message, "headers": [*message.get("headers", []), *extra]}
             await send(message)
 
-        if path != "/mcp" and int(Headers(scope=scope).get("content-length") or 0) > MAX_BODY_BYTES:
-            await _plain(send_with_headers, 413, "request body too large")
+        if path == "/mcp":
+            await self._inner(scope, receive, send_with_headers)
             return
-        await self._inner(scope, _bounded(receive) if path != "/mcp" else receive, send_with_headers)
+        body = await _read_bounded(receive)
+        if body is None:
+            await _plain(send_with_headers, 413, f"request body over {MAX_BODY_BYTES} bytes")
+            return
+        await self._inner(scope, _replay(body, receive), send_with_headers)
 
 
-def _bounded(receive: Receive) -> Receive:
-    """`receive` that stops a chunked body past MAX_BODY_BYTES (Content-Length is checked before)."""
-    seen = 0
-
-    async def bounded() -> Message:
-        nonlocal seen
+async def _read_bounded(receive: Receive) -> bytes | None:
+    """The whole request body, or None past MAX_BODY_BYTES (forms are small; nothing is streamed)."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
         message = await receive()
-        if message["type"] == "http.request":
-            seen += len(message.get("body", b""))
-            if seen > MAX_BODY_BYTES:
-                return {"type": "http.disconnect"}
-        return message
+        if message["type"] != "http.request":
+            return b"".join(chunks)  # the client went away; the app sees an empty remainder
+        chunk: bytes = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            return None
+        chunks.append(chunk)
+        if not message.get("more_body", False):
+            return b"".join(chunks)
 
-    return bounded
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    """`receive` that gives the already-read body once, then waits on the real one (for a disconnect)."""
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
