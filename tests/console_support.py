@@ -187,7 +187,10 @@ def engine_events(client: docker.DockerClient, container_id: str, since: float, 
         decode=True,
         filters={"container": container_id, "event": action},
     )
-    return [e for e in cast(list[dict[str, Any]], list(stream)) if e.get("Action") == action]
+    try:
+        return [e for e in cast(list[dict[str, Any]], list(stream)) if e.get("Action") == action]
+    finally:
+        stream.close()  # its HTTP connection to the engine
 
 
 def run_argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

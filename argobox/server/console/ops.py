@@ -15,18 +15,18 @@ from typing import Any
 import anyio
 
 from argobox import __version__
-from argobox.policy.catalog import CATALOG, Classification
+from argobox.policy.catalog import CATALOG
 from argobox.server import gate
 from argobox.server.app import App, open_app
 from argobox.server.audit_checkpoint import KeyFileError
 from argobox.server.audit_export import export_jsonl
 from argobox.server.audit_verify import verify_store
-from argobox.server.config import Config, ConfigError, ConsoleConfig, OperatorConfig, parse_config
+from argobox.server.config import Config, ConfigError, ConsoleConfig, parse_config
 from argobox.server.explain import explain
 from argobox.server.http import is_loopback, parse_listen
 from argobox.server.notify import notify_forever
 from argobox.server.operator import build_operator_server
-from argobox.server.reload import ConfigWatcher, Reload
+from argobox.server.reload import ConfigWatcher
 from argobox.server.store import Event, Refused, RequestRecord, RequestStatus, StoreError, iso
 from argobox.server.tokens import TokenWriteError, agent_for_token, new_token, token_matches, token_sha256
 from argobox.server.tokens import _parse as parse_toml  # pyright: ignore[reportPrivateUsage]
@@ -37,21 +37,16 @@ from argobox.server.views import audit_json, budget_json, request_json
 __all__ = [
     "CATALOG",
     "App",
-    "Classification",
     "Config",
     "ConfigError",
     "ConfigWatcher",
     "ConsoleConfig",
-    "Event",
     "HistoryFilter",
-    "OperatorConfig",
     "Refused",
-    "Reload",
     "RequestRecord",
     "RequestStatus",
     "StoreError",
     "TokenWriteError",
-    "Verification",
     "__version__",
     "agent_for_token",
     "approve",

@@ -75,8 +75,8 @@
         .then(function (data) {
           if (!data || data.status === shown) return;
           clearInterval(timer);
-          note.textContent = "Meanwhile this request became " + data.words +
-            (data.decided_by ? " (by " + data.decided_by + ")" : "") + ". Reload the page to see it.";
+          note.textContent = "Meanwhile this request changed: " + data.words +
+            (data.decided_by ? " (decided by " + data.decided_by + ")" : "") + ". Reload the page to see it.";
           note.hidden = false;
         })
         .catch(function () {});
