@@ -213,11 +213,15 @@ async def test_signing_out_ends_the_session_on_the_server(base: str, config: Pat
     async with client(cookies={"argobox_session": cookie}) as replay:
         old = await replay.get(base)
         poll = await replay.get(f"{base}pending/list")
+        late_form = await replay.post(
+            f"{base}requests/abc/approve", data={"csrf": "x"}, headers={**form_headers(base), "Accept": "text/html"}
+        )
 
     assert out.status_code == 303 and out.headers["location"] == "/signin"
     assert "Max-Age=0" in out.headers["set-cookie"]
     assert old.status_code == 303 and old.headers["location"] == "/signin"
     assert poll.status_code == 401
+    assert late_form.status_code == 401 and "Your session has ended" in late_form.text
     assert any(e["actor"] == "operator:alice" for e in events(config, "console_signed_out"))
 
 

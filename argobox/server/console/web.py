@@ -166,6 +166,13 @@ class Console:
     def _to_sign_in(self, request: Request, page: bool) -> Response:
         if page:
             return RedirectResponse("/signin", status_code=303)
+        if request.method == "POST" and "text/html" in request.headers.get("accept", ""):  # a form, after a timeout
+            return self.refusal_page(
+                None,
+                401,
+                "Your session has ended (signed out, or idle too long), so nothing "
+                "was changed. Sign in again and retry.",
+            )
         return PlainTextResponse("sign in first: no live console session", status_code=401)
 
     async def form(self, request: Request, need: Need) -> tuple[Caller, FormData] | Response:
