@@ -1,0 +1,68 @@
+"""How a request is put into words on a page, keeping ArgoBox's words apart from the agent's values.
+
+ArgoBox's summary of an action comes from the tool catalog ("restart container {container}"); the values filled in
+come from the agent. `summary_parts` returns the pieces so that the page can show the catalog's words as ArgoBox's
+and each value as the agent's.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass
+from typing import Any, cast
+
+from argobox.server.console import ops
+
+
+@dataclass(frozen=True, slots=True)
+class Part:
+    text: str
+    agent: bool
+    """Whether this piece is a value the agent supplied (shown marked as such)."""
+
+
+def _value(value: Any, spec: str) -> str:
+    if spec == "bare" and isinstance(value, str):
+        return value
+    if isinstance(value, list | tuple):
+        return ", ".join(repr(v) for v in cast(list[Any], value))
+    return repr(value)
+
+
+def summary_parts(tool: str, arguments: dict[str, Any]) -> list[Part]:
+    """ArgoBox's description of the call, split into its own words and the agent's values."""
+    known = ops.CATALOG.get(tool)
+    if known is None:
+        return [Part("a tool ArgoBox does not know: ", agent=False), Part(tool, agent=True)]
+    parts: list[Part] = []
+    for literal, field, spec, _ in string.Formatter().parse(known.description):
+        if literal:
+            parts.append(Part(literal, agent=False))
+        if field is not None:
+            if field in arguments:
+                parts.append(Part(_value(arguments[field], spec or ""), agent=True))
+            else:
+                parts.append(Part(f"<{field}>", agent=False))
+    return parts
+
+
+def targets(tool: str, arguments: dict[str, Any]) -> list[tuple[str, Any]]:
+    """The arguments that name what the call acts on, as the catalog defines them."""
+    known = ops.CATALOG.get(tool)
+    return [(name, arguments[name]) for name in (known.target_args if known else ()) if name in arguments]
+
+
+STATUS_WORDS = {
+    "pending_approval": "waiting for a decision",
+    "approved": "approved, about to run",
+    "executing": "running now",
+    "succeeded": "ran and succeeded",
+    "failed": "ran and failed",
+    "denied": "denied",
+    "expired": "expired before anyone decided",
+    "unknown": "interrupted: check the target before retrying",
+}
+
+
+def status_words(status: str) -> str:
+    return STATUS_WORDS.get(status, status)
