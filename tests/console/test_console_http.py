@@ -172,14 +172,21 @@ async def test_only_operators_sign_in_each_with_its_own_token_and_no_token_is_au
 
     assert [a.status_code for a in answers] == [401] * len(attempts)
     assert all("set-cookie" not in a.headers or "argobox_session" not in a.headers["set-cookie"] for a in answers)
-    refused = [
-        e for e in events(config, "operator_refused") if e["actor"] in ("console:127.0.0.3", "console:127.0.0.4")
+    # Each refused sign-in is recorded once, by ArgoBox's `authorize`, with the client address.
+    refused = [e for e in events(config, "operator_refused") if e["detail"].get("remote") in ("127.0.0.3", "127.0.0.4")]
+    assert [(e["actor"], e["detail"]["remote"]) for e in refused] == [
+        ("operator:alice", "127.0.0.3"),
+        ("operator:openclaw", "127.0.0.3"),
+        ("operator:nick", "127.0.0.3"),
+        ("operator:nick", "127.0.0.3"),
+        ("operator:alice", "127.0.0.4"),
+        ("operator:nobody", "127.0.0.4"),
     ]
-    assert refused and all(e["detail"]["channel"] == "console" and e["detail"]["action"] == "sign_in" for e in refused)
+    assert all(e["detail"]["channel"] == "console" and e["detail"]["action"] == "view" for e in refused)
     reasons = " | ".join(e["detail"]["reason"] for e in refused)
     assert "'openclaw' is an agent" in reasons
     assert "operator 'nick' has no token_sha256" in reasons
-    assert "the token does not match operator 'alice'" in reasons
+    assert "the token shown does not match operator 'alice'" in reasons
     assert "'nobody' is not a configured operator" in reasons
     trail = run_argobox(config, "audit", "export").stdout
     for token in (ALICE_TOKEN, BOB_TOKEN, OPENCLAW_TOKEN):
@@ -196,12 +203,14 @@ async def test_sign_in_attempts_are_limited_per_client_address(base: str, config
     assert [f.status_code for f in failures] == [401] * 5
     assert right_but_limited.status_code == 429 and int(right_but_limited.headers["retry-after"]) > 0
     assert elsewhere.status_code == 303
+    refused = events(config, "operator_refused")
     limited = [
-        e
-        for e in events(config, "operator_refused")
-        if e["actor"] == "console:127.0.0.2" and e["detail"]["reason"] == "too many failed sign-ins"
+        e for e in refused if e["actor"] == "console:127.0.0.2" and e["detail"]["reason"] == "too many failed sign-ins"
     ]
     assert len(limited) == 1
+    # The five wrong tokens reached `authorize`, which recorded each; the limited attempt never reached it.
+    checked = [e for e in refused if e["detail"].get("remote") == "127.0.0.2"]
+    assert [e["actor"] for e in checked] == ["operator:alice"] * 5
 
 
 async def test_signing_out_ends_the_session_on_the_server(base: str, config: Path) -> None:

@@ -1,92 +1,118 @@
-"""The console's own layers, fast: authorization, the sign-in limit, sessions, the Host and same-origin checks, how
-agent values are made inert, the operator-token edit of the config file, the configuration, and notification links.
+"""The console's own layers, fast: sign-in and sessions through ArgoBox's one `authorize`, the sign-in limit, sessions,
+the Host and same-origin checks, how agent values are split off and made inert, the configuration, and notification
+links.
 """
 
 from __future__ import annotations
 
-import ast
 import json
-from pathlib import Path
+from typing import Any
 
 import pytest
 from starlette.datastructures import Headers
 
-from argobox.server import gate, notify
 from argobox.server.app import open_app
-from argobox.server.config import Config, ConfigError, load_config, parse_config
-from argobox.server.console.auth import (
-    Need,
-    NotAuthorized,
-    Presented,
-    Proven,
-    Role,
-    SignInLimiter,
-    authorize,
-    operator_for_token,
-)
-from argobox.server.console.operator_tokens import write_operator_token_hash
-from argobox.server.console.pages import _stale
-from argobox.server.console.present import summary_parts
+from argobox.server.config.model import Config, ConfigError, load_config
+from argobox.server.config.tokens import token_sha256
+from argobox.server.console import auth
+from argobox.server.console.auth import SignInLimiter, operator_for_token
+from argobox.server.console.pages import stale_message
+from argobox.server.console.present import event_view, summary_parts, supplied_arguments
 from argobox.server.console.render import environment, inert
 from argobox.server.console.security import HostPolicy, session_cookie
 from argobox.server.console.sessions import Sessions
+from argobox.server.mediation import agent_calls, notify
+from argobox.server.mediation.operators import Permission
 from argobox.server.store import Refused
-from argobox.server.tokens import TokenWriteError, token_sha256
+from argobox.server.transport.operator_views import mark_event, mark_request
 from tests.conftest import WriteConfig
 from tests.server.test_notify import Receiver, channels
 
-CONSOLE = Path(__file__).resolve().parents[2] / "argobox" / "server" / "console"
 ALICE, VERA, AGENT = "alice-token-0123456789", "vera-token-0123456789", "agent-token-0123456789"
+OPERATORS = f"""[[operators]]
+name = "alice"
+token_sha256 = "{token_sha256(ALICE)}"
+
+[[operators]]
+name = "vera"
+role = "viewer"
+token_sha256 = "{token_sha256(VERA)}"
+
+[[operators]]
+name = "bob"
+"""
 
 
-def config_with_operators() -> Config:
-    return parse_config(
-        {
-            "operators": [
-                {"name": "alice", "token_sha256": token_sha256(ALICE)},
-                {"name": "vera", "role": "viewer", "token_sha256": token_sha256(VERA)},
-                {"name": "nick"},
-            ],
-            "agents": {"openclaw": {"token_sha256": token_sha256(AGENT)}},
-        },
-        Path("/nonexistent/argobox.toml"),
-    )
+def console_config(write_config: WriteConfig, extra: str = "") -> Config:
+    """alice (approver) and vera (viewer) with tokens, bob without one; openclaw with a token."""
+    path = write_config(token_sha256=token_sha256(AGENT), extra=extra)
+    text = path.read_text().replace('[[operators]]\nname = "alice"\n\n[[operators]]\nname = "bob"\n', OPERATORS)
+    path.write_text(text)
+    return load_config(path)
 
 
 @pytest.mark.parametrize(
-    ("name", "credential", "need", "outcome"),
+    ("name", "token", "outcome"),
     [
-        pytest.param("alice", Presented(ALICE), Need.DECIDE, "approver", id="approver-with-her-token-decides"),
-        pytest.param("alice", Proven(token_sha256(ALICE)), Need.DECIDE, "approver", id="a-session-of-hers-decides"),
-        pytest.param("vera", Presented(VERA), Need.VIEW, "viewer", id="viewer-reads"),
-        pytest.param("vera", Presented(VERA), Need.DECIDE, "viewer", id="viewer-never-decides"),
-        pytest.param("alice", Presented(VERA), Need.VIEW, "wrong_token", id="someone-elses-token"),
-        pytest.param("alice", Presented(AGENT), Need.VIEW, "wrong_token", id="an-agent-token-for-an-operator"),
-        pytest.param("openclaw", Presented(AGENT), Need.VIEW, "agent", id="an-agent-name"),
-        pytest.param("nick", Presented(""), Need.VIEW, "no_token", id="operator-without-a-token"),
-        pytest.param("mallory", Presented(ALICE), Need.VIEW, "unknown_operator", id="unknown-name"),
-        pytest.param("alice", Proven("0" * 64), Need.VIEW, "token_changed", id="session-of-a-replaced-token"),
+        pytest.param("alice", ALICE, "approver", id="approver-with-her-token"),
+        pytest.param("vera", VERA, "viewer", id="viewer-with-hers"),
+        pytest.param("alice", VERA, "token_mismatch", id="someone-elses-token"),
+        pytest.param("alice", AGENT, "token_mismatch", id="an-agent-token-for-an-operator"),
+        pytest.param("openclaw", AGENT, "not_an_operator", id="an-agent-name"),
+        pytest.param("bob", "", "no_token", id="operator-without-a-token"),
+        pytest.param("mallory", ALICE, "unknown_operator", id="unknown-name"),
     ],
 )
-def test_authorize_checks_operator_token_and_role(
-    name: str, credential: Presented | Proven, need: Need, outcome: str
+async def test_sign_in_is_argoboxs_authorize_with_the_typed_token_and_each_refusal_is_audited_once(
+    write_config: WriteConfig, name: str, token: str, outcome: str
 ) -> None:
-    config = config_with_operators()
-    try:
-        operator = authorize(config, name, credential, need)
-    except NotAuthorized as exc:
-        got = exc.code
+    async with open_app(console_config(write_config)) as app:
+        try:
+            operator = await auth.sign_in(app, name, token, "192.0.2.9")
+        except Refused as exc:
+            got = exc.code
+        else:
+            got = operator.role
+        refusals = [e for e in await app.store.audit_trail() if e.event == "operator_refused"]
+
+    assert got == outcome
+    if outcome in ("approver", "viewer"):
+        assert refusals == []
     else:
-        got = operator.role.value
-    assert got == outcome  # a viewer asking to decide is refused with the code "viewer"
+        assert len(refusals) == 1
+        assert refusals[0].detail["channel"] == "console" and refusals[0].detail["remote"] == "192.0.2.9"
+        assert refusals[0].detail["action"] == "view"
+        assert all(t not in str(refusals[0].detail) for t in (ALICE, VERA, AGENT))
 
 
-def test_a_bearer_token_names_its_operator_and_an_agent_token_names_none() -> None:
-    config = config_with_operators()
+async def test_a_session_acts_by_the_hash_it_signed_in_with_and_a_viewer_never_decides(
+    write_config: WriteConfig,
+) -> None:
+    async with open_app(console_config(write_config)) as app:
+        alice = await auth.check(app, auth.session_claim("alice", token_sha256(ALICE), "::1"), Permission.DECIDE)
+        codes: list[str] = []
+        for claim, permission in (
+            (auth.session_claim("vera", token_sha256(VERA), "::1"), Permission.DECIDE),
+            (auth.session_claim("vera", token_sha256(VERA), "::1"), Permission.RESET_BUDGET),
+            (auth.session_claim("alice", "0" * 64, "::1"), Permission.VIEW),  # her token was replaced since
+        ):
+            with pytest.raises(Refused) as refused:
+                await auth.check(app, claim, permission)
+            codes.append(refused.value.code)
+        vera = await auth.check(app, auth.session_claim("vera", token_sha256(VERA), "::1"), Permission.VIEW)
+
+    assert (alice.name, alice.can_decide, vera.can_decide) == ("alice", True, False)
+    assert codes == ["viewer", "viewer", "token_changed"]
+
+
+def test_a_bearer_token_names_its_operator_and_an_agent_token_names_none(write_config: WriteConfig) -> None:
+    config = console_config(write_config)
     assert operator_for_token(config, ALICE) == "alice"
     assert operator_for_token(config, VERA) == "vera"
     assert operator_for_token(config, AGENT) is None
-    assert authorize(config, "vera", Presented(VERA), Need.VIEW).role is Role.VIEWER
+    assert auth.is_agent_token(config, AGENT) and not auth.is_agent_token(config, ALICE)
+    assert auth.may_decide(config, "alice") and not auth.may_decide(config, "vera")
+    assert not auth.may_decide(config, "mallory")
 
 
 def test_sign_in_is_refused_after_five_failures_per_address_until_the_window_passes() -> None:
@@ -154,11 +180,13 @@ def test_the_session_cookie_is_secure_and_host_bound_over_https() -> None:
 
 
 def test_agent_values_are_rendered_as_visible_inert_text() -> None:
-    payload = {"data": {"message": "<script>alert(1)</script>\x1b[31m\u202eevil\u200b"}}
+    payload = {"data": {"message": "<script>alert(1)</script>\x1b[31m\u202eevil\u200b\x85"}}
     rendered = environment().from_string("<pre>{{ value|inert }}</pre>").render(value=payload)
     assert "<script>" not in rendered and "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered
-    assert "\\u001b[31m\\u202eevil\\u200b" in rendered and "\u202e" not in rendered
-    assert inert("line\nbreak\u2028") == "line\\u000abreak\\u2028"
+    assert "\\u001b[31m&lt;U+202E&gt;evil&lt;U+200B&gt;\\x85" in rendered
+    assert "\u202e" not in rendered and "\x1b" not in rendered and "\x85" not in rendered
+    assert inert("line\nbreak\u2028") == "line\\nbreak<U+2028>"
+    assert inert({"a": ["b\nc"]}) == '{\n  "a": [\n    "b\\nc"\n  ]\n}'  # JSON's own lines are kept
 
 
 def test_the_summary_keeps_argoboxs_words_apart_from_the_agents_values() -> None:
@@ -175,55 +203,32 @@ def test_the_summary_keeps_argoboxs_words_apart_from_the_agents_values() -> None
     assert unknown[-1].agent is True and unknown[-1].text == "<img src=x>"
 
 
-def test_the_console_reaches_argobox_only_through_its_ops_module() -> None:
-    imported: dict[str, set[str]] = {}
-    for module in CONSOLE.glob("*.py"):
-        names: set[str] = set()
-        for node in ast.walk(ast.parse(module.read_text())):
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names.add(node.module)
-            elif isinstance(node, ast.Import):
-                names.update(alias.name for alias in node.names)
-        imported[module.name] = {
-            n for n in names if n.startswith("argobox") and not n.startswith("argobox.server.console")
-        }
-    assert {name: found for name, found in imported.items() if found and name != "ops.py"} == {}
-    assert imported["ops.py"]
-
-
-CONFIG_WITH_OPERATORS = """\
-[storage]
-path = "argobox.db"
-
-[[operators]]   # the one who approves
-name = "alice"
-token_sha256 = "{old}"
-
-[[operators]]
-name = "vera"
-role = "viewer"
-
-[agents.openclaw]
-"""
-
-
-def test_operator_token_hash_is_written_into_that_operators_entry_only(tmp_path: Path) -> None:
-    path = tmp_path / "argobox.toml"
-    path.write_text(CONFIG_WITH_OPERATORS.format(old="1" * 64))
-    write_operator_token_hash(path, "vera", "2" * 64)
-    write_operator_token_hash(path, "alice", "3" * 64)
-    config = load_config(path)
-    assert [(op.name, op.token_sha256, op.role) for op in config.operators] == [
-        ("alice", "3" * 64, "approver"),
-        ("vera", "2" * 64, "viewer"),
+def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_tools_do() -> None:
+    request: dict[str, Any] = {"id": "abc", "tool": "docker_restart_container", "arguments": {"container": "<b>"}}
+    received: dict[str, Any] = {
+        "event": "received",
+        "actor": "agent:openclaw",
+        "tool": "docker_restart_container",
+        "detail": {"arguments": {"container": "<b>"}},
+    }
+    unknown: dict[str, Any] = {
+        "event": "refused",
+        "actor": "argobox",
+        "tool": "<img src=x>",
+        "detail": {"reason": "unknown tool '<img src=x>'"},
+    }
+    decision: dict[str, Any] = {"event": "decision", "actor": "policy", "tool": "docker_restart_container"}
+    views = [
+        event_view(mark_event({**e, "detail": e.get("detail", {"effect": "approve"})}))
+        for e in (received, unknown, decision)
     ]
-    assert "[[operators]]   # the one who approves\n" in path.read_text()
-    with pytest.raises(TokenWriteError, match=r"no \[\[operators\]\] entry with name = 'bob'"):
-        write_operator_token_hash(path, "bob", "4" * 64)
-    path.write_text('operators = [{ name = "alice" }]\n')
-    with pytest.raises(TokenWriteError, match="by hand"):
-        write_operator_token_hash(path, "alice", "4" * 64)
-    assert path.read_text() == 'operators = [{ name = "alice" }]\n'
+
+    assert supplied_arguments(mark_request(request)) == {"container": "<b>"}
+    assert "arguments" not in mark_request(request)
+    assert (views[0]["detail"], views[0]["supplied"]) == ({}, {"arguments": {"container": "<b>"}})
+    assert (views[1]["tool"], views[1]["supplied_tool"]) == (None, "<img src=x>")
+    assert views[1]["supplied"] == {"detail": {"reason": "unknown tool '<img src=x>'"}} and views[1]["detail"] == {}
+    assert (views[2]["detail"], views[2]["supplied"], views[2]["supplied_tool"]) == ({"effect": "approve"}, {}, None)
 
 
 def test_console_configuration_is_checked_with_clear_errors(write_config: WriteConfig) -> None:
@@ -244,13 +249,12 @@ def test_console_configuration_is_checked_with_clear_errors(write_config: WriteC
         load_config(bad_role)
 
 
-@pytest.mark.anyio
 async def test_a_queued_request_is_announced_with_a_link_to_its_page(write_config: WriteConfig) -> None:
     with Receiver() as receiver:
         extra = channels(f"{receiver.url}/hook", f"{receiver.url}/topic")
         config = load_config(write_config(extra=extra + '\n[console]\npublic_url = "https://argobox.example.org"\n'))
         async with open_app(config) as app:
-            queued = await gate.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
+            queued = await agent_calls.call_tool(app, "openclaw", "docker_restart_container", {"container": "jellyfin"})
             await notify.flush(app)
     link = f"https://argobox.example.org/requests/{queued.request_id}"
     hook = next(json.loads(r["body"]) for r in receiver.received if r["path"] == "/hook")
@@ -260,8 +264,10 @@ async def test_a_queued_request_is_announced_with_a_link_to_its_page(write_confi
 
 
 def test_a_decision_that_came_too_late_is_told_plainly() -> None:
-    expired = _stale(Refused("expired", "request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved"))
-    decided = _stale(Refused("not_pending", "request abc is succeeded by bob, not pending approval"))
+    expired = stale_message(
+        Refused("expired", "request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved")
+    )
+    decided = stale_message(Refused("not_pending", "request abc is succeeded by bob, not pending approval"))
     assert expired == (
         "stale",
         "Too late: request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved. Nothing was done.",

@@ -50,7 +50,10 @@ CHROMIUM_ARGS = [
     "--disable-dev-shm-usage",
 ]
 PHONE = {"viewport": {"width": 390, "height": 844}, "device_scale_factor": 2, "is_mobile": True, "has_touch": True}
-LIVE_WITHIN_MS = 2000
+LIVE_DEADLINE_MS = 10_000
+"""How long a new request may take to appear on an open Pending page before the test fails. The product aims at
+about a second (the page polls every second); the test asserts only that it appears without a reload, with a
+deadline generous enough for a loaded machine, because a test must never assert a timing."""
 XSS = '<script>alert("xss")</script><img src=x onerror=alert(1)>\x1b[31mred\u202eevil'
 
 
@@ -186,7 +189,7 @@ async def test_a_new_request_appears_live_and_approving_it_restarts_the_containe
         await page.evaluate("window.__sameDocument = 42")
         request_id = await queue(lab, "docker_restart_container", web)
         link = page.get_by_role("link", name=re.compile(re.escape(str(web.name))))
-        await expect(link).to_be_visible(timeout=LIVE_WITHIN_MS)
+        await expect(link).to_be_visible(timeout=LIVE_DEADLINE_MS)
         assert await page.evaluate("window.__sameDocument") == 42  # no reload happened
         await link.click()
         await expect(page.get_by_role("heading", name="The target now")).to_be_visible()
@@ -334,7 +337,7 @@ async def test_html_script_and_escape_sequences_from_an_agent_are_shown_as_inert
         await page.goto(f"{lab.console}requests/{request_id}")
         arguments = page.locator("section.agent-box")
         await expect(arguments).to_contain_text('<script>alert(\\"xss\\")</script><img src=x onerror=alert(1)>')
-        await expect(arguments).to_contain_text("\\u001b[31mred\\u202eevil")
+        await expect(arguments).to_contain_text("\\u001b[31mred<U+202E>evil")  # JSON's escape, then ArgoBox's
         await expect(arguments.locator(".agent-mark")).to_have_text("agent")
         await expect(page.locator("main img")).to_have_count(0)
         await expect(page.locator("script")).to_have_count(1)  # the console's own

@@ -234,7 +234,9 @@ class ConsoleConfig(_Section):
         except ValueError:
             raise ValueError(f"{url!r} is not a URL; expected e.g. https://argobox.example.org") from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"{url!r} must be an http:// or https:// URL with a host, e.g. https://argobox.example.org")
+            raise ValueError(
+                f"{url!r} must be an http:// or https:// URL with a host, e.g. https://argobox.example.org"
+            )
         if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
             raise ValueError(f"{url!r} must be just scheme, host and port (the console is served at the root)")
         return url.rstrip("/")

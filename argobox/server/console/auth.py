@@ -1,107 +1,71 @@
-"""Who may do what in the console: the one authorization check, and the sign-in rate limit.
+"""Who is signing in, and as whom a console request acts: the claims the console hands to ArgoBox's one
+authorization (`ops.authorize`), and the sign-in rate limit.
 
-Every console action, pages, decisions and the operator MCP tools at `/mcp` alike, goes through `authorize`: the
-operator must be configured (and not be an agent's name), must have a `token_sha256`, must show that token (at
-sign-in or as a bearer token) or the hash it matched at sign-in (a session), compared in constant time, and must
-have the role the action needs. It reads the configuration in force, so a reload that removes an operator, changes
-its token or its role takes effect on the very next action.
+The console decides nothing about permissions itself. Signing in is `authorize` of the operator's name and the
+token typed in (Permission.VIEW, channel `console`); every later request of the session is `authorize` again, with
+the hash of the token that signed in as its proof, so a reload that removes the operator, replaces its token or
+changes its role takes effect on the very next request; a decision is authorized once more where it is taken
+(`operator_actions`). At `/mcp` the bearer token is the proof (channel `mcp-http`). `authorize` audits each refusal
+as `operator_refused` (never with the token).
 """
 
 from __future__ import annotations
 
-import hmac
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from enum import StrEnum
 
 from argobox.server.console import ops
 
 
-class Role(StrEnum):
-    APPROVER = "approver"
-    VIEWER = "viewer"
-
-
-class Need(StrEnum):
-    """What an action needs: to read, or to decide (approve, deny, reset a budget)."""
-
-    VIEW = "view"
-    DECIDE = "decide"
-
-
-@dataclass(frozen=True, slots=True)
-class Presented:
-    """A token shown now (the sign-in form, a bearer token); never stored."""
-
-    token: str
-
-
-@dataclass(frozen=True, slots=True)
-class Proven:
-    """The hash of the token a session signed in with: still valid while the configuration holds the same hash."""
-
-    token_sha256: str
-
-
-Credential = Presented | Proven
-
-
 @dataclass(frozen=True, slots=True)
 class Operator:
+    """The operator a request acts as, as the configuration in force has it."""
+
     name: str
-    role: Role
+    role: str
     token_sha256: str
 
     @property
     def can_decide(self) -> bool:
-        return self.role is Role.APPROVER
+        return self.role != "viewer"
 
 
-class NotAuthorized(Exception):
-    """Raised by `authorize`; `code` says which check failed, the message says it in words (for the audit trail:
-    what the browser is told about a failed sign-in is deliberately vaguer)."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(message)
-        self.code = code
+def session_claim(name: str, token_sha256: str, remote: str) -> ops.OperatorClaim:
+    """What a console session shows: the operator and the hash of the token it signed in with."""
+    return ops.OperatorClaim(name, channel="console", token_sha256=token_sha256, remote=remote)
 
 
-def _shown(name: str) -> str:
-    return repr(name[:64])
+async def check(app: ops.App, claim: ops.OperatorClaim, permission: ops.Permission) -> Operator:
+    """`claim`'s operator, if ArgoBox's authorization lets it do `permission` now. Raises `ops.Refused` (audited)."""
+    entry = await ops.authorize(app, claim, permission)
+    if entry.token_sha256 is None:  # authorize refuses the console's channels for an operator without a token
+        raise ops.Refused("no_token", f"operator {entry.name!r} has no token_sha256")
+    return Operator(name=entry.name, role=entry.role, token_sha256=entry.token_sha256)
 
 
-def authorize(config: ops.Config, name: str, credential: Credential, need: Need) -> Operator:
-    """The configured operator `name`, if `credential` proves it and its role allows `need`. Raises `NotAuthorized`."""
-    if name in config.agents:
-        raise NotAuthorized("agent", f"{_shown(name)} is an agent; an agent can never act as an operator")
-    entry = config.operator(name)
-    if entry is None:
-        raise NotAuthorized("unknown_operator", f"{_shown(name)} is not a configured operator")
-    if entry.token_sha256 is None:
-        raise NotAuthorized(
-            "no_token",
-            f"operator {_shown(name)} has no token_sha256; make one with `argobox token new --operator {name} --write`",
-        )
-    if isinstance(credential, Presented):
-        if not ops.token_matches(credential.token, entry.token_sha256):
-            raise NotAuthorized("wrong_token", f"the token does not match operator {_shown(name)}")
-    elif not hmac.compare_digest(credential.token_sha256, entry.token_sha256):
-        raise NotAuthorized("token_changed", f"the token of operator {_shown(name)} changed; sign in again")
-    operator = Operator(name=entry.name, role=Role(entry.role), token_sha256=entry.token_sha256)
-    if need is Need.DECIDE and not operator.can_decide:
-        raise NotAuthorized("viewer", f"operator {_shown(name)} is a viewer: a viewer can read but never decide")
-    return operator
+async def sign_in(app: ops.App, name: str, token: str, remote: str) -> Operator:
+    """The operator `name`, if `token` is its token. Raises `ops.Refused` (audited by `authorize`)."""
+    claim = ops.OperatorClaim(name, token=token, channel="console", remote=remote)
+    return await check(app, claim, ops.Permission.VIEW)
 
 
 def operator_for_token(config: ops.Config, token: str) -> str | None:
-    """The operator whose `token_sha256` `token` matches (every hash compared, in constant time), or None."""
+    """The operator whose `token_sha256` `token` matches (every hash compared, in constant time), or None. This
+    only names who the bearer claims to be; `authorize` then checks the claim."""
     return ops.agent_for_token(token, {op.name: op.token_sha256 for op in config.operators})
 
 
 def is_agent_token(config: ops.Config, token: str) -> bool:
     """Whether `token` is an agent's (so that a refusal can say so in the audit trail)."""
     return ops.agent_for_token(token, {name: agent.token_sha256 for name, agent in config.agents.items()}) is not None
+
+
+def may_decide(config: ops.Config, name: str) -> bool:
+    """Whether the operator's role lets it decide, for what a page or a tool list shows; not an authorization:
+    every decision is authorized where it is taken."""
+    entry = config.operator(name)
+    return entry is not None and entry.role != "viewer"
 
 
 SIGN_IN_FAILURES = 5

@@ -1,10 +1,11 @@
 """The operator MCP tools over streamable HTTP at the console's `/mcp`, for a desktop MCP client on another machine.
 
-The bearer token is an operator's token (`[[operators]] token_sha256`), never an agent's; it names the operator, and
-`auth.authorize` checks it on every HTTP request under the configuration in force. Each operator gets the same server
-`argobox operator --as NAME` runs over stdio, built on first use, with one addition: its role. A viewer does not see
-`approve_request` and `deny_request` in `tools/list`, and calling them is refused (and audited); the decision
-functions refuse viewers too, whichever way they are reached.
+The bearer token is an operator's token (`[[operators]] token_sha256`), never an agent's. The token names the
+operator; every HTTP request is then authorized by ArgoBox's `authorize` (Permission.VIEW, channel `mcp-http`), and
+each decision once more where it is taken, with the same claim: the operator's name and the bearer token. Each
+operator (and token) gets the server `argobox operator --as NAME` runs over stdio, built on first use
+(`ops.build_operator_server`). A viewer's `approve_request` and `deny_request` are refused by `authorize` (and
+audited there); its `tools/list` leaves them out.
 """
 
 from __future__ import annotations
@@ -14,8 +15,7 @@ from typing import Any
 
 import anyio
 from anyio.abc import TaskGroup, TaskStatus
-from mcp import types
-from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
+from mcp.server.auth.middleware.auth_context import auth_context_var
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp.server.context import CallNext, HandlerResult, ServerRequestContext
@@ -24,48 +24,26 @@ from mcp.server.transport_security import TransportSecuritySettings
 from starlette.datastructures import Headers
 from starlette.types import Receive, Scope, Send
 
-from argobox.server.console import ops
-from argobox.server.console.auth import Need, NotAuthorized, Presented, Proven, authorize, is_agent_token
-from argobox.server.console.auth import operator_for_token as find_operator
+from argobox.server.console import auth, ops
 from argobox.server.console.refusals import ConsoleAudit
 
 DECIDING_TOOLS = frozenset({"approve_request", "deny_request"})
 
 
-class RoleGuard:
-    """Server middleware: applies the operator's role (in force now) to `tools/list` and `tools/call`."""
+class ViewerTools:
+    """Server middleware: a viewer's `tools/list` leaves out the tools that decide (by the role in force now).
 
-    def __init__(self, app: ops.App, operator: str, audit: ConsoleAudit) -> None:
+    Only what is listed: calling them is refused by `authorize`, like any decision of a viewer."""
+
+    def __init__(self, app: ops.App, operator: str) -> None:
         self._app = app
         self._operator = operator
-        self._audit = audit
-
-    def _refusal(self) -> str | None:
-        access = get_access_token()
-        if access is None:
-            return "no credential on this request"
-        try:
-            authorize(self._app.config, self._operator, Proven(access.token), Need.DECIDE)
-        except NotAuthorized as exc:
-            return str(exc)
-        return None
 
     async def __call__(self, ctx: ServerRequestContext[Any, Any], call_next: CallNext) -> HandlerResult:
-        if ctx.method == "tools/call" and (ctx.params or {}).get("name") in DECIDING_TOOLS:
-            refusal = self._refusal()
-            if refusal is not None:
-                tool = str((ctx.params or {}).get("name"))
-                await self._audit.refused(
-                    f"operator:{self._operator}",
-                    refusal,
-                    channel="mcp-http",
-                    action="decide",
-                    detail={"tool": tool[:64]},
-                )
-                text = f"refused: {refusal}"
-                return types.CallToolResult(content=[types.TextContent(type="text", text=text)], is_error=True)
         result = await call_next(ctx)
-        if ctx.method == "tools/list" and isinstance(result, dict) and self._refusal() is not None:
+        if ctx.method != "tools/list" or auth.may_decide(self._app.config, self._operator):
+            return result
+        if isinstance(result, dict):
             tools: list[dict[str, Any]] = result.get("tools", [])
             result = {**result, "tools": [t for t in tools if t.get("name") not in DECIDING_TOOLS]}
         return result
@@ -84,7 +62,7 @@ class OperatorEndpoint:
         self._app = app
         self._audit = audit
         self._security = security
-        self._handlers: dict[str, StreamableHTTPASGIApp] = {}
+        self._handlers: dict[tuple[str, str], StreamableHTTPASGIApp] = {}
         self._lock = anyio.Lock()
         self._tasks: TaskGroup | None = None
 
@@ -99,17 +77,19 @@ class OperatorEndpoint:
                 self._tasks = None
                 tasks.cancel_scope.cancel()
 
-    async def _handler(self, operator: str) -> StreamableHTTPASGIApp:
+    async def _handler(self, claim: ops.OperatorClaim, token_sha256: str) -> StreamableHTTPASGIApp:
+        """The operator's server for this token (a replaced token gets a server, and sessions, of its own)."""
+        key = (claim.name, token_sha256)
         async with self._lock:
-            handler = self._handlers.get(operator)
+            handler = self._handlers.get(key)
             if handler is None:
                 if self._tasks is None:
                     raise RuntimeError("the operator MCP endpoint is not running")
-                server = ops.build_operator_server(self._app, operator)
-                server.middleware.append(RoleGuard(self._app, operator, self._audit))
+                server = ops.build_operator_server(self._app, claim)
+                server.middleware.append(ViewerTools(self._app, claim.name))
                 server.streamable_http_app(transport_security=self._security)  # builds its session manager
                 await self._tasks.start(_run_manager, server.session_manager)
-                handler = self._handlers[operator] = StreamableHTTPASGIApp(server.session_manager)
+                handler = self._handlers[key] = StreamableHTTPASGIApp(server.session_manager)
             return handler
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -119,18 +99,21 @@ class OperatorEndpoint:
         client = scope.get("client")
         remote = str(client[0]) if client else "unknown"
         config = self._app.config
-        name = find_operator(config, token) if token else None
-        try:
-            if name is None:
-                raise NotAuthorized("no_token" if not token else "unknown_token", self._unknown(config, token))
-            operator = authorize(config, name, Presented(token), Need.VIEW)
-        except NotAuthorized as exc:
-            await self._audit.refused(f"console:{remote}", str(exc), channel="mcp-http", action="view")
+        name = auth.operator_for_token(config, token) if token else None
+        if name is None:  # no claim to authorize: recorded here, coalesced
+            reason = self._unknown(config, token)
+            await self._audit.refused(f"console:{remote}", reason, channel="mcp-http", action="view")
+            await _unauthorized(send, reason)
+            return
+        claim = ops.OperatorClaim(name, token=token, channel="mcp-http", remote=remote)
+        try:  # a refusal is audited by `authorize`
+            operator = await auth.check(self._app, claim, ops.Permission.VIEW)
+        except ops.Refused as exc:
             await _unauthorized(send, str(exc))
             return
         access = AccessToken(token=operator.token_sha256, client_id=f"operator:{operator.name}", scopes=[])
         user = AuthenticatedUser(access)
-        handler = await self._handler(operator.name)
+        handler = await self._handler(claim, operator.token_sha256)
         reset = auth_context_var.set(user)
         try:
             await handler({**scope, "user": user}, receive, send)
@@ -141,7 +124,7 @@ class OperatorEndpoint:
     def _unknown(config: ops.Config, token: str) -> str:
         if not token:
             return "no bearer token: send Authorization: Bearer <operator token>"
-        if is_agent_token(config, token):
+        if auth.is_agent_token(config, token):
             return "an agent's token can never open the operator tools"
         return "the bearer token is no operator's token"
 

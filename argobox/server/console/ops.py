@@ -1,8 +1,9 @@
 """Everything the console takes from the rest of ArgoBox, in one module.
 
-The console's other modules import ArgoBox only through here, so that when the server's layout changes, only these
-imports move. Each function is a thin call into the existing code (the same functions the CLI and the operator MCP
-server use); none holds logic of its own beyond shaping arguments.
+The console's other modules import ArgoBox only through here (tests/test_layers.py checks it), so that when the
+server's layout changes, only these imports move. Each function is a thin call into the code the CLI and the operator
+MCP server use; none holds logic of its own beyond shaping arguments. Every operator action goes through
+`argobox.server.mediation.operators.authorize`, the one authorization of ArgoBox, with the claim the console built.
 """
 
 from __future__ import annotations
@@ -15,76 +16,79 @@ from typing import Any
 import anyio
 
 from argobox import __version__
-from argobox.policy.catalog import CATALOG
-from argobox.server import gate
+from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG
 from argobox.server.app import App, open_app
-from argobox.server.audit_checkpoint import KeyFileError
-from argobox.server.audit_export import export_jsonl
-from argobox.server.audit_verify import verify_store
-from argobox.server.config import Config, ConfigError, ConsoleConfig, parse_config
-from argobox.server.explain import explain
-from argobox.server.http import is_loopback, parse_listen
-from argobox.server.notify import notify_forever
-from argobox.server.operator import build_operator_server
-from argobox.server.reload import ConfigWatcher
-from argobox.server.store import Event, Refused, RequestRecord, RequestStatus, StoreError, iso
-from argobox.server.tokens import TokenWriteError, agent_for_token, new_token, token_matches, token_sha256
-from argobox.server.tokens import _parse as parse_toml  # pyright: ignore[reportPrivateUsage]
-from argobox.server.tokens import _replace_atomically as replace_atomically  # pyright: ignore[reportPrivateUsage]
-from argobox.server.tokens import _starts_table as starts_table  # pyright: ignore[reportPrivateUsage]
-from argobox.server.views import audit_json, budget_json, request_json
+from argobox.server.audit import KeyFileError
+from argobox.server.config.model import Config, ConfigError, ConsoleConfig
+from argobox.server.config.tokens import agent_for_token
+from argobox.server.mediation import operator_actions
+from argobox.server.mediation.audit_trail import export_jsonl, verify_store
+from argobox.server.mediation.explain import explain
+from argobox.server.mediation.notify import notify_forever
+from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
+from argobox.server.mediation.outcome import outcome_of
+from argobox.server.mediation.views import audit_json, budget_json, request_json
+from argobox.server.store import Event, Refused, RequestRecord, RequestStatus, StoreError
+from argobox.server.text import inert
+from argobox.server.times import iso
+from argobox.server.transport.http import is_loopback, parse_listen
+from argobox.server.transport.operator import build_operator_server
+from argobox.server.transport.operator_views import AGENT_SUPPLIED, mark_event, mark_explained, mark_request
+from argobox.server.transport.watch import ConfigWatcher, Reload
 
 __all__ = [
+    "AGENT_SUPPLIED",
     "CATALOG",
+    "KNOWN_TOOLS",
     "App",
     "Config",
     "ConfigError",
     "ConfigWatcher",
     "ConsoleConfig",
     "HistoryFilter",
+    "OperatorClaim",
+    "Permission",
     "Refused",
+    "Reload",
     "RequestRecord",
     "RequestStatus",
     "StoreError",
-    "TokenWriteError",
     "__version__",
     "agent_for_token",
     "approve",
     "audit",
     "audit_events",
+    "authorize",
     "budgets",
     "build_operator_server",
     "deny",
     "explain_request",
     "export_audit",
     "history",
+    "inert",
     "is_loopback",
-    "iso",
-    "new_token",
     "notify_forever",
     "open_app",
     "outcome_message",
-    "parse_config",
     "parse_listen",
-    "parse_toml",
     "pending",
-    "replace_atomically",
     "request",
     "reset_budget",
-    "starts_table",
-    "token_matches",
-    "token_sha256",
     "verify_audit",
 ]
 
 MAX_LISTED = 500
+KNOWN_TOOLS = frozenset({*CATALOG, *BUILTIN_TOOLS})
+"""Tool names ArgoBox defines; any other tool name in the audit trail is an agent's."""
 
 
 async def pending(app: App) -> list[dict[str, Any]]:
-    """Requests waiting for a decision, newest first, without those past their expiry (a read: no sweep)."""
+    """Requests waiting for a decision, newest first, without those past their expiry (a read: no sweep); the
+    agent's values under `agent_supplied`."""
     now = app.clock()
     records = await app.store.list_requests(status=RequestStatus.PENDING, limit=MAX_LISTED)
-    return [request_json(r, app.redactor) for r in records if r.expires_at is None or r.expires_at > now]
+    live = [r for r in records if r.expires_at is None or r.expires_at > now]
+    return [mark_request(request_json(r, app.redactor)) for r in live]
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,7 +102,7 @@ class HistoryFilter:
 
 
 async def history(app: App, wanted: HistoryFilter) -> list[dict[str, Any]]:
-    """Requests matching `wanted`, newest first."""
+    """Requests matching `wanted`, newest first; the agent's values under `agent_supplied`."""
     records = await app.store.list_requests(
         status=wanted.status,
         agent=wanted.agent,
@@ -107,48 +111,47 @@ async def history(app: App, wanted: HistoryFilter) -> list[dict[str, Any]]:
         until=wanted.until,
         limit=wanted.limit,
     )
-    return [request_json(r, app.redactor) for r in records]
+    return [mark_request(request_json(r, app.redactor)) for r in records]
 
 
 async def request(app: App, request_id: str) -> RequestRecord | None:
     """One request; a pending one past its expiry is shown as expired (as the next sweep will record it)."""
     record = await app.store.get(request_id)
-    pending = record is not None and record.status is RequestStatus.PENDING and record.expires_at is not None
-    if record is not None and pending and record.expires_at is not None and record.expires_at <= app.clock():
-        record = replace(record, status=RequestStatus.EXPIRED)
-    return record
+    if record is None or record.status is not RequestStatus.PENDING or record.expires_at is None:
+        return record
+    return replace(record, status=RequestStatus.EXPIRED) if record.expires_at <= app.clock() else record
 
 
 async def explain_request(app: App, record: RequestRecord) -> dict[str, Any]:
-    """The explain view of `argobox show` and `explain_request` (redacted)."""
-    return await explain(app, record)
+    """The explain view of `argobox show` and `explain_request` (redacted), agent values under `agent_supplied`."""
+    return mark_explained(await explain(app, record))
 
 
-async def approve(app: App, request_id: str, *, operator: str, note: str) -> RequestRecord:
-    """Approve and execute once, exactly as `argobox approve` does. Raises `Refused`."""
-    return await gate.approve(app, request_id, operator=operator, note=note)
+async def approve(app: App, request_id: str, *, operator: OperatorClaim, note: str) -> RequestRecord:
+    """Approve and execute once, exactly as `argobox approve` does (authorized there). Raises `Refused`."""
+    return await operator_actions.approve(app, request_id, operator=operator, note=note)
 
 
-async def deny(app: App, request_id: str, *, operator: str, reason: str) -> RequestRecord:
-    """Deny, exactly as `argobox deny` does. Raises `Refused`."""
-    return await gate.deny(app, request_id, operator=operator, reason=reason)
+async def deny(app: App, request_id: str, *, operator: OperatorClaim, reason: str) -> RequestRecord:
+    """Deny, exactly as `argobox deny` does (authorized there). Raises `Refused`."""
+    return await operator_actions.deny(app, request_id, operator=operator, reason=reason)
 
 
 def outcome_message(record: RequestRecord) -> str:
     """The one-line outcome the CLI prints after a decision."""
-    return gate.outcome_of(record).message
+    return outcome_of(record).message
 
 
 async def audit_events(
     app: App, *, request_id: str | None = None, agent: str | None = None, limit: int = 200
 ) -> list[dict[str, Any]]:
-    """The most recent audit events, oldest first."""
+    """The most recent audit events, oldest first; what an agent wrote under `agent_supplied`."""
     events = await app.store.audit_trail(request_id=request_id, agent=agent, limit=limit)
-    return [audit_json(e, app.redactor) for e in events]
+    return [mark_event(audit_json(e, app.redactor)) for e in events]
 
 
 async def audit(app: App, event: str, actor: str, detail: dict[str, Any], *, request_id: str | None = None) -> None:
-    """Append one event that belongs to no state change (sign-ins, refusals). Raises `StoreError`."""
+    """Append one event that belongs to no state change (sign-ins, refusals before any claim). Raises `StoreError`."""
     await app.store.audit([Event(event=event, actor=actor, detail=detail)], request_id=request_id)
 
 
@@ -178,7 +181,7 @@ async def export_audit(app: App) -> str:
     out = io.StringIO()
     try:
         await anyio.to_thread.run_sync(lambda: export_jsonl(path, out, since=None, redact=app.redactor))
-    except sqlite3.Error as exc:
+    except (sqlite3.Error, OSError) as exc:
         raise StoreError(f"cannot read the audit trail: {exc}") from None
     return out.getvalue()
 
@@ -193,8 +196,9 @@ async def budgets(app: App) -> list[dict[str, Any]]:
     return rows
 
 
-async def reset_budget(app: App, agent: str, *, operator: str) -> str:
-    """`argobox budgets reset AGENT --as OPERATOR`; returns what was cleared, in words."""
-    cleared = await app.store.reset_budget(agent, actor=f"operator:{operator}")
+async def reset_budget(app: App, agent: str, *, operator: OperatorClaim) -> str:
+    """`argobox budgets reset AGENT --as OPERATOR` (authorized there); returns what was cleared, in words. Raises
+    `Refused`."""
+    cleared = await operator_actions.reset_budget(app, agent, operator=operator)
     until = f", cooldown until {iso(cleared.cooldown_until)} lifted" if cleared.cooldown_until else ""
     return f"reset the budget of {agent}: failure streak {cleared.streak} cleared{until}"

@@ -19,8 +19,14 @@ from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Re
 from starlette.routing import Route
 
 from argobox.server.console import ops
-from argobox.server.console.auth import Need
-from argobox.server.console.present import status_words, summary_parts, targets
+from argobox.server.console.present import (
+    event_view,
+    status_words,
+    summary_parts,
+    supplied,
+    supplied_arguments,
+    targets,
+)
 from argobox.server.console.web import MAX_FIELD, Caller, Console, Handler
 
 logger = logging.getLogger("argobox")
@@ -67,11 +73,12 @@ def routes(console: Console) -> list[Route]:
 
 def _cards(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [
-        {**r, "parts": summary_parts(r["tool"], r["arguments"]), "words": status_words(r["status"])} for r in requests
+        {**r, "parts": summary_parts(r["tool"], supplied_arguments(r)), "words": status_words(r["status"])}
+        for r in requests
     ]
 
 
-def _stale(exc: ops.Refused) -> tuple[str, str]:
+def stale_message(exc: ops.Refused) -> tuple[str, str]:
     """What an operator is told when a decision could not be taken: (flash kind, message)."""
     if exc.code == "expired":
         return "stale", f"Too late: {exc}. Nothing was done."
@@ -100,21 +107,21 @@ class Pages:
         return value if REQUEST_ID.fullmatch(value) else None
 
     async def pending(self, request: Request) -> Response:
-        caller = await self.c.caller(request, Need.VIEW)
+        caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
         return self.c.page("pending.html", caller, page="pending", requests=_cards(await ops.pending(self.app)))
 
     async def pending_list(self, request: Request) -> Response:
         """The Pending list alone, for the page's script to refresh (not counted as activity for the idle timeout)."""
-        caller = await self.c.caller(request, Need.VIEW, api=True)
+        caller = await self.c.caller(request, ops.Permission.VIEW, api=True)
         if isinstance(caller, Response):
             return caller
         html = self.c.env.get_template("_pending_list.html").render(requests=_cards(await ops.pending(self.app)))
         return HTMLResponse(html)
 
     async def request(self, request: Request) -> Response:
-        caller = await self.c.caller(request, Need.VIEW)
+        caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
         request_id = self._request_id(request)
@@ -124,6 +131,7 @@ class Pages:
                 caller, 404, "There is no such request. It may have been pruned from the store, or the link is wrong."
             )
         data = await ops.explain_request(self.app, record)
+        data["timeline"] = [event_view(e) for e in data["timeline"]]
         return self.c.page(
             "request.html",
             caller,
@@ -131,6 +139,7 @@ class Pages:
             r=data,
             x=data["explanation"],
             parts=summary_parts(record.tool, record.arguments),
+            supplied=supplied(data),
             targets=targets(record.tool, record.arguments),
             words=status_words(data["status"]),
             pending=data["status"] == "pending_approval",
@@ -138,7 +147,7 @@ class Pages:
 
     async def status(self, request: Request) -> Response:
         """The request's status as JSON, for the page's script to notice a decision taken elsewhere."""
-        caller = await self.c.caller(request, Need.VIEW, api=True)
+        caller = await self.c.caller(request, ops.Permission.VIEW, api=True)
         if isinstance(caller, Response):
             return caller
         request_id = self._request_id(request)
@@ -150,7 +159,7 @@ class Pages:
         )
 
     async def _decide(self, request: Request, field: str) -> tuple[Caller, str, str] | Response:
-        checked = await self.c.form(request, Need.DECIDE)
+        checked = await self.c.form(request, ops.Permission.DECIDE)
         if isinstance(checked, Response):
             return checked
         caller, form = checked
@@ -169,9 +178,9 @@ class Pages:
             return decided
         caller, request_id, note = decided
         try:
-            record = await ops.approve(self.app, request_id, operator=caller.operator.name, note=note)
+            record = await ops.approve(self.app, request_id, operator=caller.claim, note=note)
         except ops.Refused as exc:
-            caller.session.flash(*_stale(exc))
+            caller.session.flash(*stale_message(exc))
         else:
             kind = "ok" if record.status is ops.RequestStatus.SUCCEEDED else "error"
             caller.session.flash(kind, f"Approved by you. Outcome: {ops.outcome_message(record)}")
@@ -186,15 +195,15 @@ class Pages:
             caller.session.flash("error", "A reason is required to deny (the agent is told it); nothing was done.")
             return RedirectResponse(f"/requests/{request_id}", status_code=303)
         try:
-            await ops.deny(self.app, request_id, operator=caller.operator.name, reason=reason)
+            await ops.deny(self.app, request_id, operator=caller.claim, reason=reason)
         except ops.Refused as exc:
-            caller.session.flash(*_stale(exc))
+            caller.session.flash(*stale_message(exc))
         else:
             caller.session.flash("ok", "Denied by you; the agent is told your reason.")
         return RedirectResponse(f"/requests/{request_id}", status_code=303)
 
     async def history(self, request: Request) -> Response:
-        caller = await self.c.caller(request, Need.VIEW)
+        caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
         q = request.query_params
@@ -233,11 +242,11 @@ class Pages:
         )
 
     async def audit(self, request: Request) -> Response:
-        caller = await self.c.caller(request, Need.VIEW)
+        caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
         verification = await ops.verify_audit(self.app)
-        events = list(reversed(await ops.audit_events(self.app, limit=AUDIT_LIMIT)))
+        events = [event_view(e) for e in reversed(await ops.audit_events(self.app, limit=AUDIT_LIMIT))]
         return self.c.page(
             "audit.html",
             caller,
@@ -249,7 +258,7 @@ class Pages:
         )
 
     async def export(self, request: Request) -> Response:
-        caller = await self.c.caller(request, Need.VIEW)
+        caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
         text = await ops.export_audit(self.app)
@@ -264,19 +273,24 @@ class Pages:
         )
 
     async def budgets(self, request: Request) -> Response:
-        caller = await self.c.caller(request, Need.VIEW)
+        caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
         return self.c.page("budgets.html", caller, page="budgets", rows=await ops.budgets(self.app))
 
     async def reset(self, request: Request) -> Response:
-        checked = await self.c.form(request, Need.DECIDE)
+        checked = await self.c.form(request, ops.Permission.RESET_BUDGET)
         if isinstance(checked, Response):
             return checked
         caller, _ = checked
         agent = str(request.path_params["agent"])
         if not AGENT_NAME.fullmatch(agent) or agent not in self.app.config.agents:
             caller.session.flash("error", "There is no such agent; nothing was reset.")
+            return RedirectResponse("/budgets", status_code=303)
+        try:
+            cleared = await ops.reset_budget(self.app, agent, operator=caller.claim)
+        except ops.Refused as exc:
+            caller.session.flash("error", f"Refused: {exc}. Nothing was reset.")
         else:
-            caller.session.flash("ok", (await ops.reset_budget(self.app, agent, operator=caller.operator.name)) + ".")
+            caller.session.flash("ok", f"{cleared}.")
         return RedirectResponse("/budgets", status_code=303)

@@ -3,6 +3,11 @@
 ArgoBox's summary of an action comes from the tool catalog ("restart container {container}"); the values filled in
 come from the agent. `summary_parts` returns the pieces so that the page can show the catalog's words as ArgoBox's
 and each value as the agent's.
+
+The data a page shows is split as the operator MCP tools split it (`ops.mark_request`, `mark_event`,
+`mark_explained`): everything an agent wrote (a request's arguments, a preview's changes, the name of a tool that does
+not exist and what was recorded of that call) is under `agent_supplied`, and the templates show that part in a box
+marked "agent"; ArgoBox's own account stays outside it.
 """
 
 from __future__ import annotations
@@ -44,6 +49,27 @@ def summary_parts(tool: str, arguments: dict[str, Any]) -> list[Part]:
             else:
                 parts.append(Part(f"<{field}>", agent=False))
     return parts
+
+
+def supplied(view: dict[str, Any]) -> dict[str, Any]:
+    """What an agent wrote, from a view split by `ops.mark_*`, without the note addressed to MCP clients (the page
+    marks it as the agent's instead)."""
+    values = cast(dict[str, Any], view.get(ops.AGENT_SUPPLIED) or {})
+    return {key: value for key, value in values.items() if key != "untrusted"}
+
+
+def event_view(event: dict[str, Any]) -> dict[str, Any]:
+    """An audit event split by `ops.mark_event`, for `_event.html`: `supplied_tool` (the name of a tool that does not
+    exist, as the agent wrote it) and `supplied` (the rest of what the agent wrote) beside ArgoBox's own `detail`."""
+    values = supplied(event)
+    tool = values.pop("tool", None)
+    return {**event, "supplied_tool": tool, "supplied": values}
+
+
+def supplied_arguments(view: dict[str, Any]) -> dict[str, Any]:
+    """The arguments the agent sent, from a request view split by `ops.mark_request`."""
+    arguments = supplied(view).get("arguments")
+    return cast(dict[str, Any], arguments) if isinstance(arguments, dict) else {}
 
 
 def targets(tool: str, arguments: dict[str, Any]) -> list[tuple[str, Any]]:

@@ -1,39 +1,39 @@
 """Server-rendered pages: one Jinja2 environment with autoescaping everywhere, and the filters that make every value
 that came from an agent inert and visibly so.
 
-Autoescaping turns markup into text. `inert` also shows the characters a browser would otherwise hide or obey:
-control characters (terminal escape sequences among them), bidirectional overrides and zero-width characters are
-written out as `\\u…` escapes, so what the operator reads is exactly what the agent sent.
+Autoescaping turns markup into text. `inert` also shows the characters a browser would otherwise hide or obey, with
+the stand-ins the terminal gets (`ops.inert`, ArgoBox's one definition of inert text): control characters (terminal
+escape sequences among them) as `\\x1b`, line breaks as `\\n`, bidirectional overrides and zero-width characters as
+`<U+202E>`, so what the operator reads is exactly what the agent sent.
 """
 
 from __future__ import annotations
 
 import json
-import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+
+from argobox.server.console import ops
 
 TEMPLATES = Path(__file__).parent / "templates"
 STATIC = Path(__file__).parent / "static"
 
-_HIDDEN = re.compile(
-    "[\x00-\x1f\x7f-\x9f\u00ad\u061c\u180e\u200b-\u200f\u2028-\u202e\u2060-\u2064\u2066-\u206f\ufeff\ufff9-\ufffb]"
-)
-
 
 def visible(text: str) -> str:
-    """`text` with every control, bidi and zero-width character written as a `\\uXXXX` escape."""
-    return _HIDDEN.sub(lambda m: f"\\u{ord(m[0]):04x}", text)
+    """`text` with every control, bidi and zero-width character written as a visible stand-in."""
+    return ops.inert(text)
 
 
 def inert(value: Any) -> str:
-    """Any value as plain text for the page: strings as they are (made visible), everything else as JSON."""
+    """Any value as plain text for the page: strings as they are (made visible), everything else as JSON laid out
+    on lines of its own (JSON escapes the line breaks inside its strings)."""
     if isinstance(value, str):
         return visible(value)
     dumped = json.dumps(value, indent=2, sort_keys=True, ensure_ascii=False, default=str)
-    return "\n".join(visible(line) for line in dumped.split("\n"))  # JSON escapes newlines inside strings
+    return ops.inert(dumped, lines=True)
 
 
 def when(iso: str | None) -> str:
@@ -57,7 +57,6 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters["inert"] = inert
-    env.filters["when"] = when
-    env.filters["one_line"] = one_line
+    filters = cast("dict[str, Callable[..., str]]", env.filters)  # pyright: ignore[reportUnknownMemberType]
+    filters.update(inert=inert, when=when, one_line=one_line)
     return env

@@ -1,9 +1,12 @@
 """The console's web application: sign-in and sign-out, the checks every request goes through, and the routes.
 
 A request is answered in this order: the Host check and security headers (`security.SecurityHeaders`); for a
-state-changing request the same-origin check; the session (a live one, whose operator `auth.authorize` still
-accepts under the configuration in force, with the role the action needs); for a state-changing request the CSRF
-token. Every refusal is audited (coalesced), and none tells the browser more than it needs.
+state-changing request the same-origin check; the session (a live one, whose operator ArgoBox's `authorize` still
+accepts under the configuration in force, with the permission the action needs); for a state-changing request the
+CSRF token. Every refusal is audited and none tells the browser more than it needs: `authorize` records the ones it
+makes (`operator_refused`), and the console records, coalesced (`refusals.ConsoleAudit`), only the ones made before
+there is an operator to authorize (no session, another site, a missing CSRF token, too many failed sign-ins), so no
+refusal is recorded twice.
 """
 
 from __future__ import annotations
@@ -25,17 +28,8 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
-from argobox.server.console import ops, render
-from argobox.server.console.auth import (
-    Need,
-    NotAuthorized,
-    Operator,
-    Presented,
-    Proven,
-    Role,
-    SignInLimiter,
-    authorize,
-)
+from argobox.server.console import auth, ops, render
+from argobox.server.console.auth import Operator, SignInLimiter
 from argobox.server.console.mcp_http import OperatorEndpoint
 from argobox.server.console.refusals import ConsoleAudit
 from argobox.server.console.security import HostPolicy, SecurityHeaders, cookie_name, session_cookie
@@ -44,8 +38,6 @@ from argobox.server.console.sessions import Session, Sessions
 logger = logging.getLogger("argobox")
 
 SIGN_IN_COOKIE = "argobox_signin"
-KNOWN_TOOLS = frozenset({*ops.CATALOG, "argobox_request_status"})
-"""Tool names ArgoBox defines; any other tool name in the audit trail is an agent's and is marked so."""
 MAX_FIELD = 1000
 
 
@@ -55,6 +47,12 @@ class Caller:
 
     session: Session
     operator: Operator
+    remote: str
+
+    @property
+    def claim(self) -> ops.OperatorClaim:
+        """What this request shows `authorize` when it acts (a decision, a reset)."""
+        return auth.session_claim(self.session.operator, self.session.token_sha256, self.remote)
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -106,7 +104,7 @@ class Console:
             csrf=caller.session.csrf if caller else "",
             flashes=flashes,
             version=ops.__version__,
-            known_tools=KNOWN_TOOLS,
+            known_tools=ops.KNOWN_TOOLS,
             **{"show_request": False, **context},
         )
         return HTMLResponse(html, status_code=status)
@@ -123,8 +121,8 @@ class Console:
     def _cookie(self, request: Request) -> str | None:
         return request.cookies.get(cookie_name(self.secure))
 
-    async def caller(self, request: Request, need: Need, *, api: bool = False) -> Caller | Response:
-        """The signed-in operator allowed `need`, or the response that refuses the request.
+    async def caller(self, request: Request, need: ops.Permission, *, api: bool = False) -> Caller | Response:
+        """The signed-in operator `authorize` allows `need`, or the response that refuses the request.
 
         `api`: a request the page's script makes by itself (a live refresh): answered 401 rather than redirected,
         and not counted as activity for the idle timeout.
@@ -142,26 +140,22 @@ class Console:
                     detail={"path": request.url.path[:200], "method": request.method},
                 )
             return self._to_sign_in(request, page)
-        try:
-            operator = authorize(self.app.config, session.operator, Proven(session.token_sha256), need)
-        except NotAuthorized as exc:
-            await self.audit.refused(
-                f"operator:{session.operator}",
-                str(exc),
-                channel="console",
-                action=need.value,
-                detail={"path": request.url.path[:200], "method": request.method},
+        remote = self.remote(request)
+        try:  # refusals are audited by `authorize`
+            operator = await auth.check(
+                self.app, auth.session_claim(session.operator, session.token_sha256, remote), need
             )
+        except ops.Refused as exc:
             if exc.code == "viewer":
                 return self.refusal_page(
-                    Caller(session, _viewer(session)),
+                    Caller(session, _viewer(session), remote),
                     403,
                     "You are signed in as a viewer: a viewer can read everything but decide "
                     "nothing. Nothing was changed.",
                 )
             self.sessions.end(cookie)
             return self._to_sign_in(request, page)
-        return Caller(session=session, operator=operator)
+        return Caller(session=session, operator=operator, remote=remote)
 
     def _to_sign_in(self, request: Request, page: bool) -> Response:
         if page:
@@ -175,7 +169,7 @@ class Console:
             )
         return PlainTextResponse("sign in first: no live console session", status_code=401)
 
-    async def form(self, request: Request, need: Need) -> tuple[Caller, FormData] | Response:
+    async def form(self, request: Request, need: ops.Permission) -> tuple[Caller, FormData] | Response:
         """For a state-changing request: same origin, a live session allowed `need`, and its CSRF token."""
         cross = self.hosts.cross_site(request.headers)
         if cross is not None:
@@ -259,19 +253,16 @@ class Console:
             )
             response.headers["retry-after"] = str(int(wait) + 1)
             return response
-        try:
-            operator = authorize(self.app.config, name, Presented(token.strip()), Need.VIEW)
-        except NotAuthorized as exc:
+        try:  # audited by `authorize` when refused; the limiter bounds how many a client address gets recorded
+            operator = await auth.sign_in(self.app, name, token.strip(), remote)
+        except ops.Refused:
             self.limiter.failed(remote)
-            await self.audit.refused(
-                f"console:{remote}", str(exc), channel="console", action="sign_in", detail={"operator": name[:64]}
-            )
             return self._sign_in_page(
                 "Sign-in refused: unknown operator, wrong token, or an operator without a token.", 401, name
             )
         cookie, _ = self.sessions.create(operator.name, operator.token_sha256)
         await self.audit.record(
-            "console_signed_in", f"operator:{operator.name}", {"remote": remote, "role": operator.role.value}
+            "console_signed_in", f"operator:{operator.name}", {"remote": remote, "role": operator.role}
         )
         response = RedirectResponse("/", status_code=303)
         response.headers.append("set-cookie", session_cookie(cookie, secure=self.secure))
@@ -279,7 +270,7 @@ class Console:
         return response
 
     async def sign_out(self, request: Request) -> Response:
-        checked = await self.form(request, Need.VIEW)
+        checked = await self.form(request, ops.Permission.VIEW)
         if isinstance(checked, Response):
             return checked
         caller, _ = checked
@@ -293,4 +284,4 @@ class Console:
 
 
 def _viewer(session: Session) -> Operator:
-    return Operator(name=session.operator, role=Role.VIEWER, token_sha256=session.token_sha256)
+    return Operator(name=session.operator, role="viewer", token_sha256=session.token_sha256)
