@@ -1,7 +1,12 @@
-"""The console's audit records of refusals and sign-ins, coalesced so that a client that keeps trying cannot flood
-the trail: per (channel, actor, reason), the first in each window is recorded at once and the rest of that window are
-counted into the next record (or into the one `flush` writes when the console stops). Refusals are recorded as
-`operator_refused` with the channel (`console`, `mcp-http`) and the action refused. Tokens are never recorded.
+"""The console's own audit records: sign-ins, sign-outs and exports, and the refusals made before there is an operator
+to authorize (no live session, a request from another site, a missing CSRF token, too many failed sign-ins from one
+address, a bearer token that is no operator's). Every other refusal is made, and recorded once, by ArgoBox's
+`authorize`; the sign-in limit bounds how many failed sign-ins of one address reach it.
+
+Refusals recorded here are coalesced so that a client that keeps trying cannot flood the trail: per (channel, actor,
+reason), the first in each window is recorded at once and the rest of that window are counted into the next record
+(or into the one `flush` writes when the console stops). They are `operator_refused` events with the channel
+(`console`, `mcp-http`) and the action refused, like those of `authorize`. Tokens are never recorded.
 """
 
 from __future__ import annotations
