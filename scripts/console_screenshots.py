@@ -121,7 +121,7 @@ async def shoot(console: str, agents: str, out: Path) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parents[1] / "docs")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:

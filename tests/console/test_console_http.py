@@ -266,6 +266,9 @@ async def test_a_viewer_reads_everything_but_every_decision_is_refused(
     assert cli.returncode == 1 and "is a viewer" in cli.stderr
     refused = [e for e in events(config, "operator_refused") if e["actor"] == "operator:vera"]
     assert refused and all("is a viewer" in e["detail"]["reason"] for e in refused)
+    # One record per refusal, by `authorize`: the console's approve and deny, then the CLI's approve.
+    on_request = [(e["detail"]["channel"], e["detail"]["action"]) for e in refused if e["request_id"] == request_id]
+    assert on_request == [("console", "decide"), ("console", "decide"), ("cli", "decide")]
 
 
 async def test_operator_tools_over_http_take_the_operator_token_and_apply_roles(

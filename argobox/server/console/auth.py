@@ -36,9 +36,12 @@ def session_claim(name: str, token_sha256: str, remote: str) -> ops.OperatorClai
     return ops.OperatorClaim(name, channel="console", token_sha256=token_sha256, remote=remote)
 
 
-async def check(app: ops.App, claim: ops.OperatorClaim, permission: ops.Permission) -> Operator:
-    """`claim`'s operator, if ArgoBox's authorization lets it do `permission` now. Raises `ops.Refused` (audited)."""
-    entry = await ops.authorize(app, claim, permission)
+async def check(
+    app: ops.App, claim: ops.OperatorClaim, permission: ops.Permission, *, request_id: str | None = None
+) -> Operator:
+    """`claim`'s operator, if ArgoBox's authorization lets it do `permission` now (on the agent request
+    `request_id`, if any: a refusal is recorded with it). Raises `ops.Refused` (audited)."""
+    entry = await ops.authorize(app, claim, permission, request_id=request_id)
     if entry.token_sha256 is None:  # authorize refuses the console's channels for an operator without a token
         raise ops.Refused("no_token", f"operator {entry.name!r} has no token_sha256")
     return Operator(name=entry.name, role=entry.role, token_sha256=entry.token_sha256)

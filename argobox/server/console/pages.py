@@ -159,11 +159,11 @@ class Pages:
         )
 
     async def _decide(self, request: Request, field: str) -> tuple[Caller, str, str] | Response:
-        checked = await self.c.form(request, ops.Permission.DECIDE)
+        request_id = self._request_id(request)
+        checked = await self.c.form(request, ops.Permission.DECIDE, request_id=request_id)
         if isinstance(checked, Response):
             return checked
         caller, form = checked
-        request_id = self._request_id(request)
         if request_id is None:
             return self.c.refusal_page(caller, 404, "There is no such request.")
         text = str(form.get(field) or "").strip()

@@ -121,8 +121,11 @@ class Console:
     def _cookie(self, request: Request) -> str | None:
         return request.cookies.get(cookie_name(self.secure))
 
-    async def caller(self, request: Request, need: ops.Permission, *, api: bool = False) -> Caller | Response:
-        """The signed-in operator `authorize` allows `need`, or the response that refuses the request.
+    async def caller(
+        self, request: Request, need: ops.Permission, *, api: bool = False, request_id: str | None = None
+    ) -> Caller | Response:
+        """The signed-in operator `authorize` allows `need` (on the agent request `request_id`, if any), or the
+        response that refuses the request.
 
         `api`: a request the page's script makes by itself (a live refresh): answered 401 rather than redirected,
         and not counted as activity for the idle timeout.
@@ -142,9 +145,8 @@ class Console:
             return self._to_sign_in(request, page)
         remote = self.remote(request)
         try:  # refusals are audited by `authorize`
-            operator = await auth.check(
-                self.app, auth.session_claim(session.operator, session.token_sha256, remote), need
-            )
+            claim = auth.session_claim(session.operator, session.token_sha256, remote)
+            operator = await auth.check(self.app, claim, need, request_id=request_id)
         except ops.Refused as exc:
             if exc.code == "viewer":
                 return self.refusal_page(
@@ -169,8 +171,11 @@ class Console:
             )
         return PlainTextResponse("sign in first: no live console session", status_code=401)
 
-    async def form(self, request: Request, need: ops.Permission) -> tuple[Caller, FormData] | Response:
-        """For a state-changing request: same origin, a live session allowed `need`, and its CSRF token."""
+    async def form(
+        self, request: Request, need: ops.Permission, *, request_id: str | None = None
+    ) -> tuple[Caller, FormData] | Response:
+        """For a state-changing request: same origin, a live session allowed `need` (on the agent request
+        `request_id`, if any), and its CSRF token."""
         cross = self.hosts.cross_site(request.headers)
         if cross is not None:
             await self.audit.refused(
@@ -181,7 +186,7 @@ class Console:
                 detail={"path": request.url.path[:200]},
             )
             return PlainTextResponse(f"refused: {cross}", status_code=403)
-        caller = await self.caller(request, need)
+        caller = await self.caller(request, need, request_id=request_id)
         if isinstance(caller, Response):
             return caller
         form = await request.form(max_files=0, max_fields=10)
