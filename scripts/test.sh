@@ -49,6 +49,14 @@ else
     echo "test.sh: Hermes Agent could not be installed; the Hermes tests will be skipped (they fail in CI)" >&2
 fi
 
+# OpenClaw and the Node 24 it needs (pinned, cached) for the OpenClaw end-to-end tests.
+if exports="$(bash scripts/openclaw.sh install)"; then
+    eval "$exports"
+    export ARGOBOX_OPENCLAW
+else
+    echo "test.sh: OpenClaw could not be installed; the OpenClaw tests will be skipped (they fail in CI)" >&2
+fi
+
 set +e
 "$PY" -m pytest "$@"
 status=$?

@@ -249,8 +249,9 @@ class HomeAutomation(Protocol):
         targets were read carries them in `detail["before"]`."""
         ...
 
-    async def notify(self, service: str, *, title: str, message: str) -> None:
-        """Send a push through a `notify.*` service (the operator's phone); sent once, never retried here."""
+    async def notify(self, service: str, *, title: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        """Send a push through a `notify.*` service (the operator's phone); sent once, never retried here. `data` is
+        the service's `data` field (the companion app's `tag`, `actions`, ...), left out when None."""
         ...
 
     async def aclose(self) -> None: ...

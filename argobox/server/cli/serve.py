@@ -85,9 +85,10 @@ async def _serve_stdio(agent: str, config: Config) -> int:
 
 async def _serve_http(args: argparse.Namespace, config: Config) -> int:
     from argobox.server.transport.http import serve_http
+    from argobox.server.transport.phone_listener import listen_forever
 
     async with open_app(config) as app:
-        background: list[Callable[[App], Awaitable[None]]] = [notify_forever]
+        background: list[Callable[[App], Awaitable[None]]] = [notify_forever, listen_forever]  # the phone's buttons
         if config.console is not None:  # the console on a listener of its own, never the agents' one
             from argobox.server.console.serve import prepare_console
 

@@ -8,6 +8,7 @@ the file itself.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from dataclasses import replace
 from pathlib import Path
@@ -31,6 +32,7 @@ from argobox.policy.limits import Limits, Window
 from argobox.server.audit import Signer, VerifyKey, load_signer, load_verify_key
 from argobox.server.config.checks import audit_key_problems, consistency_problems
 from argobox.server.config.errors import render, validation_problems
+from argobox.server.config.http import HttpConfig
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -186,6 +188,8 @@ class UrlChannelConfig(_Section):
 
 class HomeAssistantNotifyConfig(_Section):
     service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+    actions: bool = False
+    """Approve and Deny buttons on the push, answered as the operator mapped by `[[operators]] ha_user_id`."""
 
 
 class NotificationsConfig(_Section):
@@ -202,6 +206,18 @@ class OperatorConfig(_Section):
     token_sha256: Sha256Hex | None = None
     role: Literal["approver", "viewer"] = "approver"
     """An approver decides requests; a viewer sees everything and decides nothing."""
+    ha_user_id: str | None = None
+    """The Home Assistant user whose companion app may approve and deny for this operator (from the phone)."""
+
+    @field_validator("ha_user_id")
+    @classmethod
+    def _ha_user_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{32}", value):
+            raise ValueError(
+                f"{value[:64]!r} is not a Home Assistant user id (32 lowercase hex characters, shown "
+                "under Settings > People > Users in advanced mode)"
+            )
+        return value
 
 
 class ConsoleConfig(_Section):
@@ -263,6 +279,8 @@ class Config(_Section):
     audit: AuditConfig = AuditConfig()
     limits: LimitsConfig = LimitsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    http: HttpConfig = HttpConfig()
+    """Limits of the HTTP daemon (`argobox serve --http`): sessions per agent, connections, slow clients."""
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
     console: ConsoleConfig | None = None
     """The web operator console; `argobox serve --http` serves it too when this section is present."""

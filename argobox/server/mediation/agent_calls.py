@@ -19,10 +19,11 @@ from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import CATALOG, Classification, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
 from argobox.server.app import App
+from argobox.server.mediation import targets
 from argobox.server.mediation.arguments import RequestStatusArgs, bounded_arguments, validation_message
 from argobox.server.mediation.notify import announce
 from argobox.server.mediation.outcome import CallStatus, Outcome, failure, outcome_of, rate_limited, refused
-from argobox.server.mediation.tools import TOOLS, ToolSpec
+from argobox.server.mediation.tools import TOOLS
 from argobox.server.store import Admission, CallFacts, Event, NewRequest, RequestRecord, RequestStatus, StoreError
 from argobox.server.text import shorten
 from argobox.server.times import iso
@@ -116,19 +117,6 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         return failure(CallStatus.UNKNOWN, message, tool=tool, request_id=record.id)
 
 
-async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] | None:
-    """What the operator should see next to a queued call (only reads the backend); an error is shown instead of it."""
-    if spec.preview is None:
-        return None
-    try:
-        return await spec.preview(app.backends, args)
-    except AdapterError as exc:
-        return {"error": app.redactor.text(str(exc))}
-    except Exception:
-        logger.exception("could not compute the preview of a %s call", spec.name)
-        return {"error": "ArgoBox could not compute the preview (see the server log)"}
-
-
 async def _admit_without_request(app: App, agent: str, tool: str, events: list[Event]) -> Outcome[Any] | None:
     """Count and audit a call that creates no request (unknown tool, bad input): an outcome if it was refused."""
     try:
@@ -184,13 +172,15 @@ async def _admit_decision(
     digest = facts.digest
     assert digest is not None  # noqa: S101 - call_facts always binds a decided call to its digest
     limits = app.config.limits_for(agent)
+    target: dict[str, Any] | None = None
     if status is RequestStatus.PENDING:
         queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
         # Read the targets only for a call that will really be queued: refusals and repeats stay cheap.
         if await app.store.would_queue(facts, limits):
-            preview = await _preview(app, TOOLS[tool], args)
-            if preview is not None:
-                queued["preview"] = preview
+            shown = await targets.preview(app, TOOLS[tool], args)
+            if shown is not None:
+                queued["preview"] = shown
+                target = targets.identity_of(shown)
         events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
@@ -207,6 +197,7 @@ async def _admit_decision(
         status=status,
         expires_at=app.clock() + app.config.approvals.ttl_seconds if status is RequestStatus.PENDING else None,
         decided_by="policy" if status is not RequestStatus.PENDING else None,
+        target=target,
     )
     return await app.store.admit(
         facts,
@@ -248,6 +239,10 @@ async def execute(
             "the request does not match what was approved; not executed", {"error": "binding check failed"}
         )
     args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
+    if admitted is None and record.target is not None:
+        changed = await targets.changed_target(app, spec, args, record.target)
+        if changed is not None:
+            return await fail(changed, {"error": changed, "target_when_queued": record.target})
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
         result: BaseModel = await spec.run(app.backends, grant, args)

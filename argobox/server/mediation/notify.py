@@ -11,6 +11,8 @@ config file only; payloads pass through the redactor. The outbox itself is the s
 Webhooks and ntfy topics are posted with an async HTTP client (httpx2, the one the MCP SDK brings). A URL's
 `user:password@` never reaches the client: it is taken out of the URL and sent as an `Authorization: Basic`
 header, so the credentials are never handed to the name resolver, and they are redacted wherever a URL is shown.
+The Home Assistant push carries its request's tag, so that a later push about the request replaces the earlier
+one, and Approve and Deny buttons while it waits when configured (`argobox.server.mediation.phone.push`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config.model import Config
+from argobox.server.mediation.phone.push import home_push_data
 from argobox.server.store import Event, Notification, RequestRecord, StoreError
 from argobox.server.text import inert
 from argobox.server.times import iso
@@ -158,8 +161,10 @@ async def _send_home(app: App, body: dict[str, Any]) -> None:
     settings = app.config.notifications.homeassistant
     if settings is None or app.homeassistant is None:
         raise DeliveryFailed("the homeassistant channel is no longer configured")
+    data = await home_push_data(app, body)  # the request's tag, and its buttons when configured
+    title = body.get("title") or _title(body)  # a push of the phone's own (a refused button) has its title
     try:
-        await app.homeassistant.notify(settings.service, title=_title(body), message=body["message"])
+        await app.homeassistant.notify(settings.service, title=title, message=body["message"], data=data)
     except AdapterError as exc:
         raise DeliveryFailed(str(exc)) from None
 

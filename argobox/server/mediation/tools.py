@@ -27,7 +27,7 @@ from argobox.adapters.base import (
     states_by_id,
 )
 from argobox.policy.catalog import CATALOG, Classification
-from argobox.policy.decide import Grant, canonical_json, item_visible, item_visible_by, may_call
+from argobox.policy.decide import SENSITIVE_HA_DOMAINS, Grant, canonical_json, item_visible, item_visible_by, may_call
 from argobox.server.mediation.arguments import (
     Args,
     CallServiceArgs,
@@ -59,7 +59,9 @@ class ServiceList(BaseModel):
 Runner = Callable[[Backends, Grant, Any], Awaitable[BaseModel]]
 """Runs one validated call against the process's backends; the grant is there for list tools to filter with."""
 Previewer = Callable[[Backends, Any], Awaitable[dict[str, Any]]]
-"""Reads (never changes) what a queued call would act on, for the operator who will decide it."""
+"""Reads (never changes) what a call would act on, for the operator who will decide it. Its `identity` key says
+which target that is (a container's id and image; an entity's presence, and its state where it matters): an
+approval runs only while the target still has the identity the operator was shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,14 +164,36 @@ def _data_text(data: dict[str, Any]) -> str:
 
 
 async def _ha_preview(backends: Backends, args: CallServiceArgs) -> dict[str, Any]:
-    """The current state of every target and what the call would do to it, e.g. "lock.front_door: locked → unlock"."""
+    """The current state of every target and what the call would do to it, e.g. "lock.front_door: locked → unlock".
+
+    Its identity: whether each entity exists and, in the sensitive domains (locks, alarms, covers, ...), its state:
+    an approval to unlock a door shown locked does not run on a door found in another state."""
     targets = await backends.home().target_states(args.entity_ids)
     change = args.service + (f" ({_data_text(args.data)})" if args.data else "")
+    sensitive = args.domain in SENSITIVE_HA_DOMAINS
     return {
         "states": states_by_id(targets),
         "changes": [
             f"{t.entity_id}: {t.state if t.state is not None else '(no such entity)'} → {change}" for t in targets
         ],
+        "identity": {
+            t.entity_id: (t.state if sensitive else "present") if t.state is not None else None for t in targets
+        },
+    }
+
+
+async def _container_preview(backends: Backends, args: ContainerArgs) -> dict[str, Any]:
+    """The container as it is now; its identity is its id and image (a container replaced under the same name
+    is another container)."""
+    detail = await backends.docker.inspect_container(args.container)
+    return {
+        "container": detail.name,
+        "state": detail.state,
+        "image": detail.image,
+        "health": detail.health,
+        "restart_count": detail.restart_count,
+        "started_at": detail.started_at,
+        "identity": {"container": detail.name, "id": detail.id, "image": detail.image},
     }
 
 
@@ -216,6 +240,7 @@ TOOLS: dict[str, ToolSpec] = {
             ContainerArgs,
             ContainerAction,
             _start,
+            preview=_container_preview,
         ),
         ToolSpec(
             "docker_stop_container",
@@ -225,6 +250,7 @@ TOOLS: dict[str, ToolSpec] = {
             ContainerAction,
             _stop,
             destructive=True,
+            preview=_container_preview,
         ),
         ToolSpec(
             "docker_restart_container",
@@ -235,6 +261,7 @@ TOOLS: dict[str, ToolSpec] = {
             _restart,
             destructive=True,
             idempotent=False,
+            preview=_container_preview,
         ),
         ToolSpec(
             "ha_list_entities",

@@ -37,6 +37,7 @@ def request_json(record: RequestRecord, redact: Redactor) -> dict[str, Any]:
             "result": record.result,
             "error": record.error,
             "updated_at": iso(record.updated_at),
+            "target": record.target,
         }
     )
 

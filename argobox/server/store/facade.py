@@ -8,7 +8,7 @@ it. After each commit that appended events, the audit checkpoint beside the data
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +21,7 @@ from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.audit import Signer
 from argobox.server.files import UnsafeFolder, check_folder, ensure_private_file, private_folder
 from argobox.server.redact import Redactor
-from argobox.server.store import admission, outbox, requests, trail
+from argobox.server.store import admission, outbox, phone, requests, trail
 from argobox.server.store.budgets import CallFacts, Snapshot, usage
 from argobox.server.store.checkpointer import Checkpointer
 from argobox.server.store.connection import Connection
@@ -192,23 +192,46 @@ class Store:
         sql, params = requests.listing(status=status, agent=agent, limit=limit, tool=tool, since=since, until=until)
         return [request_from_row(row) for row in await self._connection.read(sql, params)]
 
-    async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
+    async def approve(
+        self, request_id: str, *, operator: str, note: str, via: Mapping[str, str] | None = None
+    ) -> RequestRecord:
         """pending_approval -> executing, by `operator`, in one transaction: the approval and the start of its
         execution by this process. Refused when missing, decided, or past its expiry. The caller must now execute
         the request and record its outcome (`finish`); if this process dies first, `recover_interrupted` marks it
-        `unknown`, never runs it again."""
+        `unknown`, never runs it again. `via` (how the decision came, e.g. its channel) joins the audit event."""
         body = requests.approving(
-            request_id, operator=operator, note=note, now=self._clock(), executor=this_executor(), redact=self._redact
+            request_id,
+            operator=operator,
+            note=note,
+            now=self._clock(),
+            executor=this_executor(),
+            redact=self._redact,
+            via=via,
         )
         record = await self.transaction(body)
         if record is None:
             raise await self._refusal(request_id, "approve")
         return record
 
-    async def deny(self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None) -> RequestRecord:
-        """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak."""
+    async def deny(
+        self,
+        request_id: str,
+        *,
+        operator: str,
+        reason: str,
+        limits: Limits | None = None,
+        via: Mapping[str, str] | None = None,
+    ) -> RequestRecord:
+        """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak.
+        `via` (how the decision came) joins the audit event."""
         body = requests.denying(
-            request_id, operator=operator, reason=reason, now=self._clock(), limits=limits, redact=self._redact
+            request_id,
+            operator=operator,
+            reason=reason,
+            now=self._clock(),
+            limits=limits,
+            redact=self._redact,
+            via=via,
         )
         record = await self.transaction(body)
         if record is None:
@@ -283,9 +306,11 @@ class Store:
         agent: str | None = None,
         since: float | None = None,
         limit: int | None = None,
+        event: str | None = None,
     ) -> list[AuditRecord]:
-        """Audit events in sequence order, optionally filtered; with `limit`, the most recent `limit` of them."""
-        sql, params = trail.trail_query(request_id=request_id, agent=agent, since=since, limit=limit)
+        """Audit events in sequence order, optionally filtered (`event`: of that name only); with `limit`, the most
+        recent `limit` of them."""
+        sql, params = trail.trail_query(request_id=request_id, agent=agent, since=since, limit=limit, event=event)
         return [audit_from_row(row) for row in reversed(await self._connection.read(sql, params))]
 
     async def audit_after(self, seq: int, *, limit: int = 1000) -> list[AuditRecord]:
@@ -312,3 +337,19 @@ class Store:
     ) -> None:
         """Record how a delivery went, audited with `event`: sent (no `error`), retried at `retry_at`, or given up."""
         await self.transaction(outbox.settling(notification, retry_at=retry_at, error=error, event=event))
+
+    # The phone's buttons ------------------------------------------------------------------------------------------
+
+    async def take_phone_event(self, context_id: str) -> bool:
+        """Record that this process handles the Home Assistant event `context_id`; False when a process already
+        does (every listening process hears every event)."""
+        return await self.transaction(phone.taking_event(context_id))
+
+    async def phone_code_used(self, request_id: str, decision: str) -> bool:
+        """Whether the button code of `decision` on `request_id` has already decided something."""
+        return bool(await self._connection.read(phone.CODE_USED_QUERY, (request_id, decision)))
+
+    async def use_phone_code(self, use: phone.CodeUse, event: Event, *, agent: str, tool: str) -> bool:
+        """Mark a button code as used, with `event` in the audit trail, in one transaction; False (and nothing
+        recorded) when it was used already."""
+        return await self.transaction(phone.using_code(use, event, agent=agent, tool=tool))

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from argobox.policy.limits import Limits
@@ -56,14 +56,15 @@ def new_record(request: NewRequest, now: float, executor: str) -> RequestRecord:
         result=None,
         error=None,
         updated_at=now,
+        target=request.target,
     )
 
 
 def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
     db.execute(
         "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
-        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at, target)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.id,
             record.agent,
@@ -81,6 +82,7 @@ def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
             record.decided_at,
             record.executor,
             record.updated_at,
+            json.dumps(record.target, sort_keys=True) if record.target is not None else None,
         ),
     )
 
@@ -143,10 +145,18 @@ def transition_body(
 
 
 def approving(
-    request_id: str, *, operator: str, note: str, now: float, executor: str, redact: Redactor
+    request_id: str,
+    *,
+    operator: str,
+    note: str,
+    now: float,
+    executor: str,
+    redact: Redactor,
+    via: Mapping[str, str] | None = None,
 ) -> Body[RequestRecord | None]:
     """pending_approval -> executing by `executor`: the approval and the start of its execution, in one
-    transaction."""
+    transaction. `via` (how the decision came: its channel, and what proved the operator) joins the `approved`
+    event."""
     return transition_body(
         request_id,
         where="status = ? AND expires_at > ?",
@@ -159,16 +169,24 @@ def approving(
             "executor": executor,
         },
         events=[
-            Event(event="approved", actor=f"operator:{operator}", detail={"note": note}),
+            Event(event="approved", actor=f"operator:{operator}", detail={"note": note, **(via or {})}),
             Event(event="executing", actor="argobox"),
         ],
     )
 
 
 def denying(
-    request_id: str, *, operator: str, reason: str, now: float, limits: Limits | None, redact: Redactor
+    request_id: str,
+    *,
+    operator: str,
+    reason: str,
+    now: float,
+    limits: Limits | None,
+    redact: Redactor,
+    via: Mapping[str, str] | None = None,
 ) -> Body[RequestRecord | None]:
-    """pending_approval -> denied; with `limits`, the denial counts toward the failure streak."""
+    """pending_approval -> denied; with `limits`, the denial counts toward the failure streak. `via` joins the
+    `denied` event (see `approving`)."""
     return transition_body(
         request_id,
         where="status = ? AND expires_at > ?",
@@ -179,7 +197,7 @@ def denying(
             "decided_at": now,
             "note": redact.text(reason),
         },
-        events=[Event(event="denied", actor=operator_actor(operator), detail={"reason": reason})],
+        events=[Event(event="denied", actor=operator_actor(operator), detail={"reason": reason, **(via or {})})],
         outcome=(limits, True) if limits is not None else None,
     )
 

@@ -64,10 +64,12 @@ def mark_explained(view: dict[str, Any]) -> dict[str, Any]:
     marked = mark_request(view)
     marked["timeline"] = [mark_event(event) for event in view.get("timeline", [])]
     explanation: dict[str, Any] = dict(view.get("explanation") or {})
-    preview, changes = _without_changes(explanation.get("queued_preview"))
-    if changes is not None:
-        marked["explanation"] = {**explanation, "queued_preview": preview}
-        marked[AGENT_SUPPLIED] = {**marked[AGENT_SUPPLIED], "preview_changes": changes}
+    for key, supplied_as in (("queued_preview", "preview_changes"), ("preview", "preview_changes_now")):
+        preview, changes = _without_changes(explanation.get(key))
+        if changes is not None:
+            explanation[key] = preview
+            marked[AGENT_SUPPLIED] = {**marked[AGENT_SUPPLIED], supplied_as: changes}
+    marked["explanation"] = explanation
     return marked
 
 
