@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 from starlette.datastructures import Headers
 
+from argobox.policy.catalog import CATALOG
 from argobox.server.app import open_app
 from argobox.server.config.model import Config, ConfigError, load_config
 from argobox.server.config.tokens import token_sha256
@@ -190,7 +191,9 @@ def test_agent_values_are_rendered_as_visible_inert_text() -> None:
 
 
 def test_the_summary_keeps_argoboxs_words_apart_from_the_agents_values() -> None:
-    parts = summary_parts("ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front"})
+    parts = summary_parts(
+        "ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": "lock.front"}, CATALOG
+    )
     assert [(p.text, p.agent) for p in parts] == [
         ("call Home Assistant service ", False),
         ("lock", True),
@@ -199,7 +202,7 @@ def test_the_summary_keeps_argoboxs_words_apart_from_the_agents_values() -> None
         (" on ", False),
         ("'lock.front'", True),
     ]
-    unknown = summary_parts("<img src=x>", {})
+    unknown = summary_parts("<img src=x>", {}, CATALOG)
     assert unknown[-1].agent is True and unknown[-1].text == "<img src=x>"
 
 

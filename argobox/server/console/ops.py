@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from argobox import __version__
-from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG
+from argobox.policy.catalog import ToolClass
 from argobox.server.app import App, open_app
 from argobox.server.audit import KeyFileError
 from argobox.server.config.model import Config, ConfigError, ConsoleConfig
@@ -38,8 +38,6 @@ from argobox.server.transport.watch import ConfigWatcher, Reload
 
 __all__ = [
     "AGENT_SUPPLIED",
-    "CATALOG",
-    "KNOWN_TOOLS",
     "App",
     "Config",
     "ConfigError",
@@ -53,6 +51,7 @@ __all__ = [
     "RequestRecord",
     "RequestStatus",
     "StoreError",
+    "ToolClass",
     "__version__",
     "agent_for_token",
     "approve",
@@ -78,8 +77,6 @@ __all__ = [
 ]
 
 MAX_LISTED = 500
-KNOWN_TOOLS = frozenset({*CATALOG, *BUILTIN_TOOLS})
-"""Tool names ArgoBox defines; any other tool name in the audit trail is an agent's."""
 
 
 async def pending(app: App) -> list[dict[str, Any]]:
@@ -88,7 +85,7 @@ async def pending(app: App) -> list[dict[str, Any]]:
     now = app.clock()
     records = await app.store.list_requests(status=RequestStatus.PENDING, limit=MAX_LISTED)
     live = [r for r in records if r.expires_at is None or r.expires_at > now]
-    return [mark_request(request_json(r, app.redactor)) for r in live]
+    return [mark_request(request_json(r, app.redactor, app.config.catalog)) for r in live]
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +108,7 @@ async def history(app: App, wanted: HistoryFilter) -> list[dict[str, Any]]:
         until=wanted.until,
         limit=wanted.limit,
     )
-    return [mark_request(request_json(r, app.redactor)) for r in records]
+    return [mark_request(request_json(r, app.redactor, app.config.catalog)) for r in records]
 
 
 async def request(app: App, request_id: str) -> RequestRecord | None:
@@ -124,7 +121,7 @@ async def request(app: App, request_id: str) -> RequestRecord | None:
 
 async def explain_request(app: App, record: RequestRecord) -> dict[str, Any]:
     """The explain view of `argobox show` and `explain_request` (redacted), agent values under `agent_supplied`."""
-    return mark_explained(await explain(app, record))
+    return mark_explained(await explain(app, record), app.config.catalog)
 
 
 async def approve(app: App, request_id: str, *, operator: OperatorClaim, note: str) -> RequestRecord:
@@ -137,9 +134,9 @@ async def deny(app: App, request_id: str, *, operator: OperatorClaim, reason: st
     return await operator_actions.deny(app, request_id, operator=operator, reason=reason)
 
 
-def outcome_message(record: RequestRecord) -> str:
+def outcome_message(app: App, record: RequestRecord) -> str:
     """The one-line outcome the CLI prints after a decision."""
-    return outcome_of(record).message
+    return outcome_of(record, app.config.catalog).message
 
 
 async def audit_events(
@@ -147,7 +144,7 @@ async def audit_events(
 ) -> list[dict[str, Any]]:
     """The most recent audit events, oldest first; what an agent wrote under `agent_supplied`."""
     events = await app.store.audit_trail(request_id=request_id, agent=agent, limit=limit)
-    return [mark_event(audit_json(e, app.redactor)) for e in events]
+    return [mark_event(audit_json(e, app.redactor), app.config.catalog) for e in events]
 
 
 async def audit(app: App, event: str, actor: str, detail: dict[str, Any], *, request_id: str | None = None) -> None:
@@ -192,7 +189,8 @@ async def budgets(app: App) -> list[dict[str, Any]]:
     for agent in sorted(app.config.agents):
         limits = app.config.limits_for(agent)
         usage, failures = await app.store.budget(agent, limits)
-        rows.append(budget_json(agent, limits, usage, failures, now=app.clock()))
+        targets = await app.store.target_use(agent, limits)
+        rows.append(budget_json(agent, limits, usage, failures, now=app.clock(), targets=targets))
     return rows
 
 

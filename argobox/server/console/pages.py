@@ -11,6 +11,7 @@ from __future__ import annotations
 import functools
 import logging
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -71,9 +72,9 @@ def routes(console: Console) -> list[Route]:
     return [Route(path, _store_errors(handler, console), methods=[method]) for path, handler, method in table]
 
 
-def _cards(requests: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _cards(requests: list[dict[str, Any]], catalog: Mapping[str, ops.ToolClass]) -> list[dict[str, Any]]:
     return [
-        {**r, "parts": summary_parts(r["tool"], supplied_arguments(r)), "words": status_words(r["status"])}
+        {**r, "parts": summary_parts(r["tool"], supplied_arguments(r), catalog), "words": status_words(r["status"])}
         for r in requests
     ]
 
@@ -110,14 +111,21 @@ class Pages:
         caller = await self.c.caller(request, ops.Permission.VIEW)
         if isinstance(caller, Response):
             return caller
-        return self.c.page("pending.html", caller, page="pending", requests=_cards(await ops.pending(self.app)))
+        return self.c.page(
+            "pending.html",
+            caller,
+            page="pending",
+            requests=_cards(await ops.pending(self.app), self.app.config.catalog),
+        )
 
     async def pending_list(self, request: Request) -> Response:
         """The Pending list alone, for the page's script to refresh (not counted as activity for the idle timeout)."""
         caller = await self.c.caller(request, ops.Permission.VIEW, api=True)
         if isinstance(caller, Response):
             return caller
-        html = self.c.env.get_template("_pending_list.html").render(requests=_cards(await ops.pending(self.app)))
+        html = self.c.env.get_template("_pending_list.html").render(
+            requests=_cards(await ops.pending(self.app), self.app.config.catalog)
+        )
         return HTMLResponse(html)
 
     async def request(self, request: Request) -> Response:
@@ -138,9 +146,9 @@ class Pages:
             page="request",
             r=data,
             x=data["explanation"],
-            parts=summary_parts(record.tool, record.arguments),
+            parts=summary_parts(record.tool, record.arguments, self.app.config.catalog),
             supplied=supplied(data),
-            targets=targets(record.tool, record.arguments),
+            targets=targets(record.tool, record.arguments, self.app.config.catalog),
             words=status_words(data["status"]),
             pending=data["status"] == "pending_approval",
         )
@@ -183,7 +191,7 @@ class Pages:
             caller.session.flash(*stale_message(exc))
         else:
             kind = "ok" if record.status is ops.RequestStatus.SUCCEEDED else "error"
-            caller.session.flash(kind, f"Approved by you. Outcome: {ops.outcome_message(record)}")
+            caller.session.flash(kind, f"Approved by you. Outcome: {ops.outcome_message(self.app, record)}")
         return RedirectResponse(f"/requests/{request_id}", status_code=303)
 
     async def deny(self, request: Request) -> Response:
@@ -227,7 +235,7 @@ class Pages:
             until=until,
             limit=HISTORY_LIMIT,
         )
-        requests = _cards(await ops.history(self.app, wanted))
+        requests = _cards(await ops.history(self.app, wanted), self.app.config.catalog)
         return self.c.page(
             "history.html",
             caller,
@@ -236,7 +244,7 @@ class Pages:
             chosen=chosen,
             problems=problems,
             agents=sorted(self.app.config.agents),
-            tools=sorted(ops.CATALOG),
+            tools=sorted(self.app.config.catalog),
             statuses=list(ops.RequestStatus),
             limit=HISTORY_LIMIT,
         )

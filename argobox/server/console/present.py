@@ -13,6 +13,7 @@ marked "agent"; ArgoBox's own account stays outside it.
 from __future__ import annotations
 
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -34,9 +35,10 @@ def _value(value: Any, spec: str) -> str:
     return repr(value)
 
 
-def summary_parts(tool: str, arguments: dict[str, Any]) -> list[Part]:
-    """ArgoBox's description of the call, split into its own words and the agent's values."""
-    known = ops.CATALOG.get(tool)
+def summary_parts(tool: str, arguments: dict[str, Any], catalog: Mapping[str, ops.ToolClass]) -> list[Part]:
+    """ArgoBox's description of the call in the words of `catalog` (the table in force, which knows the configured
+    runbooks), split into its own words and the agent's values."""
+    known = catalog.get(tool)
     if known is None:
         return [Part("a tool ArgoBox does not know: ", agent=False), Part(tool, agent=True)]
     parts: list[Part] = []
@@ -72,9 +74,9 @@ def supplied_arguments(view: dict[str, Any]) -> dict[str, Any]:
     return cast(dict[str, Any], arguments) if isinstance(arguments, dict) else {}
 
 
-def targets(tool: str, arguments: dict[str, Any]) -> list[tuple[str, Any]]:
+def targets(tool: str, arguments: dict[str, Any], catalog: Mapping[str, ops.ToolClass]) -> list[tuple[str, Any]]:
     """The arguments that name what the call acts on, as the catalog defines them."""
-    known = ops.CATALOG.get(tool)
+    known = catalog.get(tool)
     return [(name, arguments[name]) for name in (known.target_args if known else ()) if name in arguments]
 
 

@@ -104,7 +104,6 @@ class Console:
             csrf=caller.session.csrf if caller else "",
             flashes=flashes,
             version=ops.__version__,
-            known_tools=ops.KNOWN_TOOLS,
             **{"show_request": False, **context},
         )
         return HTMLResponse(html, status_code=status)

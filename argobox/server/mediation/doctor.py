@@ -1,9 +1,10 @@
 """`argobox doctor`: a setup that checks itself. Every finding says what is wrong and what to do about it.
 
 Checks, in order: at least one operator (and which of them can act remotely); the store's folder and files and their
-permissions; the audit trail against its checkpoint; every backend answers (and Home Assistant accepts the token);
-the notification channels; with the phone's buttons on, whether a listener hears them; then the honest surface
-report (`argobox.server.mediation.surface`). Nothing is changed,
+permissions; the audit trail against its checkpoint; every backend answers (Home Assistant accepts the token, every
+Docker host answers, every SSH host of the runbooks accepts the login with its host key known); the notification
+channels; with the phone's buttons on, whether a listener hears them; then the honest surface report
+(`argobox.server.mediation.surface`). Nothing is changed,
 except that the store is created if it does not exist yet (as every command does).
 """
 
@@ -12,8 +13,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import anyio
@@ -180,9 +183,13 @@ def check_audit(config: Config, report: Report) -> None:
 
 
 async def check_backends(app: App, report: Report) -> None:
-    checks = [("docker", app.backends.docker.describe)]
+    checks: list[tuple[str, Callable[[], Awaitable[str]]]] = [("docker", app.backends.docker.describe)]
+    checks += [(f"docker.hosts.{name}", engine.describe) for name, engine in sorted(app.backends.docker_hosts.items())]
     if app.backends.homeassistant is not None:
         checks.append(("homeassistant", app.backends.homeassistant.describe))
+    if app.backends.commands is not None:
+        runner = app.backends.commands
+        checks += [(f"hosts.{name}", partial(runner.check, name)) for name in sorted(app.config.hosts)]
     for name, describe in checks:
         try:
             with anyio.fail_after(BACKEND_TIMEOUT_SECONDS):
@@ -201,6 +208,10 @@ async def check_backends(app: App, report: Report) -> None:
 def _backend_fix(config: Config, name: str) -> str:
     if name == "docker":
         return f"check [docker] base_url ({config.docker.base_url}) and that this user may use that socket"
+    if name.startswith("docker.hosts."):
+        return f"check [{name}] base_url, and for ssh:// its known_hosts and key (see the message)"
+    if name.startswith("hosts."):
+        return f"check [{name}] ssh, known_hosts and key_file, and the user's authorized_keys on that host"
     assert config.homeassistant is not None  # noqa: S101 - only checked when configured
     return (
         f"check [homeassistant] url and that {config.homeassistant.token_env} holds a long-lived access token "

@@ -13,11 +13,11 @@ from typing import Any
 import anyio
 from pydantic import ValidationError
 
-from argobox.policy.catalog import describe_call
+from argobox.policy.catalog import Backend, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
 from argobox.server.mediation import targets
-from argobox.server.mediation.tools import TOOLS
+from argobox.server.mediation.runbooks import tool_spec
 from argobox.server.mediation.views import audit_json, budget_json, request_json
 from argobox.server.store import RequestRecord, RequestStatus
 from argobox.server.times import TimeFormatError, iso, parse_time
@@ -71,8 +71,10 @@ def _uptime(started_at: str | None, now: float) -> str | None:
 async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
     """The target as it is now, read through the tool's own previewer (never an effect), and whether it is still
     the target the request was queued for."""
-    spec = TOOLS.get(record.tool)
-    if spec is None or spec.preview is None:
+    tool = app.config.catalog.get(record.tool)
+    spec = tool_spec(app.config.runbooks, record.tool)
+    # A runbook's target is its host; its read-only preview command runs once, when the request is queued.
+    if tool is None or tool.backend is Backend.RUNBOOKS or spec is None or spec.preview is None:
         return {"available": False, "reason": "this tool has no target to preview"}
     try:
         args = spec.args.model_validate(record.arguments)
@@ -102,10 +104,10 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
     queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
     return app.redactor(
         {
-            **request_json(record, app.redactor),
+            **request_json(record, app.redactor, app.config.catalog),
             "explanation": {
                 "who": f"agent {record.agent!r} at {iso(record.created_at)}",
-                "what": describe_call(record.tool, record.arguments),
+                "what": describe_call(record.tool, record.arguments, app.config.catalog),
                 "classification": record.classification,
                 "rule_text": rule_text(app, record.rule),
                 "why_approval": _why_approval(record),

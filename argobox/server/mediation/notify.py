@@ -70,7 +70,7 @@ def console_link(config: Config, request_id: str) -> str | None:
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
     """What every channel is told about `record` (redacted; no secrets), with a link to its page in the console when
     `[console] public_url` is set."""
-    what = inert(describe_call(record.tool, record.arguments))  # agent text, shown inert on a phone or a screen
+    what = inert(describe_call(record.tool, record.arguments, app.config.catalog))  # agent text, shown inert
     link = console_link(app.config, record.id)
     if event == "queued":
         where = f"Open {link} to decide, or approve with: " if link else "Approve with: "

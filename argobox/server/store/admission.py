@@ -46,12 +46,14 @@ def admitting(
         if tripped is not None:
             budgets.audit_refusal(tx, facts.agent, tool, tripped)
             return Admission(tripped=tripped)
-        budgets.record_call(tx.db, facts, limits, tx.now, duplicate=existing is not None)
+        record = new_record(request, tx.now, this_executor()) if request is not None and existing is None else None
+        budgets.record_call(
+            tx.db, facts, limits, tx.now, duplicate=existing is not None, request_id=record.id if record else None
+        )
         if snapshot.open_refusals:
             budgets.audit_closed_refusals(tx, facts.agent)
         if existing is not None:
             return _duplicate(tx, facts.agent, existing)
-        record = new_record(request, tx.now, this_executor()) if request is not None else None
         if record is not None:
             insert(tx.db, record)
         tx.append(events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
@@ -98,8 +100,8 @@ def resetting(agent: str, *, actor: str) -> Body[FailureState]:
     """Clear an agent's cooldown, failure streak and refusal streaks, audited; returns what was cleared."""
 
     def body(tx: Tx) -> FailureState:
-        cleared = budgets.reset(tx.db, agent)
-        detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until)}
+        cleared, targets = budgets.reset(tx.db, agent)
+        detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until), "targets_cleared": targets}
         tx.append([Event(event="budget_reset", actor=actor, detail=detail)], request_id=None, agent=agent, tool=None)
         return cleared
 

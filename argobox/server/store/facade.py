@@ -21,7 +21,7 @@ from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.audit import Signer
 from argobox.server.files import UnsafeFolder, check_folder, ensure_private_file, private_folder
 from argobox.server.redact import Redactor
-from argobox.server.store import admission, outbox, phone, requests, trail
+from argobox.server.store import admission, budgets, outbox, phone, requests, trail
 from argobox.server.store.budgets import CallFacts, Snapshot, usage
 from argobox.server.store.checkpointer import Checkpointer
 from argobox.server.store.connection import Connection
@@ -167,6 +167,11 @@ class Store:
     async def budget(self, agent: str, limits: Limits) -> tuple[Usage, FailureState]:
         """The agent's current use of its budgets (read-only)."""
         return await self._connection.read_with(admission.budget_reading(agent, limits, self._clock()))
+
+    async def target_use(self, agent: str, limits: Limits) -> dict[str, int]:
+        """How many changes each target of `agent` had in the per-target window (read-only)."""
+        now = self._clock()
+        return await self._connection.read_with(lambda db: budgets.target_use(db, agent, limits, now))
 
     async def reset_budget(self, agent: str, *, actor: str) -> FailureState:
         """Clear an agent's cooldown, failure streak and refusal streaks, audited."""

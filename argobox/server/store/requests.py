@@ -137,6 +137,8 @@ def transition_body(
             return None
         record = request_from_row(rows[0])
         tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
+        if record.status is RequestStatus.DENIED:
+            budgets.uncount_change(tx.db, [request_id])  # it never ran: not a change of its target
         if outcome is not None:
             budgets.audit_outcome(tx, record.agent, outcome[0], failed=outcome[1])
         return record
@@ -252,6 +254,7 @@ def expiring(tx: Tx) -> int:
             agent=row["agent"],
             tool=row["tool"],
         )
+    budgets.uncount_change(tx.db, [row["id"] for row in due])  # they never ran
     return len(due)
 
 
@@ -261,5 +264,10 @@ def refusal(request_id: str, record: RequestRecord | None, verb: str) -> Refused
         return Refused("not_found", f"no request {request_id!r}")
     if record.status is RequestStatus.EXPIRED:
         return Refused("expired", f"request {request_id} expired at {iso(record.expires_at)}; it cannot be {verb}d")
-    who = f" by {record.decided_by}" if record.decided_by else ""
-    return Refused("not_pending", f"request {request_id} is {record.status.value}{who}, not pending approval")
+    if record.decided_by == "policy" or record.decided_by is None:
+        how = f"was {record.status.value} by policy"
+    elif record.status is RequestStatus.DENIED:
+        how = f"was already denied by {record.decided_by}"
+    else:
+        how = f"was already approved by {record.decided_by} (now {record.status.value})"
+    return Refused("not_pending", f"request {request_id} {how}; only a pending request can be {verb}d")

@@ -207,6 +207,13 @@ BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool, arguments and 
 part of what an approval is bound to."""
 
 
+CALLS_BY_REQUEST = [
+    "ALTER TABLE calls ADD COLUMN request_id TEXT",
+    "CREATE INDEX calls_by_request ON calls (request_id) WHERE request_id IS NOT NULL",
+]
+"""Which request a counted call made, so that a request that never ran (denied, expired) stops counting as a change."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("requests_and_audit", _statements(REQUESTS_AND_AUDIT)),
     Migration("budgets", _statements(BUDGETS)),
@@ -215,6 +222,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("budget_partial_indexes", _statements(BUDGET_PARTIAL_INDEXES)),
     Migration("request_targets", _statements(REQUEST_TARGETS)),
     Migration("phone", _statements(PHONE)),
+    Migration("calls_by_request", _statements(CALLS_BY_REQUEST)),
 )
 """Every schema change, in the order they are applied. Names are forever: add new ones at the end."""
 
