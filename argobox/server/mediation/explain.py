@@ -23,6 +23,10 @@ from argobox.server.store import RequestRecord, RequestStatus
 from argobox.server.times import TimeFormatError, iso, parse_time
 
 PREVIEW_TIMEOUT_SECONDS = 5
+UNKNOWN_OUTCOME = (
+    "the process executing it stopped before recording the outcome, so whether it ran is unknown; ArgoBox never "
+    "runs it again: check the target (below), and if it still needs doing, the agent must ask again"
+)
 
 
 def rule_text(app: App, ref: str | None) -> str | None:
@@ -100,7 +104,8 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
     events = await app.store.audit_trail(request_id=record.id)
     limits = app.config.limits_for(record.agent)
     usage, failures = await app.store.budget(record.agent, limits)
-    live = record.status is RequestStatus.PENDING
+    # The target now: what a pending request would act on, or what an interrupted one may have changed.
+    live = record.status in (RequestStatus.PENDING, RequestStatus.UNKNOWN)
     queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
     return app.redactor(
         {
@@ -111,6 +116,7 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
                 "classification": record.classification,
                 "rule_text": rule_text(app, record.rule),
                 "why_approval": _why_approval(record),
+                "outcome": UNKNOWN_OUTCOME if record.status is RequestStatus.UNKNOWN else None,
                 "queued_preview": {"at": iso(queued.at), **queued.detail["preview"]} if queued is not None else None,
                 "preview": await preview(app, record)
                 if live
@@ -151,6 +157,8 @@ def explain_text(data: dict[str, Any]) -> str:
     if x["rule_text"]:
         lines += ["  the rule, as configured now:"] + [f"      {line}" for line in x["rule_text"].splitlines()]
     lines.append(f"  approval:       {x['why_approval']}")
+    if x.get("outcome"):
+        lines.append(f"  outcome:        {x['outcome']}")
     if data["expires_at"]:
         lines.append(f"  expires at:     {data['expires_at']}")
     q = x.get("queued_preview")

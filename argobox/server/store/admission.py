@@ -13,7 +13,6 @@ from argobox.policy.limits import FailureState, Limits, Usage, check
 from argobox.server.store import budgets
 from argobox.server.store.budgets import CallFacts, Snapshot
 from argobox.server.store.records import Admission, Event, NewRequest, RequestRecord
-from argobox.server.store.recovery import this_executor
 from argobox.server.store.requests import fetch, insert, new_record
 from argobox.server.store.tx import Body, Tx
 from argobox.server.times import iso
@@ -27,8 +26,9 @@ def admitting(
     events: Sequence[Event],
     request: NewRequest | None,
     failed: bool | None,
+    executor: str,
 ) -> Body[Admission]:
-    """The transaction of `Store.admit`."""
+    """The transaction of `Store.admit`; `executor` is recorded on a request created executing."""
 
     def body(tx: Tx) -> Admission:
         # A read needs only its request budget and cooldown counted.
@@ -46,7 +46,7 @@ def admitting(
         if tripped is not None:
             budgets.audit_refusal(tx, facts.agent, tool, tripped)
             return Admission(tripped=tripped)
-        record = new_record(request, tx.now, this_executor()) if request is not None and existing is None else None
+        record = new_record(request, tx.now, executor) if request is not None and existing is None else None
         budgets.record_call(
             tx.db, facts, limits, tx.now, duplicate=existing is not None, request_id=record.id if record else None
         )

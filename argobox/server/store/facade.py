@@ -25,6 +25,7 @@ from argobox.server.store import admission, budgets, outbox, phone, requests, tr
 from argobox.server.store.budgets import CallFacts, Snapshot, usage
 from argobox.server.store.checkpointer import Checkpointer
 from argobox.server.store.connection import Connection
+from argobox.server.store.executors import Lease
 from argobox.server.store.records import (
     Admission,
     AuditRecord,
@@ -40,7 +41,7 @@ from argobox.server.store.records import (
     audit_from_row,
     request_from_row,
 )
-from argobox.server.store.recovery import recover_interrupted, this_executor
+from argobox.server.store.recovery import recover_interrupted
 from argobox.server.store.schema import migrate
 from argobox.server.store.tx import Body
 
@@ -63,8 +64,11 @@ def _prepare_files(path: Path) -> None:
 class Store:
     """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, path: Path, executor: str) -> None:
         self._connection = connection
+        self._path = path
+        self._executor = executor
+        """What a request this process executes records as its executor (see `executors`)."""
         self._db = connection.db
         """The aiosqlite connection (tests set its busy wait)."""
         self._clock = connection.clock
@@ -86,13 +90,15 @@ class Store:
         The store's folder must not be writable by every user. The audit checkpoint beside it is kept at the chain
         head (signed with `signer` when given).
         """
+        lease: Lease | None = None
         try:
             _prepare_files(path)
+            lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
             # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
             db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-        except UnsafeFolder as exc:
-            raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
-        except (OSError, sqlite3.Error) as exc:
+        except (UnsafeFolder, OSError, sqlite3.Error) as exc:
+            if lease is not None:
+                lease.release()
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
         checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
         try:
@@ -103,8 +109,12 @@ class Store:
             )
             await connection.prepare()
             await migrate(connection)
+            # A process killed between a commit and the checkpoint written just after it left the checkpoint
+            # behind the head (or none at all, in a new store), and `verify` then fails (no checkpoint; a prune no
+            # checkpoint covers) until some later commit: bring it up to the head now, as a commit would.
+            checkpointer.notify()
             try:
-                yield cls(connection)
+                yield cls(connection, path=path, executor=lease.executor)
             finally:
                 with anyio.CancelScope(shield=True):  # even when cancelled: what was answered gets recorded
                     await connection.catch_up()
@@ -112,7 +122,10 @@ class Store:
             try:
                 await anyio.to_thread.run_sync(checkpointer.close)
             finally:
-                await db.close()
+                try:
+                    await db.close()
+                finally:
+                    lease.release()
 
     # Transactions -------------------------------------------------------------------------------------------------
 
@@ -151,7 +164,9 @@ class Store:
         transaction. A call identical to a pending request returns that request instead of a new one.
 
         `failed` moves the failure streak (True for a denial at decision time)."""
-        body = admission.admitting(facts, limits, tool=tool, events=events, request=request, failed=failed)
+        body = admission.admitting(
+            facts, limits, tool=tool, events=events, request=request, failed=failed, executor=self._executor
+        )
         return await self.transaction(body)
 
     async def usage(self, facts: CallFacts, limits: Limits) -> Snapshot:
@@ -209,7 +224,7 @@ class Store:
             operator=operator,
             note=note,
             now=self._clock(),
-            executor=this_executor(),
+            executor=self._executor,
             redact=self._redact,
             via=via,
         )
@@ -300,7 +315,7 @@ class Store:
 
     async def recover_interrupted(self) -> list[str]:
         """Mark executing requests whose executor process is gone as `unknown`; never re-run them."""
-        return await recover_interrupted(self._connection)
+        return await recover_interrupted(self._connection, self._path)
 
     # The audit trail ----------------------------------------------------------------------------------------------
 
