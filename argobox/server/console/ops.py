@@ -34,6 +34,7 @@ from argobox.server.times import iso
 from argobox.server.transport.http import is_loopback, parse_listen
 from argobox.server.transport.operator import build_operator_server
 from argobox.server.transport.operator_views import AGENT_SUPPLIED, mark_event, mark_explained, mark_request
+from argobox.server.transport.phone_listener import listen_forever
 from argobox.server.transport.watch import ConfigWatcher, Reload
 
 __all__ = [
@@ -66,6 +67,7 @@ __all__ = [
     "history",
     "inert",
     "is_loopback",
+    "listen_forever",
     "notify_forever",
     "open_app",
     "outcome_message",

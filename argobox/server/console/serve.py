@@ -173,6 +173,7 @@ async def run_console(config: ops.Config, listen: str | None, *, allow_non_loopb
             async with anyio.create_task_group() as tasks:
                 await tasks.start(watcher.run)
                 tasks.start_soon(ops.notify_forever, app)
+                tasks.start_soon(ops.listen_forever, app)  # the phone's Approve and Deny buttons, when configured
                 tasks.start_soon(_sweep_expired, app)
                 tasks.start_soon(_stop_on_signal, server)
                 await server.serve()
