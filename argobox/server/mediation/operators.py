@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from argobox.server.app import App
-from argobox.server.config.model import OperatorConfig
+from argobox.server.config.model import Config, OperatorConfig
 from argobox.server.config.tokens import token_matches
 from argobox.server.store import Event, Refused, StoreError
 from argobox.server.text import shorten
@@ -69,12 +69,21 @@ async def authorize(
     app: App, claim: OperatorClaim, permission: Permission, *, request_id: str | None = None
 ) -> OperatorConfig:
     """The configured operator `claim` names, if it may do `permission` now. Raises `Refused` (audited)."""
-    config = app.config
+    try:
+        return check(app.config, claim, permission)
+    except Refused as exc:
+        await _audit_refusal(app, claim, permission, str(exc), request_id)
+        raise
+
+
+def check(config: Config, claim: OperatorClaim, permission: Permission) -> OperatorConfig:
+    """What `authorize` checks, without recording a refusal: only for a channel that records its refusals itself,
+    once, with what only it knows (a phone's press: `phone_action_refused`, with the Home Assistant user). Every
+    other caller uses `authorize`. Raises `Refused`."""
     entry = config.operator(claim.name)
     reason, code = _refusal(claim, entry, permission, is_agent=claim.name in config.agents)
     if reason is None and entry is not None:
         return entry
-    await _audit_refusal(app, claim, permission, reason or "refused", request_id)
     raise Refused(code, reason or "refused")
 
 
