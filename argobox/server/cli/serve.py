@@ -87,6 +87,12 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
     from argobox.server.transport.http import serve_http
     from argobox.server.transport.phone_listener import listen_forever
 
+    if config.console is not None:
+        from argobox.server.console.serve import shared_listener
+
+        clash = shared_listener(args.http, config.console.listen)
+        if clash is not None:  # refused before either listener is bound
+            raise CommandError(clash, EXIT_USAGE)
     async with open_app(config) as app:
         background: list[Callable[[App], Awaitable[None]]] = [notify_forever, listen_forever]  # the phone's buttons
         if config.console is not None:  # the console on a listener of its own, never the agents' one
