@@ -6,6 +6,7 @@ links.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from argobox.server.console import auth
 from argobox.server.console.auth import SignInLimiter, operator_for_token
 from argobox.server.console.pages import stale_message
 from argobox.server.console.present import event_view, summary_parts, supplied_arguments
-from argobox.server.console.render import environment, inert
+from argobox.server.console.render import STATIC, environment, inert
 from argobox.server.console.security import HostPolicy, session_cookie
 from argobox.server.console.sessions import Sessions
 from argobox.server.mediation import agent_calls, notify
@@ -276,3 +277,15 @@ def test_a_decision_that_came_too_late_is_told_plainly() -> None:
         "Too late: request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved. Nothing was done.",
     )
     assert decided[0] == "stale" and decided[1].startswith("Already decided meanwhile: request abc is succeeded by bob")
+
+
+def test_the_pending_page_asks_for_new_requests_at_least_every_two_seconds() -> None:
+    """New requests must appear on an open Pending page within 2 seconds. The browser test cannot assert a time (it
+    only waits, generously, for the request to appear without a reload), so the interval is checked here, where the
+    page's script sets it."""
+    script = (STATIC / "console.js").read_text()
+    interval = re.search(r"\bvar PENDING_EVERY_MS = (\d+);", script)
+
+    assert interval is not None, "console.js no longer sets PENDING_EVERY_MS"
+    assert 0 < int(interval[1]) <= 2000
+    assert re.search(r"setTimeout\(poll, PENDING_EVERY_MS\)", script)  # the constant is the one the poll uses
