@@ -4,6 +4,7 @@ two listeners; `argobox token new --operator`."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import time
@@ -271,6 +272,44 @@ async def test_a_viewer_reads_everything_but_every_decision_is_refused(
     # deny repeats its approve's refusal, so it is counted (into a later record), not recorded singly.
     on_request = [(e["detail"]["channel"], e["detail"]["action"]) for e in refused if e["request_id"] == request_id]
     assert on_request == [("console", "decide"), ("cli", "decide")]
+
+
+async def test_approving_from_a_page_left_open_until_the_request_expired_says_too_late_and_runs_nothing(
+    tmp_path: Path,
+    docker_base_url: str,
+    make_container: Callable[..., Container],
+    docker_client: docker.DockerClient,
+) -> None:
+    config = write_console_config(tmp_path, docker_base_url)
+    config.write_text(config.read_text().replace("ttl_seconds = 600", "ttl_seconds = 10"))  # the least allowed
+    web = make_container("console")
+    t0 = time.time()
+    async with argobox_process(config, "console") as running, client() as http:
+        base = running.urls["console"]
+        request_id = await queue_restart(config, web)
+        await sign_in(http, base, "alice", ALICE_TOKEN)
+        page = await http.get(f"{base}requests/{request_id}")  # the page, open while the request is pending
+        with anyio.fail_after(TIMEOUT_S):  # until ArgoBox itself says it expired (the CLI records the expiry)
+            while True:
+                shown = json.loads(run_argobox(config, "show", request_id, "--json").stdout)
+                if shown["status"] == "expired":
+                    break
+                await anyio.sleep(0.5)
+        posted = await http.post(
+            f"{base}requests/{request_id}/approve",
+            data={"csrf": csrf_of(page.text), "note": "too late?"},
+            headers=form_headers(base),
+        )
+        after = await http.get(f"{base}requests/{request_id}")
+    trail = [e["event"] for e in audit_json(config) if e["request_id"] == request_id]
+
+    assert ">Approve</button>" in page.text  # it was pending when the page was read
+    assert posted.status_code == 303 and posted.headers["location"] == f"/requests/{request_id}"
+    assert after.status_code == 200
+    assert f"Too late: request {request_id} expired at " in after.text and "Nothing was done." in after.text
+    assert ">Approve</button>" not in after.text
+    assert "expired" in trail and not {"approved", "executing", "succeeded", "failed"} & set(trail)
+    assert engine_events(docker_client, str(web.id), t0, "restart") == []
 
 
 async def test_operator_tools_over_http_take_the_operator_token_and_apply_roles(
