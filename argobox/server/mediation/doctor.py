@@ -36,7 +36,10 @@ from argobox.server.times import iso
 BACKEND_TIMEOUT_SECONDS = 10
 LISTENER_EVENTS_READ = 100
 """How many of the latest `ha_listener` events are read to find each listening process's state."""
-LISTENER_FIX = "run `argobox serve --http`, or `argobox listen` as a service; it needs the Home Assistant token"
+LISTENER_FIX = (
+    "run `argobox serve --http` or `argobox console`, or `argobox listen` as a service; it needs the Home Assistant "
+    "token"
+)
 
 
 class Severity(StrEnum):
