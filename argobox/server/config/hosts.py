@@ -297,18 +297,15 @@ def _escaped(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _template(words: list[str]) -> str:
-    """The argv as a `describe_call` template: placeholders kept, every other brace escaped."""
-    shown: list[str] = []
-    for word in words:
-        parts: list[str] = []
-        last = 0
-        for match in PLACEHOLDER.finditer(word):
-            parts += [_escaped(word[last : match.start()]), "{" + match[1] + "}"]
-            last = match.end()
-        parts.append(_escaped(word[last:]))
-        shown.append("".join(parts))
-    return " ".join(shown)
+def _template(word: str) -> str:
+    """One argv word as a `describe_call` template: placeholders kept, every other brace escaped."""
+    parts: list[str] = []
+    last = 0
+    for match in PLACEHOLDER.finditer(word):
+        parts += [_escaped(word[last : match.start()]), "{" + match[1] + "}"]
+        last = match.end()
+    parts.append(_escaped(word[last:]))
+    return "".join(parts)
 
 
 def runbook_class(name: str, runbook: RunbookConfig) -> ToolClass:
@@ -318,7 +315,8 @@ def runbook_class(name: str, runbook: RunbookConfig) -> ToolClass:
         name=tool_name(name),
         classification=kind,
         target_args=tuple(runbook.params),
-        description=f"run runbook {name} on host {runbook.host}: {_template(runbook.argv)}",
+        description=_escaped(f"run runbook {name} on host {runbook.host}:"),
+        command=tuple(_template(word) for word in runbook.argv),
         backend=Backend.RUNBOOKS,
     )
 
