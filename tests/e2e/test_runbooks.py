@@ -257,7 +257,7 @@ async def test_a_mutate_runbook_is_queued_shown_approved_from_the_cli_and_runs_e
 
     assert queued.structured_content["status"] == "pending_approval" and not ran_while_pending
     assert f"run runbook mark on host lab: sh -c 'echo ran >> \"$1\"' sh {marker}" in shown.stdout
-    assert "preview `cat " in shown.stdout and "pool tank: ONLINE" in shown.stdout
+    assert "preview_argv `cat " in shown.stdout and "    | pool tank: ONLINE, last scrub 3 days ago" in shown.stdout
     queued_line = next(line for line in queue.stdout.splitlines() if line.startswith(request_id))
     assert queued_line.endswith(f"run runbook mark on host lab: sh -c 'echo ran >> \"$1\"' sh {marker}")
     assert approved.returncode == 0, approved.stderr
