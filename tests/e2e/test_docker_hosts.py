@@ -124,21 +124,38 @@ async def test_the_listing_says_which_host_each_container_is_on_and_reports_host
     assert "never trusts a key on first use" in reports["stranger"]["error"]
 
 
+@pytest.fixture(scope="module")
+def nas_only_config(hosts_config: Path, docker_base_url: str) -> Path:
+    """The same hosts with a store of their own, but the default engine's socket does not exist: the engine can then
+    only be reached as host "nas", through the sshd, so a call sent to the default engine instead would fail."""
+    config = hosts_config.with_name("nas-only.toml")
+    absent = hosts_config.parent / "no-engine-here.sock"
+    text = hosts_config.read_text().replace('path = "argobox.db"', 'path = "nas-only.db"', 1)
+    config.write_text(text.replace(f'base_url = "{docker_base_url}"', f'base_url = "unix://{absent}"', 1))
+    return config
+
+
 async def test_a_restart_on_the_ssh_host_is_approved_and_the_engine_reports_it_once(
-    hosts_config: Path, make_container: MakeContainer, docker_client: docker.DockerClient
+    nas_only_config: Path, make_container: MakeContainer, docker_client: docker.DockerClient
 ) -> None:
     web = make_container("web")
     t0 = time.time()
 
-    outside, (queued,) = (
-        await agent_calls(hosts_config, [("docker_restart_container", {"container": web.name})]),
-        (await agent_calls(hosts_config, [("docker_restart_container", {"container": web.name, "host": "nas"})])),
+    outside, queued, listing = await agent_calls(
+        nas_only_config,
+        [
+            ("docker_restart_container", {"container": web.name}),
+            ("docker_restart_container", {"container": web.name, "host": "nas"}),
+            ("docker_list_containers", {}),
+        ],
     )
     request_id = queued.structured_content["request_id"]
-    approved = argobox(hosts_config, "approve", request_id, "--as", "alice")
-    audit = json.loads(argobox(hosts_config, "audit", "--request", request_id, "--json").stdout)
+    approved = argobox(nas_only_config, "approve", request_id, "--as", "alice")
+    audit = json.loads(argobox(nas_only_config, "audit", "--request", request_id, "--json").stdout)
 
-    assert outside[0].structured_content["status"] == "denied"  # the rule covers host nas only
+    reports = {h["name"]: h for h in listing.structured_content["result"]["hosts"]}
+    assert reports["default"]["answered"] is False and reports["nas"]["answered"] is True
+    assert outside.structured_content["status"] == "denied"  # the rule covers host nas only
     assert queued.structured_content["status"] == "pending_approval"
     assert f"restart container '{web.name}' on host 'nas'" in queued.structured_content["message"]
     assert approved.returncode == 0, approved.stdout + approved.stderr
