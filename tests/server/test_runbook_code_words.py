@@ -73,6 +73,7 @@ def test_a_placeholder_in_a_shell_script_is_refused_naming_the_runbook_the_key_a
         pytest.param(["env", "-S", "sh -c 'echo {x}'"], 2, id="env-split-string"),
         pytest.param(["env", "--split-string=sh {x}"], 1, id="env-split-string-long"),
         pytest.param(["bash", "{x}"], 1, id="script-file"),
+        pytest.param(["sudo", "-uu", "bash", "{x}"], 3, id="script-file-behind-sudo-as-user-u"),
         pytest.param(["bash", "-{x}", "-c", "true"], 1, id="in-an-option"),
     ],
 )

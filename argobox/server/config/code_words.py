@@ -269,11 +269,11 @@ def _skip_wrapper(words: Sequence[str], start: int, wrapper: Wrapper, code: list
                 code.append(index if has_value else index + 1)
             index += 2 if not has_value and name in wrapper.long_with_argument else 1
         elif word.startswith("-") and len(word) > 1:
-            letter = next((c for c in word[1:] if c in wrapper.with_argument), None)
-            attached = letter is not None and not word.endswith(letter)
-            if letter is not None and letter in wrapper.code_options:
+            at = next((i for i, c in enumerate(word) if i and c in wrapper.with_argument), None)
+            attached = at is not None and at < len(word) - 1  # `-ubackup`: the argument is the rest of the word
+            if at is not None and word[at] in wrapper.code_options:
                 code.append(index if attached else index + 1)
-            index += 2 if letter is not None and not attached else 1
+            index += 2 if at is not None and not attached else 1
         elif wrapper.assignments and _ASSIGNMENT.match(word):
             index += 1
         else:
