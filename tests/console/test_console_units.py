@@ -207,6 +207,24 @@ def test_the_summary_keeps_argoboxs_words_apart_from_the_agents_values() -> None
     assert unknown[-1].agent is True and unknown[-1].text == "<img src=x>"
 
 
+def test_a_runbook_summary_quotes_each_word_whole_and_marks_the_agents_part_of_it(write_config: WriteConfig) -> None:
+    config = load_config(
+        write_config(
+            extra="""
+[runbooks.clean]
+description = "Clean a scratch area"
+argv = ["find", "/srv/scratch/{area}", "-delete"]
+params = { area = { pattern = "^.*$" } }
+"""
+        )
+    )
+
+    parts = summary_parts("runbook_clean", {"area": "a b'c"}, config.catalog)
+
+    assert "".join(p.text for p in parts) == "run runbook clean on host local: find '/srv/scratch/a b'\"'\"'c' -delete"
+    assert [p.text for p in parts if p.agent] == ["a b'\"'\"'c"]
+
+
 def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_tools_do() -> None:
     request: dict[str, Any] = {"id": "abc", "tool": "docker_restart_container", "arguments": {"container": "<b>"}}
     received: dict[str, Any] = {

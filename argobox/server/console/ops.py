@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from argobox import __version__
-from argobox.policy.catalog import ToolClass
+from argobox.policy.catalog import ToolClass, command_parts
 from argobox.server.app import App, open_app
 from argobox.server.audit import KeyFileError
 from argobox.server.config.model import Config, ConfigError, ConsoleConfig
@@ -61,6 +61,7 @@ __all__ = [
     "authorize",
     "budgets",
     "build_operator_server",
+    "command_parts",
     "deny",
     "explain_request",
     "export_audit",

@@ -50,6 +50,9 @@ def summary_parts(tool: str, arguments: dict[str, Any], catalog: Mapping[str, op
                 parts.append(Part(_value(arguments[field], spec or ""), agent=True))
             else:
                 parts.append(Part(f"<{field}>", agent=False))
+    if known.command:  # a runbook: its argv, each word quoted as a whole, with the values marked
+        parts.append(Part(" ", agent=False))
+        parts += [Part(text, agent=value) for text, value in ops.command_parts(known.command, arguments)]
     return parts
 
 

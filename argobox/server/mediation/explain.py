@@ -17,7 +17,7 @@ from argobox.policy.catalog import Backend, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
 from argobox.server.mediation import targets
-from argobox.server.mediation.runbooks import tool_spec
+from argobox.server.mediation.runbooks import preview_lines, tool_spec
 from argobox.server.mediation.views import audit_json, budget_json, request_json
 from argobox.server.store import RequestRecord, RequestStatus
 from argobox.server.times import TimeFormatError, iso, parse_time
@@ -164,6 +164,8 @@ def explain_text(data: dict[str, Any]) -> str:
     q = x.get("queued_preview")
     if q is not None and "error" in q:
         lines.append(f"  preview:        not available: {q['error']}")
+    elif q is not None and "preview_argv" in q:
+        lines += preview_lines(q)
     elif q is not None and "changes" in q:
         lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q["changes"]]
     elif q is not None and "container" in q:
