@@ -155,6 +155,25 @@ def timestamp(value: str) -> float:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+MAX_LIMIT = 10_000
+"""The largest `--limit` any command takes: more is never what an operator reading a terminal wants."""
+
+
+def limit_count(value: str) -> int:
+    """A `--limit` for argparse: a whole number from 1 to MAX_LIMIT; anything else is a usage error."""
+    expected = f"give a whole number from 1 to {MAX_LIMIT}"
+    try:
+        number = int(value)
+    except ValueError:  # also a number of more digits than int() reads
+        number = None if not value.strip().lstrip("+-").isdigit() else MAX_LIMIT + 1
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a whole number; {expected}")
+    if not 1 <= number <= MAX_LIMIT:
+        shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
+        raise argparse.ArgumentTypeError(f"{shown} is out of range; {expected}")
+    return number
+
+
 def reason_text(value: str) -> str:
     """A denial's reason for argparse: required, and not blank."""
     if not value.strip():
