@@ -2,7 +2,8 @@
 
 All text a command shows goes through `Cli`: redacted (the secrets of the environment and, once the configuration is
 loaded, the ones it names), then made inert for a terminal (`argobox.server.text.inert`), because much of it was
-written by agents or backends. `--json` output is printed exactly, as JSON (which escapes every control character).
+written by agents or backends. `--json` output is redacted the same way, then printed exactly, as JSON (which escapes
+every control character).
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ class Cli:
         print(f"{label}: {value}", file=self.stdout, flush=True)
 
     def json(self, value: Any) -> None:
-        """Print `value` (already redacted by its view) as JSON, exactly: JSON escapes every control character."""
-        print(json.dumps(value, indent=2, sort_keys=True), file=self.stdout)
+        """Print `value` as JSON: every string in it redacted like any other output (a view may have shaped it from
+        the configuration, whose URLs can carry credentials), then exact: JSON escapes every control character."""
+        print(json.dumps(self.redactor.strings(value), indent=2, sort_keys=True), file=self.stdout)
 
     def note(self, text: str) -> None:
         """A line for the operator on stderr (progress, hints), redacted and inert."""
