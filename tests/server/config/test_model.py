@@ -13,20 +13,48 @@ from argobox.server.config.model import ConfigError, load_config, resolve_config
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_example_config_parses_and_resolves_paths_next_to_the_file() -> None:
+def test_example_config_parses_docker_only_with_the_store_in_a_data_folder() -> None:
     config = load_config(REPO / "config.example.toml")
 
-    assert config.storage.path == REPO / "argobox.db"
+    assert config.storage.path == Path("/var/lib/argobox/argobox.db")
     assert config.approvals.ttl_seconds == 1800
     assert [op.name for op in config.operators] == ["alice"]
     assert config.grant("openclaw").rules[1].args == {"container": ("jellyfin", "web-*")}
     limits = config.limits_for("openclaw")
     assert (limits.requests_per_minute, limits.mutations_per_hour, limits.cooldown_seconds) == (60, 10, 900)
     assert config.limits_for("someone-else").mutations_per_hour == 20
+    assert config.homeassistant is None
+    assert not any(tool.startswith("ha_") for tool in config.grant("openclaw").visible)
 
+
+def uncomment_home(text: str) -> str:
+    """The example with its Home Assistant parts uncommented: each block after a line saying "uncomment down to the
+    blank line", one "# " (or a lone "#") off each line."""
+    lines: list[str] = []
+    active = False
+    for line in text.splitlines():
+        if active and not line.strip():
+            active = False
+        elif active:
+            lines.append(line.removeprefix("# ") if line.startswith("# ") else line.removeprefix("#"))
+            continue
+        elif line.startswith("#") and line.rstrip().endswith("uncomment down to the blank line:"):
+            active = True
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_example_config_with_its_home_assistant_parts_uncommented_parses(tmp_path: Path) -> None:
+    example = (REPO / "config.example.toml").read_text()
+    home = uncomment_home(example)
+    config = load_config(write(tmp_path, home))
+
+    assert home.count("\n[homeassistant]\n") == 1 and home.count('\ntools = ["ha_') == 4
     assert config.homeassistant is not None and config.homeassistant.url == "http://homeassistant.local:8123"
-    assert config.homeassistant.token_env == "ARGOBOX_HA_TOKEN"
+    assert config.homeassistant.token_env == "ARGOBOX_HA_TOKEN" and config.homeassistant.timeout_seconds == 10
+    assert config.homeassistant.simulated_home is None
     assert {"ha_list_entities", "ha_call_service"} <= config.grant("openclaw").visible
+    assert len(config.grant("openclaw").rules) == 6
 
 
 HA = "[homeassistant]\nurl = 'http://homeassistant.local:8123'\n"
