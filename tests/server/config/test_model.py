@@ -85,17 +85,17 @@ def write(tmp_path: Path, body: str) -> Path:
         pytest.param("[storage]\npath = 'x.db'\ncolour = 'red'\n", "storage.colour: unknown key", id="unknown-key"),
         pytest.param(
             "[approvals]\nttl_seconds = '30'\n",
-            "approvals.ttl_seconds: Input should be a valid integer",
+            "approvals.ttl_seconds: expected a whole number, not the text '30'",
             id="wrong-type",
         ),
         pytest.param(
             "[approvals]\nttl_seconds = 1\n",
-            "approvals.ttl_seconds: Input should be greater than or equal",
+            "approvals.ttl_seconds: must be at least 10, not 1",
             id="out-of-range",
         ),
         pytest.param(
             "[[agents.openclaw.rules]]\ntools = ['docker_list_containers']\neffect = 'maybe'\n",
-            "agents.openclaw.rules[0].effect: Input should be 'allow', 'approve' or 'deny'",
+            "agents.openclaw.rules[0].effect: 'maybe' is not one of 'allow', 'approve' or 'deny'",
             id="bad-effect",
         ),
         pytest.param(
@@ -111,13 +111,13 @@ def write(tmp_path: Path, body: str) -> Path:
         pytest.param("[storage\npath = 1\n", "invalid TOML", id="toml-syntax"),
         pytest.param(
             "[storage]\nbusy_timeout_ms = 0\n",
-            "storage.busy_timeout_ms: Input should be greater than",
+            "storage.busy_timeout_ms: must be at least 1, not 0",
             id="busy-timeout",
         ),
         pytest.param("[audit]\ncolour = 'red'\n", "audit.colour: unknown key", id="audit-unknown-key"),
         pytest.param(
             "[limits]\nmax_pending = 0\n",
-            "limits.max_pending: Input should be greater than or equal to 1",
+            "limits.max_pending: must be at least 1, not 0",
             id="zero-budget",
         ),
         pytest.param(
@@ -157,7 +157,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ),
         pytest.param(
             "[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'HA TOKEN'\n",
-            "homeassistant.token_env: String should match pattern",
+            "homeassistant.token_env: 'HA TOKEN' is not valid: expected an environment variable name",
             id="ha-token-env-not-a-name",
         ),
         pytest.param(
@@ -172,7 +172,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ),
         pytest.param(
             "[homeassistant]\nurl = 'http://ha.local'\ntimeout_seconds = 0\n",
-            "homeassistant.timeout_seconds: Input should be greater than 0",
+            "homeassistant.timeout_seconds: must be more than 0, not 0",
             id="ha-timeout",
         ),
     ],
@@ -287,7 +287,8 @@ def test_errors_give_the_line_and_suggest_the_key_probably_meant(tmp_path: Path)
     assert str(info.value).splitlines()[1:] == [
         "  line 3: docker.baseurl: unknown key; did you mean 'base_url'?",
         "  line 6: agents.openclaw.limts: unknown key; did you mean 'limits'?",
-        "  line 14: agents.openclaw.rules[1].effect: Input should be 'allow', 'approve' or 'deny'",
+        "  line 14: agents.openclaw.rules[1].effect: 'alow' is not one of 'allow', 'approve' or 'deny'; "
+        "did you mean 'allow'?",
         "  line 16: notifications.colour: unknown key (expected one of: webhooks, ntfy, homeassistant)",
     ]
 
