@@ -130,6 +130,18 @@ async def test_no_content_can_approve_a_request(app: App, operator: Client) -> N
             id="limit-zero",
         ),
         pytest.param(
+            "list_requests",
+            {"limit": 10**20},
+            "list_requests: argument 'limit' is not valid: expected a whole number from 1 to 500",
+            id="limit-huge",
+        ),
+        pytest.param(
+            "query_audit",
+            {"limit": 10**20},
+            "query_audit: argument 'limit' is not valid: expected a whole number from 1 to 1000",
+            id="audit-limit-huge",
+        ),
+        pytest.param(
             "query_audit",
             {"since": 12},
             "query_audit: argument 'since' is not valid: expected a text of at most 64 characters, or null",
