@@ -94,6 +94,17 @@ class Redactor:
             return [self(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
         return value
 
+    def strings(self, value: Any) -> Any:
+        """A copy of `value` with every string in it, keys included, passed through `text`. Unlike `__call__` it
+        judges no key by its name: for output a view has already shaped (where `has_token: true` is no secret)."""
+        if isinstance(value, str):
+            return self.text(value)
+        if isinstance(value, dict):
+            return {self.text(str(k)): self.strings(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+        if isinstance(value, list | tuple):
+            return [self.strings(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+        return value
+
 
 class RedactingFormatter(logging.Formatter):
     """A log formatter whose every line (message, arguments and traceback) passes through the redactor."""

@@ -287,14 +287,27 @@ async def test_a_queued_request_is_announced_with_a_link_to_its_page(write_confi
 
 def test_a_decision_that_came_too_late_is_told_plainly() -> None:
     expired = stale_message(
-        Refused("expired", "request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved")
+        Refused(
+            "expired",
+            "request abc expired at 2026-01-01T00:00:00.000Z without a decision; only a pending request can be approved",
+        )
     )
-    decided = stale_message(Refused("not_pending", "request abc is succeeded by bob, not pending approval"))
+    decided = stale_message(
+        Refused(
+            "not_pending",
+            "request abc was already approved by bob (now succeeded); only a pending request can be approved",
+        )
+    )
     assert expired == (
         "stale",
-        "Too late: request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved. Nothing was done.",
+        "Too late: request abc expired at 2026-01-01T00:00:00.000Z without a decision; only a pending request can be "
+        "approved. Nothing was done.",
     )
-    assert decided[0] == "stale" and decided[1].startswith("Already decided meanwhile: request abc is succeeded by bob")
+    assert decided == (
+        "stale",
+        "Already decided meanwhile: request abc was already approved by bob (now succeeded); only a pending request "
+        "can be approved. Nothing more was done.",
+    )
 
 
 def test_the_pending_page_asks_for_new_requests_at_least_every_two_seconds() -> None:

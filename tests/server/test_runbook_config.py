@@ -133,7 +133,7 @@ def test_a_runbook_name_that_cannot_be_a_tool_name_is_refused(name: str) -> None
     [
         ({"local": NAS}, "hosts.local: 'local' is built in"),
         ({"nas": {**NAS, "ssh": "nas.lan"}}, "hosts.nas.ssh: 'nas.lan' is not user@host[:port]"),
-        ({"nas": {"ssh": "a@b"}}, "hosts.nas.known_hosts: Field required"),
+        ({"nas": {"ssh": "a@b"}}, "hosts.nas.known_hosts: missing: this key is required here"),
     ],
 )
 def test_host_errors_name_the_host_and_the_key(hosts: dict[str, Any], expected: str) -> None:

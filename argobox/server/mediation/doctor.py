@@ -3,13 +3,15 @@
 Checks, in order: at least one operator (and which of them can act remotely); the store's folder and files and their
 permissions; the audit trail against its checkpoint; every backend answers (Home Assistant accepts the token, every
 Docker host answers, every SSH host of the runbooks accepts the login with its host key known); the notification
-channels; with the phone's buttons on, whether a listener hears them; then the honest surface report
+channels; a console listening beyond loopback without https in front; with the phone's buttons on, whether a
+listener hears them; then the honest surface report
 (`argobox.server.mediation.surface`). Nothing is changed,
 except that the store is created if it does not exist yet (as every command does).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sqlite3
 import stat
@@ -252,6 +254,37 @@ def _loopback_url(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def check_console_listen(config: Config, report: Report) -> None:
+    """A console listening beyond loopback must be reached through TLS: its `public_url` is https (a proxy in front),
+    or operators' passwords and session cookies cross the network in clear text."""
+    console = config.console
+    if console is None:
+        return
+    host = console.listen.rpartition(":")[0].removeprefix("[").removesuffix("]")
+    if _loopback_host(host):
+        report.add("console", Severity.OK, f"listens on loopback ({console.listen})")
+    elif console.public_url is not None and console.public_url.startswith("https://"):
+        report.add("console", Severity.OK, f"listens on {console.listen}, reached through {console.public_url}")
+    else:
+        report.add(
+            "console",
+            Severity.WARNING,
+            f"[console] listen = {console.listen!r} is not a loopback address and public_url is not https: "
+            "operators' passwords and session cookies would cross the network in clear text",
+            'put a TLS-terminating proxy in front and set [console] public_url = "https://...", '
+            'or listen on "127.0.0.1:8766"',
+        )
+
+
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 async def check_phone_listener(app: App, report: Report) -> None:
     """With the phone's buttons on (`actions = true`): whether a listening process is connected to Home Assistant,
     from the latest `ha_listener` event of each process that still runs (state, process, error)."""
@@ -314,6 +347,7 @@ async def diagnose(app: App, *, send: bool = False) -> Report:
     check_audit(config, report)
     await check_backends(app, report)
     check_notifications(config, report)
+    check_console_listen(config, report)
     if send:
         await send_tests(app, report)
     await check_phone_listener(app, report)

@@ -258,16 +258,34 @@ def expiring(tx: Tx) -> int:
     return len(due)
 
 
+_PAST = {"approve": "approved", "deny": "denied"}
+_NOW = {
+    RequestStatus.APPROVED: "about to execute",
+    RequestStatus.UNKNOWN: "outcome unknown: it was interrupted while executing",
+}
+
+
 def refusal(request_id: str, record: RequestRecord | None, verb: str) -> Refused:
-    """Why `verb` (approve, deny) was refused for the request as it now is (after expiring what was due)."""
+    """Why `verb` (approve, deny) was refused for the request as it now is (after expiring what was due): what
+    happened to it, in the past tense, then that only a pending request can be approved or denied."""
     if record is None:
         return Refused("not_found", f"no request {request_id!r}")
+    only = f"only a pending request can be {_PAST.get(verb, verb)}"
     if record.status is RequestStatus.EXPIRED:
-        return Refused("expired", f"request {request_id} expired at {iso(record.expires_at)}; it cannot be {verb}d")
-    if record.decided_by == "policy" or record.decided_by is None:
-        how = f"was {record.status.value} by policy"
-    elif record.status is RequestStatus.DENIED:
-        how = f"was already denied by {record.decided_by}"
+        return Refused(
+            "expired", f"request {request_id} expired at {iso(record.expires_at)} without a decision; {only}"
+        )
+    now = _NOW.get(record.status, f"now {record.status.value}")
+    if record.status is RequestStatus.DENIED:
+        how = (
+            "was denied by policy"
+            if record.decided_by in (None, "policy")
+            else f"was already denied by {record.decided_by}"
+        )
+    elif record.decided_by == "policy":
+        how = f"was allowed by policy ({now})"
+    elif record.decided_by is None:
+        how = f"is no longer pending ({now})"
     else:
-        how = f"was already approved by {record.decided_by} (now {record.status.value})"
-    return Refused("not_pending", f"request {request_id} {how}; only a pending request can be {verb}d")
+        how = f"was already approved by {record.decided_by} ({now})"
+    return Refused("not_pending", f"request {request_id} {how}; {only}")

@@ -130,6 +130,18 @@ async def test_no_content_can_approve_a_request(app: App, operator: Client) -> N
             id="limit-zero",
         ),
         pytest.param(
+            "list_requests",
+            {"limit": 10**20},
+            "list_requests: argument 'limit' is not valid: expected a whole number from 1 to 500",
+            id="limit-huge",
+        ),
+        pytest.param(
+            "query_audit",
+            {"limit": 10**20},
+            "query_audit: argument 'limit' is not valid: expected a whole number from 1 to 1000",
+            id="audit-limit-huge",
+        ),
+        pytest.param(
             "query_audit",
             {"since": 12},
             "query_audit: argument 'since' is not valid: expected a text of at most 64 characters, or null",
@@ -147,3 +159,50 @@ async def test_arguments_that_do_not_fit_get_a_clear_answer(
 
     assert result.is_error and expected in text
     assert "validation error" not in text and "pydantic" not in text
+
+
+@pytest.mark.parametrize(
+    ("tool", "extra", "expected"),
+    [
+        pytest.param(
+            "approve_request",
+            {"extra": 1},
+            "approve_request: 'extra' is not one of its arguments (it takes: request_id, note).",
+            id="approve-extra",
+        ),
+        pytest.param(
+            "deny_request",
+            {"reason": "no", "resaon": "typo"},
+            "deny_request: 'resaon' is not one of its arguments; did you mean 'reason'? (it takes: request_id, "
+            "reason).",
+            id="deny-typo",
+        ),
+    ],
+)
+async def test_an_unknown_argument_is_refused_and_nothing_is_decided(
+    app: App, operator: Client, tool: str, extra: dict[str, Any], expected: str
+) -> None:
+    request_id = await queue_unlock(app)
+
+    result = await operator.call_tool(tool, {"request_id": request_id, **extra})
+    text = result.content[0].text  # type: ignore[union-attr]
+    record = await app.store.get(request_id)
+    door = await app.homeassistant.get_state("lock.front_door")  # type: ignore[union-attr]
+
+    assert result.is_error and text == expected
+    assert record is not None and record.status is RequestStatus.PENDING and door.state == "locked"
+
+
+async def test_a_read_tool_refuses_an_unknown_argument_and_every_schema_says_so(operator: Client) -> None:
+    result = await operator.call_tool("list_requests", {"limt": 5})
+    many = await operator.call_tool("list_requests", {f"x{i}": i for i in range(1000)})
+    tools = (await operator.list_tools()).tools
+
+    assert result.is_error
+    assert result.content[0].text == (  # type: ignore[union-attr]
+        "list_requests: 'limt' is not one of its arguments; did you mean 'limit'? (it takes: status, limit)."
+    )
+    assert many.is_error and many.content[0].text.endswith("; and 997 more.")  # type: ignore[union-attr]
+    assert {tool.name: tool.input_schema.get("additionalProperties") for tool in tools} == {
+        tool.name: False for tool in tools
+    }
