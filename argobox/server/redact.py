@@ -2,6 +2,10 @@
 
 Three things are removed: configured secret values wherever they appear (tokens read from the environment),
 the values of keys that look secret (`password`, `token`, `api_key`, ...), and credentials embedded in URLs.
+In text, a credential is found by what its name says, wherever it stands: a query parameter or `name=value`, a
+header (`X-Api-Key: value`, at the start of a line or in the middle of one), a quoted pair of JSON or of a Python
+repr (`{"api_key": "value"}`), and the password of a URL (`redis://:value@host`). Every pattern is anchored on a
+literal or on the start of a word, so a long log line scans in linear time.
 """
 
 from __future__ import annotations
@@ -14,7 +18,8 @@ from typing import Any
 
 from argobox.adapters.base import REDACTED, replace_secrets, secret_fragments
 
-_SECRET_WORDS = r"pass(?:word|wd|phrase)?|secret|token|api[_-]?key|auth|credential|private[_-]?key|sig(?:nature)?\b"
+# The words that name a secret, not a secret:
+_SECRET_WORDS = r"pass(?:word|wd|phrase)?|secret|token|api[_-]?key|auth|credential|private[_-]?key|sig(?:nature)?\b"  # noqa: S105
 _SECRET_KEY = re.compile(
     rf"{_SECRET_WORDS}|access[_-]?(code|key)|cookie|session[_-]?id|^code$|(^|[^a-z])pin$|^app_?id$",
     re.IGNORECASE,
@@ -29,12 +34,23 @@ _CREDENTIAL_WORDS = frozenset(
 `_`, `-`, `.` and camel case (`client_secret`, `X-Api-Key`, `authSig`, `APIKEY`), so `monkey` or `design` is not
 a credential while `apikey` is."""
 _NAME_WORDS = re.compile(r"[A-Z]+(?![a-z])|[A-Z]?[a-z]+|\d+")
-_URL_CREDENTIALS = re.compile(r"://(?P<user>[^/\s:@]+):(?P<password>[^/\s@]+)@")
-"""`user:password@` right after a `://`; anchored on the `://` so that long log lines scan in linear time."""
+_URL_CREDENTIALS = re.compile(r"://(?P<user>[^/\s:@]*):(?P<password>[^/\s@]+)@")
+"""`user:password@` (the user may be empty) right after a `://`; anchored on the `://` so that long log lines scan
+in linear time."""
 _NAME_VALUE = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})=(?P<value>[^&#\s\"']+)")
 """`name=value` in a URL query or in text. Names start only where a word starts: linear in the text's length."""
 _HEADER = re.compile(r"(?m)^(?P<name>[ \t]*[\w.-]{1,128}[ \t]*:[ \t]*)(?P<value>\S[^\r\n]*)")
 """A header line `X-Api-Key: value`: the whole value goes when the name is a credential's."""
+_INLINE_NAME = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})[ \t]*:[ \t]*")
+"""A header's name in the middle of a line (`... X-Api-Key: value ...`, `-H "Authorization: Bearer value"`)."""
+_INLINE_VALUE = re.compile(r"(?:(?i:bearer|basic|digest|token)[ \t]+)?[^\s\"',;]+")
+"""Its value: up to the next space, quote, comma or semicolon, with its scheme."""
+_QUOTED_PAIR = re.compile(
+    r"(?P<quote>\\?[\"'])(?P<name>[\w.-]{1,128})(?P=quote)\s*:\s*"
+    r"(?P<value>\"(?:[^\"\\\r\n]|\\.)*\"|'(?:[^'\\\r\n]|\\.)*'|\\\"(?:[^\"\\\r\n]|\\[^\"])*\\\"|[^\s,;}\]\"'\\]+)"
+)
+"""A quoted name and its value in JSON (`"api_key": "value"`), a Python repr (`'token': 'value'`) or JSON inside a
+JSON string (`\\"token\\": \\"value\\"`); the value is a quoted string or a bare word (a number)."""
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}")
 
 
@@ -47,6 +63,33 @@ def _credential_value(match: re.Match[str]) -> str:
     if not credential_name(match["name"]):
         return match[0]
     return f"{match[0][: match.start('value') - match.start()]}{REDACTED}"
+
+
+def _quoted_value(match: re.Match[str]) -> str:
+    """The pair with its value redacted, its quotes kept (an empty string stays empty: it hides nothing)."""
+    value = match["value"]
+    quote = next(
+        (q for q in ('\\"', '"', "'") if value.startswith(q) and value.endswith(q) and len(value) >= 2 * len(q)), ""
+    )
+    if not credential_name(match["name"]) or (quote and value == quote * 2):
+        return match[0]
+    return f"{match[0][: match.start('value') - match.start()]}{quote}{REDACTED}{quote}"
+
+
+def _inline_headers(text: str) -> str:
+    """`text` with the value of every header whose name is a credential's redacted, wherever it stands. Only a
+    credential's value is consumed, so a name inside another value (`status: X-Api-Key: v`) is still found; each
+    character is read by at most one value scan."""
+    parts: list[str] = []
+    last = 0
+    for match in _INLINE_NAME.finditer(text):
+        if match.start() < last or not credential_name(match["name"]):
+            continue
+        value = _INLINE_VALUE.match(text, match.end())
+        if value is not None:
+            parts += [text[last : match.end()], REDACTED]
+            last = value.end()
+    return "".join(parts) + text[last:] if parts else text
 
 
 @lru_cache(maxsize=4096)
@@ -76,7 +119,9 @@ class Redactor:
         if "=" in value:
             value = _NAME_VALUE.sub(_credential_value, value)
         if ":" in value:
+            value = _QUOTED_PAIR.sub(_quoted_value, value)
             value = _HEADER.sub(_credential_value, value)
+            value = _inline_headers(value)
         if " " in value or "\t" in value:
             value = _BEARER.sub(lambda m: f"{m.group(1)} {REDACTED}", value)
         return value

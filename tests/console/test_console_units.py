@@ -240,9 +240,10 @@ def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_
         "detail": {"reason": "unknown tool '<img src=x>'"},
     }
     decision: dict[str, Any] = {"event": "decision", "actor": "policy", "tool": "docker_restart_container"}
+    failed: dict[str, Any] = {"event": "failed", "actor": "argobox", "detail": {"error": "No container named '<b>'."}}
     views = [
         event_view(mark_event({**e, "detail": e.get("detail", {"effect": "approve"})}))
-        for e in (received, unknown, decision)
+        for e in (received, unknown, decision, failed)
     ]
 
     assert supplied_arguments(mark_request(request)) == {"container": "<b>"}
@@ -251,6 +252,8 @@ def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_
     assert (views[1]["tool"], views[1]["supplied_tool"]) == (None, "<img src=x>")
     assert views[1]["supplied"] == {"detail": {"reason": "unknown tool '<img src=x>'"}} and views[1]["detail"] == {}
     assert (views[2]["detail"], views[2]["supplied"], views[2]["supplied_tool"]) == ({"effect": "approve"}, {}, None)
+    assert (views[3]["detail"], views[3]["backend"]) == ({}, {"error": "No container named '<b>'."})
+    assert views[2]["backend"] is None
 
 
 def test_console_configuration_is_checked_with_clear_errors(write_config: WriteConfig) -> None:

@@ -54,7 +54,7 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="HTTP: on SIGTERM, how long to wait for calls in flight before ending streams",
+        help="on SIGTERM, how long to wait for calls in flight (HTTP: before ending streams)",
     )
     serve.set_defaults(run=_serve)
 
@@ -66,10 +66,10 @@ def _serve(args: argparse.Namespace, cli: Cli) -> int:
         return anyio.run(_serve_http, args, cli.load(args))
     if not args.agent:
         raise CommandError("serve needs --agent NAME (stdio) or --http [HOST:PORT]", EXIT_USAGE)
-    return anyio.run(_serve_stdio, args.agent, cli.load(args))
+    return anyio.run(_serve_stdio, args.agent, cli.load(args), max(0.0, args.drain_timeout))
 
 
-async def _serve_stdio(agent: str, config: Config) -> int:
+async def _serve_stdio(agent: str, config: Config, drain_seconds: float) -> int:
     from argobox.server.transport.agent import serve_stdio
 
     refusal = identity_refusal(config, agent)
@@ -79,7 +79,8 @@ async def _serve_stdio(agent: str, config: Config) -> int:
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
         await app.store.audit([Event(event="agent_connected", actor=f"agent:{agent}", detail={"transport": "stdio"})])
-        await serve_stdio(app, agent, os.environ.get(AGENT_TOKEN_ENV) or None, background=[notify_forever])
+        token = os.environ.get(AGENT_TOKEN_ENV) or None
+        await serve_stdio(app, agent, token, background=[notify_forever], drain_seconds=drain_seconds)
     return EXIT_OK
 
 

@@ -33,12 +33,19 @@ from argobox.server.text import inert
 from argobox.server.times import iso
 from argobox.server.transport.http import is_loopback, parse_listen
 from argobox.server.transport.operator import build_operator_server
-from argobox.server.transport.operator_views import AGENT_SUPPLIED, mark_event, mark_explained, mark_request
+from argobox.server.transport.operator_views import (
+    AGENT_SUPPLIED,
+    BACKEND_OUTPUT,
+    mark_event,
+    mark_explained,
+    mark_request,
+)
 from argobox.server.transport.phone_listener import listen_forever
 from argobox.server.transport.watch import ConfigWatcher, Reload
 
 __all__ = [
     "AGENT_SUPPLIED",
+    "BACKEND_OUTPUT",
     "App",
     "Config",
     "ConfigError",

@@ -79,7 +79,7 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     if admission.tripped is not None:
         return rate_limited(tool, admission.tripped)
     record = admission.record
-    assert record is not None
+    assert record is not None  # noqa: S101 - an admission that did not trip recorded the decided call
     if record.status is RequestStatus.DENIED:
         return Outcome(
             status=CallStatus.DENIED,
@@ -150,7 +150,7 @@ def _target_key(tool: ToolClass, arguments: dict[str, Any]) -> str | None:
     return canonical_json(targets) if targets else None
 
 
-async def _admit_decision(
+async def _admit_decision(  # noqa: PLR0917 - the one caller passes the call as it was decided
     app: App, agent: str, tool: str, args: BaseModel, arguments: dict[str, Any], decision: Decision
 ) -> Admission:
     tool_class = app.config.catalog[tool]
@@ -184,9 +184,9 @@ async def _admit_decision(
         if await app.store.would_queue(facts, limits):
             spec = tool_spec(app.config.runbooks, tool)
             shown = await targets.preview(app, spec, args) if spec is not None else None
-            if shown is not None:
+            if spec is not None and shown is not None:
                 queued["preview"] = shown
-                target = targets.identity_of(shown)
+                target = targets.queued_identity(spec, shown)
         events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
@@ -251,8 +251,8 @@ async def execute(
     except ValidationError as exc:  # a runbook whose params were redefined since the request was made
         error = f"{validation_message(record.tool, exc)} (the tool changed since the request was made); not executed"
         return await fail(error, {"error": "arguments no longer valid"})
-    if admitted is None and record.target is not None:
-        changed = await targets.changed_target(app, spec, args, record.target)
+    if admitted is None:
+        changed = await targets.refusal(app, spec, args, record.target)
         if changed is not None:
             return await fail(changed, {"error": changed, "target_when_queued": record.target})
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())

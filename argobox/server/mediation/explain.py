@@ -94,8 +94,9 @@ async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
     now: dict[str, Any] = {"available": True, **shown}
     if shown.get("state") == "running":
         now["uptime"] = _uptime(shown.get("started_at"), app.clock())
-    if record.target is not None:
-        now["same_target"] = targets.identity_of(shown) == record.target
+    same = targets.same_target(spec, record.target, shown)
+    if same is not None:
+        now["same_target"] = same
     return now
 
 
@@ -170,7 +171,10 @@ def explain_text(data: dict[str, Any]) -> str:
         lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q["changes"]]
     elif q is not None and "container" in q:
         lines.append(f"  target at {q['at']}: " + _container_line(q))
-    if data.get("target"):
+    if data.get("target") and targets.UNIDENTIFIED in data["target"]:
+        why = data["target"][targets.UNIDENTIFIED]
+        lines.append(f"  target queued:  could not be identified ({why}); an approval will fail, nothing runs")
+    elif data.get("target"):
         identity = ", ".join(f"{k} {v}" for k, v in sorted(data["target"].items()))
         lines.append(f"  target queued:  {identity} (an approval runs only on this target)")
     lines += _target_now(x["preview"], pending=data["status"] == "pending_approval")

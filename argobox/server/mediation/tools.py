@@ -73,6 +73,9 @@ class ToolSpec:
     preview: Previewer | None = None
     read_only: bool | None = None
     """For tools outside the reviewed CATALOG (runbooks): their classification; None means look it up there."""
+    identifies_target: bool = False
+    """Whether its preview names the target's identity: an approval of such a call runs only on the target
+    identified when the call was queued, and never when none could be identified."""
 
     def mcp_tool(self) -> types.Tool:
         """The tool as `tools/list` shows it; annotations follow the classification table."""
@@ -243,6 +246,7 @@ TOOLS: dict[str, ToolSpec] = {
             ContainerAction,
             _start,
             preview=_container_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "docker_stop_container",
@@ -253,6 +257,7 @@ TOOLS: dict[str, ToolSpec] = {
             _stop,
             destructive=True,
             preview=_container_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "docker_restart_container",
@@ -264,6 +269,7 @@ TOOLS: dict[str, ToolSpec] = {
             destructive=True,
             idempotent=False,
             preview=_container_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "ha_list_entities",
@@ -299,6 +305,7 @@ TOOLS: dict[str, ToolSpec] = {
             destructive=True,
             idempotent=False,
             preview=_ha_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "argobox_request_status",
