@@ -340,5 +340,7 @@ OPERATOR_TOOLS = {
 def operator_calls() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     fields = operator_fields()
     per_tool = [st.tuples(st.just(name), _arguments(args, fields)) for name, args in OPERATOR_TOOLS.items()]
-    names = st.one_of(st.sampled_from(["docker_restart_container", "approve", "", "approve_request\x00"]), text_or_echo())
+    names = st.one_of(
+        st.sampled_from(["docker_restart_container", "approve", "", "approve_request\x00"]), text_or_echo()
+    )
     return st.one_of(*per_tool, *per_tool, st.tuples(names, _arguments(sorted(fields), fields)))

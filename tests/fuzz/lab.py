@@ -93,7 +93,11 @@ def sha(value: str) -> str:
 
 def pem_key() -> str:
     body = base64.b64encode(secrets.token_bytes(300)).decode()
-    return "-----BEGIN PRIVATE KEY-----\n" + "\n".join(body[i : i + 64] for i in range(0, len(body), 64)) + "\n-----END PRIVATE KEY-----"
+    return (
+        "-----BEGIN PRIVATE KEY-----\n"
+        + "\n".join(body[i : i + 64] for i in range(0, len(body), 64))
+        + "\n-----END PRIVATE KEY-----"
+    )
 
 
 @dataclass
@@ -110,7 +114,7 @@ class FuzzLab:
     operator_token: str
     containers: dict[str, str]
     """Container ids by name."""
-    docker: docker.DockerClient
+    docker_url: str
     home: tuple[str, str]
     """Home Assistant's URL and token, to read its states."""
     started: float = field(default_factory=time.time)
@@ -130,7 +134,7 @@ class FuzzLab:
         container or an entity, and any request for a change that left `pending`, `denied` or `expired`."""
         oracle = self.oracle
         for path in sorted(self.config.parent.glob("argobox.db*")):
-            oracle.check(f"{surface}: {path.name}", path.read_bytes().decode("utf-8", "replace"), "", shown=False)
+            oracle.check(f"{surface}: {path.name}", stored_bytes(path).decode("utf-8", "replace"), "", shown=False)
         exported = subprocess.run(
             [str(ARGOBOX), "--config", str(self.config), "audit", "export"],
             capture_output=True,
@@ -152,27 +156,47 @@ class FuzzLab:
             oracle.report("change", surface, f"a request for a change is {row}", "")
 
     def engine_events(self) -> list[str]:
-        """What the engine itself recorded for the lab's containers since the lab started."""
-        stream = self.docker.api.events(
-            since=int(self.started) - 1,
-            until=int(time.time()) + 1,
-            filters={"container": list(self.containers.values())},
-            decode=True,
+        """What the engine itself recorded for the lab's containers since the lab was ready.
+
+        Read with the docker CLI: docker-py's event stream leaves its socket for the garbage collector."""
+        filters = [arg for cid in self.containers.values() for arg in ("--filter", f"container={cid}")]
+        listed = subprocess.run(
+            [
+                "docker",
+                "-H",
+                self.docker_url,
+                "events",
+                "--since",
+                f"{self.started:.6f}",
+                "--until",
+                f"{time.time():.6f}",
+            ]
+            + [*filters, "--format", "{{.Action}} of {{.Actor.Attributes.name}}"],
+            capture_output=True,
+            text=True,
+            timeout=CLI_TIMEOUT_S,
+            env={"PATH": os.environ["PATH"], "DOCKER_CONFIG": str(self.config.parent / "docker-cli")},
+            check=True,
         )
-        with contextlib.closing(stream):
-            events = [e for e in stream if e.get("timeNano", 0) >= self.started * 1e9]
-        return [f"{e.get('Action')} of {e.get('Actor', {}).get('Attributes', {}).get('name')}" for e in events]
+        return listed.stdout.splitlines()
 
     def changed_requests(self) -> list[tuple[Any, ...]]:
         mutations = [name for name, tool in CATALOG.items() if tool.classification is Classification.MUTATE]
         marks = ",".join("?" * len(mutations))
-        with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True)) as db:
+        with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)) as db:
             rows = db.execute(
                 f"SELECT id, tool, status FROM requests WHERE tool IN ({marks})",  # noqa: S608 - placeholders only
                 mutations,
             ).fetchall()
             approved = db.execute("SELECT request_id, event FROM audit WHERE event = 'approved'").fetchall()
         return [row for row in rows if row[2] not in UNCHANGED_STATUSES] + approved
+
+
+def stored_bytes(path: Path) -> bytes:
+    """The bytes of a store file, read by another process: closing a descriptor of a database file would drop every
+    SQLite lock this process holds on it (POSIX locks are per process), and the App open here would then read a WAL
+    that another process has just reset ("database disk image is malformed")."""
+    return subprocess.run(["cat", str(path)], capture_output=True, check=True, timeout=CLI_TIMEOUT_S).stdout
 
 
 def read_states(url: str, token: str) -> dict[str, tuple[str, str, str]]:

@@ -26,7 +26,7 @@ SOURCE_PATHS = tuple(
 """The checkout's and the standard library's folders: a path under them in an answer is a stack trace's."""
 PROBE = 12
 """A secret shows when any run of this many of its characters does (a secret cut short still leaks)."""
-ARG_SECRET = re.compile(re.escape(ARG_SECRET_MARK) + r"[0-9a-f]{4}")
+ARG_SECRET = re.compile(re.escape(ARG_SECRET_MARK) + r"[0-9a-f]{4,20}")
 MAX_SHOWN = 300
 PUBLIC_PARTS = frozenset({"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"})
 """Parts of a secret that are the same in every secret of its kind (a JWT's header), so say nothing of it."""
@@ -75,13 +75,14 @@ class Oracle:
         self._pattern = re.compile("|".join(alternatives))
 
     def leaked(self, text: str) -> dict[str, str]:
-        """The secrets found in `text`: where each was seeded, and the piece of `text` that shows it."""
+        """The secrets found in `text`: where each was seeded (each drawn argument secret on its own), and the piece
+        of `text` that shows it."""
         found: dict[str, str] = {}
         if self._pattern is not None:
             for match in self._pattern.finditer(text):
                 found.setdefault(self._probes[match[0]], _around(text, match.start()))
-        if match := ARG_SECRET.search(text):
-            found["a secret-looking argument"] = _around(text, match.start())
+        for match in ARG_SECRET.finditer(text):
+            found.setdefault(f"a secret-looking argument ({match[0]}...)", _around(text, match.start()))
         return found
 
     def check(self, surface: str, text: str, shown_input: Any, *, shown: bool = True) -> None:
@@ -133,4 +134,3 @@ def failures(findings: list[Finding], limit: int = 10) -> str:
     shown = "\n".join(f"  {f}" for f in findings[:limit])
     more = f"\n  ... and {len(findings) - limit} more" if len(findings) > limit else ""
     return f"{len(findings)} finding(s):\n{shown}{more}"
-

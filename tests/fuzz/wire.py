@@ -191,4 +191,3 @@ class HttpWire:
 
 def _header_safe(value: str) -> bool:
     return value.isascii() and value.isprintable() and 0 < len(value) <= 256 and value == value.strip()
-
