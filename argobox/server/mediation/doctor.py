@@ -24,6 +24,7 @@ from argobox.server.config.model import Config
 from argobox.server.mediation.audit_trail import verify_store
 from argobox.server.mediation.notify import channels, send_test
 from argobox.server.mediation.surface import surface, surface_lines
+from argobox.server.store.sealing import key_path as sealing_key_path
 
 BACKEND_TIMEOUT_SECONDS = 10
 
@@ -123,7 +124,7 @@ def check_store_files(config: Config, report: Report) -> None:
             f"the folder {str(folder)!r} is writable by every user: anyone could replace the store or its checkpoint",
             f"chmod o-w {folder} (0700 is best)",
         )
-    for file in (path, checkpoint_path(path)):
+    for file in (path, checkpoint_path(path), sealing_key_path(path)):
         try:
             file_mode = file.stat().st_mode
         except FileNotFoundError:

@@ -42,6 +42,7 @@ from argobox.server.store.records import (
 )
 from argobox.server.store.recovery import recover_interrupted, this_executor
 from argobox.server.store.schema import migrate
+from argobox.server.store.sealing import Sealer, SealingKeyError, opened
 from argobox.server.store.tx import Body
 
 T = TypeVar("T")
@@ -88,9 +89,10 @@ class Store:
         """
         try:
             _prepare_files(path)
+            sealer = Sealer.for_store(path, redactor)
             # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
             db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-        except UnsafeFolder as exc:
+        except (UnsafeFolder, SealingKeyError) as exc:
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
         except (OSError, sqlite3.Error) as exc:
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
@@ -99,7 +101,12 @@ class Store:
             db.row_factory = sqlite3.Row
             redactor = redactor or Redactor()
             connection = Connection(
-                db, clock=clock, redactor=redactor, busy_timeout_ms=busy_timeout_ms, committed=checkpointer.notify
+                db,
+                clock=clock,
+                redactor=redactor,
+                sealer=sealer,
+                busy_timeout_ms=busy_timeout_ms,
+                committed=checkpointer.notify,
             )
             await connection.prepare()
             await migrate(connection)
@@ -176,13 +183,14 @@ class Store:
 
     async def get(self, request_id: str) -> RequestRecord | None:
         rows = await self._connection.read("SELECT * FROM requests WHERE id = ?", (request_id,))
-        return request_from_row(rows[0]) if rows else None
+        return opened(request_from_row(rows[0]), self._connection.sealer) if rows else None
 
     async def list_requests(
         self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100
     ) -> list[RequestRecord]:
         sql, params = requests.listing(status=status, agent=agent, limit=limit)
-        return [request_from_row(row) for row in await self._connection.read(sql, params)]
+        sealer = self._connection.sealer
+        return [opened(request_from_row(row), sealer) for row in await self._connection.read(sql, params)]
 
     async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
         """pending_approval -> executing, by `operator`, in one transaction: the approval and the start of its
