@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Iterator
+from collections.abc import Generator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import count
-from typing import Any
+from typing import Any, cast
 
 from hypothesis import strategies as st
 
 from tests.fuzz.hostile import HOSTILE, Lab, Pools, agent_calls, deep_values, json_values, resolve, wrong_types
 
-MODERN_META = {
+MODERN_META: dict[str, Any] = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},
 }
@@ -131,8 +131,8 @@ def render(shape: dict[str, Any], pools: Pools) -> Frame:
         return Frame(body=_dumps([m for m, _ in members], ascii=True), tracked=None, method=None, name=None)
     message, tracked = _message(shape, pools)
     method = message.get("method")
-    params = message.get("params")
-    name = params.get("name") if isinstance(params, dict) else None
+    params: Any = message.get("params")
+    name: Any = cast("dict[str, Any]", params).get("name") if isinstance(params, dict) else None
     return Frame(
         body=_dumps(message, ascii=shape["ascii"]),
         tracked=tracked,
@@ -153,9 +153,9 @@ def _message(shape: dict[str, Any], pools: Pools) -> tuple[dict[str, Any], str |
     elif shape["id"] is not _ABSENT:
         message["id"] = shape["id"]
     message["method"] = shape["method"]
-    params = resolve(shape["params"], pools)
+    params: Any = resolve(shape["params"], pools)
     if isinstance(params, dict) and shape["meta"]:
-        params = {**params, "_meta": MODERN_META}
+        params = {**cast("dict[str, Any]", params), "_meta": MODERN_META}
     if params is not _ABSENT:
         message["params"] = params
     readable = (
@@ -174,9 +174,9 @@ def _depth(value: Any) -> int:
         item, level = stack.pop()
         deepest = max(deepest, level)
         if isinstance(item, dict):
-            stack.extend((v, level + 1) for v in item.values())  # pyright: ignore[reportUnknownVariableType]
+            stack.extend((v, level + 1) for v in item.values())  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
         elif isinstance(item, list):
-            stack.extend((v, level + 1) for v in item)  # pyright: ignore[reportUnknownVariableType]
+            stack.extend((v, level + 1) for v in item)  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
     return deepest
 
 
@@ -191,7 +191,7 @@ def _strict(message: dict[str, Any]) -> bool:
 
 
 @contextmanager
-def _deep_enough() -> Iterator[None]:
+def _deep_enough() -> Generator[None]:
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20_000))
     try:

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hypothesis import strategies as st
+from pydantic import BaseModel
 
 from argobox.server.mediation.tools import TOOLS
 
@@ -55,7 +56,7 @@ HOSTILE = (
 )
 """Fragments that have broken terminals, logs, parsers or queries somewhere."""
 
-SECRET_KEYS = (
+SECRET_KEYS: tuple[str, ...] = (
     "password",
     "passwd",
     "secret",
@@ -160,8 +161,12 @@ def arg_secret() -> st.SearchStrategy[str]:
 
 
 def _huge() -> st.SearchStrategy[str]:
-    unit = st.sampled_from(["A", "é", "😀", "\x1b[2J", "\u202e", "\ud800", "%s", "\\", '"', "\x00", "ab\ncd"])
-    return st.builds(lambda u, n: (u * n)[:n], unit, st.sampled_from(HUGE_SIZES))
+    units: list[str] = ["A", "é", "😀", "\x1b[2J", "\u202e", "\ud800", "%s", "\\", '"', "\x00", "ab\ncd"]
+    return st.builds(_repeated, st.sampled_from(units), st.sampled_from(HUGE_SIZES))
+
+
+def _repeated(unit: str, size: int) -> str:
+    return (unit * size)[:size]
 
 
 def _echoed_secret() -> st.SearchStrategy[Any]:
@@ -227,9 +232,15 @@ def wrong_types() -> st.SearchStrategy[Any]:
     return st.one_of(_scalars(), st.lists(_scalars(), max_size=3), st.dictionaries(st.text(max_size=5), _scalars()))
 
 
-def field(valid: st.SearchStrategy[Any]) -> st.SearchStrategy[Any]:
-    """A field's value: usually valid, otherwise hostile text, a wrong type, or deep nesting."""
-    return st.one_of(valid, valid, valid, text_or_echo(), wrong_types(), deep_values())
+@dataclass(frozen=True, slots=True)
+class Field:
+    """How to draw one argument: a value the tool accepts, or anything at all (often a hostile one)."""
+
+    valid: st.SearchStrategy[Any]
+
+    @property
+    def any(self) -> st.SearchStrategy[Any]:
+        return st.one_of(self.valid, self.valid, self.valid, text_or_echo(), wrong_types(), deep_values())
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,14 +255,36 @@ DOMAINS = ("light", "lock", "input_boolean", "input_number", "homeassistant", "s
 SERVICES = ("turn_on", "turn_off", "toggle", "unlock", "lock", "open", "stop", "restart", "reload", "set_value")
 
 
+SECRET_DATA_KEYS: tuple[str, ...] = (
+    "password",
+    "code",
+    "pin",
+    "api_key",
+    "token",
+    "access_token",
+    "client_secret",
+    "passphrase",
+)
+"""Secret-looking keys that are also valid service data field names."""
+
+
 def _service_data() -> st.SearchStrategy[dict[str, Any]]:
-    plain = st.dictionaries(
-        st.one_of(st.sampled_from(["brightness", "message", "code", "value", "entity_id", "target"]), st.text()),
-        st.one_of(json_values(), text_or_echo()),
-        max_size=4,
-    )
-    merged = st.tuples(plain, secret_entries()).map(lambda p: {**p[0], **p[1]})
-    return st.one_of(plain, merged, secret_entries(), st.builds(lambda v: {"nested": v}, deep_values()))
+    """Service data a call may carry: free text (hostile too), numbers, and secrets under secret-looking keys."""
+    values = st.one_of(st.integers(-1, 300), st.booleans(), text_or_echo(), st.lists(st.integers(0, 255), max_size=3))
+    plain = st.dictionaries(st.sampled_from(["brightness", "message", "value", "color_name", "title"]), values)
+    secrets = st.dictionaries(st.sampled_from(SECRET_DATA_KEYS), arg_secret(), min_size=1, max_size=3)
+    return st.one_of(plain, st.tuples(plain, secrets).map(lambda p: {**p[0], **p[1]}), secrets)
+
+
+def _hostile_service_data() -> st.SearchStrategy[dict[str, Any]]:
+    """Service data a call may not carry: targets inside it, bad field names, deep nesting, any JSON."""
+    keys = st.one_of(st.sampled_from(["entity_id", "target", "Brightness", "domain"]), st.text(max_size=12))
+    plain = st.dictionaries(keys, st.one_of(json_values(), text_or_echo()), max_size=4)
+    return st.one_of(plain, secret_entries(), st.builds(_nested, deep_values()))
+
+
+def _nested(value: Any) -> dict[str, Any]:
+    return {"nested": value}
 
 
 def _request_id() -> st.SearchStrategy[Any]:
@@ -259,31 +292,37 @@ def _request_id() -> st.SearchStrategy[Any]:
     return st.one_of(picked, picked, st.from_regex(r"[a-z0-9]{8,64}", fullmatch=True), st.text(max_size=70))
 
 
-def agent_fields(lab: Lab) -> dict[str, st.SearchStrategy[Any]]:
-    """A strategy for every argument any agent tool takes."""
+def agent_fields(lab: Lab) -> dict[str, Field]:
+    """How to draw every argument any agent tool takes."""
     entity = st.sampled_from(lab.entities)
     return {
-        "all": field(st.booleans()),
-        "container": field(st.sampled_from(lab.containers)),
-        "tail": field(st.integers(-5, 1_100)),
-        "domain": field(st.sampled_from(DOMAINS)),
-        "service": field(st.sampled_from(SERVICES)),
-        "entity_id": field(st.one_of(entity, st.lists(entity, min_size=1, max_size=25))),
-        "data": field(_service_data()),
-        "request_id": field(_request_id()),
+        "all": Field(st.booleans()),
+        "container": Field(st.sampled_from(lab.containers)),
+        "tail": Field(st.integers(1, 1_000)),
+        "domain": Field(st.sampled_from(DOMAINS)),
+        "service": Field(st.sampled_from(SERVICES)),
+        "entity_id": Field(st.one_of(entity, st.lists(entity, min_size=1, max_size=4, unique=True))),
+        "data": Field(st.one_of(_service_data(), _service_data(), _hostile_service_data())),
+        "request_id": Field(_request_id()),
     }
 
 
-def _arguments(names: list[str], fields: dict[str, st.SearchStrategy[Any]]) -> st.SearchStrategy[dict[str, Any]]:
-    """Some of a tool's own arguments, sometimes with unknown ones (secret-looking among them)."""
-    own = st.fixed_dictionaries({}, optional={name: fields[name] for name in names})
+def _arguments(names: list[str], required: set[str], fields: dict[str, Field]) -> st.SearchStrategy[dict[str, Any]]:
+    """A tool's arguments: as the tool takes them (about half the time), or some of them, each possibly wrong, with
+    unknown ones besides (secret-looking among them)."""
+    valid = st.fixed_dictionaries(
+        {name: fields[name].valid for name in names if name in required},
+        optional={name: fields[name].valid for name in names if name not in required},
+    )
+    own = st.fixed_dictionaries({}, optional={name: fields[name].any for name in names})
+    nothing: dict[str, Any] = {}
     extra = st.one_of(
-        st.just({}),
-        st.just({}),
+        st.just(nothing),
         secret_entries(),
         st.dictionaries(st.one_of(st.text(max_size=20), st.sampled_from(HOSTILE)), json_values(), max_size=3),
     )
-    return st.tuples(own, extra).map(lambda p: {**p[1], **p[0]})
+    noisy = st.tuples(own, extra).map(lambda p: {**p[1], **p[0]})
+    return st.one_of(valid, noisy)
 
 
 NOT_TOOLS = (
@@ -303,44 +342,53 @@ def agent_calls(lab: Lab) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     """(tool name, arguments) for the agent server: every tool, and names that are not tools."""
     fields = agent_fields(lab)
     per_tool = [
-        st.tuples(st.just(name), _arguments(list(spec.args.model_fields), fields)) for name, spec in TOOLS.items()
+        st.tuples(st.just(name), _arguments(list(spec.args.model_fields), _required(spec.args), fields))
+        for name, spec in TOOLS.items()
     ]
     names = st.one_of(st.sampled_from(NOT_TOOLS), text_or_echo())
-    others = st.tuples(names, _arguments(sorted(fields), fields))
+    others = st.tuples(names, _arguments(sorted(fields), set(), fields))
     return st.one_of(*per_tool, others)
 
 
 OPERATOR_STATUSES = ("pending", "all", "approved", "denied", "succeeded", "failed", "expired", "executing")
 
 
-def operator_fields() -> dict[str, st.SearchStrategy[Any]]:
+def operator_fields() -> dict[str, Field]:
     text = text_or_echo()
     return {
-        "status": field(st.sampled_from(OPERATOR_STATUSES)),
-        "limit": field(st.integers(-2, 1_100)),
-        "request_id": field(_request_id()),
-        "note": field(text),
-        "reason": field(text),
-        "agent": field(st.sampled_from(["openclaw", "reader", "alice", "nobody"])),
-        "since": field(st.sampled_from(["2026-01-01", "2026-01-01T00:00:00+02:00", "9999-12-31", "0", "yesterday"])),
+        "status": Field(st.sampled_from(OPERATOR_STATUSES)),
+        "limit": Field(st.integers(1, 500)),
+        "request_id": Field(_request_id()),
+        "note": Field(text),
+        "reason": Field(text),
+        "agent": Field(st.sampled_from(["openclaw", "reader", "alice", "nobody"])),
+        "since": Field(st.sampled_from(["2026-01-01", "2026-01-01T00:00:00+02:00", "9999-12-31", "0", "yesterday"])),
     }
 
 
 OPERATOR_TOOLS = {
-    "list_requests": ["status", "limit"],
-    "explain_request": ["request_id"],
-    "approve_request": ["request_id", "note"],
-    "deny_request": ["request_id", "reason"],
-    "query_audit": ["request_id", "agent", "since", "limit"],
-    "agent_overview": ["agent"],
+    "list_requests": (["status", "limit"], set[str]()),
+    "explain_request": (["request_id"], {"request_id"}),
+    "approve_request": (["request_id", "note"], {"request_id"}),
+    "deny_request": (["request_id", "reason"], {"request_id", "reason"}),
+    "query_audit": (["request_id", "agent", "since", "limit"], set[str]()),
+    "agent_overview": (["agent"], set[str]()),
 }
-"""The operator server's tools and their arguments (a test checks this against the server's own list)."""
+"""The operator server's tools: their arguments, and which are required (a test checks the names against the
+server's own list)."""
 
 
 def operator_calls() -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
     fields = operator_fields()
-    per_tool = [st.tuples(st.just(name), _arguments(args, fields)) for name, args in OPERATOR_TOOLS.items()]
+    per_tool = [
+        st.tuples(st.just(name), _arguments(args, required, fields))
+        for name, (args, required) in OPERATOR_TOOLS.items()
+    ]
     names = st.one_of(
         st.sampled_from(["docker_restart_container", "approve", "", "approve_request\x00"]), text_or_echo()
     )
-    return st.one_of(*per_tool, *per_tool, st.tuples(names, _arguments(sorted(fields), fields)))
+    return st.one_of(*per_tool, *per_tool, st.tuples(names, _arguments(sorted(fields), set(), fields)))
+
+
+def _required(model: type[BaseModel]) -> set[str]:
+    return {name for name, info in model.model_fields.items() if info.is_required()}

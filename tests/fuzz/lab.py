@@ -127,7 +127,8 @@ class FuzzLab:
 
     def process_env(self) -> dict[str, str]:
         """The environment of an ArgoBox process started by a test: PATH and the lab's secrets, nothing else."""
-        return {"PATH": os.environ["PATH"], "HOME": str(self.config.parent), **self.env}
+        secrets = {k: v for k, v in self.env.items() if k != "ARGOBOX_OPERATOR_TOKEN"}  # an agent's server has none
+        return {"PATH": os.environ["PATH"], "HOME": str(self.config.parent), **secrets}
 
     def check_untouched(self, surface: str) -> None:
         """Report a finding for any seeded secret in the store's files or in the audit export, any change to a
@@ -162,16 +163,9 @@ class FuzzLab:
         filters = [arg for cid in self.containers.values() for arg in ("--filter", f"container={cid}")]
         listed = subprocess.run(
             [
-                "docker",
-                "-H",
-                self.docker_url,
-                "events",
-                "--since",
-                f"{self.started:.6f}",
-                "--until",
-                f"{time.time():.6f}",
-            ]
-            + [*filters, "--format", "{{.Action}} of {{.Actor.Attributes.name}}"],
+                *("docker", "-H", self.docker_url, "events", "--since", f"{self.started:.6f}"),
+                *("--until", f"{time.time():.6f}", *filters, "--format", "{{.Action}} of {{.Actor.Attributes.name}}"),
+            ],
             capture_output=True,
             text=True,
             timeout=CLI_TIMEOUT_S,
@@ -201,8 +195,9 @@ def stored_bytes(path: Path) -> bytes:
 
 def read_states(url: str, token: str) -> dict[str, tuple[str, str, str]]:
     """Every entity's state and when it last changed or updated, as Home Assistant reports them."""
-    request = urllib.request.Request(f"{url}/api/states", headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - a loopback URL the fixture gives
+    headers = {"Authorization": f"Bearer {token}"}
+    request = urllib.request.Request(f"{url}/api/states", headers=headers)  # noqa: S310 - the fixture's loopback URL
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - the same
         states: list[dict[str, Any]] = json.load(response)
     return {s["entity_id"]: (s["state"], s["last_changed"], s["last_updated"]) for s in states}
 
@@ -244,7 +239,7 @@ def make_containers(client: docker.DockerClient, session: str, seeded: dict[str,
 async def wait_for_logs(client: docker.DockerClient, container: str, marker: bytes) -> None:
     """Until the container has printed `marker` (bounded)."""
     with anyio.fail_after(15):
-        while marker not in client.containers.get(container).logs():
+        while marker not in client.containers.get(container).logs():  # noqa: ASYNC110 - the engine has no event
             await anyio.sleep(0.05)
 
 

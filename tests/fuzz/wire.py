@@ -8,7 +8,7 @@ sentinel's, and a server that stops answering shows as a sentinel that never com
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +93,7 @@ def _loads(line: bytes) -> Any:
 
 
 @asynccontextmanager
-async def stdio_wire(lab: FuzzLab) -> AsyncIterator[StdioWire]:
+async def stdio_wire(lab: FuzzLab) -> AsyncGenerator[StdioWire]:
     """The stdio server of agent openclaw, initialized; stopped by closing its stdin (then killed if need be)."""
     log = lab.config.parent / "stdio-server.log"
     with log.open("ab") as errors:
