@@ -34,6 +34,7 @@ from mcp import types
 
 from argobox.server.app import open_app
 from argobox.server.config.model import load_config
+from argobox.server.mediation.agent_calls import call_tool as mediate
 from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.mediation.tools import TOOLS
 from argobox.server.transport.agent import build_agent_server
@@ -256,6 +257,10 @@ def test_every_operator_tool_survives_hostile_arguments(in_memory: InMemory, lab
     reads = st.sampled_from([PENDING_URI, PENDING_URI + "/x", "argobox://requests/all", "file:///etc/passwd", "\x1b"])
     calls = st.one_of(operator_calls(), operator_calls(), reads.map(lambda uri: ("@read", {"uri": uri})))
     answered: dict[str, set[bool]] = defaultdict(set)
+    for target in ("lock.front_door", "light.kitchen", "input_boolean.guest_mode"):  # requests of its own to decide
+        queued = in_memory.portal.call(mediate, app, "openclaw", "ha_call_service", {**LOCK, "entity_id": target})
+        assert queued.request_id is not None, queued
+        lab.pools.request_ids.append(queued.request_id)
     alice, impostor = OperatorClaim("alice", token=lab.operator_token), OperatorClaim("alice", token="not-it")
     with ExitStack() as stack:
         clients = {
@@ -278,8 +283,8 @@ def test_every_operator_tool_survives_hostile_arguments(in_memory: InMemory, lab
 
         who = st.sampled_from(["alice"] * 4 + ["impostor"])
         run_examples(st.tuples(who, calls), OPERATOR_INPUTS, one, OPERATOR_SEEDS)
-        final = in_memory.portal.call(call, clients["alice"], "list_requests", {"status": "all", "limit": 5})
-    assert final.structured is not None and len(final.structured["requests"]) == 5, final.text
+        final = in_memory.portal.call(call, clients["alice"], "list_requests", {"status": "all", "limit": 3})
+    assert final.structured is not None and len(final.structured["requests"]) == 3, final.text
     in_memory.check_logs(oracle, surface)
     lab.check_untouched(surface)
     assert oracle.inputs[surface] >= OPERATOR_INPUTS
