@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install bench clean
+.PHONY: demo test install bench figures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,11 @@ test: install
 
 bench: install
 	bash -c 'eval "$$(bash scripts/docker-engine.sh start)"; $(PY) bench/bench_read_call.py && $(PY) bench/bench_http.py'
+
+# The figures of docs/security.md and the README (crash points, executions, inputs, leaks), from the tests that report
+# them, run against the real backends.
+figures: install
+	$(PY) scripts/reliability.py --write
 
 clean:
 	rm -rf $(VENV) .state

@@ -191,6 +191,7 @@ build_image() {
     wheels="$(wheelhouse)"
     mkdir -p "$STATE_ROOT/container-image"
     server_log="$STATE_ROOT/container-image/wheel-server.log"
+    : >"$server_log" # exists before the server's own redirect does: sed below must not race it
     python3 -u -m http.server --bind 127.0.0.1 --directory "$wheels" 0 >"$server_log" 2>&1 &
     server_pid=$!
     # shellcheck disable=SC2064 # expand the pid now

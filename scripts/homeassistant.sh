@@ -191,6 +191,13 @@ light:
           target:
             entity_id: input_boolean.kitchen_light_power
 
+# A push target that stands in for the companion app's notify.mobile_app_<device>: Home Assistant receives
+# ArgoBox's pushes as real service calls (announced on its event bus) and appends each message to a file.
+notify:
+  - platform: file
+    name: mobile_app_phone
+    filename: phone-notifications.txt
+
 lock:
   - platform: template
     name: Front door

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Run the whole test suite against real backends: a private Docker engine and an offline Home Assistant.
+# Run the whole test suite against real backends: a private Docker engine, an offline Home Assistant and a private sshd.
 # Starts the backends that are not already running, and stops (only) those it started. Extra arguments go to pytest.
 set -euo pipefail
 
@@ -16,7 +16,8 @@ cleanup() {
 }
 trap cleanup EXIT
 
-for backend in docker-engine homeassistant; do
+# sshd after the Docker engine: its sessions point DOCKER_HOST at that engine's socket.
+for backend in docker-engine homeassistant sshd; do
     if ! bash "scripts/$backend.sh" status >/dev/null 2>&1; then
         started+=("$backend")
     fi
@@ -24,6 +25,15 @@ for backend in docker-engine homeassistant; do
     eval "$exports"
 done
 export ARGOBOX_TEST_DOCKER_HOST ARGOBOX_TEST_HA_URL ARGOBOX_TEST_HA_TOKEN_FILE
+export ARGOBOX_TEST_SSH_HOST ARGOBOX_TEST_SSH_PORT ARGOBOX_TEST_SSH_USER ARGOBOX_TEST_SSH_KEY ARGOBOX_TEST_SSH_KNOWN_HOSTS
+
+# Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no browser of its own).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing chromium with apt-get for the console's browser tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
+        || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2; } \
+        || echo "test.sh: chromium could not be installed; the browser tests will be skipped (they fail in CI)" >&2
+fi
 
 # MCP Inspector and the conformance suite (pinned, cached) for the interoperability tests.
 if exports="$(bash scripts/node-tools.sh install)"; then
@@ -39,6 +49,14 @@ if exports="$(bash scripts/hermes.sh install)"; then
     export ARGOBOX_HERMES
 else
     echo "test.sh: Hermes Agent could not be installed; the Hermes tests will be skipped (they fail in CI)" >&2
+fi
+
+# OpenClaw and the Node 24 it needs (pinned, cached) for the OpenClaw end-to-end tests.
+if exports="$(bash scripts/openclaw.sh install)"; then
+    eval "$exports"
+    export ARGOBOX_OPENCLAW
+else
+    echo "test.sh: OpenClaw could not be installed; the OpenClaw tests will be skipped (they fail in CI)" >&2
 fi
 
 set +e

@@ -11,7 +11,7 @@ import anyio
 import pytest
 from mcp import types
 
-pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant"]
+pytest_plugins = ["tests.fixtures_docker", "tests.fixtures_homeassistant", "tests.fixtures_sshd"]
 
 BASE_CONFIG = """\
 [storage]

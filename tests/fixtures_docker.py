@@ -100,7 +100,7 @@ def docker_client(docker_base_url: str, docker_session_id: str) -> Iterator[dock
 def make_container(docker_client: docker.DockerClient, docker_session_id: str) -> Iterator[MakeContainer]:
     """Factory creating (and by default starting) throw-away busybox containers, all removed at teardown.
 
-    `make_container(name_prefix="t", start=True, env=None, labels=None, command=None, **create_kwargs)`:
+    `make_container(name_prefix="t", start=True, env=None, labels=None, command=None, name=None, **create_kwargs)`:
     the default command idles and exits 0 on SIGTERM; extra keyword arguments go to `containers.create`.
     """
     created: list[Container] = []
@@ -111,12 +111,13 @@ def make_container(docker_client: docker.DockerClient, docker_session_id: str) -
         env: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         command: list[str] | str | None = None,
+        name: str | None = None,
         **create_kwargs: Any,
     ) -> Container:
         container = docker_client.containers.create(
             TEST_IMAGE,
             command=command if command is not None else IDLE_COMMAND,
-            name=f"argobox-{name_prefix}-{secrets.token_hex(4)}",
+            name=name or f"argobox-{name_prefix}-{secrets.token_hex(4)}",
             network_mode="none",
             environment=env or {},
             labels={**(labels or {}), TEST_LABEL: "1", SESSION_LABEL: docker_session_id},

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,12 +99,15 @@ class Daemon:
 
 
 @asynccontextmanager
-async def http_daemon(config: Path, *args: str, listen: str = "127.0.0.1:0") -> AsyncIterator[Daemon]:
-    """Start `argobox serve --http` for `config`; stop it with SIGTERM (then SIGKILL) whatever happens."""
+async def http_daemon(
+    config: Path, *args: str, listen: str = "127.0.0.1:0", prefix: Sequence[str] = ()
+) -> AsyncIterator[Daemon]:
+    """Start `argobox serve --http` for `config` (run through `prefix`, if given, e.g. a command that lowers a
+    limit and then execs it); stop it with SIGTERM (then SIGKILL) whatever happens."""
     log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(ARGOBOX), "--config", str(config), "serve", "--http", listen, *args],
+            [*prefix, str(ARGOBOX), "--config", str(config), "serve", "--http", listen, *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,

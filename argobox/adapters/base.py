@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, Protocol, Self
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol, Self
 
 from pydantic import BaseModel, ConfigDict, PrivateAttr
+
+if TYPE_CHECKING:
+    from argobox.adapters.commands import CommandRunner
 
 REDACTED = "<redacted>"
 """What every secret is replaced with, wherever it would have shown."""
@@ -249,8 +252,9 @@ class HomeAutomation(Protocol):
         targets were read carries them in `detail["before"]`."""
         ...
 
-    async def notify(self, service: str, *, title: str, message: str) -> None:
-        """Send a push through a `notify.*` service (the operator's phone); sent once, never retried here."""
+    async def notify(self, service: str, *, title: str, message: str, data: Mapping[str, Any] | None = None) -> None:
+        """Send a push through a `notify.*` service (the operator's phone); sent once, never retried here. `data` is
+        the service's `data` field (the companion app's `tag`, `actions`, ...), left out when None."""
         ...
 
     async def aclose(self) -> None: ...
@@ -284,6 +288,10 @@ class Backends:
 
     docker: ContainerRuntime
     homeassistant: HomeAutomation | None = None
+    commands: CommandRunner | None = None
+    """Runs runbook commands on the built-in `local` host and the configured `[hosts.NAME]`."""
+    docker_hosts: Mapping[str, ContainerRuntime] = field(default_factory=dict[str, ContainerRuntime])
+    """The engines of `[docker.hosts.NAME]`, beside `docker` (the default host, `[docker] base_url`)."""
 
     def home(self) -> HomeAutomation:
         """The Home Assistant backend; raises BackendUnavailable when the configuration has none."""
@@ -292,3 +300,19 @@ class Backends:
                 "Home Assistant is not configured here; the operator must add a [homeassistant] section."
             )
         return self.homeassistant
+
+    def engine(self, host: str | None) -> ContainerRuntime:
+        """The Docker engine named `host` (None or "default": the one of `[docker] base_url`)."""
+        if host is None or host == "default":
+            return self.docker
+        engine = self.docker_hosts.get(host)
+        if engine is None:
+            known = ", ".join(["default", *sorted(self.docker_hosts)])
+            raise TargetNotFound(f"No Docker host named {host!r} (configured: {known}).")
+        return engine
+
+    def runner(self) -> CommandRunner:
+        """The runbook command runner; raises BackendUnavailable when this process has none."""
+        if self.commands is None:
+            raise BackendUnavailable("runbooks cannot run here: this ArgoBox process has no command runner.")
+        return self.commands

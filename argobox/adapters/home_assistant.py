@@ -157,11 +157,12 @@ class HomeAssistant:
 
         return await anyio.to_thread.run_sync(lambda: call(self._get_client()))
 
-    async def notify(self, service: str, *, title: str, message: str) -> None:
+    async def notify(self, service: str, *, title: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         domain, _, name = service.partition(".")
+        extra = {"data": dict(data)} if data is not None else {}
 
         def call(client: Client) -> None:
-            client.trigger_service(domain, name, title=title, message=message)
+            client.trigger_service(domain, name, title=title, message=message, **extra)
 
         await self._run(f"send a notification through {service}", call)
 

@@ -368,9 +368,10 @@ class SimulatedHome:
             domain=domain, service=service, entity_ids=list(entity_ids), before=before, after=after
         )
 
-    async def notify(self, service: str, *, title: str, message: str) -> None:
+    async def notify(self, service: str, *, title: str, message: str, data: Mapping[str, Any] | None = None) -> None:
         """Append the notification to `<home file>.notifications.jsonl`, where the demo and tests can read it."""
-        line = json.dumps({"service": service, "title": title, "message": message, "at": self._clock()})
+        sent = {"service": service, "title": title, "message": message, "at": self._clock()}
+        line = json.dumps(sent | ({"data": dict(data)} if data is not None else {}))
         try:
             with open(self._path.with_name(self._path.name + ".notifications.jsonl"), "a") as out:
                 out.write(line + "\n")

@@ -1,14 +1,16 @@
 """The one reviewed table of what every agent tool is: its classification and the arguments that name its target.
 
 A tool that is not in this table does not exist for policy: it can never be granted, and a call to it is denied.
-Adding a row here is a security decision; review it as one.
+Adding a row here is a security decision; review it as one. The runbooks a configuration declares join the table
+for that configuration only (`with_tools`), each classified by its own `kind`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 
 
 class Backend(StrEnum):
@@ -16,6 +18,8 @@ class Backend(StrEnum):
 
     DOCKER = "docker"
     HOMEASSISTANT = "homeassistant"
+    RUNBOOKS = "runbooks"
+    """Tools made from the configured `[runbooks.NAME]` (see `with_tools`)."""
 
 
 class Classification(StrEnum):
@@ -38,10 +42,21 @@ class ToolClass:
     """How the operator reads a call, with `{arg}` placeholders, e.g. "restart container {container}". A value is
     shown quoted (`'jellyfin'`); `{arg:bare}` shows it as is, for values validated to plain identifiers."""
     backend: Backend = Backend.DOCKER
+    defaulted_args: tuple[tuple[str, str], ...] = ()
+    """Arguments a call may leave out, with the value it then stands for (the Docker `host`: "default"). Rules may
+    constrain them, and a call is decided as if it carried that value."""
 
     @property
     def constrainable_args(self) -> tuple[str, ...]:
-        return self.target_args + self.filter_args
+        return self.target_args + self.filter_args + tuple(name for name, _ in self.defaulted_args)
+
+    def with_defaults(self, args: Mapping[str, object]) -> dict[str, object]:
+        """`args` with every defaulted argument the call left out (or passed as null) set to its value."""
+        filled = dict(args)
+        for name, value in self.defaulted_args:
+            if filled.get(name) is None:
+                filled[name] = value
+        return filled
 
 
 def _read(
@@ -59,13 +74,24 @@ def _read(
         filter_args=filters,
         description=description,
         backend=backend,
+        defaulted_args=ON_DOCKER_HOST if backend is Backend.DOCKER and target else (),
     )
 
 
 def _mutate(name: str, description: str, *, target: tuple[str, ...], backend: Backend = Backend.DOCKER) -> ToolClass:
     return ToolClass(
-        name=name, classification=Classification.MUTATE, target_args=target, description=description, backend=backend
+        name=name,
+        classification=Classification.MUTATE,
+        target_args=target,
+        description=description,
+        backend=backend,
+        defaulted_args=ON_DOCKER_HOST if backend is Backend.DOCKER else (),
     )
+
+
+DEFAULT_DOCKER_HOST = "default"
+"""The engine of `[docker] base_url`; `[docker.hosts.NAME]` adds others, which container tools reach with `host`."""
+ON_DOCKER_HOST = (("host", DEFAULT_DOCKER_HOST),)
 
 
 HA = Backend.HOMEASSISTANT
@@ -74,7 +100,7 @@ HA = Backend.HOMEASSISTANT
 CATALOG: dict[str, ToolClass] = {
     tool.name: tool
     for tool in (
-        _read("docker_list_containers", "list containers", filters=("container",)),
+        _read("docker_list_containers", "list containers", filters=("container", "host")),
         _read("docker_inspect_container", "inspect container {container}", target=("container",)),
         _read("docker_container_logs", "read the logs of container {container}", target=("container",)),
         _mutate("docker_start_container", "start container {container}", target=("container",)),
@@ -115,19 +141,33 @@ class _Shown:
         return repr(self.value)
 
 
-def describe_call(tool: str, args: dict[str, object]) -> str:
+def describe_call(tool: str, args: dict[str, object], catalog: Mapping[str, ToolClass] = CATALOG) -> str:
     """The call in words, e.g. "restart container 'jellyfin'"; unknown tools are shown by name."""
-    known = CATALOG.get(tool)
+    known = catalog.get(tool)
     if known is None:
         return tool
     shown = {name: _Shown(value) for name, value in args.items()}
     try:
-        return known.description.format_map(shown)
+        text = known.description.format_map(shown)
     except (KeyError, ValueError):
-        return known.description
+        text = known.description
+    for name, default in known.defaulted_args:  # e.g. " on host 'nas'" when not the default Docker host
+        if args.get(name) not in (None, default):
+            text += f" on {name} {_Shown(args[name]):}"
+    return text
 
 
-def tools_for(backends: Iterable[Backend]) -> frozenset[str]:
+def tools_for(backends: Iterable[Backend], catalog: Mapping[str, ToolClass] = CATALOG) -> frozenset[str]:
     """The catalog tools that exist when exactly `backends` are configured."""
     wanted = set(backends)
-    return frozenset(name for name, tool in CATALOG.items() if tool.backend in wanted)
+    return frozenset(name for name, tool in catalog.items() if tool.backend in wanted)
+
+
+def with_tools(extra: Iterable[ToolClass]) -> Mapping[str, ToolClass]:
+    """The reviewed table plus tools a configuration declares (runbooks), which can never replace a row of it."""
+    catalog = dict(CATALOG)
+    for tool in extra:
+        if tool.name in catalog or tool.name in BUILTIN_TOOLS:
+            raise ValueError(f"{tool.name!r} is already a tool")
+        catalog[tool.name] = tool
+    return MappingProxyType(catalog)

@@ -71,6 +71,8 @@ class Grant:
     available: frozenset[str] | None = None
     """The catalog tools that exist in this deployment (those whose backend is configured); None means all.
     A tool outside it is invisible and denied whatever the rules say."""
+    catalog: Mapping[str, ToolClass] = field(default_factory=lambda: CATALOG)
+    """The classification table in force: the reviewed CATALOG plus the configuration's runbooks (`with_tools`)."""
 
     @cached_property
     def visible(self) -> frozenset[str]:
@@ -82,7 +84,7 @@ class Grant:
 
     def exists(self, tool: str) -> bool:
         """Whether `tool` is a catalog tool available in this deployment."""
-        return tool in CATALOG and (self.available is None or tool in self.available)
+        return tool in self.catalog and (self.available is None or tool in self.available)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -140,7 +142,8 @@ def _value_matches(value: Any, globs: Sequence[str]) -> bool:
     values: list[Any] = list(value) if isinstance(value, list | tuple) else [value]  # pyright: ignore[reportUnknownArgumentType]
     if not values:
         return False
-    return all(isinstance(v, str) and any(fnmatchcase(v, g) for g in globs) for v in values)
+    texts = [str(v) if type(v) is int else v for v in values]  # an integer param is matched as its decimal text
+    return all(isinstance(t, str) and any(fnmatchcase(t, g) for g in globs) for t in texts)
 
 
 def _first_mismatch(rule: Rule, tool: ToolClass, args: Mapping[str, Any]) -> str | None:
@@ -160,6 +163,8 @@ def _first_mismatch(rule: Rule, tool: ToolClass, args: Mapping[str, Any]) -> str
 
 
 def _constrains_targets(rule: Rule, tool: ToolClass) -> bool:
+    if not tool.target_args:  # a tool without arguments (a runbook without params): the rule must name it exactly
+        return tool.name in rule.tools
     return all(name in rule.args and not any(is_match_all(g) for g in rule.args[name]) for name in tool.target_args)
 
 
@@ -182,9 +187,11 @@ def _describe(value: Any) -> str:
 
 def decide(grant: Grant, tool_name: str, args: Mapping[str, Any]) -> Decision:
     """Decide one call of `tool_name` with validated `args` under `grant`."""
-    tool = CATALOG.get(tool_name)
+    tool = grant.catalog.get(tool_name)
     if tool is None:
         return Decision(effect=Effect.DENY, reason=f"{tool_name} is not a classified tool")
+    if tool.defaulted_args:
+        args = tool.with_defaults(args)
     if not grant.exists(tool_name):
         return Decision(
             effect=Effect.DENY, reason=f"{tool_name} is not available here ({tool.backend} is not configured)"
@@ -271,7 +278,7 @@ def visible_tools(grant: Grant) -> list[str]:
     """The tools the agent sees in `tools/list`, sorted: built-ins plus every catalog tool some allow or approve
     rule names, minus those a deny rule without argument constraints refuses outright."""
     names: set[str] = set(BUILTIN_TOOLS)
-    for tool in CATALOG:
+    for tool in grant.catalog:
         if not grant.exists(tool):
             continue
         rules = [r for r in grant.rules if _tool_matches(r, tool)]
@@ -288,7 +295,9 @@ def check_grant(grant: Grant) -> list[str]:
     for index, rule in enumerate(grant.rules):
         ref = grant.rule_ref(index)
         problems += _tool_pattern_problems(grant, rule, ref)
-        tools = [CATALOG[name] for name in sorted(CATALOG) if grant.exists(name) and _tool_matches(rule, name)]
+        tools = [
+            grant.catalog[name] for name in sorted(grant.catalog) if grant.exists(name) and _tool_matches(rule, name)
+        ]
         for name in rule.args:
             lacking = [tool.name for tool in tools if name not in tool.constrainable_args]
             if lacking:
@@ -297,6 +306,12 @@ def check_grant(grant: Grant) -> list[str]:
             continue
         for tool in tools:
             if tool.classification is Classification.MUTATE and not _constrains_targets(rule, tool):
+                if not tool.target_args:
+                    problems.append(
+                        f'{ref}: effect = "allow" would pre-approve the mutating tool {tool.name} through a glob; '
+                        f'name {tool.name} exactly in tools, or use effect = "approve"'
+                    )
+                    continue
                 targets = ", ".join(tool.target_args)
                 problems.append(
                     f'{ref}: effect = "allow" would let the mutating tool {tool.name} run without approval on any '
@@ -318,14 +333,14 @@ def check_grant(grant: Grant) -> list[str]:
 def _tool_pattern_problems(grant: Grant, rule: Rule, ref: str) -> list[str]:
     problems: list[str] = []
     for pattern in rule.tools:
-        matching = [name for name in CATALOG if fnmatchcase(name, pattern)]
+        matching = [name for name in grant.catalog if fnmatchcase(name, pattern)]
         if pattern in BUILTIN_TOOLS:
             problems.append(f"{ref}.tools: {pattern!r} is built in and cannot be granted or denied")
         elif not matching:
-            known = ", ".join(sorted(CATALOG))
+            known = ", ".join(sorted(grant.catalog))
             problems.append(f"{ref}.tools: {pattern!r} matches no known tool (known tools: {known})")
         elif not any(grant.exists(name) for name in matching):
-            backends = sorted({CATALOG[name].backend.value for name in matching})
+            backends = sorted({grant.catalog[name].backend.value for name in matching})
             sections = " or ".join(f"[{b}]" for b in backends)
             problems.append(
                 f"{ref}.tools: {pattern!r} names {', '.join(sorted(matching))}, which need a {sections} section; "

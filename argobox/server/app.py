@@ -4,14 +4,18 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from functools import partial
+from typing import Any
 
 from argobox.adapters.base import Backends, ContainerRuntime, HomeAutomation
+from argobox.adapters.commands import CommandRunner, HostCommands, RemoteHost
 from argobox.adapters.simulated import SimulatedHome, SimulatedLab
 from argobox.server.audit import KeyFileError
+from argobox.server.config.hosts import DockerHostConfig, HostConfig
 from argobox.server.config.model import Config, ConfigError, HomeAssistantConfig
 from argobox.server.redact import Redactor
 from argobox.server.store import Clock, Store
@@ -118,6 +122,58 @@ def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
     return HomeAssistant(section.url, token, token_env=section.token_env, timeout=section.timeout_seconds)
 
 
+def build_commands(hosts: Mapping[str, HostConfig], secrets: Sequence[str] = ()) -> CommandRunner:
+    """The runbook runner for the built-in `local` host and every `[hosts.NAME]` (nothing connects until a command);
+    `secrets` are removed from commands' output before it is cut to its limit, as from container logs."""
+    from argobox.adapters.ssh_host import SshHost  # asyncssh is slow to import; only when used
+
+    remotes: dict[str, RemoteHost] = {}
+    for name, host in hosts.items():
+        user, address, port = host.target
+        remotes[name] = SshHost(
+            name,
+            user=user,
+            address=address,
+            port=port,
+            known_hosts=host.known_hosts,
+            key_file=host.key_file,
+            connect_timeout=host.connect_timeout_seconds,
+            secrets=secrets,
+        )
+    return HostCommands(remotes, secrets)
+
+
+def build_docker_hosts(
+    hosts: Mapping[str, DockerHostConfig], secrets: Iterable[str] = ()
+) -> dict[str, ContainerRuntime]:
+    """An engine per `[docker.hosts.NAME]` (nothing connects until first use); like the default engine, each removes
+    `secrets` from the log lines it returns."""
+    if not hosts:
+        return {}
+    from argobox.adapters.docker_hosts import RemoteDockerEngine, ssh_client, tls_client  # slow imports: when used
+
+    engines: dict[str, ContainerRuntime] = {}
+    for name, host in hosts.items():
+        connect: Any
+        if host.tls is not None:
+            tls = host.tls
+            connect = partial(
+                tls_client, host.base_url, ca=tls.ca, cert=tls.cert, key=tls.key, timeout=host.timeout_seconds
+            )
+        else:
+            connect = partial(
+                ssh_client,
+                host.base_url,
+                known_hosts=host.known_hosts,
+                key_file=host.key_file,
+                timeout=host.timeout_seconds,
+            )
+        engines[name] = RemoteDockerEngine(
+            name, host.base_url, timeout=host.timeout_seconds, connect=connect, secrets=secrets
+        )
+    return engines
+
+
 @asynccontextmanager
 async def open_app(
     config: Config,
@@ -139,8 +195,13 @@ async def open_app(
         if config.homeassistant is not None:
             home = homeassistant if homeassistant is not None else build_homeassistant(config.homeassistant)
             stack.push_async_callback(home.aclose)
+        commands = build_commands(config.hosts, redactor.secrets)
+        stack.push_async_callback(commands.aclose)
+        docker_hosts = build_docker_hosts(config.docker.hosts, redactor.secrets)
+        for engine in docker_hosts.values():
+            stack.push_async_callback(engine.aclose)
         store = await stack.enter_async_context(open_store(config, clock=clock, redactor=redactor))
         await store.recover_interrupted()
         await store.expire_due()
-        backends = Backends(docker=runtime, homeassistant=home)
+        backends = Backends(docker=runtime, homeassistant=home, commands=commands, docker_hosts=docker_hosts)
         yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -22,6 +23,10 @@ FOLDER_MODE = 0o700
 
 class UnsafeFolder(Exception):
     """Raised when a folder ArgoBox keeps its files in can be written by other users."""
+
+
+class UnsafeFile(Exception):
+    """Raised when a private file ArgoBox reads is a symbolic link, not a regular file, or open to other users."""
 
 
 def create_exclusive(path: Path, mode: int = 0o600, *, flags: int = os.O_WRONLY) -> int:
@@ -54,6 +59,51 @@ def open_private(path: Path, mode: int = 0o600) -> int:
         except FileNotFoundError:
             continue
     raise FileExistsError(f"{str(path)!r} keeps appearing and disappearing; check what else writes that folder")
+
+
+def create_once(path: Path, data: bytes, mode: int = 0o600) -> bool:
+    """Create `path` holding `data`, whole, unless something is already there; whether it was created here.
+
+    `data` is written to a temporary file beside `path` (created exclusively) and synced, then hard-linked into
+    place: a reader never sees it half-written, and the link never replaces what is at `path` nor follows a link
+    there, so when processes race the first one's file stays. Raises OSError."""
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(6)}")
+    with open(create_exclusive(temporary, mode), "wb") as out:
+        try:
+            out.write(data)
+            out.flush()
+            os.fsync(out.fileno())
+            os.link(temporary, path)
+        except FileExistsError:
+            return False
+        finally:
+            temporary.unlink(missing_ok=True)
+    return True
+
+
+def read_private(path: Path, limit: int) -> bytes:
+    """Up to `limit` bytes of the file at `path`, which must be a regular file that only its owner may read or
+    write; opened without following a symbolic link (and without waiting on a planted FIFO).
+
+    Raises FileNotFoundError when nothing is there, UnsafeFile, OSError."""
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise
+    except OSError:
+        if path.is_symlink():
+            raise UnsafeFile(f"{str(path)!r} is a symbolic link; remove it") from None
+        raise
+    with open(fd, "rb") as handle:
+        info = os.fstat(handle.fileno())
+        if not stat.S_ISREG(info.st_mode):
+            raise UnsafeFile(f"{str(path)!r} is not a regular file; remove it")
+        if info.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+            raise UnsafeFile(
+                f"{str(path)!r} can be read or written by other users (mode {stat.S_IMODE(info.st_mode):04o}); "
+                f"run `chmod 600 {path}`, or remove it"
+            )
+        return handle.read(limit)
 
 
 def private_folder(folder: Path) -> None:

@@ -96,7 +96,7 @@ async def test_agent_mutation_is_queued_approved_from_the_cli_and_runs_exactly_o
     assert started_while_pending == before
     assert approved.returncode == 0, approved.stderr
     assert "succeeded: restart container" in approved.stdout
-    assert again.returncode == 1 and "not pending approval" in again.stderr
+    assert again.returncode == 1 and "only a pending request can be approved" in again.stderr
     assert web.attrs["State"]["StartedAt"] != before and web.attrs["State"]["Running"] is True
     assert len(engine_events(docker_client, web, t0, "restart")) == 1
     assert status.structured_content["status"] == "succeeded"

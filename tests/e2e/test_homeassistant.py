@@ -196,7 +196,7 @@ async def test_lock_call_is_queued_previewed_approved_from_the_cli_and_runs_exac
     assert shown.returncode == 0 and "lock.front_door: locked → unlock" in shown.stdout
     assert approved.returncode == 0, approved.stderr
     assert "succeeded: call Home Assistant service lock.unlock on 'lock.front_door'" in approved.stdout
-    assert again.returncode == 1 and "not pending approval" in again.stderr
+    assert again.returncode == 1 and "only a pending request can be approved" in again.stderr
     assert after == "unlocked"
     assert calls_to(calls, "lock", "unlock", LOCK) == 1
     assert status.structured_content["status"] == "succeeded"

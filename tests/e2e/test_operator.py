@@ -69,7 +69,7 @@ async def test_operator_server_lists_explains_and_approves_what_the_agent_asked(
     assert x["preview"]["available"] is True and x["preview"]["state"] == "running"
     assert request_id in resource.contents[0].text  # type: ignore[union-attr]
     assert approved.is_error is False and approved.structured_content["request"]["status"] == "succeeded"  # type: ignore[index]
-    assert again.is_error is True and "not pending approval" in again.content[0].text  # type: ignore[union-attr]
+    assert again.is_error is True and "only a pending request can be approved" in again.content[0].text  # type: ignore[union-attr]
     assert status["status"] == "succeeded" and status["result"]["restart_count"] == 1  # type: ignore[index]
     assert overview["agents"][0]["budget"]["mutations_last_hour"] == 1  # type: ignore[index]
     events = [e["event"] for e in trail["events"]]  # type: ignore[index]

@@ -95,7 +95,7 @@ async def test_show_prints_a_real_entity_state_inert(
     )
     reported = ha_request(ha_url, ha_token, "GET", f"states/{hostile_entity}")["state"]
     assert reported == HOSTILE_STATE  # Home Assistant itself holds the hostile state...
-    assert exact["explanation"]["preview"]["entities"] == {hostile_entity: reported}  # ...and --json shows it exactly
+    assert exact["explanation"]["preview"]["states"] == {hostile_entity: reported}  # ...and --json shows it exactly
 
 
 async def test_watch_all_and_audit_print_an_escape_sequence_tool_name_inert(write_config: WriteConfig) -> None:

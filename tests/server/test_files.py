@@ -9,12 +9,15 @@ from pathlib import Path
 import pytest
 
 from argobox.server.files import (
+    UnsafeFile,
     UnsafeFolder,
     check_folder,
     create_exclusive,
+    create_once,
     create_replacing,
     ensure_private_file,
     open_private,
+    read_private,
 )
 
 
@@ -114,3 +117,35 @@ def test_a_private_folder_passes_quietly(tmp_path: Path, caplog: pytest.LogCaptu
         check_folder(folder)
 
     assert caplog.text == ""
+
+
+def test_a_file_created_once_is_whole_private_and_never_replaced(tmp_path: Path, outside: Path) -> None:
+    path = tmp_path / "key"
+
+    assert create_once(path, b"first") is True
+    assert create_once(path, b"second") is False
+    planted = tmp_path / "planted"
+    planted.symlink_to(outside)
+    assert create_once(planted, b"through") is False
+
+    assert read_private(path, 100) == b"first" and (path.stat().st_mode & 0o777) == 0o600
+    assert not outside.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["elsewhere", "key", "planted"]
+
+
+def test_a_private_read_refuses_links_fifos_and_files_others_may_read(tmp_path: Path, outside: Path) -> None:
+    outside.write_bytes(b"secret")
+    outside.chmod(0o600)
+    link, fifo, shared = tmp_path / "link", tmp_path / "fifo", tmp_path / "shared"
+    link.symlink_to(outside)
+    os.mkfifo(fifo, 0o600)
+    shared.write_bytes(b"x")
+    shared.chmod(0o640)
+
+    with pytest.raises(UnsafeFile, match="is a symbolic link"):
+        read_private(link, 100)
+    with pytest.raises(UnsafeFile, match="is not a regular file"):
+        read_private(fifo, 100)
+    with pytest.raises(UnsafeFile, match="chmod 600"):
+        read_private(shared, 100)
+    with pytest.raises(FileNotFoundError):
+        read_private(tmp_path / "missing", 100)

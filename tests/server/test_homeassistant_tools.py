@@ -170,7 +170,9 @@ async def test_lock_call_is_queued_with_a_preview_and_runs_once_after_approval(c
     assert queued_event.detail["preview"] == {
         "states": {"lock.front_door": "locked"},
         "changes": ["lock.front_door: locked → unlock"],
+        "identity": {"lock.front_door": "locked"},
     }
+    assert record.target == {"lock.front_door": "locked"}
     assert done.status.value == "succeeded"
     assert await state(app, "lock.front_door") == "unlocked"
     assert [e.event for e in events] == ["received", "decision", "queued", "approved", "executing", "succeeded"]
@@ -205,8 +207,27 @@ async def test_entity_gone_before_approval_fails_the_request_and_nothing_runs(cl
     status = structured(await client.call_tool("argobox_request_status", {"request_id": queued["request_id"]}))
 
     assert record.status.value == "failed"
-    assert record.error == "No Home Assistant entity 'lock.front_door'; check the entity id with ha_list_entities."
+    assert record.error is not None and record.error.startswith("the target changed since the request was queued")
+    assert "lock.front_door: 'locked' when it was queued, None now" in record.error
     assert status["status"] == "failed" and status["error"] == record.error
+
+
+async def test_a_sensitive_entity_found_in_another_state_at_approval_fails_and_nothing_runs(
+    client: Client, app: App
+) -> None:
+    queued = structured(await client.call_tool("ha_call_service", call("lock", "unlock", "lock.front_door")))
+    await app.homeassistant.call_service("lock", "unlock", ["lock.front_door"], {})  # type: ignore[union-attr]
+    await app.homeassistant.call_service("lock", "lock", ["lock.front_door"], {})  # type: ignore[union-attr]
+    jammed = await app.homeassistant.call_service("lock", "unlock", ["lock.front_door"], {})  # type: ignore[union-attr]
+
+    record = await operator_actions.approve(app, queued["request_id"], operator=OperatorClaim("alice"), note="")
+    events = await app.store.audit_trail(request_id=record.id)
+
+    assert jammed.after[0].state == "unlocked"
+    assert record.status.value == "failed"
+    assert "lock.front_door: 'locked' when it was queued, 'unlocked' now" in (record.error or "")
+    assert events[-1].detail["target_when_queued"] == {"lock.front_door": "locked"}
+    assert [e.event for e in events][-3:] == ["approved", "executing", "failed"]
 
 
 async def test_rejected_service_data_fails_the_request_and_audits_the_state_before(client: Client, app: App) -> None:

@@ -41,7 +41,8 @@ async def _budgets(app: App, args: argparse.Namespace, cli: Cli) -> int:
     for agent in sorted(app.config.agents):
         limits = app.config.limits_for(agent)
         usage, failures = await app.store.budget(agent, limits)
-        rows.append(budget_json(agent, limits, usage, failures, now=app.clock()))
+        targets = await app.store.target_use(agent, limits)
+        rows.append(budget_json(agent, limits, usage, failures, now=app.clock(), targets=targets))
     await app.store.audit([Event(event="budgets_viewed", actor=cli_actor(None), detail={"agents": len(rows)})])
     if args.json:
         cli.json(rows)
@@ -53,5 +54,7 @@ async def _budgets(app: App, args: argparse.Namespace, cli: Cli) -> int:
 async def _reset(app: App, args: argparse.Namespace, cli: Cli) -> int:
     cleared = await operator_actions.reset_budget(app, args.agent, operator=claim(args))
     until = f", cooldown until {iso(cleared.cooldown_until)} lifted" if cleared.cooldown_until else ""
-    cli.out(f"reset the budget of {args.agent}: failure streak {cleared.streak} cleared{until}")
+    cli.out(
+        f"reset the budget of {args.agent}: failure streak {cleared.streak} cleared{until}; changes per target cleared"
+    )
     return EXIT_OK

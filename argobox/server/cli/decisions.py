@@ -60,7 +60,7 @@ async def _approve(app: App, args: argparse.Namespace, cli: Cli) -> int:
     pending = await app.store.get(args.id)
     if pending is not None and pending.status is RequestStatus.PENDING:
         # Stopping or restarting a container can take a while; say what is happening before it does.
-        summary = request_summary(pending.tool, app.redactor(pending.arguments))
+        summary = request_summary(pending.tool, app.redactor(pending.arguments), catalog=app.config.catalog)
         cli.note(f"argobox: approving {pending.id} ({summary}); executing...")
     record = await operator_actions.approve(app, args.id, operator=operator, note=args.note)
     status = _print_decided(app, args, cli, record)
@@ -77,9 +77,9 @@ async def _deny(app: App, args: argparse.Namespace, cli: Cli) -> int:
 
 def _print_decided(app: App, args: argparse.Namespace, cli: Cli, record: RequestRecord) -> int:
     if args.json:
-        cli.json(request_json(record, app.redactor))
+        cli.json(request_json(record, app.redactor, app.config.catalog))
     else:
-        cli.out(outcome_of(record).message)
+        cli.out(outcome_of(record, app.config.catalog).message)
         if record.result is not None:
             cli.out(json.dumps(app.redactor(record.result), indent=2, sort_keys=True))
     return EXIT_FAILED if record.status is RequestStatus.FAILED else EXIT_OK

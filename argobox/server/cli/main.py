@@ -13,7 +13,21 @@ import sys
 from collections.abc import Sequence
 
 from argobox import __version__
-from argobox.server.cli import audit, budgets, check, decisions, demo, doctor, init, operator, queue, serve, token
+from argobox.server.cli import (
+    audit,
+    budgets,
+    check,
+    console,
+    decisions,
+    demo,
+    doctor,
+    init,
+    listen,
+    operator,
+    queue,
+    serve,
+    token,
+)
 from argobox.server.cli.common import (
     CONFIG_HELP,
     EXIT_INTERRUPTED,
@@ -29,7 +43,7 @@ from argobox.server.cli.common import (
 from argobox.server.config.model import ConfigError
 from argobox.server.store import Refused, StoreError
 
-COMMANDS = (init, doctor, check, serve, operator, token, queue, decisions, audit, budgets, demo)
+COMMANDS = (init, doctor, check, serve, operator, console, listen, token, queue, decisions, audit, budgets, demo)
 """The command groups, each a module that adds its own subcommands (in this order in `argobox --help`)."""
 
 

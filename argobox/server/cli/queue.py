@@ -69,9 +69,9 @@ async def _requests(app: App, args: argparse.Namespace, cli: Cli) -> int:
     status = STATUS_ALIASES.get(args.status) or (RequestStatus(args.status) if args.status else None)
     records = await app.store.list_requests(status=status, agent=args.agent, limit=max(1, args.limit))
     if args.json:
-        cli.json([request_json(r, app.redactor) for r in records])
+        cli.json([request_json(r, app.redactor, app.config.catalog) for r in records])
     else:
-        cli.out(requests_table(records, app.redactor))
+        cli.out(requests_table(records, app.redactor, app.config.catalog))
     return EXIT_OK
 
 
@@ -90,7 +90,8 @@ async def _show(app: App, args: argparse.Namespace, cli: Cli) -> int:
 async def _watch(app: App, args: argparse.Namespace, cli: Cli) -> int:
     """Follow the audit trail: pending requests first, then every new request and decision as it happens."""
     pending = await app.store.list_requests(status=RequestStatus.PENDING)
-    cli.out(requests_table(pending, app.redactor) if pending else "no pending requests", flush=True)
+    shown = requests_table(pending, app.redactor, app.config.catalog) if pending else "no pending requests"
+    cli.out(shown, flush=True)
     head = await app.store.audit_trail(limit=1)
     last = head[-1].seq if head else 0
     summaries: dict[str, str] = {}
@@ -115,5 +116,6 @@ async def _watched(app: App, event: AuditRecord, summaries: dict[str, str]) -> s
         record = await app.store.get(event.request_id)
         if record is None:
             return audit_line(event, app.redactor)
-        summaries[event.request_id] = request_summary(record.tool, app.redactor(record.arguments))
+        arguments = app.redactor(record.arguments)
+        summaries[event.request_id] = request_summary(record.tool, arguments, catalog=app.config.catalog)
     return audit_line(event, app.redactor, summary=summaries[event.request_id])

@@ -9,10 +9,10 @@ start a line or shift a column; `Cli.out` then makes the whole text inert once m
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from argobox.policy.catalog import CATALOG, describe_call
+from argobox.policy.catalog import CATALOG, ToolClass, describe_call
 from argobox.server.redact import Redactor
 from argobox.server.store import AuditRecord, RequestRecord
 from argobox.server.text import inert
@@ -31,13 +31,19 @@ def table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     )
 
 
-def request_summary(tool: str, arguments: dict[str, Any], *, limit: int = MAX_FREE_TEXT) -> str:
+def request_summary(
+    tool: str,
+    arguments: dict[str, Any],
+    *,
+    limit: int = MAX_FREE_TEXT,
+    catalog: Mapping[str, ToolClass] = CATALOG,
+) -> str:
     """One line: the action and its target in full, then the other arguments, cut after `limit` characters.
 
-    `arguments` should be redacted already.
+    `arguments` should be redacted already; `catalog` is the table in force (it knows the configured runbooks).
     """
-    known = CATALOG.get(tool)
-    action = inert(describe_call(tool, arguments))
+    known = catalog.get(tool)
+    action = inert(describe_call(tool, arguments, catalog))
     targets = known.target_args if known is not None else ()
     rest = ", ".join(
         f"{inert(str(name))}={json.dumps(value, sort_keys=True)}"
@@ -50,7 +56,9 @@ def request_summary(tool: str, arguments: dict[str, Any], *, limit: int = MAX_FR
     return f"{action}; {shown}"
 
 
-def requests_table(records: Sequence[RequestRecord], redact: Redactor) -> str:
+def requests_table(
+    records: Sequence[RequestRecord], redact: Redactor, catalog: Mapping[str, ToolClass] = CATALOG
+) -> str:
     if not records:
         return "no requests"
     rows = [
@@ -60,7 +68,7 @@ def requests_table(records: Sequence[RequestRecord], redact: Redactor) -> str:
             inert(r.agent),
             iso(r.created_at) or "-",
             iso(r.expires_at) or "-",
-            request_summary(r.tool, redact(r.arguments)),
+            request_summary(r.tool, redact(r.arguments), catalog=catalog),
         )
         for r in records
     ]
@@ -104,7 +112,15 @@ def budgets_table(rows: Sequence[dict[str, Any]]) -> str:
             f"{r['pending']}/{r['max_pending']}",
             f"{r['failure_streak']}/{r['failures_to_cooldown']}",
             str(r["cooldown_until"] or "-"),
+            _per_target(r),
         )
         for r in rows
     ]
-    return table(("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL"), cells)
+    headers = ("AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN UNTIL", "CHANGES PER TARGET")
+    return table(headers, cells)
+
+
+def _per_target(row: dict[str, Any]) -> str:
+    """The targets changed in the per-target window, e.g. `{"container":"web"} 2/3`; the busiest first."""
+    used = sorted(row.get("changes_per_target", {}).items(), key=lambda item: (-item[1], item[0]))
+    return ", ".join(f"{target} {count}/{row['per_target_limit']}" for target, count in used) or "-"

@@ -1,5 +1,6 @@
 """What a configuration that matches the schema can still get wrong, found at load: operator names, a notification
-channel without its backend, grants, tokens shared between identities, and unusable audit keys."""
+channel without its backend, grants, tokens or Home Assistant users shared between identities, and unusable audit
+keys."""
 
 from __future__ import annotations
 
@@ -38,6 +39,7 @@ def consistency_problems(config: Config) -> list[Problem]:
     for agent in config.agents:
         problems += [text_problem(problem) for problem in check_grant(config.grant(agent))]
     problems += shared_token_problems(config)
+    problems += shared_ha_user_problems(config)
     return problems
 
 
@@ -97,4 +99,23 @@ def shared_token_problems(config: Config) -> list[Problem]:
         for i, op in enumerate(config.operators)
         if op.token_sha256 is not None and op.token_sha256 in owners
     ]
+    return problems
+
+
+def shared_ha_user_problems(config: Config) -> list[Problem]:
+    """A Home Assistant user's phone decides for one operator only: no two operators may share an `ha_user_id`."""
+    first: dict[str, str] = {}
+    problems: list[Problem] = []
+    for i, op in enumerate(config.operators):
+        if op.ha_user_id is None:
+            continue
+        owner = first.setdefault(op.ha_user_id, op.name)
+        if owner != op.name:
+            problems.append(
+                (
+                    ("operators", i, "ha_user_id"),
+                    f"operators: ha_user_id {op.ha_user_id!r} is given to two operators ({owner!r} and {op.name!r}); "
+                    "a phone decides for one operator only",
+                )
+            )
     return problems

@@ -8,7 +8,9 @@ the file itself.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -25,12 +27,23 @@ from pydantic import (
     model_validator,
 )
 
-from argobox.policy.catalog import Backend, tools_for
+from argobox.policy.catalog import Backend, ToolClass, tools_for
 from argobox.policy.decide import Effect, Grant, Rule
 from argobox.policy.limits import Limits, Window
 from argobox.server.audit import Signer, VerifyKey, load_signer, load_verify_key
 from argobox.server.config.checks import audit_key_problems, consistency_problems
-from argobox.server.config.errors import render, validation_problems
+from argobox.server.config.errors import render, text_problem, validation_problems
+from argobox.server.config.hosts import (
+    DockerHostConfig,
+    HostConfig,
+    RunbookConfig,
+    RunbookName,
+    catalog_with_runbooks,
+    docker_host_problems,
+    host_problems,
+    resolve_hosts,
+)
+from argobox.server.config.http import HttpConfig
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -63,6 +76,8 @@ class DockerConfig(_Section):
     simulated_lab: FilePath | None = None
     """When set, ArgoBox drives the simulated demo lab kept in this JSON file instead of a Docker engine."""
     timeout_seconds: float = Field(default=30.0, gt=0, le=600)
+    hosts: dict[Name, DockerHostConfig] = Field(default_factory=dict[str, DockerHostConfig])
+    """More engines (`[docker.hosts.NAME]`); this section's own engine is the host named "default"."""
 
 
 class HomeAssistantConfig(_Section):
@@ -186,6 +201,8 @@ class UrlChannelConfig(_Section):
 
 class HomeAssistantNotifyConfig(_Section):
     service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
+    actions: bool = False
+    """Approve and Deny buttons on the push, answered as the operator mapped by `[[operators]] ha_user_id`."""
 
 
 class NotificationsConfig(_Section):
@@ -202,6 +219,56 @@ class OperatorConfig(_Section):
     token_sha256: Sha256Hex | None = None
     role: Literal["approver", "viewer"] = "approver"
     """An approver decides requests; a viewer sees everything and decides nothing."""
+    ha_user_id: str | None = None
+    """The Home Assistant user whose companion app may approve and deny for this operator (from the phone)."""
+
+    @field_validator("ha_user_id")
+    @classmethod
+    def _ha_user_id(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[0-9a-f]{32}", value):
+            raise ValueError(
+                f"{value[:64]!r} is not a Home Assistant user id (32 lowercase hex characters, shown "
+                "under Settings > People > Users in advanced mode)"
+            )
+        return value
+
+
+class ConsoleConfig(_Section):
+    """The web operator console (`argobox console`, and `argobox serve --http` when this section is present)."""
+
+    listen: str = "127.0.0.1:8766"
+    """HOST:PORT (IPv6 as [::1]:8766); a non-loopback address also needs --allow-non-loopback."""
+    public_url: str | None = None
+    """How operators reach the console, e.g. https://argobox.example.org: links in notifications; Secure cookies
+    when it is https."""
+    session_idle_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")
+        if not sep or not host or not port.isdigit() or int(port) > 65535 or (":" in host and not bracketed):
+            raise ValueError(f"{listen!r} is not HOST:PORT; expected e.g. 127.0.0.1:8766 or [::1]:8766")
+        return listen
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"{url!r} is not a URL; expected e.g. https://argobox.example.org") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{url!r} must be an http:// or https:// URL with a host, e.g. https://argobox.example.org"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+            raise ValueError(f"{url!r} must be just scheme, host and port (the console is served at the root)")
+        return url.rstrip("/")
 
 
 class RuleConfig(_Section):
@@ -225,12 +292,28 @@ class Config(_Section):
     audit: AuditConfig = AuditConfig()
     limits: LimitsConfig = LimitsConfig()
     notifications: NotificationsConfig = NotificationsConfig()
+    http: HttpConfig = HttpConfig()
+    """Limits of the HTTP daemon (`argobox serve --http`): sessions per agent, connections, slow clients."""
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
+    console: ConsoleConfig | None = None
+    """The web operator console; `argobox serve --http` serves it too when this section is present."""
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
+    hosts: dict[Name, HostConfig] = Field(default_factory=dict[str, HostConfig])
+    """Machines reached over SSH for runbooks (`local`, the ArgoBox machine, is built in)."""
+    runbooks: dict[RunbookName, RunbookConfig] = Field(default_factory=dict[str, RunbookConfig])
+    """Declared commands; each is the agent tool `runbook_NAME`."""
     source: Path | None = Field(default=None, exclude=True)
     """The file this configuration was read from (not a key of the file)."""
     _grants: dict[str, Grant] = PrivateAttr(default_factory=dict[str, Grant])
     _limits: dict[str, Limits] = PrivateAttr(default_factory=dict[str, Limits])
+    _catalog: Mapping[str, ToolClass] | None = PrivateAttr(default=None)
+
+    @property
+    def catalog(self) -> Mapping[str, ToolClass]:
+        """The classification table in force: the reviewed catalog plus this configuration's runbooks."""
+        if self._catalog is None:
+            self._catalog = catalog_with_runbooks(self.runbooks)
+        return self._catalog
 
     def grant(self, agent: str) -> Grant:
         """The policy grant of a configured agent (built once per configuration)."""
@@ -245,14 +328,17 @@ class Config(_Section):
             )
             for rule in self.agents[agent].rules
         )
-        self._grants[agent] = Grant(agent=agent, rules=rules, available=tools_for(self.backends))
+        catalog = self.catalog
+        self._grants[agent] = Grant(
+            agent=agent, rules=rules, available=tools_for(self.backends, catalog), catalog=catalog
+        )
         return self._grants[agent]
 
     def replacing(self, **sections: Any) -> Config:
         """A copy with these top-level sections replaced, and its grants built afresh (which tools exist depends
         on the configured backends)."""
         copy = self.model_copy(update=sections)
-        copy._grants, copy._limits = {}, {}
+        copy._grants, copy._limits, copy._catalog = {}, {}, None
         return copy
 
     def limits_for(self, agent: str) -> Limits:
@@ -268,8 +354,10 @@ class Config(_Section):
 
     @property
     def backends(self) -> frozenset[Backend]:
-        """The backends this configuration has: Docker always, Home Assistant with a [homeassistant] section."""
-        return frozenset({Backend.DOCKER} | ({Backend.HOMEASSISTANT} if self.homeassistant is not None else set()))
+        """The backends this configuration has: Docker always, Home Assistant with a [homeassistant] section,
+        runbooks with a [runbooks.NAME] section."""
+        present = {Backend.HOMEASSISTANT: self.homeassistant is not None, Backend.RUNBOOKS: bool(self.runbooks)}
+        return frozenset({Backend.DOCKER, *(backend for backend, configured in present.items() if configured)})
 
     def operator(self, name: str) -> OperatorConfig | None:
         return next((op for op in self.operators if op.name == name), None)
@@ -296,6 +384,10 @@ def parse_config(data: dict[str, Any], source: Path, text: str | None = None) ->
         config = Config.model_validate(data)
     except ValidationError as exc:
         raise ConfigError(render(source, validation_problems(exc, Config), text)) from None
+    problems = [text_problem(p) for p in host_problems(config.hosts, config.runbooks)]
+    problems += [text_problem(p) for p in docker_host_problems(config.docker.hosts)]
+    if problems:  # the grants are checked next, against the runbooks' tools
+        raise ConfigError(render(source, problems, text))
     problems = consistency_problems(config)
     if problems:
         raise ConfigError(render(source, problems, text))
@@ -313,6 +405,8 @@ def _with_resolved_paths(config: Config, source: Path) -> Config:
     docker = config.docker
     if docker.simulated_lab is not None:
         docker = docker.model_copy(update={"simulated_lab": base / docker.simulated_lab})
+    if docker.hosts:
+        docker = docker.model_copy(update={"hosts": {n: h.resolved(base) for n, h in docker.hosts.items()}})
     home = config.homeassistant
     if home is not None and home.simulated_home is not None:
         home = home.model_copy(update={"simulated_home": base / home.simulated_home})
@@ -320,7 +414,14 @@ def _with_resolved_paths(config: Config, source: Path) -> Config:
         update={key: base / value for key, value in config.audit.model_dump().items() if value is not None}
     )
     return config.model_copy(
-        update={"storage": storage, "docker": docker, "homeassistant": home, "audit": audit, "source": source}
+        update={
+            "storage": storage,
+            "docker": docker,
+            "homeassistant": home,
+            "audit": audit,
+            "hosts": resolve_hosts(config.hosts, base),
+            "source": source,
+        }
     )
 
 

@@ -16,13 +16,14 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from argobox.adapters.base import AdapterError, secret_values
-from argobox.policy.catalog import CATALOG, Classification, describe_call
+from argobox.policy.catalog import Classification, ToolClass, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
 from argobox.server.app import App
+from argobox.server.mediation import targets
 from argobox.server.mediation.arguments import RequestStatusArgs, bounded_arguments, validation_message
 from argobox.server.mediation.notify import announce
 from argobox.server.mediation.outcome import CallStatus, Outcome, failure, outcome_of, rate_limited, refused
-from argobox.server.mediation.tools import TOOLS, ToolSpec
+from argobox.server.mediation.runbooks import tool_spec
 from argobox.server.store import Admission, CallFacts, Event, NewRequest, RequestRecord, RequestStatus, StoreError
 from argobox.server.text import shorten
 from argobox.server.times import iso
@@ -56,8 +57,10 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         if outcome is not None:
             return outcome
         raise UnknownTool(shown)
+    spec = tool_spec(app.config.runbooks, tool)
+    assert spec is not None  # noqa: S101 - every tool a grant shows has a spec
     try:
-        args = TOOLS[tool].args.model_validate(raw_args)
+        args = spec.args.model_validate(raw_args)
     except ValidationError as exc:
         message = validation_message(tool, exc, app.redactor.text)
         kept = bounded_arguments(raw_args, app.redactor.text)
@@ -86,12 +89,11 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             request_id=record.id,
             reason=decision.reason,
             message=f"denied: {decision.reason}. Do not retry; ask the operator to change the grant if it is needed.",
-            error=decision.reason,
         )
     if record.status is RequestStatus.PENDING:
         if not admission.duplicate:
             await announce(app, "queued", record)
-        what = describe_call(tool, arguments)
+        what = describe_call(tool, arguments, app.config.catalog)
         already = "is already queued" if admission.duplicate else "is queued"
         return Outcome(
             status=CallStatus.PENDING,
@@ -103,32 +105,17 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             f"argobox_request_status(request_id={record.id!r}). Do not call {tool} again for it.",
         )
     if record.status is not RequestStatus.EXECUTING:  # a duplicate of a request decided meanwhile
-        return outcome_of(record)
+        return outcome_of(record, app.config.catalog)
     try:
-        read = CATALOG[tool].classification is Classification.READ
+        read = app.config.catalog[tool].classification is Classification.READ
         # Admitted a moment ago from these very arguments (not loaded from the store): no binding to check.
         admitted = None if admission.duplicate else args
-        return outcome_of(await execute(app, record, answer_first=read, admitted=admitted))
+        return outcome_of(await execute(app, record, answer_first=read, admitted=admitted), app.config.catalog)
     except StoreError as exc:
         logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
-        message = (
-            f"unknown: {describe_call(tool, arguments)} ran, but ArgoBox could not record the outcome; "
-            "tell the operator and do not retry"
-        )
+        what = describe_call(tool, arguments, app.config.catalog)
+        message = f"unknown: {what} ran, but ArgoBox could not record the outcome; tell the operator and do not retry"
         return failure(CallStatus.UNKNOWN, message, tool=tool, request_id=record.id)
-
-
-async def _preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] | None:
-    """What the operator should see next to a queued call (only reads the backend); an error is shown instead of it."""
-    if spec.preview is None:
-        return None
-    try:
-        return await spec.preview(app.backends, args)
-    except AdapterError as exc:
-        return {"error": app.redactor.text(str(exc))}
-    except Exception:
-        logger.exception("could not compute the preview of a %s call", spec.name)
-        return {"error": "ArgoBox could not compute the preview (see the server log)"}
 
 
 async def _admit_without_request(app: App, agent: str, tool: str, events: list[Event]) -> Outcome[Any] | None:
@@ -143,27 +130,33 @@ async def _admit_without_request(app: App, agent: str, tool: str, events: list[E
     return rate_limited(tool, admission.tripped) if admission.tripped is not None else None
 
 
-def call_facts(agent: str, tool: str, arguments: dict[str, Any], decision: Decision) -> CallFacts:
+def call_facts(agent: str, tool: ToolClass, arguments: dict[str, Any], decision: Decision) -> CallFacts:
     """What the budgets count of a decided call: its digest, its target, whether it mutates and whether it queues."""
-    mutation = CATALOG[tool].classification is Classification.MUTATE and decision.effect is not Effect.DENY
+    mutation = tool.classification is Classification.MUTATE and decision.effect is not Effect.DENY
     return CallFacts(
         agent=agent,
-        digest=request_digest(agent, tool, arguments),
+        digest=request_digest(agent, tool.name, arguments),
         target=_target_key(tool, arguments) if mutation else None,
         mutation=mutation,
         queues=decision.effect is Effect.APPROVE,
     )
 
 
-def _target_key(tool: str, arguments: dict[str, Any]) -> str | None:
-    targets = {name: arguments.get(name) for name in CATALOG[tool].target_args}
+def _target_key(tool: ToolClass, arguments: dict[str, Any]) -> str | None:
+    """The per-target budget key: the target arguments, and a defaulted one (the Docker host) when the call names
+    another value than its default, so the same container name on two hosts is two targets."""
+    targets = {name: arguments.get(name) for name in tool.target_args}
+    for name, default in tool.defaulted_args if targets else ():
+        if arguments.get(name) not in (None, default):
+            targets[name] = arguments[name]
     return canonical_json(targets) if targets else None
 
 
 async def _admit_decision(
     app: App, agent: str, tool: str, args: BaseModel, arguments: dict[str, Any], decision: Decision
 ) -> Admission:
-    classification = CATALOG[tool].classification
+    tool_class = app.config.catalog[tool]
+    classification = tool_class.classification
     status = {
         Effect.DENY: RequestStatus.DENIED,
         Effect.APPROVE: RequestStatus.PENDING,
@@ -182,17 +175,20 @@ async def _admit_decision(
             },
         ),
     ]
-    facts = call_facts(agent, tool, arguments, decision)
+    facts = call_facts(agent, tool_class, arguments, decision)
     digest = facts.digest
     assert digest is not None  # noqa: S101 - call_facts always binds a decided call to its digest
     limits = app.config.limits_for(agent)
+    target: dict[str, Any] | None = None
     if status is RequestStatus.PENDING:
         queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
         # Read the targets only for a call that will really be queued: refusals and repeats stay cheap.
         if await app.store.would_queue(facts, limits):
-            preview = await _preview(app, TOOLS[tool], args)
-            if preview is not None:
-                queued["preview"] = preview
+            spec = tool_spec(app.config.runbooks, tool)
+            shown = await targets.preview(app, spec, args) if spec is not None else None
+            if shown is not None:
+                queued["preview"] = shown
+                target = targets.identity_of(shown)
         events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
@@ -209,6 +205,7 @@ async def _admit_decision(
         status=status,
         expires_at=app.clock() + app.config.approvals.ttl_seconds if status is RequestStatus.PENDING else None,
         decided_by="policy" if status is not RequestStatus.PENDING else None,
+        target=target,
     )
     return await app.store.admit(
         facts,
@@ -230,7 +227,7 @@ async def execute(
     from, in this same call; a request read back from the store (an approved one) is checked against its binding
     and validated again instead.
     """
-    spec = TOOLS[record.tool]
+    spec = tool_spec(app.config.runbooks, record.tool)
     limits = app.config.limits_for(record.agent)
 
     async def finish(
@@ -243,13 +240,23 @@ async def execute(
     async def fail(error: str, detail: dict[str, Any]) -> RequestRecord:
         return await finish(ok=False, error=error, detail=detail)
 
+    if spec is None:
+        return await fail(f"{record.tool} is no longer configured; not executed", {"error": "unknown tool"})
     if spec.run is None or (
         admitted is None and record.digest != request_digest(record.agent, record.tool, record.arguments)
     ):
         return await fail(
             "the request does not match what was approved; not executed", {"error": "binding check failed"}
         )
-    args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
+    try:
+        args = admitted if admitted is not None else spec.args.model_validate(record.arguments)
+    except ValidationError as exc:  # a runbook whose params were redefined since the request was made
+        error = f"{validation_message(record.tool, exc)} (the tool changed since the request was made); not executed"
+        return await fail(error, {"error": "arguments no longer valid"})
+    if admitted is None and record.target is not None:
+        changed = await targets.changed_target(app, spec, args, record.target)
+        if changed is not None:
+            return await fail(changed, {"error": changed, "target_when_queued": record.target})
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())
     try:
         result: BaseModel = await spec.run(app.backends, grant, args)
@@ -273,6 +280,9 @@ def _summary(payload: dict[str, Any]) -> dict[str, Any]:
             "before": {t["entity_id"]: t["state"] for t in payload["before"]},
             "after": {t["entity_id"]: t["state"] for t in payload["after"]},
         }
+    if "argv" in payload and "exit_status" in payload:  # a runbook: what ran where, and how it ended
+        ran = ("host", "argv", "exit_status", "exit_signal", "duration_seconds", "stdout_truncated", "stderr_truncated")
+        return {k: payload[k] for k in ran if k in payload}
     for listing in ("containers", "entities", "services"):
         if listing in payload:
             return {listing: len(payload[listing])}
@@ -300,4 +310,4 @@ async def request_status(app: App, agent: str, raw_args: dict[str, Any]) -> Outc
         return failure(CallStatus.INVALID_ARGUMENTS, message)
     if record.status is RequestStatus.PENDING and record.expires_at is not None and record.expires_at <= app.clock():
         record = replace(record, status=RequestStatus.EXPIRED)  # as the next sweep will record it
-    return outcome_of(record).as_report()
+    return outcome_of(record, app.config.catalog).as_report()

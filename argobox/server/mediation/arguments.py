@@ -13,12 +13,14 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    SerializerFunctionWrapHandler,
     StrictBool,
     StrictInt,
     StringConstraints,
     ValidationError,
     ValidatorFunctionWrapHandler,
     field_validator,
+    model_serializer,
 )
 
 from argobox.adapters.base import MAX_LOG_LINES
@@ -72,15 +74,37 @@ RESERVED_KEYS = frozenset({"domain", "service", "self"})
 """Keys the client's trigger_service(domain, service, **data) cannot carry."""
 
 
-class ListContainersArgs(Args):
+DockerHostName = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_-]{0,63}$")]
+
+
+class _OnDockerHost(Args):
+    """Container tools take an optional Docker host; left out, it is the default one and is not recorded (so the
+    arguments, and the digest of a request, are the same as before there were several hosts)."""
+
+    host: DockerHostName | None = Field(
+        default=None, description='The Docker host (default: "default", the main engine).'
+    )
+
+    @model_serializer(mode="wrap")
+    def _without_default_host(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        if data.get("host") is None:
+            data.pop("host", None)
+        return data
+
+
+class ListContainersArgs(_OnDockerHost):
     all: StrictBool = Field(default=False, description="Include stopped containers.")
+    host: DockerHostName | None = Field(
+        default=None, description="Only this Docker host (default: every host you may see)."
+    )
 
 
-class ContainerArgs(Args):
+class ContainerArgs(_OnDockerHost):
     container: ContainerName
 
 
-class ContainerLogsArgs(Args):
+class ContainerLogsArgs(_OnDockerHost):
     container: ContainerName
     tail: Annotated[StrictInt, Field(ge=1, le=MAX_LOG_LINES, description="Lines from the end (1-1000).")] = 100
 

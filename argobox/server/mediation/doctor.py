@@ -1,8 +1,10 @@
 """`argobox doctor`: a setup that checks itself. Every finding says what is wrong and what to do about it.
 
 Checks, in order: at least one operator (and which of them can act remotely); the store's folder and files and their
-permissions; the audit trail against its checkpoint; every backend answers (and Home Assistant accepts the token);
-the notification channels; then the honest surface report (`argobox.server.mediation.surface`). Nothing is changed,
+permissions; the audit trail against its checkpoint; every backend answers (Home Assistant accepts the token, every
+Docker host answers, every SSH host of the runbooks accepts the login with its host key known); the notification
+channels; with the phone's buttons on, whether a listener hears them; then the honest surface report
+(`argobox.server.mediation.surface`). Nothing is changed,
 except that the store is created if it does not exist yet (as every command does).
 """
 
@@ -11,8 +13,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
+from functools import partial
 from typing import Any
 
 import anyio
@@ -23,10 +27,17 @@ from argobox.server.audit import KeyFileError, checkpoint_path
 from argobox.server.config.model import Config
 from argobox.server.mediation.audit_trail import verify_store
 from argobox.server.mediation.notify import channels, send_test
+from argobox.server.mediation.phone.codes import key_file
+from argobox.server.mediation.phone.listening import LISTENER_EVENT, ListenerStatus, listener_refusal
 from argobox.server.mediation.surface import surface, surface_lines
+from argobox.server.store import AuditRecord, executor_alive
 from argobox.server.store.sealing import key_path as sealing_key_path
+from argobox.server.times import iso
 
 BACKEND_TIMEOUT_SECONDS = 10
+LISTENER_EVENTS_READ = 100
+"""How many of the latest `ha_listener` events are read to find each listening process's state."""
+LISTENER_FIX = "run `argobox serve --http`, or `argobox listen` as a service; it needs the Home Assistant token"
 
 
 class Severity(StrEnum):
@@ -124,7 +135,7 @@ def check_store_files(config: Config, report: Report) -> None:
             f"the folder {str(folder)!r} is writable by every user: anyone could replace the store or its checkpoint",
             f"chmod o-w {folder} (0700 is best)",
         )
-    for file in (path, checkpoint_path(path), sealing_key_path(path)):
+    for file in (path, checkpoint_path(path), key_file(path), sealing_key_path(path)):
         try:
             file_mode = file.stat().st_mode
         except FileNotFoundError:
@@ -173,9 +184,13 @@ def check_audit(config: Config, report: Report) -> None:
 
 
 async def check_backends(app: App, report: Report) -> None:
-    checks = [("docker", app.backends.docker.describe)]
+    checks: list[tuple[str, Callable[[], Awaitable[str]]]] = [("docker", app.backends.docker.describe)]
+    checks += [(f"docker.hosts.{name}", engine.describe) for name, engine in sorted(app.backends.docker_hosts.items())]
     if app.backends.homeassistant is not None:
         checks.append(("homeassistant", app.backends.homeassistant.describe))
+    if app.backends.commands is not None:
+        runner = app.backends.commands
+        checks += [(f"hosts.{name}", partial(runner.check, name)) for name in sorted(app.config.hosts)]
     for name, describe in checks:
         try:
             with anyio.fail_after(BACKEND_TIMEOUT_SECONDS):
@@ -194,6 +209,10 @@ async def check_backends(app: App, report: Report) -> None:
 def _backend_fix(config: Config, name: str) -> str:
     if name == "docker":
         return f"check [docker] base_url ({config.docker.base_url}) and that this user may use that socket"
+    if name.startswith("docker.hosts."):
+        return f"check [{name}] base_url, and for ssh:// its known_hosts and key (see the message)"
+    if name.startswith("hosts."):
+        return f"check [{name}] ssh, known_hosts and key_file, and the user's authorized_keys on that host"
     assert config.homeassistant is not None  # noqa: S101 - only checked when configured
     return (
         f"check [homeassistant] url and that {config.homeassistant.token_env} holds a long-lived access token "
@@ -231,6 +250,47 @@ def _loopback_url(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+async def check_phone_listener(app: App, report: Report) -> None:
+    """With the phone's buttons on (`actions = true`): whether a listening process is connected to Home Assistant,
+    from the latest `ha_listener` event of each process that still runs (state, process, error)."""
+    settings = app.config.notifications.homeassistant
+    if settings is None or not settings.actions:
+        return
+    refusal = listener_refusal(app.config)
+    if refusal is not None:
+        report.add("phone", Severity.ERROR, f"{refusal}: the Approve and Deny buttons are not heard", LISTENER_FIX)
+        return
+    events = await app.store.audit_trail(event=LISTENER_EVENT, limit=LISTENER_EVENTS_READ)
+    latest = {str(e.detail.get("process")): e for e in events}  # oldest first: each process's last one stays
+    running = {process: e for process, e in latest.items() if executor_alive(process)}
+    connected = [e for e in running.values() if e.detail.get("state") == ListenerStatus.CONNECTED]
+    failing = [e for e in running.values() if e.detail.get("state") == ListenerStatus.DISCONNECTED]
+    if connected:
+        shown = ", ".join(f"{e.detail.get('process')} since {iso(e.at)}" for e in connected)
+        report.add("phone", Severity.OK, f"the Home Assistant listener is connected ({shown})")
+    elif failing:
+        last = failing[-1]
+        error = app.redactor.text(str(last.detail.get("error") or "no reason recorded"))
+        report.add(
+            "phone",
+            Severity.ERROR,
+            f"the Home Assistant listener is not connected: {error} (process {last.detail.get('process')}, "
+            f"since {iso(last.at)}; it keeps retrying)",
+            "check [homeassistant] url, and that its token belongs to an administrator of Home Assistant",
+        )
+    else:
+        report.add("phone", Severity.WARNING, _no_listener(events), LISTENER_FIX)
+
+
+def _no_listener(events: list[AuditRecord]) -> str:
+    message = "no ArgoBox process is listening to Home Assistant: the Approve and Deny buttons are not heard"
+    if not events:
+        return message
+    last = events[-1]
+    process, state = last.detail.get("process"), last.detail.get("state")
+    return f"{message} (the last record: process {process}, {state} at {iso(last.at)})"
+
+
 async def send_tests(app: App, report: Report) -> None:
     """A test notification through every configured channel, now."""
     for channel in channels(app.config):
@@ -254,5 +314,6 @@ async def diagnose(app: App, *, send: bool = False) -> Report:
     check_notifications(config, report)
     if send:
         await send_tests(app, report)
+    await check_phone_listener(app, report)
     report.surface = surface(config)
     return report

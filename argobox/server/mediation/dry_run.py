@@ -11,14 +11,14 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, describe_call
+from argobox.policy.catalog import BUILTIN_TOOLS, describe_call
 from argobox.policy.decide import decide
 from argobox.policy.limits import check
 from argobox.server.app import App
 from argobox.server.mediation.agent_calls import UnknownTool, call_facts
 from argobox.server.mediation.arguments import validation_message
 from argobox.server.mediation.explain import rule_text
-from argobox.server.mediation.tools import TOOLS
+from argobox.server.mediation.runbooks import tool_spec
 from argobox.server.mediation.views import budget_json
 from argobox.server.store import Refused
 from argobox.server.text import shorten
@@ -39,13 +39,16 @@ async def dry_run(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -> 
     grant = config.grant(agent)
     if tool not in grant.visible:
         raise UnknownTool(tool)
+    spec = tool_spec(config.runbooks, tool)
+    if spec is None:  # not for a tool the grant shows; answered like any unknown tool
+        raise UnknownTool(tool)
     try:
-        args = TOOLS[tool].args.model_validate(raw_args)
+        args = spec.args.model_validate(raw_args)
     except ValidationError as exc:
         raise Refused("invalid_arguments", validation_message(tool, exc)) from None
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
-    facts = call_facts(agent, tool, arguments, decision)
+    facts = call_facts(agent, config.catalog[tool], arguments, decision)
     limits = config.limits_for(agent)
     snapshot = await app.store.usage(facts, limits)
     usage, failures = await app.store.budget(agent, limits)
@@ -59,8 +62,8 @@ async def dry_run(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -> 
         "agent": agent,
         "tool": tool,
         "arguments": arguments,
-        "what": describe_call(tool, arguments),
-        "classification": CATALOG[tool].classification.value,
+        "what": describe_call(tool, arguments, config.catalog),
+        "classification": config.catalog[tool].classification.value,
         "effect": decision.effect.value,
         "rule": decision.rule,
         "rule_text": rule_text(app, decision.rule),

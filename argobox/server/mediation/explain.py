@@ -8,22 +8,25 @@ Shared by `argobox show` and the operator server's `explain_request`.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
-from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any
 
 import anyio
+from pydantic import ValidationError
 
-from argobox.adapters.base import AdapterError
-from argobox.policy.catalog import CATALOG, describe_call
+from argobox.policy.catalog import Backend, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
+from argobox.server.mediation import targets
+from argobox.server.mediation.runbooks import tool_spec
 from argobox.server.mediation.views import audit_json, budget_json, request_json
 from argobox.server.store import RequestRecord, RequestStatus
-from argobox.server.times import iso
+from argobox.server.times import TimeFormatError, iso, parse_time
 
 PREVIEW_TIMEOUT_SECONDS = 5
-T = TypeVar("T")
+UNKNOWN_OUTCOME = (
+    "the process executing it stopped before recording the outcome, so whether it ran is unknown; ArgoBox never "
+    "runs it again: check the target (below), and if it still needs doing, the agent must ask again"
+)
 
 
 def rule_text(app: App, ref: str | None) -> str | None:
@@ -62,54 +65,38 @@ def _uptime(started_at: str | None, now: float) -> str | None:
     if not started_at:
         return None
     try:
-        started = datetime.fromisoformat(started_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
+        started = parse_time(started_at)
+    except TimeFormatError:
         return None
     seconds = max(0, int(now - started))
     return f"{seconds // 86400}d {seconds % 86400 // 3600}h {seconds % 3600 // 60}m {seconds % 60}s"
 
 
-class _Unavailable(Exception):
-    """A preview could not be read; the message says why."""
-
-
-async def _read(app: App, read: Callable[[], Awaitable[T]]) -> T:
-    """One bounded backend read for a preview; failures become `_Unavailable` with a safe reason."""
-    try:
-        with anyio.fail_after(PREVIEW_TIMEOUT_SECONDS):
-            return await read()
-    except AdapterError as exc:
-        raise _Unavailable(app.redactor.text(str(exc))) from None
-    except TimeoutError:
-        raise _Unavailable(f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s") from None
-
-
 async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
-    """The target's current state, read from the backend now (never an effect)."""
-    tool = CATALOG.get(record.tool)
-    container = record.arguments.get("container")
-    entities = record.arguments.get("entity_id")
-    home = app.homeassistant
+    """The target as it is now, read through the tool's own previewer (never an effect), and whether it is still
+    the target the request was queued for."""
+    tool = app.config.catalog.get(record.tool)
+    spec = tool_spec(app.config.runbooks, record.tool)
+    # A runbook's target is its host; its read-only preview command runs once, when the request is queued.
+    if tool is None or tool.backend is Backend.RUNBOOKS or spec is None or spec.preview is None:
+        return {"available": False, "reason": "this tool has no target to preview"}
     try:
-        if tool is not None and "entity_id" in tool.target_args and entities and home is not None:
-            ids = [entities] if isinstance(entities, str) else list(entities)
-            states = await _read(app, lambda: home.target_states(ids))
-            return {"available": True, "entities": {s.entity_id: s.state for s in states}}
-        if tool is not None and "container" in tool.target_args and isinstance(container, str):
-            detail = await _read(app, lambda: app.docker.inspect_container(container))
-            return {
-                "available": True,
-                "container": detail.name,
-                "state": detail.state,
-                "image": detail.image,
-                "health": detail.health,
-                "restart_count": detail.restart_count,
-                "started_at": detail.started_at,
-                "uptime": _uptime(detail.started_at, app.clock()) if detail.state == "running" else None,
-            }
-    except _Unavailable as exc:
-        return {"available": False, "reason": str(exc)}
-    return {"available": False, "reason": "this tool has no target to preview"}
+        args = spec.args.model_validate(record.arguments)
+    except ValidationError:
+        return {"available": False, "reason": "the stored arguments no longer fit the tool"}
+    shown: dict[str, Any] | None = None
+    with anyio.move_on_after(PREVIEW_TIMEOUT_SECONDS):
+        shown = await targets.preview(app, spec, args)
+    if shown is None:
+        return {"available": False, "reason": f"the backend did not answer within {PREVIEW_TIMEOUT_SECONDS} s"}
+    if "error" in shown:
+        return {"available": False, "reason": shown["error"]}
+    now: dict[str, Any] = {"available": True, **shown}
+    if shown.get("state") == "running":
+        now["uptime"] = _uptime(shown.get("started_at"), app.clock())
+    if record.target is not None:
+        now["same_target"] = targets.identity_of(shown) == record.target
+    return now
 
 
 async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
@@ -117,17 +104,19 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
     events = await app.store.audit_trail(request_id=record.id)
     limits = app.config.limits_for(record.agent)
     usage, failures = await app.store.budget(record.agent, limits)
-    live = record.status is RequestStatus.PENDING
+    # The target now: what a pending request would act on, or what an interrupted one may have changed.
+    live = record.status in (RequestStatus.PENDING, RequestStatus.UNKNOWN)
     queued = next((e for e in events if e.event == "queued" and "preview" in e.detail), None)
     return app.redactor(
         {
-            **request_json(record, app.redactor),
+            **request_json(record, app.redactor, app.config.catalog),
             "explanation": {
                 "who": f"agent {record.agent!r} at {iso(record.created_at)}",
-                "what": describe_call(record.tool, record.arguments),
+                "what": describe_call(record.tool, record.arguments, app.config.catalog),
                 "classification": record.classification,
                 "rule_text": rule_text(app, record.rule),
                 "why_approval": _why_approval(record),
+                "outcome": UNKNOWN_OUTCOME if record.status is RequestStatus.UNKNOWN else None,
                 "queued_preview": {"at": iso(queued.at), **queued.detail["preview"]} if queued is not None else None,
                 "preview": await preview(app, record)
                 if live
@@ -137,6 +126,21 @@ async def explain(app: App, record: RequestRecord) -> dict[str, Any]:
             "timeline": [audit_json(e, app.redactor) for e in events],
         }
     )
+
+
+def _target_now(p: dict[str, Any], *, pending: bool) -> list[str]:
+    if not p.get("available"):
+        return [f"  target now:     preview unavailable ({p['reason']})"] if pending else []
+    changed = "" if p.get("same_target", True) else " -- NOT the target queued: an approval will fail, nothing runs"
+    if "states" in p:
+        now = ", ".join(f"{entity}: {state}" for entity, state in p["states"].items())
+        return [f"  targets now:    {now}{changed}"]
+    return ["  target now:     " + _container_line(p) + changed]
+
+
+def _container_line(p: dict[str, Any]) -> str:
+    bits = [f"{k} {p[k]}" for k in ("state", "image", "health", "uptime", "restart_count") if p.get(k) is not None]
+    return f"container {p['container']}: " + ", ".join(bits)
 
 
 def explain_text(data: dict[str, Any]) -> str:
@@ -153,22 +157,21 @@ def explain_text(data: dict[str, Any]) -> str:
     if x["rule_text"]:
         lines += ["  the rule, as configured now:"] + [f"      {line}" for line in x["rule_text"].splitlines()]
     lines.append(f"  approval:       {x['why_approval']}")
+    if x.get("outcome"):
+        lines.append(f"  outcome:        {x['outcome']}")
     if data["expires_at"]:
         lines.append(f"  expires at:     {data['expires_at']}")
     q = x.get("queued_preview")
     if q is not None and "error" in q:
         lines.append(f"  preview:        not available: {q['error']}")
-    elif q is not None:
-        lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q.get("changes", [])]
-    p = x["preview"]
-    if p.get("available") and "entities" in p:
-        now = ", ".join(f"{entity}: {state}" for entity, state in p["entities"].items())
-        lines.append(f"  targets now:    {now}")
-    elif p.get("available"):
-        bits = [f"{k} {p[k]}" for k in ("state", "image", "health", "uptime", "restart_count") if p.get(k) is not None]
-        lines.append(f"  target now:     container {p['container']}: " + ", ".join(bits))
-    elif data["status"] == "pending_approval":
-        lines.append(f"  target now:     preview unavailable ({p['reason']})")
+    elif q is not None and "changes" in q:
+        lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q["changes"]]
+    elif q is not None and "container" in q:
+        lines.append(f"  target at {q['at']}: " + _container_line(q))
+    if data.get("target"):
+        identity = ", ".join(f"{k} {v}" for k, v in sorted(data["target"].items()))
+        lines.append(f"  target queued:  {identity} (an approval runs only on this target)")
+    lines += _target_now(x["preview"], pending=data["status"] == "pending_approval")
     b = x["budget"]
     lines.append(
         f"  agent budget:   {b['requests_last_minute']}/{b['requests_per_minute']} calls this minute, "

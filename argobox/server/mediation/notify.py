@@ -11,6 +11,8 @@ config file only; payloads pass through the redactor. The outbox itself is the s
 Webhooks and ntfy topics are posted with an async HTTP client (httpx2, the one the MCP SDK brings). A URL's
 `user:password@` never reaches the client: it is taken out of the URL and sent as an `Authorization: Basic`
 header, so the credentials are never handed to the name resolver, and they are redacted wherever a URL is shown.
+The Home Assistant push carries its request's tag, so that a later push about the request replaces the earlier
+one, and Approve and Deny buttons while it waits when configured (`argobox.server.mediation.phone.push`).
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from argobox.adapters.base import AdapterError
 from argobox.policy.catalog import describe_call
 from argobox.server.app import App
 from argobox.server.config.model import Config
+from argobox.server.mediation.phone.push import home_push_data
 from argobox.server.store import Event, Notification, RequestRecord, StoreError
 from argobox.server.text import inert
 from argobox.server.times import iso
@@ -57,19 +60,30 @@ def _approve_hint(config: Config, request_id: str) -> str:
     return f"argobox approve {request_id} --as {operator}"
 
 
+def console_link(config: Config, request_id: str) -> str | None:
+    """The request's page in the web console, when `[console] public_url` says where operators reach it."""
+    if config.console is None or config.console.public_url is None:
+        return None
+    return f"{config.console.public_url}/requests/{request_id}"
+
+
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
-    """What every channel is told about `record` (redacted; no secrets)."""
-    what = inert(describe_call(record.tool, record.arguments))  # agent text, shown inert on a phone or a screen
+    """What every channel is told about `record` (redacted; no secrets), with a link to its page in the console when
+    `[console] public_url` is set."""
+    what = inert(describe_call(record.tool, record.arguments, app.config.catalog))  # agent text, shown inert
+    link = console_link(app.config, record.id)
     if event == "queued":
+        where = f"Open {link} to decide, or approve with: " if link else "Approve with: "
         message = (
             f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
-            f"Approve with: {_approve_hint(app.config, record.id)}"
+            f"{where}{_approve_hint(app.config, record.id)}"
         )
     else:
         by = f" by {record.decided_by}" if record.decided_by else ""
         message = (
             f"ArgoBox: request {record.id} ({what}, agent {record.agent}) was {event}{by}; now {record.status.value}"
         )
+        message += f" ({link})" if link else ""
     return app.redactor(
         {
             "event": event,
@@ -88,6 +102,7 @@ def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
                 "note": record.note,
             },
             "approve_command": _approve_hint(app.config, record.id) if event == "queued" else None,
+            "url": link,
         }
     )
 
@@ -146,8 +161,10 @@ async def _send_home(app: App, body: dict[str, Any]) -> None:
     settings = app.config.notifications.homeassistant
     if settings is None or app.homeassistant is None:
         raise DeliveryFailed("the homeassistant channel is no longer configured")
+    data = await home_push_data(app, body)  # the request's tag, and its buttons when configured
+    title = body.get("title") or _title(body)  # a push of the phone's own (a refused button) has its title
     try:
-        await app.homeassistant.notify(settings.service, title=_title(body), message=body["message"])
+        await app.homeassistant.notify(settings.service, title=title, message=body["message"], data=data)
     except AdapterError as exc:
         raise DeliveryFailed(str(exc)) from None
 
@@ -170,6 +187,8 @@ async def _send(client: httpx2.AsyncClient, config: Config, channel: str, body: 
         await _post(client, url, json.dumps(body).encode(), headers)
     else:
         headers = {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"}
+        if body.get("url"):
+            headers["Click"] = body["url"]  # tapping the push opens the request's page in the console
         await _post(client, url, body["message"].encode(), headers)
 
 

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import anyio
 
 from argobox.policy.decide import Effect, decide
@@ -15,17 +17,20 @@ from argobox.server.store import PruneResult, Refused, RequestRecord, RequestSta
 from argobox.server.text import shorten
 
 
-async def approve(app: App, request_id: str, *, operator: OperatorClaim, note: str) -> RequestRecord:
+async def approve(
+    app: App, request_id: str, *, operator: OperatorClaim, note: str, via: Mapping[str, str] | None = None
+) -> RequestRecord:
     """Approve a pending request as `operator` and execute it here, once. Raises `Refused`.
 
     The request is checked again against the grant in force now: if the grant no longer covers it, it is denied
-    by policy instead of run.
+    by policy instead of run. `via` (how the decision came: a channel's own detail, e.g. the Home Assistant user
+    of a phone's press) joins the `approved` audit event.
     """
     entry = await authorize(app, operator, Permission.DECIDE, request_id=request_id)
     await _recheck_grant(app, request_id)
     # Once approved, it runs to its end and is recorded, even if the operator's client goes away meanwhile.
     with anyio.CancelScope(shield=True):
-        record = await execute(app, await app.store.approve(request_id, operator=entry.name, note=note))
+        record = await execute(app, await app.store.approve(request_id, operator=entry.name, note=note, via=via))
         await announce(app, "approved", record)
     return record
 
@@ -48,14 +53,17 @@ async def _recheck_grant(app: App, request_id: str) -> None:
     raise Refused("not_granted", f"request {request_id} is no longer covered by the grant ({reason}); denied")
 
 
-async def deny(app: App, request_id: str, *, operator: OperatorClaim, reason: str) -> RequestRecord:
-    """Deny a pending request as `operator`, saying why (required). Raises `Refused`."""
+async def deny(
+    app: App, request_id: str, *, operator: OperatorClaim, reason: str, via: Mapping[str, str] | None = None
+) -> RequestRecord:
+    """Deny a pending request as `operator`, saying why (required). Raises `Refused`. `via` joins the `denied`
+    audit event (see `approve`)."""
     entry = await authorize(app, operator, Permission.DECIDE, request_id=request_id)
     if not reason.strip():
         raise Refused("reason_required", "a denial needs a reason: say why, so the agent and the audit trail know")
     limits = await _limits_of_request(app, request_id)
     with anyio.CancelScope(shield=True):
-        record = await app.store.deny(request_id, operator=entry.name, reason=reason, limits=limits)
+        record = await app.store.deny(request_id, operator=entry.name, reason=reason, limits=limits, via=via)
         await announce(app, "denied", record)
     return record
 

@@ -8,12 +8,13 @@ plainly what happened and what to do next: some clients show the model only that
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from enum import StrEnum
 from typing import Any, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr
 
-from argobox.policy.catalog import describe_call
+from argobox.policy.catalog import CATALOG, ToolClass, describe_call
 from argobox.policy.limits import Tripped
 from argobox.server.store import RequestRecord, RequestStatus
 from argobox.server.times import iso
@@ -101,15 +102,15 @@ def rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
         status=CallStatus.RATE_LIMITED,
         tool=tool,
         message=message,
-        error=message,
         limit=tripped.limit,
         retry_after_seconds=tripped.retry_after_seconds,
     )
 
 
-def outcome_of(record: RequestRecord) -> Outcome[Any]:
-    """A request as its agent (or an operator) sees it: its status, and a message that says what happened."""
-    what = describe_call(record.tool, record.arguments)
+def outcome_of(record: RequestRecord, catalog: Mapping[str, ToolClass] = CATALOG) -> Outcome[Any]:
+    """A request as its agent (or an operator) sees it: its status, and a message that says what happened (in the
+    words of `catalog`, the table in force, which knows the configured runbooks)."""
+    what = describe_call(record.tool, record.arguments, catalog)
     by_operator = record.decided_by not in (None, "policy")
     reason = record.note if record.status is RequestStatus.DENIED and by_operator else record.reason
     expires = iso(record.expires_at)
@@ -132,5 +133,5 @@ def outcome_of(record: RequestRecord) -> Outcome[Any]:
         expires_at=expires,
         reason=reason,
         result=record.result,
-        error=reason if record.status is RequestStatus.DENIED else record.error,
+        error=record.error,  # a denial is an answer, not an error: its reason is in `reason`
     )

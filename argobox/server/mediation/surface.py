@@ -6,10 +6,12 @@ also says, for each backend and channel configured, how far it is tested and wha
 
 from __future__ import annotations
 
+import shlex
 from typing import Any
 
-from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, Backend, Classification
+from argobox.policy.catalog import BUILTIN_TOOLS, DEFAULT_DOCKER_HOST, Backend, Classification
 from argobox.policy.decide import Effect, rules_naming
+from argobox.server.config.hosts import tool_name
 from argobox.server.config.model import Config
 
 MATURITY: dict[Backend, str] = {
@@ -23,6 +25,12 @@ MATURITY: dict[Backend, str] = {
         "domains (locks, alarms, covers, scripts, automations, ...) can be pre-approved only for exact entity ids; "
         "a service call is made once and never retried"
     ),
+    Backend.RUNBOOKS: (
+        "tested against OpenSSH 9.2 and the local machine; only the declared argv runs, each parameter one word "
+        "(never a shell line); SSH host keys must be in the configured known_hosts; output is bounded and a "
+        "timed-out command is killed. What a runbook may do on its host is up to the command and the SSH user: "
+        "give ArgoBox a restricted user"
+    ),
 }
 
 
@@ -30,7 +38,7 @@ def agent_surface(config: Config, agent: str) -> dict[str, Any]:
     """What `agent` sees and may do, by tool: its classification and the rules that decide it."""
     grant = config.grant(agent)
     tools = sorted(grant.visible - BUILTIN_TOOLS)
-    mutations = [t for t in tools if CATALOG[t].classification is Classification.MUTATE]
+    mutations = [t for t in tools if config.catalog[t].classification is Classification.MUTATE]
     unapproved: list[dict[str, Any]] = []
     for tool in mutations:
         for ref, rule in rules_naming(grant, tool):
@@ -51,6 +59,11 @@ def surface(config: Config) -> dict[str, Any]:
     return {
         "agents": [agent_surface(config, agent) for agent in sorted(config.agents)],
         "backends": {backend.value: MATURITY[backend] for backend in sorted(config.backends)},
+        "docker_hosts": [DEFAULT_DOCKER_HOST, *sorted(config.docker.hosts)],
+        "runbooks": {
+            tool_name(name): f"{runbook.kind} on host {runbook.host}: {shlex.join(runbook.argv)}"
+            for name, runbook in sorted(config.runbooks.items())
+        },
     }
 
 
@@ -71,4 +84,8 @@ def surface_lines(report: dict[str, Any]) -> list[str]:
             lines.append("  every change waits for an operator's approval")
     for backend, promise in report["backends"].items():
         lines.append(f"{backend}: {promise}")
+        if backend == Backend.DOCKER and len(report["docker_hosts"]) > 1:
+            lines.append("  hosts: " + ", ".join(report["docker_hosts"]))
+        if backend == Backend.RUNBOOKS:
+            lines += [f"  {tool}: {what}" for tool, what in report["runbooks"].items()]
     return lines

@@ -19,7 +19,6 @@ from argobox.adapters.base import (
     ContainerAction,
     ContainerDetail,
     ContainerLogs,
-    ContainerSummary,
     EntityDetail,
     EntitySummary,
     ServiceCallResult,
@@ -27,7 +26,7 @@ from argobox.adapters.base import (
     states_by_id,
 )
 from argobox.policy.catalog import CATALOG, Classification
-from argobox.policy.decide import Grant, canonical_json, item_visible, item_visible_by, may_call
+from argobox.policy.decide import SENSITIVE_HA_DOMAINS, Grant, canonical_json, item_visible_by, may_call
 from argobox.server.mediation.arguments import (
     Args,
     CallServiceArgs,
@@ -39,13 +38,10 @@ from argobox.server.mediation.arguments import (
     ListServicesArgs,
     RequestStatusArgs,
 )
+from argobox.server.mediation.docker_hosts import HostedContainerList, list_on_hosts
 from argobox.server.mediation.outcome import Outcome
 from argobox.server.mediation.schema import compact_schema
 from argobox.server.redact import Redactor, secret_key
-
-
-class ContainerList(BaseModel):
-    containers: list[ContainerSummary]
 
 
 class EntityList(BaseModel):
@@ -59,7 +55,9 @@ class ServiceList(BaseModel):
 Runner = Callable[[Backends, Grant, Any], Awaitable[BaseModel]]
 """Runs one validated call against the process's backends; the grant is there for list tools to filter with."""
 Previewer = Callable[[Backends, Any], Awaitable[dict[str, Any]]]
-"""Reads (never changes) what a queued call would act on, for the operator who will decide it."""
+"""Reads (never changes) what a call would act on, for the operator who will decide it. Its `identity` key says
+which target that is (a container's id and image; an entity's presence, and its state where it matters): an
+approval runs only while the target still has the identity the operator was shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +71,15 @@ class ToolSpec:
     destructive: bool = False
     idempotent: bool = True
     preview: Previewer | None = None
+    read_only: bool | None = None
+    """For tools outside the reviewed CATALOG (runbooks): their classification; None means look it up there."""
 
     def mcp_tool(self) -> types.Tool:
         """The tool as `tools/list` shows it; annotations follow the classification table."""
         tool_class = CATALOG.get(self.name)
         read_only = tool_class is None or tool_class.classification is Classification.READ
+        if self.read_only is not None:
+            read_only = self.read_only
         outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
         schema = compact_schema(outcome.model_json_schema())
         schema.pop("title", None)
@@ -97,30 +99,28 @@ class ToolSpec:
         )
 
 
-async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> ContainerList:
-    containers = await backends.docker.list_containers(all=args.all)
-    visible = [c for c in containers if item_visible(grant, "docker_list_containers", "container", c.name)]
-    return ContainerList(containers=visible)
+async def _list(backends: Backends, grant: Grant, args: ListContainersArgs) -> HostedContainerList:
+    return await list_on_hosts(backends, grant, all=args.all, host=args.host)
 
 
 async def _inspect(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerDetail:
-    return await backends.docker.inspect_container(args.container)
+    return await backends.engine(args.host).inspect_container(args.container)
 
 
 async def _logs(backends: Backends, grant: Grant, args: ContainerLogsArgs) -> ContainerLogs:
-    return await backends.docker.container_logs(args.container, tail=args.tail)
+    return await backends.engine(args.host).container_logs(args.container, tail=args.tail)
 
 
 async def _start(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await backends.docker.start_container(args.container)
+    return await backends.engine(args.host).start_container(args.container)
 
 
 async def _stop(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await backends.docker.stop_container(args.container)
+    return await backends.engine(args.host).stop_container(args.container)
 
 
 async def _restart(backends: Backends, grant: Grant, args: ContainerArgs) -> ContainerAction:
-    return await backends.docker.restart_container(args.container)
+    return await backends.engine(args.host).restart_container(args.container)
 
 
 async def _ha_entities(backends: Backends, grant: Grant, args: ListEntitiesArgs) -> EntityList:
@@ -167,14 +167,39 @@ def _data_text(data: dict[str, Any]) -> str:
 
 
 async def _ha_preview(backends: Backends, args: CallServiceArgs) -> dict[str, Any]:
-    """The current state of every target and what the call would do to it, e.g. "lock.front_door: locked → unlock"."""
+    """The current state of every target and what the call would do to it, e.g. "lock.front_door: locked → unlock".
+
+    Its identity: whether each entity exists and, in the sensitive domains (locks, alarms, covers, ...), its state:
+    an approval to unlock a door shown locked does not run on a door found in another state."""
     targets = await backends.home().target_states(args.entity_ids)
     change = args.service + (f" ({_data_text(args.data)})" if args.data else "")
+    sensitive = args.domain in SENSITIVE_HA_DOMAINS
     return {
         "states": states_by_id(targets),
         "changes": [
             f"{t.entity_id}: {t.state if t.state is not None else '(no such entity)'} → {change}" for t in targets
         ],
+        "identity": {
+            t.entity_id: (t.state if sensitive else "present") if t.state is not None else None for t in targets
+        },
+    }
+
+
+async def _container_preview(backends: Backends, args: ContainerArgs) -> dict[str, Any]:
+    """The container as it is now; its identity is its id and image (a container replaced under the same name
+    is another container)."""
+    detail = await backends.engine(args.host).inspect_container(args.container)
+    identity: dict[str, Any] = {"container": detail.name, "id": detail.id, "image": detail.image}
+    if args.host is not None:
+        identity["host"] = args.host
+    return {
+        "container": detail.name,
+        "state": detail.state,
+        "image": detail.image,
+        "health": detail.health,
+        "restart_count": detail.restart_count,
+        "started_at": detail.started_at,
+        "identity": identity,
     }
 
 
@@ -192,9 +217,10 @@ TOOLS: dict[str, ToolSpec] = {
         ToolSpec(
             "docker_list_containers",
             "List containers",
-            "List the Docker containers you may see: id, name, image, state and status.",
+            "List the Docker containers you may see, on every Docker host you may see: id, name, image, state, status "
+            "and host. A host that does not answer is listed under hosts with the reason.",
             ListContainersArgs,
-            ContainerList,
+            HostedContainerList,
             _list,
         ),
         ToolSpec(
@@ -221,6 +247,7 @@ TOOLS: dict[str, ToolSpec] = {
             ContainerArgs,
             ContainerAction,
             _start,
+            preview=_container_preview,
         ),
         ToolSpec(
             "docker_stop_container",
@@ -230,6 +257,7 @@ TOOLS: dict[str, ToolSpec] = {
             ContainerAction,
             _stop,
             destructive=True,
+            preview=_container_preview,
         ),
         ToolSpec(
             "docker_restart_container",
@@ -240,6 +268,7 @@ TOOLS: dict[str, ToolSpec] = {
             _restart,
             destructive=True,
             idempotent=False,
+            preview=_container_preview,
         ),
         ToolSpec(
             "ha_list_entities",

@@ -7,23 +7,25 @@ and URL credentials wherever they ended up.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
-from argobox.policy.catalog import describe_call
+from argobox.policy.catalog import CATALOG, ToolClass, describe_call
 from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.redact import Redactor
 from argobox.server.store import AuditRecord, RequestRecord
 from argobox.server.times import iso
 
 
-def request_json(record: RequestRecord, redact: Redactor) -> dict[str, Any]:
+def request_json(record: RequestRecord, redact: Redactor, catalog: Mapping[str, ToolClass] = CATALOG) -> dict[str, Any]:
+    """A request as JSON; its summary in the words of `catalog` (the table in force, which knows the runbooks)."""
     return redact(
         {
             "id": record.id,
             "agent": record.agent,
             "tool": record.tool,
             "arguments": record.arguments,
-            "summary": describe_call(record.tool, record.arguments),
+            "summary": describe_call(record.tool, record.arguments, catalog),
             "classification": record.classification,
             "effect": record.effect,
             "rule": record.rule,
@@ -37,6 +39,7 @@ def request_json(record: RequestRecord, redact: Redactor) -> dict[str, Any]:
             "result": record.result,
             "error": record.error,
             "updated_at": iso(record.updated_at),
+            "target": record.target,
         }
     )
 
@@ -58,7 +61,16 @@ def audit_json(event: AuditRecord, redact: Redactor) -> dict[str, Any]:
     )
 
 
-def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState, *, now: float) -> dict[str, Any]:
+def budget_json(
+    agent: str,
+    limits: Limits,
+    usage: Usage,
+    failures: FailureState,
+    *,
+    now: float,
+    targets: dict[str, int] | None = None,
+) -> dict[str, Any]:
+    """An agent's budgets now; `targets` (from `Store.target_use`) are the changes counted per target."""
     cooling = usage.cooldown_until is not None and usage.cooldown_until > now
     return {
         "agent": agent,
@@ -71,4 +83,7 @@ def budget_json(agent: str, limits: Limits, usage: Usage, failures: FailureState
         "failure_streak": failures.streak,
         "failures_to_cooldown": limits.failures.count,
         "cooldown_until": iso(usage.cooldown_until) if cooling else None,
+        "changes_per_target": dict(targets or {}),
+        "per_target_limit": limits.per_target.count,
+        "per_target_window_seconds": limits.per_target.seconds,
     }

@@ -11,6 +11,7 @@
     trail         the audit trail as stored: reads, prune, a read-only snapshot for verify and export
     recovery      requests whose executing process died
     outbox        notifications waiting for delivery
+    phone         the phone's button presses: events taken on, codes used
     checkpointer  the thread that keeps the audit checkpoint at the head, and moves the WAL
 
 The rest of ArgoBox uses the names below and never reaches into the modules that implement them.
@@ -18,6 +19,7 @@ The rest of ArgoBox uses the names below and never reaches into the modules that
 
 from argobox.server.store.budgets import CallFacts
 from argobox.server.store.facade import Store
+from argobox.server.store.phone import CodeUse
 from argobox.server.store.records import (
     Admission,
     AuditRecord,
@@ -31,6 +33,7 @@ from argobox.server.store.records import (
     RequestStatus,
     StoreError,
 )
+from argobox.server.store.recovery import executor_alive, this_executor
 from argobox.server.store.trail import TrailSnapshot, trail_snapshot
 from argobox.server.store.tx import Tx
 
@@ -39,6 +42,7 @@ __all__ = [
     "AuditRecord",
     "CallFacts",
     "Clock",
+    "CodeUse",
     "Event",
     "NewRequest",
     "Notification",
@@ -50,5 +54,7 @@ __all__ = [
     "StoreError",
     "TrailSnapshot",
     "Tx",
+    "executor_alive",
+    "this_executor",
     "trail_snapshot",
 ]

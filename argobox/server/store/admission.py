@@ -13,7 +13,6 @@ from argobox.policy.limits import FailureState, Limits, Usage, check
 from argobox.server.store import budgets
 from argobox.server.store.budgets import CallFacts, Snapshot
 from argobox.server.store.records import Admission, Event, NewRequest, RequestRecord
-from argobox.server.store.recovery import this_executor
 from argobox.server.store.requests import fetch, insert, new_record
 from argobox.server.store.tx import Body, Tx
 from argobox.server.times import iso
@@ -27,8 +26,9 @@ def admitting(
     events: Sequence[Event],
     request: NewRequest | None,
     failed: bool | None,
+    executor: str,
 ) -> Body[Admission]:
-    """The transaction of `Store.admit`."""
+    """The transaction of `Store.admit`; `executor` is recorded on a request created executing."""
 
     def body(tx: Tx) -> Admission:
         # A read needs only its request budget and cooldown counted.
@@ -46,12 +46,14 @@ def admitting(
         if tripped is not None:
             budgets.audit_refusal(tx, facts.agent, tool, tripped)
             return Admission(tripped=tripped)
-        budgets.record_call(tx.db, facts, limits, tx.now, duplicate=existing is not None)
+        record = new_record(request, tx.now, executor) if request is not None and existing is None else None
+        budgets.record_call(
+            tx.db, facts, limits, tx.now, duplicate=existing is not None, request_id=record.id if record else None
+        )
         if snapshot.open_refusals:
             budgets.audit_closed_refusals(tx, facts.agent)
         if existing is not None:
             return _duplicate(tx, facts.agent, existing)
-        record = new_record(request, tx.now, this_executor()) if request is not None else None
         if record is not None:
             insert(tx.db, record, tx.sealer)
         tx.append(events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
@@ -98,8 +100,8 @@ def resetting(agent: str, *, actor: str) -> Body[FailureState]:
     """Clear an agent's cooldown, failure streak and refusal streaks, audited; returns what was cleared."""
 
     def body(tx: Tx) -> FailureState:
-        cleared = budgets.reset(tx.db, agent)
-        detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until)}
+        cleared, targets = budgets.reset(tx.db, agent)
+        detail = {"streak": cleared.streak, "cooldown_until": iso(cleared.cooldown_until), "targets_cleared": targets}
         tx.append([Event(event="budget_reset", actor=actor, detail=detail)], request_id=None, agent=agent, tool=None)
         return cleared
 

@@ -9,6 +9,7 @@ starts, across processes and across restarts.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -104,16 +105,26 @@ def usage(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, 
     return Snapshot(usage=current, open_refusals=open_refusals, pending_twin=row[7])
 
 
-def record_call(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, *, duplicate: bool) -> None:
-    """Count an admitted call; now and then drop rows older than every window."""
+def record_call(
+    db: sqlite3.Connection,
+    facts: CallFacts,
+    limits: Limits,
+    now: float,
+    *,
+    duplicate: bool,
+    request_id: str | None = None,
+) -> None:
+    """Count an admitted call (of the request `request_id`, when it made one); now and then drop rows older than
+    every window."""
     cursor = db.execute(
-        "INSERT INTO calls (agent, at, digest, target, mutation) VALUES (?, ?, ?, ?, ?)",
+        "INSERT INTO calls (agent, at, digest, target, mutation, request_id) VALUES (?, ?, ?, ?, ?, ?)",
         (
             facts.agent,
             now,
             facts.digest if facts.mutation else None,
             None if duplicate else facts.target,
             int(facts.mutation and not duplicate),
+            request_id,
         ),
     )
     if cursor.lastrowid is not None and cursor.lastrowid % _PRUNE_EVERY == 0:
@@ -172,12 +183,35 @@ def note_outcome(
     return after if tripped else None
 
 
-def reset(db: sqlite3.Connection, agent: str) -> FailureState:
-    """Clear the agent's failure streak, cooldown and refusal streaks; returns what was cleared."""
+def reset(db: sqlite3.Connection, agent: str) -> tuple[FailureState, int]:
+    """Clear the agent's failure streak, cooldown, refusal streaks and changes counted per target; returns what was
+    cleared (the failure state, and how many targets had changes counted)."""
     before = failure_state(db, agent)
+    targets = db.execute(
+        "SELECT COUNT(DISTINCT target) FROM calls WHERE agent = ? AND target IS NOT NULL", (agent,)
+    ).fetchone()[0]
     db.execute("DELETE FROM agent_state WHERE agent = ?", (agent,))
     db.execute("DELETE FROM refusals WHERE agent = ?", (agent,))
-    return before
+    db.execute("UPDATE calls SET target = NULL WHERE agent = ? AND target IS NOT NULL", (agent,))
+    return before, int(targets)
+
+
+def uncount_change(db: sqlite3.Connection, request_ids: Sequence[str]) -> None:
+    """Requests that never ran (denied, expired) no longer count as changes, of their target or in the hour."""
+    db.executemany(
+        "UPDATE calls SET mutation = 0, target = NULL WHERE request_id = ? AND (mutation = 1 OR target IS NOT NULL)",
+        [(request_id,) for request_id in request_ids],
+    )
+
+
+def target_use(db: sqlite3.Connection, agent: str, limits: Limits, now: float) -> dict[str, int]:
+    """How many changes each target of `agent` had in the per-target window (only targets with any)."""
+    rows = db.execute(
+        "SELECT target, COUNT(*) FROM calls WHERE agent = ? AND target IS NOT NULL AND mutation = 1 AND at > ?"
+        " GROUP BY target ORDER BY target",
+        (agent, _window_start(now, limits.per_target.seconds)),
+    ).fetchall()
+    return {str(target): int(count) for target, count in rows}
 
 
 # The audit events budgets cause, recorded in the transaction that moved them -----------------------------------

@@ -8,7 +8,7 @@ it. After each commit that appended events, the audit checkpoint beside the data
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncGenerator, Callable, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import replace
 from pathlib import Path
@@ -21,10 +21,11 @@ from argobox.policy.limits import FailureState, Limits, Usage
 from argobox.server.audit import Signer
 from argobox.server.files import UnsafeFolder, check_folder, ensure_private_file, private_folder
 from argobox.server.redact import Redactor
-from argobox.server.store import admission, outbox, requests, trail
+from argobox.server.store import admission, budgets, outbox, phone, requests, trail
 from argobox.server.store.budgets import CallFacts, Snapshot, usage
 from argobox.server.store.checkpointer import Checkpointer
 from argobox.server.store.connection import Connection
+from argobox.server.store.executors import Lease
 from argobox.server.store.records import (
     Admission,
     AuditRecord,
@@ -40,7 +41,7 @@ from argobox.server.store.records import (
     audit_from_row,
     request_from_row,
 )
-from argobox.server.store.recovery import recover_interrupted, this_executor
+from argobox.server.store.recovery import recover_interrupted
 from argobox.server.store.schema import migrate
 from argobox.server.store.sealing import Sealer, SealingKeyError, opened
 from argobox.server.store.tx import Body
@@ -64,8 +65,11 @@ def _prepare_files(path: Path) -> None:
 class Store:
     """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
 
-    def __init__(self, connection: Connection) -> None:
+    def __init__(self, connection: Connection, *, path: Path, executor: str) -> None:
         self._connection = connection
+        self._path = path
+        self._executor = executor
+        """What a request this process executes records as its executor (see `executors`)."""
         self._db = connection.db
         """The aiosqlite connection (tests set its busy wait)."""
         self._clock = connection.clock
@@ -87,14 +91,16 @@ class Store:
         The store's folder must not be writable by every user. The audit checkpoint beside it is kept at the chain
         head (signed with `signer` when given).
         """
+        lease: Lease | None = None
         try:
             _prepare_files(path)
             sealer = Sealer.for_store(path, redactor)
+            lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
             # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
             db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-        except (UnsafeFolder, SealingKeyError) as exc:
-            raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
-        except (OSError, sqlite3.Error) as exc:
+        except (UnsafeFolder, SealingKeyError, OSError, sqlite3.Error) as exc:
+            if lease is not None:
+                lease.release()
             raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
         checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
         try:
@@ -110,8 +116,12 @@ class Store:
             )
             await connection.prepare()
             await migrate(connection)
+            # A process killed between a commit and the checkpoint written just after it left the checkpoint
+            # behind the head (or none at all, in a new store), and `verify` then fails (no checkpoint; a prune no
+            # checkpoint covers) until some later commit: bring it up to the head now, as a commit would.
+            checkpointer.notify()
             try:
-                yield cls(connection)
+                yield cls(connection, path=path, executor=lease.executor)
             finally:
                 with anyio.CancelScope(shield=True):  # even when cancelled: what was answered gets recorded
                     await connection.catch_up()
@@ -119,7 +129,10 @@ class Store:
             try:
                 await anyio.to_thread.run_sync(checkpointer.close)
             finally:
-                await db.close()
+                try:
+                    await db.close()
+                finally:
+                    lease.release()
 
     # Transactions -------------------------------------------------------------------------------------------------
 
@@ -158,7 +171,9 @@ class Store:
         transaction. A call identical to a pending request returns that request instead of a new one.
 
         `failed` moves the failure streak (True for a denial at decision time)."""
-        body = admission.admitting(facts, limits, tool=tool, events=events, request=request, failed=failed)
+        body = admission.admitting(
+            facts, limits, tool=tool, events=events, request=request, failed=failed, executor=self._executor
+        )
         return await self.transaction(body)
 
     async def usage(self, facts: CallFacts, limits: Limits) -> Snapshot:
@@ -175,6 +190,11 @@ class Store:
         """The agent's current use of its budgets (read-only)."""
         return await self._connection.read_with(admission.budget_reading(agent, limits, self._clock()))
 
+    async def target_use(self, agent: str, limits: Limits) -> dict[str, int]:
+        """How many changes each target of `agent` had in the per-target window (read-only)."""
+        now = self._clock()
+        return await self._connection.read_with(lambda db: budgets.target_use(db, agent, limits, now))
+
     async def reset_budget(self, agent: str, *, actor: str) -> FailureState:
         """Clear an agent's cooldown, failure streak and refusal streaks, audited."""
         return await self.transaction(admission.resetting(agent, actor=actor))
@@ -186,29 +206,60 @@ class Store:
         return opened(request_from_row(rows[0]), self._connection.sealer) if rows else None
 
     async def list_requests(
-        self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100
+        self,
+        *,
+        status: RequestStatus | None = None,
+        agent: str | None = None,
+        limit: int = 100,
+        tool: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[RequestRecord]:
-        sql, params = requests.listing(status=status, agent=agent, limit=limit)
+        """Requests, newest first; `since` and `until` bound the creation time (`until` exclusive)."""
+        sql, params = requests.listing(status=status, agent=agent, limit=limit, tool=tool, since=since, until=until)
         sealer = self._connection.sealer
         return [opened(request_from_row(row), sealer) for row in await self._connection.read(sql, params)]
 
-    async def approve(self, request_id: str, *, operator: str, note: str) -> RequestRecord:
+    async def approve(
+        self, request_id: str, *, operator: str, note: str, via: Mapping[str, str] | None = None
+    ) -> RequestRecord:
         """pending_approval -> executing, by `operator`, in one transaction: the approval and the start of its
         execution by this process. Refused when missing, decided, or past its expiry. The caller must now execute
         the request and record its outcome (`finish`); if this process dies first, `recover_interrupted` marks it
-        `unknown`, never runs it again."""
+        `unknown`, never runs it again. `via` (how the decision came, e.g. its channel) joins the audit event."""
         body = requests.approving(
-            request_id, operator=operator, note=note, now=self._clock(), executor=this_executor(), redact=self._redact
+            request_id,
+            operator=operator,
+            note=note,
+            now=self._clock(),
+            executor=self._executor,
+            redact=self._redact,
+            via=via,
         )
         record = await self.transaction(body)
         if record is None:
             raise await self._refusal(request_id, "approve")
         return record
 
-    async def deny(self, request_id: str, *, operator: str, reason: str, limits: Limits | None = None) -> RequestRecord:
-        """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak."""
+    async def deny(
+        self,
+        request_id: str,
+        *,
+        operator: str,
+        reason: str,
+        limits: Limits | None = None,
+        via: Mapping[str, str] | None = None,
+    ) -> RequestRecord:
+        """pending_approval -> denied, by `operator`; with `limits`, the denial counts toward the failure streak.
+        `via` (how the decision came) joins the audit event."""
         body = requests.denying(
-            request_id, operator=operator, reason=reason, now=self._clock(), limits=limits, redact=self._redact
+            request_id,
+            operator=operator,
+            reason=reason,
+            now=self._clock(),
+            limits=limits,
+            redact=self._redact,
+            via=via,
         )
         record = await self.transaction(body)
         if record is None:
@@ -272,7 +323,7 @@ class Store:
 
     async def recover_interrupted(self) -> list[str]:
         """Mark executing requests whose executor process is gone as `unknown`; never re-run them."""
-        return await recover_interrupted(self._connection)
+        return await recover_interrupted(self._connection, self._path)
 
     # The audit trail ----------------------------------------------------------------------------------------------
 
@@ -283,9 +334,11 @@ class Store:
         agent: str | None = None,
         since: float | None = None,
         limit: int | None = None,
+        event: str | None = None,
     ) -> list[AuditRecord]:
-        """Audit events in sequence order, optionally filtered; with `limit`, the most recent `limit` of them."""
-        sql, params = trail.trail_query(request_id=request_id, agent=agent, since=since, limit=limit)
+        """Audit events in sequence order, optionally filtered (`event`: of that name only); with `limit`, the most
+        recent `limit` of them."""
+        sql, params = trail.trail_query(request_id=request_id, agent=agent, since=since, limit=limit, event=event)
         return [audit_from_row(row) for row in reversed(await self._connection.read(sql, params))]
 
     async def audit_after(self, seq: int, *, limit: int = 1000) -> list[AuditRecord]:
@@ -312,3 +365,19 @@ class Store:
     ) -> None:
         """Record how a delivery went, audited with `event`: sent (no `error`), retried at `retry_at`, or given up."""
         await self.transaction(outbox.settling(notification, retry_at=retry_at, error=error, event=event))
+
+    # The phone's buttons ------------------------------------------------------------------------------------------
+
+    async def take_phone_event(self, context_id: str) -> bool:
+        """Record that this process handles the Home Assistant event `context_id`; False when a process already
+        does (every listening process hears every event)."""
+        return await self.transaction(phone.taking_event(context_id))
+
+    async def phone_code_used(self, request_id: str, decision: str) -> bool:
+        """Whether the button code of `decision` on `request_id` has already decided something."""
+        return bool(await self._connection.read(phone.CODE_USED_QUERY, (request_id, decision)))
+
+    async def use_phone_code(self, use: phone.CodeUse, event: Event, *, agent: str, tool: str) -> bool:
+        """Mark a button code as used, with `event` in the audit trail, in one transaction; False (and nothing
+        recorded) when it was used already."""
+        return await self.transaction(phone.using_code(use, event, agent=agent, tool=tool))

@@ -67,6 +67,8 @@ class NewRequest:
     status: RequestStatus
     expires_at: float | None = None
     decided_by: str | None = None
+    target: dict[str, Any] | None = None
+    """The identity of the target when the request was made (what the operator is shown and approves)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -90,6 +92,8 @@ class RequestRecord:
     result: Any
     error: str | None
     updated_at: float
+    target: dict[str, Any] | None = None
+    """The identity of the target when the request was made; an approval runs only on that target."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -165,6 +169,7 @@ def request_from_row(row: sqlite3.Row) -> RequestRecord:
         result=json.loads(row["result"]) if row["result"] is not None else None,
         error=row["error"],
         updated_at=row["updated_at"],
+        target=json.loads(row["target"]) if row["target"] is not None else None,
     )
 
 

@@ -1,15 +1,19 @@
 """Crash recovery: a request whose executing process died is marked `unknown`, and never run again.
 
-Each executing request records its executor (host and process id). A request is recovered only when its executor
-is on this host and gone; another host's executor cannot be checked, so it is assumed alive.
+Each executing request records its executor: host, process id and the process's lease (`executors`). A request is
+recovered when its executor's lease is free. A request recorded before leases existed names only host and process
+id: it is recovered when that process is on this host and gone; another host's cannot be checked, so it is assumed
+alive.
 """
 
 from __future__ import annotations
 
 import os
 import socket
+from pathlib import Path
 
 from argobox.server.store.connection import Connection
+from argobox.server.store.executors import lease_held, remove_stale
 from argobox.server.store.records import Event, RequestStatus
 from argobox.server.store.requests import transition_body
 
@@ -19,13 +23,17 @@ INTERRUPTED_MESSAGE = (
 
 
 def this_executor() -> str:
-    """Who is executing: host and process id, so a crashed executor can be told from a live one."""
+    """This process as host and process id (what a request records, with its lease, is `Lease.executor`)."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
-def executor_alive(executor: str | None) -> bool:
-    """Whether the process named by `executor` may still be running."""
-    host, _, pid = (executor or "").rpartition(":")
+def executor_alive(executor: str | None, *, db_path: Path | None = None) -> bool:
+    """Whether the process named by `executor` may still be running: by its lease on the store at `db_path` when it
+    names one, else by its process id."""
+    held = lease_held(db_path, executor or "") if db_path is not None else None
+    if held is not None:
+        return held
+    host, _, pid = (executor or "").partition("/")[0].rpartition(":")
     if host != socket.gethostname() or not pid.isdigit():
         return host != socket.gethostname() and bool(host)  # another host's executor: assume alive
     try:
@@ -37,8 +45,9 @@ def executor_alive(executor: str | None) -> bool:
     return True
 
 
-async def recover_interrupted(connection: Connection) -> list[str]:
-    """Mark executing requests whose executor process is gone as `unknown`; returns their ids.
+async def recover_interrupted(connection: Connection, db_path: Path) -> list[str]:
+    """Mark executing requests whose executor process is gone as `unknown`; returns their ids. Then remove the
+    lease files of processes that have ended.
 
     (`approved` is looked for too: stores written before approval and execution became one transaction may hold
     requests left in it.)"""
@@ -48,7 +57,7 @@ async def recover_interrupted(connection: Connection) -> list[str]:
     )
     recovered: list[str] = []
     for request_id, executor, status in [(row["id"], row["executor"], row["status"]) for row in rows]:
-        if executor_alive(executor):
+        if executor_alive(executor, db_path=db_path):
             continue
         detail = {"was": status, "executor": executor, "message": INTERRUPTED_MESSAGE}
         body = transition_body(
@@ -60,4 +69,5 @@ async def recover_interrupted(connection: Connection) -> list[str]:
         )
         if await connection.transaction(body) is not None:
             recovered.append(request_id)
+    remove_stale(db_path)
     return recovered

@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import sqlite3
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from argobox.policy.limits import Limits
@@ -57,14 +57,15 @@ def new_record(request: NewRequest, now: float, executor: str) -> RequestRecord:
         result=None,
         error=None,
         updated_at=now,
+        target=request.target,
     )
 
 
 def insert(db: sqlite3.Connection, record: RequestRecord, sealer: Sealer) -> None:
     db.execute(
         "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
-        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " status, created_at, expires_at, decided_by, decided_at, executor, updated_at, target)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (
             record.id,
             record.agent,
@@ -82,6 +83,7 @@ def insert(db: sqlite3.Connection, record: RequestRecord, sealer: Sealer) -> Non
             record.decided_at,
             record.executor,
             record.updated_at,
+            json.dumps(record.target, sort_keys=True) if record.target is not None else None,
         ),
     )
 
@@ -91,15 +93,26 @@ def fetch(db: sqlite3.Connection, request_id: str, sealer: Sealer) -> RequestRec
     return opened(request_from_row(row), sealer) if row is not None else None
 
 
-def listing(*, status: RequestStatus | None, agent: str | None, limit: int) -> tuple[str, list[Any]]:
-    """The query (and its parameters) for the most recent requests, optionally of one status or agent."""
+def listing(
+    *,
+    status: RequestStatus | None,
+    agent: str | None,
+    limit: int,
+    tool: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> tuple[str, list[Any]]:
+    """The query (and its parameters) for the most recent requests, optionally of one status, agent or tool, and
+    created at or after `since` and before `until`."""
     clauses, params = ["1 = 1"], list[Any]()
     if status is not None:
         clauses.append("status = ?")
         params.append(status.value)
-    if agent is not None:
-        clauses.append("agent = ?")
-        params.append(agent)
+    wanted = (("agent = ?", agent), ("tool = ?", tool), ("created_at >= ?", since), ("created_at < ?", until))
+    for clause, value in wanted:
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
     sql = f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ?"  # noqa: S608
     return sql, [*params, limit]
 
@@ -125,6 +138,8 @@ def transition_body(
             return None
         record = opened(request_from_row(rows[0]), tx.sealer)
         tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
+        if record.status is RequestStatus.DENIED:
+            budgets.uncount_change(tx.db, [request_id])  # it never ran: not a change of its target
         if outcome is not None:
             budgets.audit_outcome(tx, record.agent, outcome[0], failed=outcome[1])
         return record
@@ -133,10 +148,18 @@ def transition_body(
 
 
 def approving(
-    request_id: str, *, operator: str, note: str, now: float, executor: str, redact: Redactor
+    request_id: str,
+    *,
+    operator: str,
+    note: str,
+    now: float,
+    executor: str,
+    redact: Redactor,
+    via: Mapping[str, str] | None = None,
 ) -> Body[RequestRecord | None]:
     """pending_approval -> executing by `executor`: the approval and the start of its execution, in one
-    transaction."""
+    transaction. `via` (how the decision came: its channel, and what proved the operator) joins the `approved`
+    event."""
     return transition_body(
         request_id,
         where="status = ? AND expires_at > ?",
@@ -149,16 +172,24 @@ def approving(
             "executor": executor,
         },
         events=[
-            Event(event="approved", actor=f"operator:{operator}", detail={"note": note}),
+            Event(event="approved", actor=f"operator:{operator}", detail={"note": note, **(via or {})}),
             Event(event="executing", actor="argobox"),
         ],
     )
 
 
 def denying(
-    request_id: str, *, operator: str, reason: str, now: float, limits: Limits | None, redact: Redactor
+    request_id: str,
+    *,
+    operator: str,
+    reason: str,
+    now: float,
+    limits: Limits | None,
+    redact: Redactor,
+    via: Mapping[str, str] | None = None,
 ) -> Body[RequestRecord | None]:
-    """pending_approval -> denied; with `limits`, the denial counts toward the failure streak."""
+    """pending_approval -> denied; with `limits`, the denial counts toward the failure streak. `via` joins the
+    `denied` event (see `approving`)."""
     return transition_body(
         request_id,
         where="status = ? AND expires_at > ?",
@@ -169,7 +200,7 @@ def denying(
             "decided_at": now,
             "note": redact.text(reason),
         },
-        events=[Event(event="denied", actor=operator_actor(operator), detail={"reason": reason})],
+        events=[Event(event="denied", actor=operator_actor(operator), detail={"reason": reason, **(via or {})})],
         outcome=(limits, True) if limits is not None else None,
     )
 
@@ -224,6 +255,7 @@ def expiring(tx: Tx) -> int:
             agent=row["agent"],
             tool=row["tool"],
         )
+    budgets.uncount_change(tx.db, [row["id"] for row in due])  # they never ran
     return len(due)
 
 
@@ -233,5 +265,10 @@ def refusal(request_id: str, record: RequestRecord | None, verb: str) -> Refused
         return Refused("not_found", f"no request {request_id!r}")
     if record.status is RequestStatus.EXPIRED:
         return Refused("expired", f"request {request_id} expired at {iso(record.expires_at)}; it cannot be {verb}d")
-    who = f" by {record.decided_by}" if record.decided_by else ""
-    return Refused("not_pending", f"request {request_id} is {record.status.value}{who}, not pending approval")
+    if record.decided_by == "policy" or record.decided_by is None:
+        how = f"was {record.status.value} by policy"
+    elif record.status is RequestStatus.DENIED:
+        how = f"was already denied by {record.decided_by}"
+    else:
+        how = f"was already approved by {record.decided_by} (now {record.status.value})"
+    return Refused("not_pending", f"request {request_id} {how}; only a pending request can be {verb}d")

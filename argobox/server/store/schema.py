@@ -136,6 +136,14 @@ BUDGET_PARTIAL_INDEXES = [
 """Mutation budgets count an hour of mutations without walking the reads of that hour, and a read (which has no
 digest or target) writes one index entry, not three."""
 
+PHONE = [
+    "CREATE TABLE phone_events (context_id TEXT PRIMARY KEY, at REAL NOT NULL)",
+    "CREATE INDEX phone_events_by_age ON phone_events (at)",
+    "CREATE TABLE phone_codes_used (request_id TEXT NOT NULL, decision TEXT NOT NULL, at REAL NOT NULL,"
+    " context_id TEXT, ha_user_id TEXT NOT NULL, operator TEXT NOT NULL, PRIMARY KEY (request_id, decision))",
+]
+"""The Home Assistant button events taken on by a process, and the button codes used (see `phone`)."""
+
 MIGRATIONS_TABLE = (
     "CREATE TABLE schema_migrations (name TEXT PRIMARY KEY, applied_at REAL)"  # applied_at NULL: counted before names
 )
@@ -188,12 +196,33 @@ def chain_audit(tx: Tx) -> None:
         tx.append([started], request_id=None, agent=None, tool=None)
 
 
+REQUEST_TARGETS = [
+    "ALTER TABLE requests ADD COLUMN target TEXT",
+    "DROP TRIGGER IF EXISTS requests_binding_is_immutable",
+    """CREATE TRIGGER requests_binding_is_immutable
+BEFORE UPDATE OF id, agent, tool, arguments, digest, target ON requests
+BEGIN SELECT RAISE(ABORT, 'a request is bound to its agent, tool, arguments and target'); END""",
+]
+"""The identity of a request's target as it was when the request was queued (e.g. the container's id and image),
+part of what an approval is bound to."""
+
+
+CALLS_BY_REQUEST = [
+    "ALTER TABLE calls ADD COLUMN request_id TEXT",
+    "CREATE INDEX calls_by_request ON calls (request_id) WHERE request_id IS NOT NULL",
+]
+"""Which request a counted call made, so that a request that never ran (denied, expired) stops counting as a change."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("requests_and_audit", _statements(REQUESTS_AND_AUDIT)),
     Migration("budgets", _statements(BUDGETS)),
     Migration("outbox", _statements(OUTBOX)),
     Migration("chain_audit", chain_audit),
     Migration("budget_partial_indexes", _statements(BUDGET_PARTIAL_INDEXES)),
+    Migration("request_targets", _statements(REQUEST_TARGETS)),
+    Migration("phone", _statements(PHONE)),
+    Migration("calls_by_request", _statements(CALLS_BY_REQUEST)),
 )
 """Every schema change, in the order they are applied. Names are forever: add new ones at the end."""
 

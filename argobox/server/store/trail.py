@@ -21,12 +21,18 @@ AUDIT_COLUMNS = "seq, at, request_id, event, actor, agent, tool, detail, prev_ha
 
 
 def trail_query(
-    *, request_id: str | None, agent: str | None, since: float | None, limit: int | None
+    *,
+    request_id: str | None,
+    agent: str | None,
+    since: float | None,
+    limit: int | None,
+    event: str | None = None,
 ) -> tuple[str, list[Any]]:
     """The query for audit events, optionally filtered; with `limit`, the most recent `limit` of them (newest first:
     the caller reverses them)."""
     clauses, params = ["1 = 1"], list[Any]()
-    for clause, value in (("request_id = ?", request_id), ("agent = ?", agent), ("at >= ?", since)):
+    filters = (("request_id = ?", request_id), ("agent = ?", agent), ("at >= ?", since), ("event = ?", event))
+    for clause, value in filters:
         if value is not None:
             clauses.append(clause)
             params.append(value)

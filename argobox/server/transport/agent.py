@@ -30,6 +30,7 @@ from argobox.server.config.model import Config
 from argobox.server.config.tokens import token_matches
 from argobox.server.mediation import agent_calls
 from argobox.server.mediation.outcome import Outcome
+from argobox.server.mediation.runbooks import runbook_tool
 from argobox.server.mediation.tools import TOOLS
 from argobox.server.redact import Redactor
 from argobox.server.transport.live import LiveState
@@ -48,8 +49,10 @@ Identity = Callable[[], str | None]
 _TOOL_CACHE: dict[str, types.Tool] = {}
 
 
-def _tool(name: str) -> types.Tool:
+def _tool(name: str, config: Config | None = None) -> types.Tool:
     tool = _TOOL_CACHE.get(name)
+    if tool is None and name not in TOOLS and config is not None:  # a runbook of this configuration
+        return runbook_tool(config.runbooks, name)
     if tool is None:
         tool = _TOOL_CACHE[name] = TOOLS[name].mcp_tool()
     return tool
@@ -146,7 +149,7 @@ def build_agent_server(
             state.remember(ctx, who)
             names = sorted(config.grant(who).visible) if who is not None else []
         # Deterministic order; never cached by clients, so a grant change shows at the next listing.
-        return types.ListToolsResult(tools=[_tool(name) for name in names], ttl_ms=0, cache_scope="private")
+        return types.ListToolsResult(tools=[_tool(name, config) for name in names], ttl_ms=0, cache_scope="private")
 
     async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
         arguments: dict[str, Any] = dict(params.arguments or {})

@@ -32,7 +32,7 @@ import anyio
 from mcp.server.auth.middleware.auth_context import auth_context_var, get_access_token
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
-from mcp.server.streamable_http_manager import StreamableHTTPASGIApp, StreamableHTTPSessionManager
+from mcp.server.streamable_http_manager import StreamableHTTPASGIApp
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.authentication import AuthCredentials
@@ -46,10 +46,14 @@ from argobox.server.config.model import Config, ConfigError
 from argobox.server.config.tokens import agent_for_token
 from argobox.server.store import Event, StoreError
 from argobox.server.transport.agent import Identity, build_agent_server
+from argobox.server.transport.connections import guarded_protocol
 from argobox.server.transport.health import health_route
 from argobox.server.transport.listen import DEFAULT_LISTEN
 from argobox.server.transport.live import LiveState
+from argobox.server.transport.quiet import quiet_library_logs
 from argobox.server.transport.refusals import RefusalAudit
+from argobox.server.transport.screen import PostScreen
+from argobox.server.transport.sessions import AgentSessionManager, AnswerSessionCap
 from argobox.server.transport.watch import ConfigWatcher, Reload
 
 logger = logging.getLogger("argobox")
@@ -184,11 +188,19 @@ class _Streams:
 class BearerGate:
     """ASGI wrapper around the MCP endpoint: Host/Origin check, then the bearer token, then the SDK transport."""
 
-    def __init__(self, inner: ASGIApp, app: App, security: TransportSecuritySettings) -> None:
-        self._inner = inner
+    def __init__(
+        self,
+        inner: ASGIApp,
+        app: App,
+        security: TransportSecuritySettings,
+        sessions: AgentSessionManager | None = None,
+    ) -> None:
         self._tokens = AgentTokens(app)
         self._security = TransportSecurityMiddleware(security)
         self.refusals = RefusalAudit(app, transport="http")
+        self._inner = AnswerSessionCap(inner, self.refusals)
+        self._screen = PostScreen(app, self.refusals, sessions)
+        self.sessions = sessions
         self.streams = _Streams()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -217,6 +229,10 @@ class BearerGate:
         try:
             if scope["method"] == "GET":
                 await self.streams.run(access.client_id, self._inner, scope, receive, send)
+            elif scope["method"] == "POST":  # malformed JSON-RPC and refused handshakes are answered by the screen
+                replay = await self._screen(scope, receive, send, access.client_id)
+                if replay is not None:
+                    await self._inner(scope, replay, send)
             else:
                 await self._inner(scope, receive, send)
         finally:
@@ -255,6 +271,8 @@ class HttpDaemon:
     async def on_reload(self, change: Reload) -> None:
         self.live.revoke(change.revoked)
         self.gate.streams.end_for(change.revoked)
+        if self.gate.sessions is not None:
+            await self.gate.sessions.end_sessions_of(change.revoked)
         await self.live.tools_changed(change.changed - change.revoked)
 
 
@@ -262,8 +280,14 @@ def build_http_app(app: App, *, security: TransportSecuritySettings, live: LiveS
     """The streamable-HTTP ASGI app serving every configured agent by its token, at `/mcp`."""
     state = live if live is not None else LiveState()
     server = build_agent_server(app, http_identity(app), live=state)
-    manager = StreamableHTTPSessionManager(app=server, security_settings=security)
-    gate = BearerGate(StreamableHTTPASGIApp(manager), app, security)
+    limits = app.config.http
+    manager = AgentSessionManager(
+        app=server,
+        security_settings=security,
+        session_idle_timeout=limits.session_idle_seconds,
+        per_agent=limits.max_sessions_per_agent,
+    )
+    gate = BearerGate(StreamableHTTPASGIApp(manager), app, security, manager)
     routes = [Route(MCP_PATH, endpoint=gate), health_route(app.store)]
     asgi = Starlette(routes=routes, lifespan=lambda _: manager.run())
     return HttpDaemon(asgi=asgi, gate=gate, live=state)
@@ -316,6 +340,8 @@ async def serve_http(
     if not is_loopback(host):
         logger.info("accepted Host headers: %s", ", ".join(security.allowed_hosts))
     daemon = build_http_app(app, security=security)
+    quiet_library_logs()
+    protocol, guard = guarded_protocol(app.config.http)
     sock = _bind(host, port)
     bound_port = sock.getsockname()[1]
     url = f"http://{_url_host(host)}:{bound_port}{MCP_PATH}"
@@ -328,6 +354,8 @@ async def serve_http(
         lifespan="on",
         server_header=False,
         timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
+        http=protocol,  # deadlines for headers and body, caps on connections
+        ws="none",
     )
     server = _Uvicorn(config)
     watcher = ConfigWatcher(app, daemon.on_reload, process="http daemon", sighup=True)
@@ -359,6 +387,7 @@ async def serve_http(
             tg.cancel_scope.cancel()
     finally:
         sock.close()
+        guard.log.flush()
         with anyio.CancelScope(shield=True):
             await daemon.gate.refusals.flush()
             await _audit(app, "daemon_stopped", {"transport": "http", "url": url})

@@ -19,7 +19,6 @@ from mcp.server.mcpserver.exceptions import ToolError
 from pydantic import Field
 
 from argobox import __version__
-from argobox.policy.catalog import CATALOG
 from argobox.server.app import App
 from argobox.server.mediation import operator_actions
 from argobox.server.mediation.explain import explain
@@ -108,7 +107,7 @@ def build_operator_server(app: App, claim: OperatorClaim) -> MCPServer[Any]:
 
 
 def _request_view(app: App, record: RequestRecord) -> dict[str, Any]:
-    return mark_request(request_json(record, app.redactor))
+    return mark_request(request_json(record, app.redactor, app.config.catalog))
 
 
 def _add_queue_tools(server: MCPServer[Any], app: App) -> None:
@@ -126,7 +125,7 @@ def _add_queue_tools(server: MCPServer[Any], app: App) -> None:
         record = await app.store.get(request_id)
         if record is None:
             raise ToolError(f"no request {request_id!r}; list_requests shows the ids")
-        return mark_explained(await explain(app, record))
+        return mark_explained(await explain(app, record), app.config.catalog)
 
     @server.resource(
         PENDING_URI,
@@ -149,7 +148,7 @@ def _add_decision_tools(server: MCPServer[Any], app: App, claim: OperatorClaim) 
             record = await operator_actions.approve(app, request_id, operator=claim, note=note)
         except Refused as exc:
             raise ToolError(str(exc)) from None
-        return {"outcome": outcome_of(record).message, "request": _request_view(app, record)}
+        return {"outcome": outcome_of(record, app.config.catalog).message, "request": _request_view(app, record)}
 
     @server.tool(annotations=DECIDE)
     async def deny_request(request_id: RequestId, reason: Reason) -> dict[str, Any]:
@@ -158,7 +157,7 @@ def _add_decision_tools(server: MCPServer[Any], app: App, claim: OperatorClaim) 
             record = await operator_actions.deny(app, request_id, operator=claim, reason=reason)
         except Refused as exc:
             raise ToolError(str(exc)) from None
-        return {"outcome": outcome_of(record).message, "request": _request_view(app, record)}
+        return {"outcome": outcome_of(record, app.config.catalog).message, "request": _request_view(app, record)}
 
 
 def _add_audit_tools(server: MCPServer[Any], app: App) -> None:
@@ -172,7 +171,7 @@ def _add_audit_tools(server: MCPServer[Any], app: App) -> None:
         """Audit events, oldest first (the most recent `limit`), filtered by request, agent and start time."""
         start = _since(since)
         events = await app.store.audit_trail(request_id=request_id, agent=agent, since=start, limit=limit)
-        return {"events": [mark_event(audit_json(e, app.redactor)) for e in events]}
+        return {"events": [mark_event(audit_json(e, app.redactor), app.config.catalog) for e in events]}
 
     @server.tool(annotations=READ)
     async def agent_overview(agent: AgentName | None = None) -> dict[str, Any]:
@@ -190,7 +189,7 @@ async def _overview(app: App, agent: str) -> dict[str, Any]:
     recent = await app.store.list_requests(agent=agent, limit=10)
     return {
         "agent": agent,
-        "tools": sorted(name for name in grant.visible if name in CATALOG),
+        "tools": sorted(name for name in grant.visible if name in grant.catalog),
         "rules": [
             {
                 "rule": grant.rule_ref(i),

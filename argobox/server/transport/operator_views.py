@@ -11,6 +11,7 @@ and nothing in any value can approve anything: only an `approve_request` call do
 
 from __future__ import annotations
 
+from collections.abc import Container
 from typing import Any, cast
 
 from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG
@@ -33,10 +34,10 @@ def mark_request(view: dict[str, Any]) -> dict[str, Any]:
     return marked
 
 
-def mark_event(view: dict[str, Any]) -> dict[str, Any]:
+def mark_event(view: dict[str, Any], known: Container[str] = CATALOG) -> dict[str, Any]:
     """An audit event's JSON view (`audit_json`) with what the agent wrote moved under `agent_supplied`: the
-    arguments it sent, a preview's changes, and for a call to a tool that does not exist, the tool's name and all
-    that was recorded."""
+    arguments it sent, a preview's changes, and for a call to a tool that does not exist (not in `known`, the
+    catalog in force), the tool's name and all that was recorded."""
     marked = dict(view)
     detail: dict[str, Any] = dict(view.get("detail") or {})
     supplied: dict[str, Any] = {}
@@ -47,7 +48,7 @@ def mark_event(view: dict[str, Any]) -> dict[str, Any]:
         detail["preview"] = preview
         supplied["preview_changes"] = changes
     tool = view.get("tool")
-    if tool is not None and tool not in CATALOG and tool not in BUILTIN_TOOLS:
+    if tool is not None and tool not in known and tool not in BUILTIN_TOOLS:
         supplied["tool"] = tool
         marked["tool"] = None
         if detail:
@@ -59,15 +60,17 @@ def mark_event(view: dict[str, Any]) -> dict[str, Any]:
     return marked
 
 
-def mark_explained(view: dict[str, Any]) -> dict[str, Any]:
+def mark_explained(view: dict[str, Any], known: Container[str] = CATALOG) -> dict[str, Any]:
     """The explain view (`explain`) of a request, its timeline included, with agent-supplied values marked."""
     marked = mark_request(view)
-    marked["timeline"] = [mark_event(event) for event in view.get("timeline", [])]
+    marked["timeline"] = [mark_event(event, known) for event in view.get("timeline", [])]
     explanation: dict[str, Any] = dict(view.get("explanation") or {})
-    preview, changes = _without_changes(explanation.get("queued_preview"))
-    if changes is not None:
-        marked["explanation"] = {**explanation, "queued_preview": preview}
-        marked[AGENT_SUPPLIED] = {**marked[AGENT_SUPPLIED], "preview_changes": changes}
+    for key, supplied_as in (("queued_preview", "preview_changes"), ("preview", "preview_changes_now")):
+        preview, changes = _without_changes(explanation.get(key))
+        if changes is not None:
+            explanation[key] = preview
+            marked[AGENT_SUPPLIED] = {**marked[AGENT_SUPPLIED], supplied_as: changes}
+    marked["explanation"] = explanation
     return marked
 
 

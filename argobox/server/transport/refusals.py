@@ -22,6 +22,7 @@ class RefusalAudit:
     window are counted into the next record; `flush` records what is still counted (call it when stopping).
 
     `source` is who was refused: the remote address over HTTP, the agent the server was started for over stdio.
+    `agent`, over HTTP, is the agent a valid token named (for a refusal that is not about the token).
     """
 
     app: App
@@ -30,8 +31,12 @@ class RefusalAudit:
     _opened: dict[str, float] = field(default_factory=dict[str, float])
     _suppressed: dict[str, int] = field(default_factory=dict[str, int])
     _last_source: dict[str, str] = field(default_factory=dict[str, str])
+    _agent: dict[str, str] = field(default_factory=dict[str, str])
 
-    async def refused(self, reason: str, source: str) -> None:
+    async def refused(self, reason: str, source: str, *, agent: str | None = None) -> None:
+        if agent is not None:
+            reason = f"agent {agent!r}: {reason}"
+            self._agent[reason] = agent
         now = time.monotonic()
         opened = self._opened.get(reason)
         if opened is not None and now - opened < self.window:
@@ -58,6 +63,9 @@ class RefusalAudit:
     async def _write(self, reason: str, source: str, earlier: int, *, single: bool = True) -> None:
         if self.transport == "http":
             actor, detail = f"http:{source}", {"reason": reason, "transport": "http", "remote": source}
+            agent = self._agent.get(reason)
+            if agent is not None:
+                actor = f"agent:{agent}"
         else:
             actor, detail = f"agent:{source}", {"reason": reason, "transport": "stdio"}
         if earlier:
@@ -65,6 +73,7 @@ class RefusalAudit:
             extra: dict[str, Any] = {"refusals_counted_not_recorded_singly": earlier, "includes_this_refusal": single}
             detail.update(extra)
         try:
-            await self.app.store.audit([Event(event="agent_refused", actor=actor, detail=detail)])
+            event = Event(event="agent_refused", actor=actor, detail=detail)
+            await self.app.store.audit([event], agent=self._agent.get(reason))
         except StoreError as exc:
             logger.error("could not audit a refused %s request: %s", self.transport.upper(), exc)

@@ -33,7 +33,7 @@ def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config:
 
     assert next(b for b in before if b["agent"] == "openclaw")["cooldown_until"] is not None
     assert shown.stdout.splitlines()[0].split() == [
-        "AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN", "UNTIL"
+        "AGENT", "REQUESTS/MIN", "MUTATIONS/H", "PENDING", "FAILURES", "COOLDOWN", "UNTIL", "CHANGES", "PER", "TARGET"
     ]  # fmt: skip
     assert reset.returncode == 0 and "cooldown until" in reset.stdout
     assert next(b for b in after if b["agent"] == "openclaw")["cooldown_until"] is None

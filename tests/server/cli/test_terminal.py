@@ -85,6 +85,6 @@ def test_show_requests_and_approve_print_a_hostile_entity_state_inert(
     assert dangerous(listed + shown + outcome + executing + error) == []
     assert "call Home Assistant service lock.unlock on 'lock.front_door'" in listed
     assert status == 0 and "lock.front_door: locked\\r\\x1b[2Kunlocked <U+2066><U+202E>locked<U+2069>" in shown
-    assert json.loads(exact)["explanation"]["preview"]["entities"] == {"lock.front_door": HOSTILE_STATE}
+    assert json.loads(exact)["explanation"]["preview"]["states"] == {"lock.front_door": HOSTILE_STATE}
     assert approved == 0 and "executing..." in executing and "\\u001b]0;fine\\u0007" in outcome  # JSON escapes
     assert refused == 1 and "no request '\\x1b[2J" in error

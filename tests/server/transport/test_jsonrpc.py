@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -67,19 +68,31 @@ def test_the_stdio_server_answers_malformed_lines_and_keeps_serving(write_config
         b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
         b'{"jsonrpc":"2.0","id":101,"method":"tools/list","params":{}}',
     ]
-    done = subprocess.run(
+    server = subprocess.Popen(
         [ARGOBOX, "--config", str(config), "serve", "--agent", "openclaw"],
-        input=b"\n".join(lines) + b"\n",
-        capture_output=True,
-        timeout=60,
-        check=False,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
     )
-    answers = [json.loads(line) for line in done.stdout.splitlines()]
+    assert server.stdin is not None and server.stdout is not None
+    watchdog = threading.Timer(60, server.kill)  # a server that stops answering fails the test, never hangs it
+    watchdog.start()
+    server.stdin.write(b"\n".join(lines) + b"\n")
+    server.stdin.flush()
+    answers: list[dict[str, Any]] = []
+    for _ in range(8):  # six errors and two results; stdin stays open until all are in, then the server ends
+        line = server.stdout.readline()
+        assert line, "the server stopped answering"
+        answers.append(json.loads(line))
+    server.stdin.close()
+    returncode = server.wait(timeout=60)
+    watchdog.cancel()
+    stderr = server.stderr.read() if server.stderr is not None else b""
     errors = [(a["id"], a["error"]["code"]) for a in answers if "error" in a]
     by_id = {a["id"]: a for a in answers if "result" in a}
 
-    assert done.returncode == 0, done.stderr
+    assert returncode == 0, stderr
     assert errors == [(None, -32700), (1, -32602), (None, -32700), (None, -32700), (None, -32600), (None, -32700)]
     assert by_id[100]["result"]["serverInfo"]["name"] == "argobox"
     assert "docker_list_containers" in [t["name"] for t in by_id[101]["result"]["tools"]]
-    assert b"Traceback" not in done.stderr
+    assert b"Traceback" not in stderr
