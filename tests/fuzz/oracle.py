@@ -12,6 +12,7 @@ import json
 import re
 import reprlib
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,8 @@ PROBE = 12
 """A secret shows when any run of this many of its characters does (a secret cut short still leaks)."""
 ARG_SECRET = re.compile(re.escape(ARG_SECRET_MARK) + r"[0-9a-f]{4,20}")
 MAX_SHOWN = 300
+LONG_RUN = 512
+"""Beyond this length a run of text is searched for each probe rather than cut into windows."""
 PUBLIC_PARTS = frozenset({"eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9"})
 """Parts of a secret that are the same in every secret of its kind (a JWT's header), so say nothing of it."""
 
@@ -66,24 +69,39 @@ class Oracle:
     findings: list[Finding] = field(default_factory=list[Finding])
     inputs: Counter[str] = field(default_factory=Counter[str])
     _probes: dict[str, str] = field(default_factory=dict[str, str])
-    _pattern: re.Pattern[str] | None = None
+    _runs: re.Pattern[str] | None = None
 
     def seed(self, where: str, secret: str) -> None:
         self.secrets[where] = secret
         self._probes.update(dict.fromkeys(probes(secret), where))
-        alternatives = sorted(map(re.escape, self._probes), key=len, reverse=True)
-        self._pattern = re.compile("|".join(alternatives))
+        alphabet = "".join(sorted({c for probe in self._probes for c in probe}))
+        self._runs = re.compile(f"[{re.escape(alphabet)}]{{{PROBE},}}")
 
     def leaked(self, text: str) -> dict[str, str]:
         """The secrets found in `text`: where each was seeded (each drawn argument secret on its own), and the piece
-        of `text` that shows it."""
+        of `text` that shows it.
+
+        A probe can only lie in a run of at least PROBE characters of the probes' own alphabet: each such run is
+        looked up window by window (a short run) or probe by probe (a long one); one regular expression of every
+        probe was ten times slower on a 50 KB answer."""
         found: dict[str, str] = {}
-        if self._pattern is not None:
-            for match in self._pattern.finditer(text):
-                found.setdefault(self._probes[match[0]], _around(text, match.start()))
+        for run in self._runs.finditer(text) if self._runs is not None else ():
+            for where, at in self._in_run(run[0]):
+                found.setdefault(where, _around(text, run.start() + at))
         for match in ARG_SECRET.finditer(text):
             found.setdefault(f"a secret-looking argument ({match[0]}...)", _around(text, match.start()))
         return found
+
+    def _in_run(self, run: str) -> Iterator[tuple[str, int]]:
+        """(where the secret was seeded, offset) of each probe found in `run`."""
+        if len(run) <= LONG_RUN:
+            for at in range(len(run) - PROBE + 1):
+                if (where := self._probes.get(run[at : at + PROBE])) is not None:
+                    yield where, at
+            return
+        for probe, where in self._probes.items():
+            if (at := run.find(probe)) >= 0:
+                yield where, at
 
     def check(self, surface: str, text: str, shown_input: Any, *, shown: bool = True) -> None:
         """Check one answer (or log, or file) for secrets and, if `shown` to a client or operator, for tracebacks."""
