@@ -18,7 +18,9 @@ from typing import Any
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
+from argobox.server.config.hosts import RunbookConfig, tool_name
 from argobox.server.mediation.tools import TOOLS
+from tests.fuzz.runbooks import param_values
 
 ARG_SECRET_MARK = "fzS3cr3t"
 """The start of every secret the fuzzer puts in arguments; it appears nowhere else in any input."""
@@ -245,10 +247,13 @@ class Field:
 
 @dataclass(frozen=True, slots=True)
 class Lab:
-    """Names that exist on the real backends (and some that do not), for arguments that reach them."""
+    """Names that exist on the real backends (and some that do not), for arguments that reach them, and the
+    configuration's runbooks (their tools are drawn like the built-in ones)."""
 
     containers: tuple[str, ...]
     entities: tuple[str, ...]
+    docker_hosts: tuple[str, ...] = ("default",)
+    runbooks: tuple[tuple[str, RunbookConfig], ...] = ()
 
 
 DOMAINS = ("light", "lock", "input_boolean", "input_number", "homeassistant", "script", "cover", "sensor")
@@ -298,6 +303,7 @@ def agent_fields(lab: Lab) -> dict[str, Field]:
     return {
         "all": Field(st.booleans()),
         "container": Field(st.sampled_from(lab.containers)),
+        "host": Field(st.sampled_from(lab.docker_hosts)),
         "tail": Field(st.integers(1, 1_000)),
         "domain": Field(st.sampled_from(DOMAINS)),
         "service": Field(st.sampled_from(SERVICES)),
@@ -345,6 +351,10 @@ def agent_calls(lab: Lab) -> st.SearchStrategy[tuple[str, dict[str, Any]]]:
         st.tuples(st.just(name), _arguments(list(spec.args.model_fields), _required(spec.args), fields))
         for name, spec in TOOLS.items()
     ]
+    for name, runbook in lab.runbooks:
+        params = {param: Field(param_values(config)) for param, config in runbook.params.items()}
+        required = {param for param, config in runbook.params.items() if config.default is None}
+        per_tool.append(st.tuples(st.just(tool_name(name)), _arguments(list(params), required, params)))
     names = st.one_of(st.sampled_from(NOT_TOOLS), text_or_echo())
     others = st.tuples(names, _arguments(sorted(fields), set(), fields))
     return st.one_of(*per_tool, others)
@@ -357,7 +367,7 @@ def operator_fields() -> dict[str, Field]:
     text = text_or_echo()
     return {
         "status": Field(st.sampled_from(OPERATOR_STATUSES)),
-        "limit": Field(st.integers(1, 500)),
+        "limit": Field(st.one_of(*[st.integers(1, 20)] * 7, st.integers(1, 500))),  # 500 views cost a second
         "request_id": Field(_request_id()),
         "note": Field(text),
         "reason": Field(text),

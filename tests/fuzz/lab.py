@@ -23,7 +23,8 @@ from typing import Any
 import anyio
 import docker
 
-from argobox.policy.catalog import CATALOG, Classification
+from argobox.policy.catalog import Classification
+from argobox.server.config.model import load_config
 from tests.fixtures_docker import IDLE_COMMAND, SESSION_LABEL, TEST_IMAGE, TEST_LABEL
 from tests.fuzz.hostile import Lab, Pools
 from tests.fuzz.oracle import Oracle
@@ -57,6 +58,11 @@ per_target = {{ count = 1000000, window_seconds = 1 }}
 name = "alice"
 token_sha256 = "{operator_sha}"
 
+[[operators]]
+name = "vera"
+token_sha256 = "{viewer_sha}"
+role = "viewer"
+
 [agents.openclaw]
 token_sha256 = "{agent_sha}"
 
@@ -83,8 +89,9 @@ requests_per_minute = 30
 [[agents.reader.rules]]
 tools = ["docker_list_containers"]
 effect = "allow"
-"""
-"""Reads are allowed; every change needs approval (one is denied outright); the reader agent has a small budget."""
+{extra}"""
+"""Reads are allowed; every change needs approval (one is denied outright); the reader agent has a small budget;
+vera is a viewer. `extra` adds the runbooks, the second Docker host and their rules (`tests.fuzz.runbooks`)."""
 
 
 def sha(value: str) -> str:
@@ -112,6 +119,7 @@ class FuzzLab:
     """The secrets an ArgoBox process of this lab has in its environment."""
     agent_token: str
     operator_token: str
+    viewer_token: str
     containers: dict[str, str]
     """Container ids by name."""
     docker_url: str
@@ -124,6 +132,11 @@ class FuzzLab:
     @property
     def db(self) -> Path:
         return self.config.parent / "argobox.db"
+
+    @property
+    def marks(self) -> Path:
+        """Where the `mark` runbook would leave a file: it must stay empty (the fuzzer approves nothing)."""
+        return self.config.parent / "marks"
 
     def process_env(self) -> dict[str, str]:
         """The environment of an ArgoBox process started by a test: PATH and the lab's secrets, nothing else."""
@@ -155,6 +168,8 @@ class FuzzLab:
                 oracle.report("change", surface, f"{entity} was {before}, is {now.get(entity)}", "")
         for row in self.changed_requests():
             oracle.report("change", surface, f"a request for a change is {row}", "")
+        for mark in sorted(self.marks.iterdir()):
+            oracle.report("change", surface, f"a runbook left {mark.name} on the local host", "")
 
     def engine_events(self) -> list[str]:
         """What the engine itself recorded for the lab's containers since the lab was ready.
@@ -175,7 +190,8 @@ class FuzzLab:
         return listed.stdout.splitlines()
 
     def changed_requests(self) -> list[tuple[Any, ...]]:
-        mutations = [name for name, tool in CATALOG.items() if tool.classification is Classification.MUTATE]
+        catalog = load_config(self.config).catalog  # the runbooks' tools too
+        mutations = [name for name, tool in catalog.items() if tool.classification is Classification.MUTATE]
         marks = ",".join("?" * len(mutations))
         with contextlib.closing(sqlite3.connect(f"file:{self.db}?mode=ro", uri=True, timeout=30)) as db:
             rows = db.execute(
@@ -243,9 +259,11 @@ async def wait_for_logs(client: docker.DockerClient, container: str, marker: byt
             await anyio.sleep(0.05)
 
 
-def write_config(directory: Path, *, docker_url: str, home_url: str, vault: str, agent: str, operator: str) -> Path:
+def write_config(
+    directory: Path, *, docker_url: str, home_url: str, vault: str, tokens: dict[str, str], extra: str
+) -> Path:
+    """The lab's configuration; `tokens` are the agent's, the operator's and the viewer's."""
     path = directory / "argobox.toml"
-    path.write_text(
-        CONFIG.format(docker=docker_url, home=home_url, vault=vault, agent_sha=sha(agent), operator_sha=sha(operator))
-    )
+    hashes = {f"{who}_sha": sha(token) for who, token in tokens.items()}
+    path.write_text(CONFIG.format(docker=docker_url, home=home_url, vault=vault, extra=extra, **hashes))
     return path
