@@ -44,6 +44,7 @@ from argobox.server.config.hosts import (
     resolve_hosts,
 )
 from argobox.server.config.http import HttpConfig
+from argobox.server.config.starter import SYSTEM_CONFIG_DIR, default_dirs
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -364,17 +365,26 @@ class Config(_Section):
 
 
 def resolve_config_path(explicit: str | None) -> Path:
-    """`--config` if given, else `$ARGOBOX_CONFIG`, else `./argobox.toml`."""
+    """`--config` if given, else `$ARGOBOX_CONFIG`, else the first file that exists of `./argobox.toml`, the one
+    `argobox init` writes for this user (`~/.config/argobox/argobox.toml`, or `/etc/argobox/argobox.toml` for root)
+    and `/etc/argobox/argobox.toml`."""
     chosen = explicit or os.environ.get(CONFIG_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    default = Path(DEFAULT_CONFIG_NAME)
-    if default.is_file():
-        return default
+    for candidate in default_config_paths():
+        if candidate.is_file():
+            return candidate
     raise ConfigError(
-        f"no configuration: pass --config PATH, set {CONFIG_ENV}, or create ./{DEFAULT_CONFIG_NAME} "
+        f"no configuration: pass --config PATH, set {CONFIG_ENV}, or run `argobox init` "
         "(config.example.toml shows every key)"
     )
+
+
+def default_config_paths() -> list[Path]:
+    """Where a configuration is looked for when none is named, in order."""
+    user_dir, _ = default_dirs(root=os.geteuid() == 0)
+    found = [Path(DEFAULT_CONFIG_NAME), user_dir / DEFAULT_CONFIG_NAME, SYSTEM_CONFIG_DIR / DEFAULT_CONFIG_NAME]
+    return list(dict.fromkeys(found))
 
 
 def parse_config(data: dict[str, Any], source: Path, text: str | None = None) -> Config:
