@@ -51,7 +51,7 @@ def probes(secret: str) -> set[str]:
 @dataclass(frozen=True, slots=True)
 class Finding:
     kind: str
-    """leak, traceback, crash or hang."""
+    """leak, traceback, crash, hang or change (on a backend)."""
     surface: str
     what: str
     input: str
@@ -122,12 +122,14 @@ class Oracle:
         return [f for f in self.findings if f.surface == surface]
 
     def figures(self) -> dict[str, Any]:
-        """The run's figures: inputs tried in all and per surface, leaks and other findings."""
+        """The run's figures: inputs tried in all and per surface; leaks (a secret, a traceback or a source path
+        where it must not be, as docs/security.md counts them), crashes (and hangs) and changes on the backends."""
         kinds = Counter(f.kind for f in self.findings)
         return {
             "inputs": sum(self.inputs.values()),
-            "leaks": kinds["leak"],
-            "crashes": kinds["crash"] + kinds["hang"] + kinds["traceback"],
+            "leaks": kinds["leak"] + kinds["traceback"],
+            "crashes": kinds["crash"] + kinds["hang"],
+            "changes": kinds["change"],
             "surfaces": dict(sorted(self.inputs.items())),
         }
 

@@ -12,7 +12,7 @@ a normal call still succeeds.
 Runs are repeatable (derandomized, no example database) and bounded: the in-memory `Client(server)` carries the
 bulk; the HTTP paths get a smaller share. Inputs that once failed run first, as seeds (`tests.fuzz.seeds`). With
 ARGOBOX_FIGURES set, the run's figures are added there (`tests.figures.write_figures`): {"inputs": N, "leaks": 0,
-"crashes": 0, "surfaces": {...}}.
+"crashes": 0, "changes": 0, "surfaces": {...}}.
 """
 
 from __future__ import annotations
