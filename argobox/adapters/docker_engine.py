@@ -304,16 +304,10 @@ def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[st
     container, attrs = _resolve(api, container)
     # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
     options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch, "follow": False}
-    if (attrs.get("Config") or {}).get("Tty"):
-        # The SDK streams TTY logs one byte per iteration (slow), so read them whole: the engine bounds the
-        # answer to `fetch` log entries of at most 16 KiB each.
-        lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
-    else:
-        stream = api.logs(container, stream=True, **options)  # frames of at most 16 KiB each
-        try:
-            lines, cut = _collect_lines(stream, keep=fetch)
-        finally:
-            stream.close()
+    # Read whole: the engine bounds the answer to `fetch` log entries of at most 16 KiB each. (The SDK streams TTY
+    # logs one byte per iteration, and a finished stream of the SDK is never closed: its socket is left to the
+    # garbage collector, a ResourceWarning.)
+    lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
     clamped = len(lines) > wanted
     env_values = [entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or []]
     fragments = secret_fragments([*env_values, *secrets])

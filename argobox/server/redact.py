@@ -6,6 +6,8 @@ In text, a credential is found by what its name says, wherever it stands: a quer
 header (`X-Api-Key: value`, at the start of a line or in the middle of one), a quoted pair of JSON or of a Python
 repr (`{"api_key": "value"}`), and the password of a URL (`redis://:value@host`). Every pattern is anchored on a
 literal or on the start of a word, so a long log line scans in linear time.
+What passes is also made valid text: a lone surrogate (which JSON can spell as `"\ud800"` but no UTF-8 can carry)
+becomes U+FFFD, so that nothing an agent sends can stop a write to the store, a log line or an answer.
 """
 
 from __future__ import annotations
@@ -39,8 +41,11 @@ _URL_CREDENTIALS = re.compile(r"://(?P<user>[^/\s:@]*):(?P<password>[^/\s@]+)@")
 in linear time."""
 _NAME_VALUE = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})=(?P<value>[^&#\s\"']+)")
 """`name=value` in a URL query or in text. Names start only where a word starts: linear in the text's length."""
-_HEADER = re.compile(r"(?m)^(?P<name>[ \t]*[\w.-]{1,128}[ \t]*:[ \t]*)(?P<value>\S[^\r\n]*)")
-"""A header line `X-Api-Key: value`: the whole value goes when the name is a credential's."""
+_HEADER = re.compile(
+    r"(?m)(?:^|(?<=\\n)|(?<=\\r))(?P<name>[ \t]*[\w.-]{1,128}[ \t]*:[ \t]*)(?P<value>\S(?:[^\r\n\\]|\\(?![nr]))*)"
+)
+"""A header line `X-Api-Key: value`: the whole value goes when the name is a credential's. A line may also start
+after an escaped line break (`\\n` in text quoted with repr or JSON), and its value then ends at the next one."""
 _INLINE_NAME = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})[ \t]*:[ \t]*")
 """A header's name in the middle of a line (`... X-Api-Key: value ...`, `-H "Authorization: Bearer value"`)."""
 _INLINE_VALUE = re.compile(r"(?:(?i:bearer|basic|digest|token)[ \t]+)?[^\s\"',;]+")
@@ -52,6 +57,12 @@ _QUOTED_PAIR = re.compile(
 """A quoted name and its value in JSON (`"api_key": "value"`), a Python repr (`'token': 'value'`) or JSON inside a
 JSON string (`\\"token\\": \\"value\\"`); the value is a quoted string or a bare word (a number)."""
 _BEARER = re.compile(r"(?i)\b(bearer|basic)\s+[a-z0-9._~+/=-]{8,}")
+_LONE_SURROGATE = re.compile(r"[\ud800-\udfff]")
+
+
+def valid_text(value: str) -> str:
+    """`value` with every lone surrogate replaced by U+FFFD (the replacement character)."""
+    return value if value.isascii() else _LONE_SURROGATE.sub("\ufffd", value)
 
 
 def credential_name(name: str) -> bool:
@@ -113,7 +124,7 @@ class Redactor:
         return Redactor([*self._secrets, *secrets])
 
     def text(self, value: str) -> str:
-        value = replace_secrets(value, self._secrets)
+        value = replace_secrets(valid_text(value), self._secrets)
         if "@" in value and "://" in value:
             value = _URL_CREDENTIALS.sub(lambda m: f"://{m['user']}:{REDACTED}@", value)
         if "=" in value:
@@ -132,7 +143,7 @@ class Redactor:
             return self.text(value)
         if isinstance(value, dict):
             return {
-                str(k): (REDACTED if secret_key(str(k)) and v not in (None, "") else self(v))
+                self.text(str(k)): (REDACTED if secret_key(str(k)) and v not in (None, "") else self(v))
                 for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
             }
         if isinstance(value, list | tuple):

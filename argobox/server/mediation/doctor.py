@@ -33,6 +33,7 @@ from argobox.server.mediation.phone.codes import key_file
 from argobox.server.mediation.phone.listening import LISTENER_EVENT, ListenerStatus, listener_refusal
 from argobox.server.mediation.surface import surface, surface_lines
 from argobox.server.store import AuditRecord, executor_alive
+from argobox.server.store.sealing import key_path as sealing_key_path
 from argobox.server.times import iso
 
 BACKEND_TIMEOUT_SECONDS = 10
@@ -139,7 +140,7 @@ def check_store_files(config: Config, report: Report) -> None:
             f"the folder {str(folder)!r} is writable by every user: anyone could replace the store or its checkpoint",
             f"chmod o-w {folder} (0700 is best)",
         )
-    for file in (path, checkpoint_path(path), key_file(path)):
+    for file in (path, checkpoint_path(path), key_file(path), sealing_key_path(path)):
         try:
             file_mode = file.stat().st_mode
         except FileNotFoundError:

@@ -41,7 +41,7 @@ from argobox.server.mediation.arguments import (
 from argobox.server.mediation.docker_hosts import HostedContainerList, list_on_hosts
 from argobox.server.mediation.outcome import Outcome
 from argobox.server.mediation.schema import compact_schema
-from argobox.server.redact import secret_key
+from argobox.server.redact import Redactor, secret_key
 
 
 class EntityList(BaseModel):
@@ -157,10 +157,15 @@ async def _ha_call(backends: Backends, grant: Grant, args: CallServiceArgs) -> S
     return await backends.home().call_service(args.domain, args.service, args.entity_ids, args.data)
 
 
+_MASK_KEYS = Redactor()
+"""Masks the values of secret-looking keys at any depth (configured secrets go on the way out, as everywhere)."""
+
+
 def _data_text(data: dict[str, Any]) -> str:
-    """Service data as `key=value` pairs for the operator, secret-looking values masked."""
+    """Service data as `key=value` pairs for the operator, secret-looking values masked (nested ones too)."""
     return ", ".join(
-        f"{key}={REDACTED if secret_key(key) else canonical_json(value)}" for key, value in sorted(data.items())
+        f"{key}={REDACTED if secret_key(key) else canonical_json(_MASK_KEYS(value))}"
+        for key, value in sorted(data.items())
     )
 
 

@@ -25,6 +25,7 @@ from argobox.server.store.records import (
     operator_actor,
     request_from_row,
 )
+from argobox.server.store.sealing import Sealer, opened
 from argobox.server.store.tx import Body, Tx
 from argobox.server.times import iso
 
@@ -60,7 +61,7 @@ def new_record(request: NewRequest, now: float, executor: str) -> RequestRecord:
     )
 
 
-def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
+def insert(db: sqlite3.Connection, record: RequestRecord, sealer: Sealer) -> None:
     db.execute(
         "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
         " status, created_at, expires_at, decided_by, decided_at, executor, updated_at, target)"
@@ -69,7 +70,7 @@ def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
             record.id,
             record.agent,
             record.tool,
-            json.dumps(record.arguments, sort_keys=True),
+            json.dumps(sealer.seal(record.arguments, record.id), sort_keys=True),
             record.digest,
             record.classification,
             record.effect,
@@ -87,9 +88,9 @@ def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
     )
 
 
-def fetch(db: sqlite3.Connection, request_id: str) -> RequestRecord | None:
+def fetch(db: sqlite3.Connection, request_id: str, sealer: Sealer) -> RequestRecord | None:
     row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
-    return request_from_row(row) if row is not None else None
+    return opened(request_from_row(row), sealer) if row is not None else None
 
 
 def listing(
@@ -135,7 +136,7 @@ def transition_body(
         rows = tx.db.execute(sql, (*sets.values(), tx.now, request_id, *params)).fetchall()
         if not rows:
             return None
-        record = request_from_row(rows[0])
+        record = opened(request_from_row(rows[0]), tx.sealer)
         tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
         if record.status is RequestStatus.DENIED:
             budgets.uncount_change(tx.db, [request_id])  # it never ran: not a change of its target

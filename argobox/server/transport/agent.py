@@ -159,7 +159,7 @@ def build_agent_server(
             if who is None:
                 if on_refused is not None:
                     await on_refused(params.name)
-                raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(agent_calls.UnknownTool(params.name))))
+                raise MCPError(types.INVALID_PARAMS, str(agent_calls.UnknownTool(app.redactor.text(params.name))))
             # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
             # an execution is always recorded with its outcome.
             with state.calls.track(), anyio.CancelScope(shield=True):

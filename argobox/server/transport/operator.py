@@ -40,6 +40,7 @@ from argobox.server.transport.operator_views import (
 
 PENDING_URI = "argobox://requests/pending"
 STATUSES = ["pending", "all", *(s.value for s in RequestStatus)]
+MAX_QUOTED = 64
 READ = types.ToolAnnotations(read_only_hint=True, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 DECIDE = types.ToolAnnotations(
     read_only_hint=False, destructive_hint=True, idempotent_hint=False, open_world_hint=False
@@ -80,7 +81,12 @@ def _status(status: str) -> RequestStatus | None:
     try:
         return RequestStatus(status)
     except ValueError:
-        raise ToolError(f"unknown status {status[:40]!r}; use one of: {', '.join(STATUSES)}") from None
+        raise ToolError(f"unknown status {_quoted(status)}; use one of: {', '.join(STATUSES)}") from None
+
+
+def _quoted(value: str) -> str:
+    """A value the client sent, quoted whole, or only its length: never cut (a cut secret would escape redaction)."""
+    return repr(value) if len(value) <= MAX_QUOTED else f"of {len(value)} characters"
 
 
 def _since(value: str | None) -> float | None:
@@ -102,6 +108,7 @@ def build_operator_server(app: App, claim: OperatorClaim) -> MCPServer[Any]:
         version=__version__,
         title="ArgoBox (operator)",
         instructions=INSTRUCTIONS.format(operator=operator),
+        redact=app.redactor.text,
     )
     _add_queue_tools(server, app)
     _add_decision_tools(server, app, claim)
@@ -191,7 +198,7 @@ def _add_audit_tools(server: MCPServer[Any], app: App) -> None:
         """Each agent's grant (its rules), budget use and recent activity."""
         names = sorted(app.config.agents) if agent is None else [agent]
         if agent is not None and agent not in app.config.agents:
-            raise ToolError(f"no agent {agent[:64]!r}; configured: {', '.join(sorted(app.config.agents)) or 'none'}")
+            raise ToolError(f"no agent {_quoted(agent)}; configured: {', '.join(sorted(app.config.agents)) or 'none'}")
         return {"agents": [await _overview(app, name) for name in names]}
 
 

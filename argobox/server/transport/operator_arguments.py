@@ -12,6 +12,7 @@ says `additionalProperties: false`.
 from __future__ import annotations
 
 import difflib
+from collections.abc import Callable
 from typing import Any
 
 from mcp import types
@@ -21,12 +22,19 @@ from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from argobox.server.redact import valid_text
+
 MAX_NAMED = 3
 """At most this many unknown arguments are named in one answer."""
 
 
 class ArgumentCheckedServer(MCPServer[Any]):
-    """An `MCPServer` whose argument errors name the argument and what it takes, never the validator's text."""
+    """An `MCPServer` whose argument errors name the argument and what it takes, never the validator's text, and
+    whose error messages pass through `redact` (they may quote what the client sent: an unknown tool's name)."""
+
+    def __init__(self, *args: Any, redact: Callable[[str], str] = str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._redact = redact
 
     async def list_tools(self) -> list[types.Tool]:
         """The tools, each input schema closed to arguments it does not name."""
@@ -36,22 +44,44 @@ class ArgumentCheckedServer(MCPServer[Any]):
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> types.CallToolResult | types.InputRequiredResult:
+        if (invalid := _invalid_text(arguments)) is not None:
+            raise ToolError(
+                f"{self._redact(name)}: argument {self._redact(invalid)!r} is not valid text: it holds a lone "
+                "surrogate, which no UTF-8 text can carry."
+            )
         schemas = {tool.name: tool.input_schema for tool in await super().list_tools()}
         properties: dict[str, Any] = (schemas.get(name) or {}).get("properties") or {}
         unknown = [key for key in arguments if key not in properties]
         if name in schemas and unknown:
             more = f"; and {len(unknown) - MAX_NAMED} more" if len(unknown) > MAX_NAMED else ""
             named = "; ".join(unknown_argument(key, properties) for key in unknown[:MAX_NAMED])
-            raise ToolError(f"{name}: {named}{more}.")
+            raise ToolError(self._redact(f"{name}: {named}{more}."))
         try:
             return await super().call_tool(name, arguments, context)
         except ToolError as exc:
             cause = exc.__cause__
-            if isinstance(exc, UnexpectedToolError) or not isinstance(cause, ValidationError):
+            if isinstance(exc, UnexpectedToolError):
                 raise
+            if not isinstance(cause, ValidationError):
+                raise ToolError(self._redact(str(exc))) from cause
             schemas = {tool.name: tool.input_schema for tool in await self.list_tools()}
             schema: dict[str, Any] = schemas.get(name) or {}
             raise ToolError(argument_errors(name, cause, schema)) from cause
+
+
+def _invalid_text(arguments: dict[str, Any]) -> str | None:
+    """The first argument holding text that is not valid Unicode (a lone surrogate), anywhere within it."""
+    for name, value in arguments.items():
+        pending: list[Any] = [name, value]
+        while pending:
+            item = pending.pop()
+            if isinstance(item, str) and valid_text(item) != item:
+                return valid_text(name)
+            if isinstance(item, dict):
+                pending.extend(item.items())  # pyright: ignore[reportUnknownArgumentType]
+            elif isinstance(item, list | tuple):
+                pending.extend(item)  # pyright: ignore[reportUnknownArgumentType]
+    return None
 
 
 def argument_errors(tool: str, error: ValidationError, schema: dict[str, Any]) -> str:
