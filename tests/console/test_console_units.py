@@ -292,7 +292,8 @@ def test_a_decision_that_came_too_late_is_told_plainly() -> None:
     expired = stale_message(
         Refused(
             "expired",
-            "request abc expired at 2026-01-01T00:00:00.000Z without a decision; only a pending request can be approved",
+            "request abc expired at 2026-01-01T00:00:00.000Z without a decision; only a pending request can be "
+            "approved",
         )
     )
     decided = stale_message(
