@@ -97,10 +97,24 @@ def _inline_headers(text: str) -> str:
         if match.start() < last or not credential_name(match["name"]):
             continue
         value = _INLINE_VALUE.match(text, match.end())
+        if value is not None and _prose(match["name"], value.group()):
+            continue
         if value is not None:
             parts += [text[last : match.end()], REDACTED]
             last = value.end()
     return "".join(parts) + text[last:] if parts else text
+
+
+_HEADER_LIKE = re.compile(r"[-_.]|[a-z][A-Z]|^[A-Z]")
+_PLAIN_WORD = re.compile(r"[a-z]{1,12}[.,;]?")
+
+
+def _prose(name: str, value: str) -> bool:
+    """Whether `name: value` in the middle of a line reads as a sentence ("requires a token: set ...", "signature:
+    the checkpoint ...") rather than a header: a lower-case word for a name and a plain lower-case word after it.
+    A name spelt as a header or an identifier (`X-Api-Key`, `api_key`, `apiKey`, `Authorization`) is always taken
+    for one, and so is any value with a digit, a capital or a symbol in it."""
+    return not _HEADER_LIKE.search(name) and bool(_PLAIN_WORD.fullmatch(value))
 
 
 @lru_cache(maxsize=4096)

@@ -141,3 +141,19 @@ def test_secret_mapping_keys_cover_signatures_and_app_ids() -> None:
         "authSig": "<redacted>",
         "entity_picture": "/a.png",
     }
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "broken at seq 4: signature: the checkpoint is not signed",
+        "agent 'x' requires a token: set ARGOBOX_AGENT_TOKEN",
+        "operators without a token: alice, bob",
+        "No Home Assistant token: the operator must set ARGOBOX_HA_TOKEN",
+    ],
+)
+def test_a_sentence_that_names_a_credential_word_keeps_its_words(sentence: str) -> None:
+    """ArgoBox's own messages name tokens and signatures; a lower-case word after `token:` in the middle of a line is
+    prose, not a header's value (a header-spelt name, or a value with a digit, capital or symbol, still goes)."""
+    assert Redactor().text(sentence) == sentence
+    assert Redactor().text(sentence + "; also token: s3cr3t here").endswith("also token: <redacted> here")
