@@ -82,8 +82,8 @@ def _services(raw: Any) -> list[ServiceSummary]:
     out: list[ServiceSummary] = []
     for entry in raw:  # pyright: ignore[reportUnknownVariableType]
         domain, services = str(entry["domain"]), entry.get("services") or {}
-        for service, spec in sorted(services.items()):
-            spec = spec if isinstance(spec, dict) else {}
+        for service, raw_spec in sorted(services.items()):
+            spec = raw_spec if isinstance(raw_spec, dict) else {}
             fields = spec.get("fields")
             fields = fields if isinstance(fields, dict) else {}
             out.append(

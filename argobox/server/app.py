@@ -117,7 +117,7 @@ def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
         return SimulatedHome(section.simulated_home)
     from argobox.adapters.home_assistant import HomeAssistant  # the client is slow to import; only when used
 
-    assert section.url is not None  # the config model requires url unless simulated_home is set
+    assert section.url is not None  # noqa: S101 - the config model requires url unless simulated_home is set
     token = os.environ.get(section.token_env, "").strip() or None  # without one, each call says what to set
     return HomeAssistant(section.url, token, token_env=section.token_env, timeout=section.timeout_seconds)
 

@@ -29,7 +29,7 @@ async def preview(app: App, spec: ToolSpec, args: BaseModel) -> dict[str, Any] |
         return await spec.preview(app.backends, args)
     except AdapterError as exc:
         return {"error": app.redactor.text(str(exc))}
-    except Exception:  # noqa: BLE001 - a preview is a courtesy: a bug in it must not stop the call being queued
+    except Exception:  # a preview is a courtesy: a bug in it must not stop the call being queued
         logger.exception("could not compute the preview of a %s call", spec.name)
         return {"error": "ArgoBox could not compute the preview (see the server log)"}
 
