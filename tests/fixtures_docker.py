@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import docker
 import docker.errors
@@ -31,7 +31,7 @@ Container = docker.models.containers.Container
 MakeContainer = Callable[..., Container]
 
 
-def _no_engine(reason: str) -> None:
+def _no_engine(reason: str) -> NoReturn:
     message = f"no Docker engine: run scripts/docker-engine.sh start ({reason})"
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
@@ -57,7 +57,7 @@ def docker_base_url() -> str:
             client.ping()
         finally:
             client.close()
-    except Exception as exc:  # any failure to reach the engine means "no engine"
+    except (docker.errors.DockerException, OSError) as exc:  # an engine that does not answer is no engine
         _no_engine(f"{url} did not answer: {type(exc).__name__}")
     return url
 
@@ -100,13 +100,14 @@ def docker_client(docker_base_url: str, docker_session_id: str) -> Iterator[dock
 def make_container(docker_client: docker.DockerClient, docker_session_id: str) -> Iterator[MakeContainer]:
     """Factory creating (and by default starting) throw-away busybox containers, all removed at teardown.
 
-    `make_container(name_prefix="t", start=True, env=None, labels=None, command=None, name=None, **create_kwargs)`:
+    `make_container(name_prefix="t", *, start=True, env=None, labels=None, command=None, name=None, **create_kwargs)`:
     the default command idles and exits 0 on SIGTERM; extra keyword arguments go to `containers.create`.
     """
     created: list[Container] = []
 
     def make(
         name_prefix: str = "t",
+        *,
         start: bool = True,
         env: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
@@ -130,4 +131,4 @@ def make_container(docker_client: docker.DockerClient, docker_session_id: str) -
         return container
 
     yield make
-    _remove(docker_client, [c.id for c in created])
+    _remove(docker_client, [c.id for c in created if c.id is not None])

@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pytest
 
@@ -76,15 +76,17 @@ def _resolve() -> tuple[str, str | None, str]:
 
 
 def _request(method: str, url: str, token: str, body: Any = None, timeout: float = CHECK_TIMEOUT_S) -> tuple[int, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL; set ARGOBOX_TEST_HA_URL to Home Assistant's address")
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
+    req = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
         url,
         data=data,
         method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - an http(s) URL, checked above
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as err:
         status, raw = err.code, err.read()
@@ -94,7 +96,7 @@ def _request(method: str, url: str, token: str, body: Any = None, timeout: float
         return status, raw.decode("utf-8", "replace")
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     msg = f"no Home Assistant: {reason}; {START_HINT}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{msg} (CI=true: the Home Assistant backend is required here)", pytrace=False)

@@ -291,15 +291,17 @@ async def test_an_id_or_id_prefix_never_stands_in_for_a_name(
     """A grant matches names; an id prefix (`db3f` under a `db*` glob) must not reach another container."""
     target = make_container("idprefix")
     started = target.attrs["State"]["StartedAt"]
+    target_id, name = target.id, target.name
+    assert target_id is not None and name is not None
     engine = DockerEngine(docker_base_url)
     try:
-        for alias in (target.id, target.id[:12], target.id[:4]):
+        for alias in (target_id, target_id[:12], target_id[:4]):
             with pytest.raises(TargetNotFound):
                 await engine.restart_container(alias)
             with pytest.raises(TargetNotFound):
                 await engine.inspect_container(alias)
         target.reload()
-        detail = await engine.inspect_container(target.name)
+        detail = await engine.inspect_container(name)
     finally:
         await engine.aclose()
 

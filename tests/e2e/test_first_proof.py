@@ -30,6 +30,19 @@ def argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subp
     )
 
 
+def approve_at_once(config: Path, request_id: str, operators: tuple[str, ...]) -> list[int]:
+    """Start one `argobox approve` per operator, all at once; their exit statuses, sorted."""
+    racing = [
+        subprocess.Popen(
+            [ARGOBOX, "--config", str(config), "approve", request_id, "--as", who],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for who in operators
+    ]
+    return sorted(p.wait(timeout=120) for p in racing)
+
+
 async def agent_calls(config: Path, calls: list[tuple[str, dict[str, Any]]], mode: str = "auto") -> list[Any]:
     """One OpenClaw-like session: launch `argobox serve`, make the calls, then let the process go away."""
     params = StdioServerParameters(command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"])
@@ -120,16 +133,7 @@ async def test_two_operators_approving_at_the_same_moment_restart_the_container_
     (queued,) = await agent_calls(config, [("docker_restart_container", {"container": web.name})])
     request_id = queued.structured_content["request_id"]
 
-    operators = [
-        subprocess.Popen(
-            [ARGOBOX, "--config", str(config), "approve", request_id, "--as", who],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for who in ("alice", "bob")
-    ]
-    codes = sorted(p.wait(timeout=120) for p in operators)
+    codes = await anyio.to_thread.run_sync(approve_at_once, config, request_id, ("alice", "bob"))
 
     assert codes == [0, 1]
     assert len(engine_events(docker_client, web, t0, "restart")) == 1

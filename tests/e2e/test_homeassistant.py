@@ -54,7 +54,8 @@ async def agent_calls(
         command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"], env={TOKEN_ENV: token}
     )
     results: list[Any] = []
-    with open(errlog or config.parent / "serve.err", "a") as err, anyio.fail_after(60):
+    # stdio_client copies the server's stderr into a plain file object; opening one is not worth a thread.
+    with open(errlog or config.parent / "serve.err", "a") as err, anyio.fail_after(60):  # noqa: ASYNC230
         async with Client(stdio_client(params, errlog=err)) as client:
             for tool, arguments in calls:
                 results.append(await client.call_tool(tool, arguments))
@@ -103,7 +104,8 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str
     try:
         yield calls
     finally:
-        RestClient(f"{ha_url}/api", ha_token, global_request_kwargs={"timeout": 10}).fire_event(stop)
+        with RestClient(f"{ha_url}/api", ha_token, global_request_kwargs={"timeout": 10}) as rest:
+            rest.fire_event(stop)
         thread.join(10)
         assert not thread.is_alive(), "the event subscription did not drain"
 

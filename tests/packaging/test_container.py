@@ -10,6 +10,7 @@ socket's group) is taken from compose.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -91,10 +92,8 @@ def store_volume(docker_client: docker.DockerClient, docker_session_id: str) -> 
     yield volume
     for user in docker_client.containers.list(all=True, filters={"volume": volume.name}):
         user.remove(force=True)
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         volume.remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 def free_port() -> int:
@@ -212,9 +211,9 @@ async def test_first_proof_over_http_into_the_container_approved_inside_it_runs_
     started = time.time()
     daemon: Container = docker_client.containers.run(
         image, compose_command(port), detach=True, name=f"argobox-daemon-{secrets.token_hex(4)}",
-        network_mode="host", group_add=[str(engine_socket.stat().st_gid)],
+        network_mode="host", group_add=[str((await anyio.Path(engine_socket).stat()).st_gid)],
         volumes=compose_volumes(config_dir, store_volume, engine_socket),
-        read_only=SERVICE["read_only"], tmpfs={path: "" for path in SERVICE["tmpfs"]},
+        read_only=SERVICE["read_only"], tmpfs=dict.fromkeys(SERVICE["tmpfs"], ""),
         cap_drop=SERVICE["cap_drop"], security_opt=SERVICE["security_opt"],
         healthcheck={"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3},
         labels={TEST_LABEL: "1", SESSION_LABEL: docker_session_id},

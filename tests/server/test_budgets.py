@@ -211,7 +211,7 @@ anyio.run(main)
 """
 
 
-async def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
+def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(

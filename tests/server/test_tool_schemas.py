@@ -11,7 +11,7 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 
 from argobox.adapters.base import ContainerDetail, Mount, PortBinding
-from argobox.server.mediation.outcome import Outcome
+from argobox.server.mediation.outcome import CallStatus, Outcome
 from argobox.server.mediation.schema import compact_schema
 from argobox.server.mediation.tools import TOOLS
 
@@ -54,10 +54,10 @@ def test_every_shown_output_schema_is_self_contained_and_valid(tool: str) -> Non
 def test_the_shown_schema_accepts_and_rejects_exactly_what_pydantic_does(status: str) -> None:
     original, shown = _validators("docker_inspect_container")
     document = Outcome[ContainerDetail](
-        status=status,
+        status=CallStatus(status),
         message="m",
         request_id="r",
-        tool="docker_inspect_container",  # type: ignore[arg-type]
+        tool="docker_inspect_container",
         result=ContainerDetail.model_validate(DETAIL) if status == "succeeded" else None,
         limit="requests_per_minute" if status == "rate_limited" else None,
     ).model_dump(mode="json")
@@ -111,10 +111,12 @@ def _mutations(document: Any, depth: int = 0) -> list[Any]:
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_every_tool_schema_agrees_with_pydantic_on_results_of_every_shape(tool: str) -> None:
     original, shown = _validators(tool)
-    defs = original.schema.get("$defs", {})
+    schema = original.schema
+    assert isinstance(schema, dict)  # pydantic's schema of a model is an object
+    defs = schema.get("$defs", {})
     verdicts: list[bool] = []
     for last in (False, True):
-        result = _sample(original.schema["properties"]["result"]["anyOf"][0], defs, last=last)
+        result = _sample(schema["properties"]["result"]["anyOf"][0], defs, last=last)
         for status in ("succeeded", "denied"):
             document = {"status": status, "message": "m", "request_id": "r", "tool": tool, "result": result}
             for variant in _mutations(document):
