@@ -213,7 +213,7 @@ def verify_time(workdir: Path, count: int) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--events", type=int, default=3000, help="events per throughput run")
     parser.add_argument("--verify-events", type=int, default=1_000_000)
     parser.add_argument("--processes", type=int, default=4)

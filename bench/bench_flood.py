@@ -77,7 +77,7 @@ def sizes(db: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--stdio", action="store_true", help="drive a real `argobox serve` over MCP stdio")
     parser.add_argument("--trace-memory", action="store_true", help="peak Python allocations (slows every call)")

@@ -86,7 +86,7 @@ def _modules(paths: list[Path]) -> list[Path]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print the outliers (or every size with --all); with --check, exit 1 when there is an outlier."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("paths", nargs="*", type=Path, help="files or folders (default: argobox/)")
     parser.add_argument("--all", action="store_true", help="list every module and function, not only the outliers")
     parser.add_argument("--check", action="store_true", help="exit 1 when a module or function is over budget")
