@@ -7,6 +7,7 @@ Environment variable values never leave the engine: only their names are returne
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -17,6 +18,7 @@ from urllib.parse import urlsplit, urlunsplit
 import anyio.to_thread
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 import urllib3.exceptions
 
@@ -75,6 +77,20 @@ def _short(text: str, secrets: Iterable[str]) -> str:
         text = text.replace(secret, "***")
     line = next(iter(text.strip().splitlines()), "")
     return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
+
+
+def _check_unix_socket(base_url: str, timeout: float) -> None:
+    """Connect once to a `unix://` engine's socket, and close it. Raises OSError (or DockerException for a bad URL).
+
+    The SDK's own connection to a missing or dead socket is never closed: it stays open until the garbage collector
+    finds it, so such a failure is met here first, with a socket that is closed whatever happens.
+    """
+    if not base_url.startswith("unix://"):
+        return
+    path = str(docker.utils.parse_host(base_url)).removeprefix("http+unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        probe.connect(path)
 
 
 def _root_os_error(exc: BaseException, depth: int = 0) -> OSError | None:
@@ -199,8 +215,9 @@ class DockerEngine:
         with self._lock:
             if self._client is None:
                 try:
+                    _check_unix_socket(self._base_url, self._timeout)
                     self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)
-                except docker.errors.DockerException as exc:
+                except (docker.errors.DockerException, OSError) as exc:
                     raise self._unavailable(exc) from None
             return self._client.api
 
@@ -304,16 +321,10 @@ def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[st
     container, attrs = _resolve(api, container)
     # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
     options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch, "follow": False}
-    if (attrs.get("Config") or {}).get("Tty"):
-        # The SDK streams TTY logs one byte per iteration (slow), so read them whole: the engine bounds the
-        # answer to `fetch` log entries of at most 16 KiB each.
-        lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
-    else:
-        stream = api.logs(container, stream=True, **options)  # frames of at most 16 KiB each
-        try:
-            lines, cut = _collect_lines(stream, keep=fetch)
-        finally:
-            stream.close()
+    # Read whole: the engine bounds the answer to `fetch` log entries of at most 16 KiB each. (The SDK streams TTY
+    # logs one byte per iteration, and a finished stream of the SDK is never closed: its socket is left to the
+    # garbage collector, a ResourceWarning.)
+    lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
     clamped = len(lines) > wanted
     env_values = [entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or []]
     fragments = secret_fragments([*env_values, *secrets])
