@@ -54,6 +54,10 @@ def _data_lines(function: ast.FunctionDef | ast.AsyncFunctionDef) -> set[int]:
     return lines
 
 
+def _shown(path: Path, root: Path) -> str:
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def function_sizes(path: Path, root: Path) -> list[Size]:
     """Every outermost function (or method) of the module at `path`, with its length less docstring and tables."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
@@ -64,7 +68,7 @@ def function_sizes(path: Path, root: Path) -> list[Size]:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, _FUNCTIONS):
                 lines = len(_span(child) - _data_lines(child))
-                sizes.append(Size(lines, f"{path.relative_to(root)}:{child.lineno} {prefix}{child.name}"))
+                sizes.append(Size(lines, f"{_shown(path, root)}:{child.lineno} {prefix}{child.name}"))
             elif isinstance(child, ast.ClassDef):
                 todo.append((child, f"{prefix}{child.name}."))
             elif not isinstance(child, ast.expr):
@@ -74,7 +78,7 @@ def function_sizes(path: Path, root: Path) -> list[Size]:
 
 def module_size(path: Path, root: Path) -> Size:
     """The module at `path` and its number of lines."""
-    return Size(len(path.read_text(encoding="utf-8").splitlines()), str(path.relative_to(root)))
+    return Size(len(path.read_text(encoding="utf-8").splitlines()), _shown(path, root))
 
 
 def _modules(paths: list[Path]) -> list[Path]:
