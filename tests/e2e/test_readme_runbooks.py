@@ -19,6 +19,7 @@ from tests.fixtures_sshd import SshServer
 pytestmark = [pytest.mark.anyio]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
+RUNBOOKS_DOC = README.parent / "docs" / "runbooks.md"
 HEADER = """\
 [storage]
 path = "argobox.db"
@@ -33,9 +34,9 @@ name = "alice"
 """
 
 
-def snippet(name: str) -> str:
-    match = re.search(rf"<!-- {name} -->\s*```toml\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, f"the README lost its {name}"
+def snippet(name: str, source: Path = README) -> str:
+    match = re.search(rf"<!-- {name} -->\s*```toml\n(.*?)```", source.read_text(), re.DOTALL)
+    assert match, f"{source.name} lost its {name}"
     return match.group(1)
 
 
@@ -91,7 +92,7 @@ async def test_readme_ssh_runbook_snippet_runs_through_a_real_sshd(ssh_server: S
 
 
 def test_readme_untested_runbook_examples_are_at_least_valid_configuration(tmp_path: Path) -> None:
-    text = snippet("runbook-untested-examples").replace(
+    text = snippet("runbook-untested-examples", RUNBOOKS_DOC).replace(
         "[hosts.pve]", snippet("runbook-ssh-snippet").split("[runbooks.nas_uptime]")[0] + "\n[hosts.pve]"
     )
     config = tmp_path / "argobox.toml"

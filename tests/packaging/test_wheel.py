@@ -8,7 +8,7 @@ network and takes seconds.
 
 from __future__ import annotations
 
-import hashlib
+import json
 import os
 import re
 import shlex
@@ -138,24 +138,6 @@ def test_the_installed_command_runs_from_the_new_environment(installed: Installe
     assert Path(where.stdout.strip()).is_relative_to(installed.venv)
 
 
-FIRST_CONFIG = """\
-[storage]
-path = "argobox.db"
-
-[docker]
-base_url = "unix:///var/run/docker.sock"
-
-[[operators]]
-name = "alice"
-
-[agents.openclaw]
-
-[[agents.openclaw.rules]]
-tools = ["docker_list_containers"]
-effect = "allow"
-"""
-
-
 async def list_tools_over_stdio(installed: Installed, config: Path, token: str) -> list[str]:
     """What an agent's MCP client sees when it starts the installed `argobox serve` (the official client)."""
     params = StdioServerParameters(
@@ -168,24 +150,26 @@ async def list_tools_over_stdio(installed: Installed, config: Path, token: str) 
 
 
 @pytest.mark.anyio
-async def test_first_use_a_token_an_agent_connected_over_stdio_and_an_empty_store(installed: Installed) -> None:
-    config = installed.home / "argobox.toml"
-    config.write_text(FIRST_CONFIG)
-
-    token = installed.run("--config", str(config), "token", "new", "openclaw", "--write")
-    (value,) = re.findall(r"^token: (\S+)$", token.stdout, re.MULTILINE)
-    tools = await list_tools_over_stdio(installed, config, value)
+@pytest.mark.docker
+async def test_first_use_init_doctor_and_an_agent_connected_over_stdio(
+    installed: Installed, docker_base_url: str
+) -> None:
+    etc, data = installed.home / "etc", installed.home / "data"
+    init = installed.run("init", "--dir", str(etc), "--data-dir", str(data), "--docker", docker_base_url)
+    config = etc / "argobox.toml"
+    tokens = dict(re.findall(r"^(operator|agent) token \(\S+\): (\S+)$", init.stdout, re.MULTILINE))
+    doctor = installed.run("--config", str(config), "doctor", "--json")
+    tools = await list_tools_over_stdio(installed, config, tokens.get("agent", ""))
     requests = installed.run("requests", ARGOBOX_CONFIG=str(config))
     verified = installed.run("--config", str(config), "audit", "verify")
 
-    assert token.returncode == 0, token.stderr
-    assert tools == ["argobox_request_status", "docker_list_containers"]
-    digest = hashlib.sha256(value.encode()).hexdigest()
-    assert f'token_sha256 = "{digest}"' in config.read_text() and value not in config.read_text()
+    assert init.returncode == 0, init.stderr
+    assert set(tokens) == {"operator", "agent"} and tokens["agent"] not in config.read_text()
+    assert doctor.returncode == 0, doctor.stdout + doctor.stderr
+    findings = json.loads(doctor.stdout)["findings"]
+    assert [f for f in findings if f["severity"] == "error"] == []
+    assert any(f["check"] == "docker" and f["severity"] == "ok" for f in findings)
+    assert "docker_list_containers" in tools and "docker_restart_container" in tools
     assert (requests.returncode, requests.stdout.strip()) == (0, "no requests"), requests.stderr
-    assert (installed.home / "argobox.db").stat().st_mode & 0o777 == 0o600
+    assert (data / "argobox.db").stat().st_mode & 0o777 == 0o600
     assert verified.returncode == 0, verified.stdout + verified.stderr
-    # Issue 15 wiring point: once `argobox init` and `argobox doctor` exist, the first use here becomes
-    #   installed.run("init", "--dir", str(installed.home / "etc"))  -> exit 0, a config and fresh tokens printed
-    #   installed.run("--config", ..., "doctor", "--json")             -> exit 0, every check green
-    # in place of the hand-written FIRST_CONFIG above.

@@ -95,7 +95,6 @@ async def _answer_admitted(
             request_id=record.id,
             reason=decision.reason,
             message=f"denied: {decision.reason}. Do not retry; ask the operator to change the grant if it is needed.",
-            error=decision.reason,
         )
     if record.status is RequestStatus.PENDING:
         if not admission.duplicate:
