@@ -10,9 +10,9 @@ from __future__ import annotations
 import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio.to_thread
@@ -79,6 +79,27 @@ def _short(text: str, secrets: Iterable[str]) -> str:
     return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
 
 
+def _obj(value: object) -> Attrs:
+    """`value` where the engine answered a JSON object, else an empty one (a field missing, null or another shape)."""
+    return cast(Attrs, value) if isinstance(value, dict) else {}
+
+
+def _array(value: object) -> list[Any]:
+    """`value` where the engine answered a JSON array, else an empty one."""
+    return cast("list[Any]", value) if isinstance(value, list) else []
+
+
+def _inspect(api: docker.APIClient, container: str) -> Attrs:
+    """The engine's inspection of `container` (the SDK leaves the type of its answer open)."""
+    return _obj(cast(object, api.inspect_container(container)))  # pyright: ignore[reportUnknownMemberType]
+
+
+def _container_rows(api: docker.APIClient, *, everything: bool) -> list[Attrs]:
+    """The engine's list of containers, running ones or `everything` (the SDK leaves the type of its answer open)."""
+    answer = cast(object, api.containers(all=everything))  # pyright: ignore[reportUnknownMemberType]
+    return [_obj(row) for row in _array(answer)]
+
+
 def _check_unix_socket(base_url: str, timeout: float) -> None:
     """Connect once to a `unix://` engine's socket, and close it. Raises OSError (or DockerException for a bad URL).
 
@@ -108,7 +129,10 @@ def _unavailable_reason(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     root = _root_os_error(exc)
-    reasons = {FileNotFoundError: "socket not found", ConnectionRefusedError: "connection refused"}
+    reasons: dict[type[OSError], str] = {
+        FileNotFoundError: "socket not found",
+        ConnectionRefusedError: "connection refused",
+    }
     if root is not None:
         return reasons.get(type(root)) or root.strerror or type(root).__name__
     return str(exc) or type(exc).__name__
@@ -159,7 +183,9 @@ class DockerEngine:
         return await self._run(None, "report its version", version)
 
     async def list_containers(self, *, all: bool) -> list[ContainerSummary]:
-        return await self._run(None, "list containers", lambda api: [_summary(r) for r in api.containers(all=all)])
+        return await self._run(
+            None, "list containers", lambda api: [_summary(row) for row in _container_rows(api, everything=all)]
+        )
 
     async def inspect_container(self, container: str) -> ContainerDetail:
         return await self._run(container, "inspect", lambda api: _detail(_resolve(api, container)[1]))
@@ -188,8 +214,8 @@ class DockerEngine:
         def act_and_reload(api: docker.APIClient) -> ContainerAction:
             container_id, _ = _resolve(api, container)
             fn(api, container_id)
-            attrs = api.inspect_container(container_id)
-            state = attrs.get("State") or {}
+            attrs = _inspect(api, container_id)
+            state = _obj(attrs.get("State"))
             return ContainerAction(
                 container=_name(attrs.get("Name") or container),
                 action=action,
@@ -226,7 +252,7 @@ class DockerEngine:
         return BackendUnavailable(f"Docker engine at {self._display_url} did not answer: {reason}")
 
     @contextmanager
-    def _docker_errors(self, target: str | None, action: str) -> Iterator[None]:
+    def _docker_errors(self, target: str | None, action: str) -> Generator[None]:
         """Translate SDK and transport exceptions into AdapterErrors that are safe to show the agent."""
         what = f"{action} '{target}'" if target else action
         try:
@@ -248,7 +274,7 @@ class DockerEngine:
 
 
 def _summary(row: Attrs) -> ContainerSummary:
-    names = [_name(n) for n in row.get("Names") or []]
+    names = [_name(str(n)) for n in _array(row.get("Names"))]
     # Legacy links add names like "other/alias"; the container's own name has no slash.
     name = next((n for n in names if "/" not in n), names[0] if names else row["Id"][:12])
     return ContainerSummary(
@@ -261,14 +287,14 @@ def _summary(row: Attrs) -> ContainerSummary:
 
 
 def _detail(attrs: Attrs) -> ContainerDetail:
-    config, state = attrs.get("Config") or {}, attrs.get("State") or {}
+    config, state = _obj(attrs.get("Config")), _obj(attrs.get("State"))
     status, exit_code = str(state.get("Status", "unknown")), state.get("ExitCode")
     if status in ("running", "paused") or (status == "created" and not exit_code):
         exit_code = None  # nothing has exited (a "created" one keeps the code of a start that failed)
     ports = [
         PortBinding(container_port=port, host_ip=b.get("HostIp") or None, host_port=b.get("HostPort") or None)
-        for port, bindings in sorted(((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items())
-        for b in bindings or [{}]
+        for port, bindings in sorted(_obj(_obj(attrs.get("NetworkSettings")).get("Ports")).items())
+        for b in map(_obj, _array(bindings) or [{}])
     ]
     mounts = [
         Mount(
@@ -277,20 +303,20 @@ def _detail(attrs: Attrs) -> ContainerDetail:
             destination=str(m.get("Destination", "")),
             read_only=not m.get("RW", True),
         )
-        for m in attrs.get("Mounts") or []
+        for m in map(_obj, _array(attrs.get("Mounts")))
     ]
-    env_names = (entry.partition("=")[0] for entry in config.get("Env") or [])
+    env_names = (str(entry).partition("=")[0] for entry in _array(config.get("Env")))
     return ContainerDetail(
         id=attrs["Id"][:12],
         name=_name(attrs.get("Name", "")),
         image=_image_ref(str(config.get("Image") or attrs.get("Image") or "")),
         state=status,
-        health=(state.get("Health") or {}).get("Status") or None,
+        health=_obj(state.get("Health")).get("Status") or None,
         restart_count=int(attrs.get("RestartCount") or 0),
         exit_code=exit_code,
         ports=ports,
         mounts=mounts,
-        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
+        labels={str(k): str(v) for k, v in _obj(config.get("Labels")).items()},
         env={name: REDACTED for name in env_names if name},
         created_at=str(attrs.get("Created", "")),
         started_at=_engine_time(state.get("StartedAt")),
@@ -305,7 +331,7 @@ def _resolve(api: docker.APIClient, container: str) -> tuple[str, Attrs]:
     (say `db3f` under `db*`) reach another container; so only an exact name is accepted, and every later call uses
     the resolved id.
     """
-    attrs = api.inspect_container(container)
+    attrs = _inspect(api, container)
     if _name(str(attrs.get("Name") or "")) != container:
         raise docker.errors.NotFound(f"no container is named {container!r}")
     return str(attrs["Id"]), attrs
@@ -320,13 +346,13 @@ def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[st
     fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
     container, attrs = _resolve(api, container)
     # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
-    options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch, "follow": False}
     # Read whole: the engine bounds the answer to `fetch` log entries of at most 16 KiB each. (The SDK streams TTY
     # logs one byte per iteration, and a finished stream of the SDK is never closed: its socket is left to the
     # garbage collector, a ResourceWarning.)
-    lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
+    log = api.logs(container, stdout=True, stderr=True, stream=False, timestamps=False, tail=fetch, follow=False)
+    lines, cut = _collect_lines([log], keep=fetch)
     clamped = len(lines) > wanted
-    env_values = [entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or []]
+    env_values = [str(entry).partition("=")[2] for entry in _array(_obj(attrs.get("Config")).get("Env"))]
     fragments = secret_fragments([*env_values, *secrets])
     lines = [replace_secrets(line, fragments) for line in lines[-wanted:]]
     long = any(len(line) > MAX_LINE_CHARS for line in lines)

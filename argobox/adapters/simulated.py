@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -63,7 +63,7 @@ def _append_line(path: Path, line: str) -> None:
 
 
 @contextmanager
-def _locked_json(path: Path, seed: Callable[[], dict[str, Any]], what: str) -> Iterator[dict[str, Any]]:
+def _locked_json(path: Path, seed: Callable[[], dict[str, Any]], what: str) -> Generator[dict[str, Any]]:
     """The JSON object in `path` (created from `seed()` on first use) under an exclusive file lock; changes are
     written back atomically."""
     try:
