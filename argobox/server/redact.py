@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from argobox.adapters.base import REDACTED, replace_secrets, secret_fragments
 
@@ -89,10 +89,10 @@ class Redactor:
         if isinstance(value, dict):
             return {
                 str(k): (REDACTED if secret_key(str(k)) and v not in (None, "") else self(v))
-                for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
+                for k, v in cast("dict[object, Any]", value).items()
             }
         if isinstance(value, list | tuple):
-            return [self(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+            return [self(v) for v in cast("Sequence[Any]", value)]
         return value
 
 

@@ -20,7 +20,7 @@ import ipaddress
 import logging
 import signal
 import socket
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Sequence
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -242,7 +242,7 @@ class _Uvicorn:
 
         class Server(uvicorn.Server):
             @contextmanager
-            def capture_signals(self) -> Iterator[None]:
+            def capture_signals(self) -> Generator[None]:
                 with nullcontext():
                     yield
 

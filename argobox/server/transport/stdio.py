@@ -8,7 +8,7 @@ what the SDK can read and answers the rest itself (see `argobox.server.transport
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Generator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, BinaryIO, cast
 
@@ -65,7 +65,7 @@ class CheckedLines:
 
 
 @contextmanager
-def _claimed_stdin() -> Iterator[BinaryIO]:
+def _claimed_stdin() -> Generator[BinaryIO]:
     """fd 0 as a private file; fd 0 itself reads the null device until the transport ends.
 
     The private descriptor is never closed: an abandoned read may still be blocked on it, and a closed descriptor
@@ -94,7 +94,7 @@ async def _answer(rejections: ObjectReceiveStream[Rejection], write: Any) -> Non
 
 
 @asynccontextmanager
-async def checked_stdio() -> AsyncIterator[tuple[Any, Any]]:
+async def checked_stdio() -> AsyncGenerator[tuple[Any, Any]]:
     """`stdio_server()`'s read and write streams, with malformed lines answered instead of dropped."""
     send, receive = anyio.create_memory_object_stream[Rejection]()
     with _claimed_stdin() as wire:
