@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -68,7 +68,7 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def process(args: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+async def process(args: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> AsyncGenerator[str]:
     """Start a server; yield the first match group of `ready` in its output; stop it with SIGTERM."""
     with log.open("wb") as out:
         proc = await anyio.open_process(
@@ -95,7 +95,7 @@ async def process(args: list[str], log: Path, ready: str, env: dict[str, str] | 
 
 
 @asynccontextmanager
-async def agents(url: str, tokens: list[str | None], mode: str) -> AsyncIterator[list[Client]]:
+async def agents(url: str, tokens: list[str | None], mode: str) -> AsyncGenerator[list[Client]]:
     async with AsyncExitStack() as stack:
         clients: list[Client] = []
         for tok in tokens:
@@ -180,7 +180,7 @@ def report(mode: str, args: argparse.Namespace, latencies: dict[str, list[float]
 
 
 @asynccontextmanager
-async def bench_container(base_url: str, name: str | None) -> AsyncIterator[str]:
+async def bench_container(base_url: str, name: str | None) -> AsyncGenerator[str]:
     """`name` if given; else a throw-away idle container of the test image (removed afterwards), else any one."""
     if name:
         yield name

@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -189,7 +189,7 @@ def header_proxy(upstream: str, token: str) -> Any:
 
 
 @asynccontextmanager
-async def daemon(workdir: Path) -> AsyncIterator[str]:
+async def daemon(workdir: Path) -> AsyncGenerator[str]:
     config = workdir / "argobox.toml"
     config.write_text(CONFIG)
     argobox = Path(sys.executable).parent / "argobox"
@@ -221,7 +221,7 @@ async def daemon(workdir: Path) -> AsyncIterator[str]:
 
 
 @asynccontextmanager
-async def proxy(upstream_url: str) -> AsyncIterator[str]:
+async def proxy(upstream_url: str) -> AsyncGenerator[str]:
     import uvicorn
 
     upstream = upstream_url.removesuffix("/mcp")

@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,7 +107,7 @@ class Daemon:
 @asynccontextmanager
 async def http_daemon(
     config: Path, *args: str, listen: str = "127.0.0.1:0", prefix: Sequence[str] = ()
-) -> AsyncIterator[Daemon]:
+) -> AsyncGenerator[Daemon]:
     """Start `argobox serve --http` for `config` (run through `prefix`, if given, e.g. a command that lowers a
     limit and then execs it); stop it with SIGTERM (then SIGKILL) whatever happens."""
     log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
@@ -143,7 +143,7 @@ async def _stop(process: Process) -> None:
 
 
 @asynccontextmanager
-async def connect(url: str, token: str | None, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
+async def connect(url: str, token: str | None, mode: str = "auto", **kwargs: Any) -> AsyncGenerator[Client]:
     """The official client over streamable HTTP, sending `Authorization: Bearer <token>` on every request."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     async with (
@@ -154,7 +154,7 @@ async def connect(url: str, token: str | None, mode: str = "auto", **kwargs: Any
 
 
 @contextmanager
-def unchanged_mtime(path: Path) -> Iterator[None]:
+def unchanged_mtime(path: Path) -> Generator[None]:
     """Edit a file in place (same inode) and put its modification time back, so only SIGHUP can reveal the edit."""
     st = path.stat()
     try:

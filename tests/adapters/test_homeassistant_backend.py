@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from typing import Any
 
@@ -42,7 +42,7 @@ def wait_for_state(client: Any, entity_id: str, expected: str, timeout: float = 
 
 
 @contextmanager
-def rest_client(url: str, token: str, *, timeout: float) -> Iterator[Any]:
+def rest_client(url: str, token: str, *, timeout: float) -> Generator[Any]:
     """A `homeassistant_api.Client` whose connections are closed afterwards. (The client closes its session only as
     a context manager, which first checks that the API answers: not for a client meant to fail.)"""
     with niquests.Session() as session:

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -67,7 +67,7 @@ def state_of(ha_client: Any, entity_id: str) -> str:
 
 
 @contextmanager
-def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str, list[str]]]]:
+def ha_service_calls(ha_url: str, ha_token: str) -> Generator[list[tuple[str, str, list[str]]]]:
     """Record (domain, service, entity ids) of every service call Home Assistant announces on its event bus while
     the block runs. The subscription is in place before the block starts and drained before the list is read."""
     from homeassistant_api import Client as RestClient
