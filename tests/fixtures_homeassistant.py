@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import Any, NoReturn, cast
 
 import pytest
 
@@ -134,20 +134,19 @@ def ha_token(_ha_connection: _HAConnection) -> str:
 @pytest.fixture(scope="session")
 def ha_client(ha_url: str, ha_token: str) -> Iterator[Any]:
     """A ``homeassistant_api.Client`` bound to the Home Assistant under test."""
+    import niquests
     from homeassistant_api import Client
 
-    client = Client(f"{ha_url}/api", ha_token, global_request_kwargs={"timeout": 30})
-    try:
-        yield client
-    finally:
-        client._session.close()
+    with niquests.Session() as session:  # closed afterwards (the client closes its own only as a context manager)
+        yield Client(f"{ha_url}/api", ha_token, session=session, global_request_kwargs={"timeout": 30})
 
 
 def _read_states(url: str, token: str) -> dict[str, str]:
-    states = {}
+    states: dict[str, str] = {}
     for entity_id in (*BASELINE, THERMOSTAT):
         status, body = _request("GET", f"{url}/api/states/{entity_id}", token)
-        states[entity_id] = body.get("state") if status == 200 and isinstance(body, dict) else f"<HTTP {status}>"
+        found = status == 200 and isinstance(body, dict)
+        states[entity_id] = str(cast("dict[str, Any]", body).get("state")) if found else f"<HTTP {status}>"
     return states
 
 

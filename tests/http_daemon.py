@@ -84,9 +84,10 @@ class Daemon:
     async def wait_for_log(self, pattern: str) -> re.Match[str]:
         """The first match of `pattern` in the daemon's log, within LOG_TIMEOUT_S."""
         with anyio.fail_after(LOG_TIMEOUT_S):
-            return await self._logged(pattern)
+            return await self.logged(pattern)
 
-    async def _logged(self, pattern: str) -> re.Match[str]:
+    async def logged(self, pattern: str) -> re.Match[str]:
+        """The first match of `pattern` in the daemon's log, within the caller's deadline."""
         # The daemon writes its log file from another process: there is no event to wait on, so it is read again
         # until the pattern shows (the callers' deadline bounds the loop).
         while not (match := re.search(pattern, self.log)):
@@ -122,7 +123,7 @@ async def http_daemon(
         daemon = Daemon(url="", process=process, log_path=log_path)
         try:
             with anyio.fail_after(START_TIMEOUT_S):
-                match = await daemon._logged(r"serving MCP over streamable HTTP at (http://\S+/mcp)")
+                match = await daemon.logged(r"serving MCP over streamable HTTP at (http://\S+/mcp)")
             daemon.url = match[1]
             yield daemon
         finally:
@@ -148,7 +149,7 @@ async def connect(url: str, token: str | None, mode: str = "auto", **kwargs: Any
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
     async with (
         httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
-        Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client,  # type: ignore[arg-type]
+        Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client,
     ):
         yield client
 
@@ -173,7 +174,7 @@ def rewrite_in_place(path: Path, old: str, new: str) -> None:
         handle.truncate()
 
 
-MODERN_META = {
+MODERN_META: dict[str, Any] = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},
 }

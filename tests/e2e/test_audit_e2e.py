@@ -22,7 +22,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import WriteConfig
+from tests.conftest import WriteConfig, first_text
+from tests.fixtures_docker import recorded_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -43,10 +44,8 @@ def server(config: Path, log: Path, env: dict[str, str] | None = None) -> Client
 
 
 def engine_actions(client: docker.DockerClient, container: Container, since: float) -> list[str]:
-    stream = client.events(
-        since=int(since) - 1, until=int(time.time()) + 1, decode=True, filters={"container": container.id}
-    )
-    return [e.get("Action", "") for e in stream]
+    events = recorded_events(client, container.id, since=int(since) - 1, until=int(time.time()) + 1)
+    return [e.get("Action", "") for e in events]
 
 
 def allow_start(name: str) -> str:
@@ -89,7 +88,7 @@ async def test_unwritable_audit_refuses_a_pre_approved_mutation_and_the_containe
 
     assert result.is_error is True and result.structured_content is not None
     assert result.structured_content["status"] == "refused"
-    assert "could not write the audit record, so nothing was executed" in result.content[0].text  # type: ignore[union-attr]
+    assert "could not write the audit record, so nothing was executed" in first_text(result)
     assert waited < 10
     assert web.attrs["State"]["Status"] == "created" and "start" not in engine_actions(docker_client, web, t0)
     assert "the audit trail could not be written" in log.read_text()

@@ -18,6 +18,7 @@ from docker.models.containers import Container
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import WriteConfig
+from tests.fixtures_docker import recorded_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -48,7 +49,7 @@ async def agent_calls(config: Path, calls: list[tuple[str, dict[str, Any]]], mod
     params = StdioServerParameters(command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"])
     results: list[Any] = []
     with anyio.fail_after(60):
-        async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+        async with Client(params, mode=mode) as client:
             for tool, arguments in calls:
                 results.append(await client.call_tool(tool, arguments))
     return results
@@ -56,13 +57,8 @@ async def agent_calls(config: Path, calls: list[tuple[str, dict[str, Any]]], mod
 
 def engine_events(client: docker.DockerClient, container: Container, since: float, action: str) -> list[dict[str, Any]]:
     """What the engine itself recorded for `container` since `since` (bounded: `until` is now)."""
-    stream = client.events(
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        decode=True,
-        filters={"container": container.id, "event": action},
-    )
-    return [e for e in stream if e.get("Action") == action]
+    events = recorded_events(client, container.id, since=int(since) - 1, until=int(time.time()) + 1, event=action)
+    return [e for e in events if e.get("Action") == action]
 
 
 @pytest.fixture

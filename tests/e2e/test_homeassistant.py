@@ -88,8 +88,8 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Generator[list[tuple[str, st
                 if event.event_type == stop:
                     return
                 if event.event_type == "call_service":
-                    data = event.data.get("service_data") or {}
-                    targets = data.get("entity_id") or []
+                    data: dict[str, Any] = event.data.get("service_data") or {}
+                    targets: str | list[str] = data.get("entity_id") or []
                     calls.append(
                         (
                             event.data["domain"],

@@ -111,7 +111,7 @@ async def test_each_token_sees_and_calls_only_its_own_grant(tmp_path: Path, mode
 async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_token(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     wrong = "not-a-configured-token-5f2c9a"
-    body = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}}
+    body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
             none = await http.post(daemon.url, json=body, headers=modern_headers(None, "server/discover"))
@@ -179,13 +179,13 @@ async def test_nothing_in_the_request_body_changes_who_the_agent_is(tmp_path: Pa
 async def test_a_handshake_session_belongs_to_the_token_that_opened_it(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
     legacy = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
-    init = {
+    init: dict[str, Any] = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",
         "params": {"protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
     }
-    listing = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
+    listing: dict[str, Any] = {"jsonrpc": "2.0", "id": 2, "method": "tools/list", "params": {}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
             opened = await http.post(
@@ -217,7 +217,7 @@ async def test_a_handshake_session_belongs_to_the_token_that_opened_it(tmp_path:
 
 async def test_tools_list_is_sorted_and_never_cacheable(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
-    request = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": MODERN_META}}
+    request: dict[str, Any] = {"jsonrpc": "2.0", "id": 3, "method": "tools/list", "params": {"_meta": MODERN_META}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
             first = (
@@ -235,7 +235,7 @@ async def test_tools_list_is_sorted_and_never_cacheable(tmp_path: Path) -> None:
 
 async def test_dns_rebinding_protection_stays_on(tmp_path: Path) -> None:
     config = write_http_config(tmp_path)
-    request = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}}
+    request: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
             headers = modern_headers(OPENCLAW_TOKEN, "server/discover")
@@ -368,7 +368,7 @@ async def test_a_changed_token_is_refused_at_once_and_its_open_stream_ends(tmp_p
         "Accept": "application/json, text/event-stream",
         "Authorization": f"Bearer {READER_TOKEN}",
     }
-    init = {
+    init: dict[str, Any] = {
         "jsonrpc": "2.0",
         "id": 1,
         "method": "initialize",

@@ -81,7 +81,8 @@ async def test_show_prints_a_real_entity_state_inert(
             queued = await client.call_tool(
                 "ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": hostile_entity}
             )
-    request_id = (queued.structured_content or {})["request_id"]
+    assert queued.structured_content is not None, queued
+    request_id = str(queued.structured_content["request_id"])
 
     shown = run(config, "show", request_id, env=env)
     exact = json.loads(run(config, "show", request_id, "--json", env=env).stdout)

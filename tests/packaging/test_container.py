@@ -31,7 +31,7 @@ import docker
 import docker.errors
 import httpx2
 import pytest
-import yaml  # pyright: ignore[reportMissingModuleSource, reportMissingTypeStubs]
+import yaml
 from docker.models.containers import Container
 from docker.models.volumes import Volume
 from mcp import types

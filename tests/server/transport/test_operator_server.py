@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from mcp import Client
@@ -17,7 +17,7 @@ from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.store import RequestStatus
 from argobox.server.transport.operator import PENDING_URI, build_operator_server
 from argobox.server.transport.operator_views import UNTRUSTED
-from tests.conftest import HOME_RULES, WriteConfig
+from tests.conftest import HOME_RULES, WriteConfig, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -47,10 +47,10 @@ async def queue_unlock(app: App) -> str:
 def paths_to(value: Any, needle: str, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Where in a JSON value a string containing `needle` is."""
     if isinstance(value, dict):
-        for key, item in value.items():
+        for key, item in cast("dict[object, Any]", value).items():
             yield from paths_to(item, needle, (*path, str(key)))
     elif isinstance(value, list):
-        for index, item in enumerate(value):
+        for index, item in enumerate(cast("list[Any]", value)):
             yield from paths_to(item, needle, (*path, str(index)))
     elif isinstance(value, str) and needle in value:
         yield path
@@ -69,15 +69,15 @@ async def test_agent_written_values_are_marked_untrusted_and_kept_apart_from_arg
     pending = json.loads((await operator.read_resource(PENDING_URI)).contents[0].text)  # type: ignore[union-attr]
     instructions = operator.instructions or ""
 
-    request = listed["requests"][0]  # type: ignore[index]
+    request = listed["requests"][0]
     assert request["summary"] == "call Home Assistant service lock.unlock on 'lock.front_door'"
     assert "arguments" not in request and request["agent_supplied"]["untrusted"] == UNTRUSTED
     assert request["agent_supplied"]["arguments"]["data"] == {"message": INJECTION}
-    assert pending["requests"] == listed["requests"]  # type: ignore[index]
+    assert pending["requests"] == listed["requests"]
     for shown in (listed, explained, trail, pending):
         where = list(paths_to(shown, "pre-approved"))
         assert where and all("agent_supplied" in path for path in where), where
-    refused = next(e for e in trail["events"] if e["event"] == "refused")  # type: ignore[index]
+    refused = next(e for e in trail["events"] if e["event"] == "refused")
     assert refused["tool"] is None and refused["agent_supplied"]["tool"].startswith("approve_request_pre-approved")
     assert "agent_supplied" in instructions and "untrusted" in instructions
 
@@ -143,7 +143,7 @@ async def test_arguments_that_do_not_fit_get_a_clear_answer(
     operator: Client, tool: str, arguments: dict[str, Any], expected: str
 ) -> None:
     result = await operator.call_tool(tool, arguments)
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
 
     assert result.is_error and expected in text
     assert "validation error" not in text and "pydantic" not in text
