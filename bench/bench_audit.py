@@ -165,7 +165,7 @@ def generate(path: Path, count: int, batch: int = 20_000) -> None:
     db.execute("PRAGMA synchronous = OFF")
     prev, at = GENESIS, 1_800_000_000.0
     for first in range(1, count + 1, batch):
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for seq in range(first, min(first + batch, count + 1)):
             at += 0.001
             event, actor = names[seq % 3]

@@ -60,7 +60,7 @@ async def flood_stdio(config: Path, calls: int) -> dict[str, int]:
     async with Client(params) as client:
         for i in range(calls):
             result = await client.call_tool("docker_restart_container", {"container": TARGETS[i % 3]})
-            status = (result.structured_content or {}).get("status", "?")
+            status = str(result.structured_content.get("status", "?")) if result.structured_content else "?"
             statuses[status] = statuses.get(status, 0) + 1
     return statuses
 

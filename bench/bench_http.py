@@ -101,7 +101,7 @@ async def agents(url: str, tokens: list[str | None], mode: str) -> AsyncGenerato
         for tok in tokens:
             headers = {"Authorization": f"Bearer {tok}"} if tok else {}
             http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30)))
-            client = await stack.enter_async_context(Client(streamable_http_client(url, http_client=http), mode=mode))  # type: ignore[arg-type]
+            client = await stack.enter_async_context(Client(streamable_http_client(url, http_client=http), mode=mode))
             await client.list_tools()  # as agents do; it also primes the client's output-schema check
             clients.append(client)
         yield clients

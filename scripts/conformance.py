@@ -284,11 +284,12 @@ def parse_checks(out: Path, output: str) -> dict[str, Any]:
         status = str(check.get("status", "")).upper()
         ident = str(check.get("id") or check.get("name"))
         message = str(check.get("errorMessage") or "")[:300]
+        details: dict[str, Any] = check.get("details") or {}
         if status == "SUCCESS":
             result["passed"].append(ident)
         elif ident in NOT_APPLICABLE_CHECKS:
             result["not_applicable"].append(f"{ident}: {NOT_APPLICABLE_CHECKS[ident]}")
-        elif (check.get("details") or {}).get("untestable") or message.startswith("Not testable"):
+        elif details.get("untestable") or message.startswith("Not testable"):
             result["not_applicable"].append(f"{ident}: {message}")
         elif status == "WARNING":
             result["warnings"].append(f"{ident}: {message}")
