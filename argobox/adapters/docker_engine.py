@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio.to_thread
@@ -25,22 +25,29 @@ import urllib3.exceptions
 from argobox.adapters.base import (
     MAX_LOG_BYTES,
     MAX_LOG_LINES,
-    REDACTED,
     BackendRejected,
     BackendUnavailable,
     ContainerAction,
     ContainerDetail,
     ContainerLogs,
     ContainerSummary,
-    Mount,
-    PortBinding,
     TargetNotFound,
     replace_secrets,
     secret_fragments,
 )
+from argobox.adapters.docker_answers import (
+    action_report,
+    container_rows,
+    detail,
+    engine_name,
+    inspect,
+    json_array,
+    json_object,
+    resolve,
+    summary,
+)
 
 T = TypeVar("T")
-Attrs = dict[str, Any]
 
 STOP_TIMEOUT_S = 10
 """Seconds the engine waits after the stop signal before it kills (the engine's own default)."""
@@ -77,27 +84,6 @@ def _short(text: str, secrets: Iterable[str]) -> str:
         text = text.replace(secret, "***")
     line = next(iter(text.strip().splitlines()), "")
     return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
-
-
-def _obj(value: object) -> Attrs:
-    """`value` where the engine answered a JSON object, else an empty one (a field missing, null or another shape)."""
-    return cast(Attrs, value) if isinstance(value, dict) else {}
-
-
-def _array(value: object) -> list[Any]:
-    """`value` where the engine answered a JSON array, else an empty one."""
-    return cast("list[Any]", value) if isinstance(value, list) else []
-
-
-def _inspect(api: docker.APIClient, container: str) -> Attrs:
-    """The engine's inspection of `container` (the SDK leaves the type of its answer open)."""
-    return _obj(cast(object, api.inspect_container(container)))  # pyright: ignore[reportUnknownMemberType]
-
-
-def _container_rows(api: docker.APIClient, *, everything: bool) -> list[Attrs]:
-    """The engine's list of containers, running ones or `everything` (the SDK leaves the type of its answer open)."""
-    answer = cast(object, api.containers(all=everything))  # pyright: ignore[reportUnknownMemberType]
-    return [_obj(row) for row in _array(answer)]
 
 
 def _check_unix_socket(base_url: str, timeout: float) -> None:
@@ -147,20 +133,6 @@ def _explanation(exc: docker.errors.APIError) -> str:
     return str(explanation or type(exc).__name__)
 
 
-def _engine_time(value: str | None) -> str | None:
-    """The engine's timestamp, or None for an unset one (Go's zero time "0001-01-01T00:00:00Z")."""
-    return None if not value or value.startswith("0001-01-01T00:00:00") else value
-
-
-def _image_ref(image: str) -> str:
-    """The image as the engine names it (its tag), shortened to 12 hex digits when that is a bare id."""
-    return image.removeprefix("sha256:")[:12] if image.startswith("sha256:") else image
-
-
-def _name(raw: str) -> str:
-    return raw.lstrip("/")
-
-
 class DockerEngine:
     """`ContainerRuntime` over a Docker-API engine at `base_url` (e.g. ``unix:///var/run/docker.sock``)."""
 
@@ -184,11 +156,11 @@ class DockerEngine:
 
     async def list_containers(self, *, all: bool) -> list[ContainerSummary]:
         return await self._run(
-            None, "list containers", lambda api: [_summary(row) for row in _container_rows(api, everything=all)]
+            None, "list containers", lambda api: [summary(row) for row in container_rows(api, everything=all)]
         )
 
     async def inspect_container(self, container: str) -> ContainerDetail:
-        return await self._run(container, "inspect", lambda api: _detail(_resolve(api, container)[1]))
+        return await self._run(container, "inspect", lambda api: detail(resolve(api, container)[1]))
 
     async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
         return await self._run(
@@ -212,18 +184,9 @@ class DockerEngine:
 
     async def _act(self, container: str, action: str, fn: Callable[[docker.APIClient, str], object]) -> ContainerAction:
         def act_and_reload(api: docker.APIClient) -> ContainerAction:
-            container_id, _ = _resolve(api, container)
+            container_id, _ = resolve(api, container)
             fn(api, container_id)
-            attrs = _inspect(api, container_id)
-            state = _obj(attrs.get("State"))
-            return ContainerAction(
-                container=_name(attrs.get("Name") or container),
-                action=action,
-                state=str(state.get("Status", "unknown")),
-                started_at=_engine_time(state.get("StartedAt")),
-                finished_at=_engine_time(state.get("FinishedAt")),
-                restart_count=int(attrs.get("RestartCount") or 0),
-            )
+            return action_report(inspect(api, container_id), container, action)
 
         return await self._run(container, action, act_and_reload)
 
@@ -273,70 +236,6 @@ class DockerEngine:
             raise BackendRejected(f"Docker engine gave an unexpected answer to {what} ({kind}).") from None
 
 
-def _summary(row: Attrs) -> ContainerSummary:
-    names = [_name(str(n)) for n in _array(row.get("Names"))]
-    # Legacy links add names like "other/alias"; the container's own name has no slash.
-    name = next((n for n in names if "/" not in n), names[0] if names else row["Id"][:12])
-    return ContainerSummary(
-        id=row["Id"][:12],
-        name=name,
-        image=_image_ref(str(row.get("Image") or row.get("ImageID") or "")),
-        state=str(row.get("State", "unknown")),
-        status=str(row.get("Status", "")),
-    )
-
-
-def _detail(attrs: Attrs) -> ContainerDetail:
-    config, state = _obj(attrs.get("Config")), _obj(attrs.get("State"))
-    status, exit_code = str(state.get("Status", "unknown")), state.get("ExitCode")
-    if status in ("running", "paused") or (status == "created" and not exit_code):
-        exit_code = None  # nothing has exited (a "created" one keeps the code of a start that failed)
-    ports = [
-        PortBinding(container_port=port, host_ip=b.get("HostIp") or None, host_port=b.get("HostPort") or None)
-        for port, bindings in sorted(_obj(_obj(attrs.get("NetworkSettings")).get("Ports")).items())
-        for b in map(_obj, _array(bindings) or [{}])
-    ]
-    mounts = [
-        Mount(
-            type=str(m.get("Type", "")),
-            source=m.get("Source") or None,
-            destination=str(m.get("Destination", "")),
-            read_only=not m.get("RW", True),
-        )
-        for m in map(_obj, _array(attrs.get("Mounts")))
-    ]
-    env_names = (str(entry).partition("=")[0] for entry in _array(config.get("Env")))
-    return ContainerDetail(
-        id=attrs["Id"][:12],
-        name=_name(attrs.get("Name", "")),
-        image=_image_ref(str(config.get("Image") or attrs.get("Image") or "")),
-        state=status,
-        health=_obj(state.get("Health")).get("Status") or None,
-        restart_count=int(attrs.get("RestartCount") or 0),
-        exit_code=exit_code,
-        ports=ports,
-        mounts=mounts,
-        labels={str(k): str(v) for k, v in _obj(config.get("Labels")).items()},
-        env={name: REDACTED for name in env_names if name},
-        created_at=str(attrs.get("Created", "")),
-        started_at=_engine_time(state.get("StartedAt")),
-        finished_at=_engine_time(state.get("FinishedAt")),
-    )
-
-
-def _resolve(api: docker.APIClient, container: str) -> tuple[str, Attrs]:
-    """The full id and attributes of the container NAMED `container`.
-
-    The engine also resolves ids and unique id prefixes, which would let an argument the grant's name globs match
-    (say `db3f` under `db*`) reach another container; so only an exact name is accepted, and every later call uses
-    the resolved id.
-    """
-    attrs = _inspect(api, container)
-    if _name(str(attrs.get("Name") or "")) != container:
-        raise docker.errors.NotFound(f"no container is named {container!r}")
-    return str(attrs["Id"]), attrs
-
-
 def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[str]) -> ContainerLogs:
     """The newest `tail` lines (clamped to 1..MAX_LOG_LINES) of stdout and stderr, within MAX_LOG_BYTES.
 
@@ -344,7 +243,7 @@ def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[st
     too) before the line is cut to MAX_LINE_CHARS, so that no cut leaves the first characters of a secret."""
     wanted = max(1, min(tail, MAX_LOG_LINES))
     fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
-    container, attrs = _resolve(api, container)
+    container, attrs = resolve(api, container)
     # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
     # Read whole: the engine bounds the answer to `fetch` log entries of at most 16 KiB each. (The SDK streams TTY
     # logs one byte per iteration, and a finished stream of the SDK is never closed: its socket is left to the
@@ -352,12 +251,12 @@ def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[st
     log = api.logs(container, stdout=True, stderr=True, stream=False, timestamps=False, tail=fetch, follow=False)
     lines, cut = _collect_lines([log], keep=fetch)
     clamped = len(lines) > wanted
-    env_values = [str(entry).partition("=")[2] for entry in _array(_obj(attrs.get("Config")).get("Env"))]
+    env_values = [str(entry).partition("=")[2] for entry in json_array(json_object(attrs.get("Config")).get("Env"))]
     fragments = secret_fragments([*env_values, *secrets])
     lines = [replace_secrets(line, fragments) for line in lines[-wanted:]]
     long = any(len(line) > MAX_LINE_CHARS for line in lines)
     lines, dropped = _fit_bytes([line[:MAX_LINE_CHARS] for line in lines], MAX_LOG_BYTES)
-    name = _name(attrs.get("Name") or container)
+    name = engine_name(attrs.get("Name") or container)
     truncated = cut or long or clamped or dropped
     return ContainerLogs(container=name, lines=lines, truncated=truncated).carrying_secrets(env_values)
 
