@@ -11,7 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -36,11 +37,15 @@ def argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subp
     )
 
 
-def server(config: Path, log: Path, env: dict[str, str] | None = None) -> Client:
+@asynccontextmanager
+async def server(config: Path, log: Path, env: dict[str, str] | None = None) -> AsyncGenerator[Client]:
+    """An agent connected to `argobox serve` over stdio, the server's stderr appended to `log` (closed after)."""
     params = StdioServerParameters(
         command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"], env=env
     )
-    return Client(stdio_client(params, errlog=log.open("a")))
+    with log.open("a") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            yield client
 
 
 def engine_actions(client: docker.DockerClient, container: Container, since: float) -> list[str]:

@@ -150,25 +150,27 @@ def watch(config: Path) -> subprocess.Popen[str]:
 
 async def test_watch_follows_new_requests_and_decisions(write_config: WriteConfig) -> None:
     config = write_config()
-    watcher = watch(config)
-    try:
-        assert watcher.stderr is not None and "watching" in watcher.stderr.readline()
-        with anyio.fail_after(60):
-            async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
-                queued = (await agent.call_tool("docker_stop_container", {"container": "web-api"})).structured_content
-        request_id = queued["request_id"]
-        with anyio.fail_after(60):
-            await anyio.run_process(
-                [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"]
-            )
-        lines: list[str] = []
-        assert watcher.stdout is not None
-        with anyio.fail_after(30):
-            while not any(" denied " in line for line in lines):
-                lines.append(await anyio.to_thread.run_sync(watcher.stdout.readline))
-    finally:
-        watcher.terminate()
-        watcher.wait(timeout=30)
+    with watch(config) as watcher:  # the context closes its pipes
+        try:
+            assert watcher.stderr is not None and "watching" in watcher.stderr.readline()
+            with anyio.fail_after(60):
+                async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
+                    queued = (
+                        await agent.call_tool("docker_stop_container", {"container": "web-api"})
+                    ).structured_content
+            request_id = queued["request_id"]
+            with anyio.fail_after(60):
+                await anyio.run_process(
+                    [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"]
+                )
+            lines: list[str] = []
+            assert watcher.stdout is not None
+            with anyio.fail_after(30):
+                while not any(" denied " in line for line in lines):
+                    lines.append(await anyio.to_thread.run_sync(watcher.stdout.readline))
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=30)
 
     text = "".join(lines)
     assert f"{request_id} queued" in text and f"{request_id} denied by operator:bob" in text
