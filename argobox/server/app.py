@@ -18,7 +18,7 @@ from argobox.server.audit import KeyFileError
 from argobox.server.config.hosts import DockerHostConfig, HostConfig
 from argobox.server.config.model import Config, ConfigError, HomeAssistantConfig
 from argobox.server.redact import Redactor
-from argobox.server.store import Clock, Store
+from argobox.server.store import Clock, CoalescedRefusals, Store
 
 SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_HA_TOKEN")
 """Environment variables whose values are secrets wherever they might surface (plus the configured token_env)."""
@@ -64,6 +64,8 @@ class App:
     backends: Backends
     redactor: Redactor
     clock: Clock
+    refusals: CoalescedRefusals
+    """This process's refusals that a caller can repeat (operators'), coalesced; flushed when the app closes."""
 
     @property
     def config(self) -> Config:
@@ -203,5 +205,14 @@ async def open_app(
         store = await stack.enter_async_context(open_store(config, clock=clock, redactor=redactor))
         await store.recover_interrupted()
         await store.expire_due()
+        refusals = CoalescedRefusals(store, clock=clock)
+        stack.push_async_callback(refusals.flush)  # before the store closes: the counts are recorded
         backends = Backends(docker=runtime, homeassistant=home, commands=commands, docker_hosts=docker_hosts)
-        yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)
+        yield App(
+            settings=Settings(config),
+            store=store,
+            backends=backends,
+            redactor=redactor,
+            clock=clock,
+            refusals=refusals,
+        )

@@ -19,7 +19,6 @@ from tests.fixtures_sshd import SshServer
 pytestmark = [pytest.mark.anyio]
 
 README = Path(__file__).resolve().parents[2] / "README.md"
-RUNBOOKS_DOC = README.parent / "docs" / "runbooks.md"
 HEADER = """\
 [storage]
 path = "argobox.db"
@@ -92,7 +91,7 @@ async def test_readme_ssh_runbook_snippet_runs_through_a_real_sshd(ssh_server: S
 
 
 def test_readme_untested_runbook_examples_are_at_least_valid_configuration(tmp_path: Path) -> None:
-    text = snippet("runbook-untested-examples", RUNBOOKS_DOC).replace(
+    text = snippet("runbook-untested-examples").replace(
         "[hosts.pve]", snippet("runbook-ssh-snippet").split("[runbooks.nas_uptime]")[0] + "\n[hosts.pve]"
     )
     config = tmp_path / "argobox.toml"

@@ -17,7 +17,15 @@ import httpx2
 
 from argobox.server.cli.common import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, AddParser, Cli, CommandError
 from argobox.server.config.model import default_config_paths
-from argobox.server.config.starter import CONFIG_NAME, Starter, default_dirs, operator_name, starter_toml
+from argobox.server.config.starter import (
+    CONFIG_NAME,
+    NAME,
+    NAME_RULE,
+    Starter,
+    default_dirs,
+    operator_name,
+    starter_toml,
+)
 from argobox.server.config.tokens import new_token, token_sha256
 from argobox.server.files import UnsafeFolder, create_exclusive, private_folder
 
@@ -52,6 +60,12 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     )
     init.add_argument("--agent", metavar="NAME", default="openclaw", help="the agent's name (default: openclaw)")
     init.add_argument("--operator", metavar="NAME", help="the operator's name (default: your user name)")
+    init.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="let this group read the configuration (its folder 0750, the file 0640), e.g. argobox for the "
+        "service user of contrib/systemd (default: only you can read it)",
+    )
     init.set_defaults(run=_init)
 
 
@@ -65,12 +79,23 @@ def _init(args: argparse.Namespace, cli: Cli) -> int:
         raise CommandError(
             f"{path} exists; ArgoBox never overwrites a configuration (move it away first)", EXIT_REFUSED
         )
+    gid = _group_id(args.group) if args.group else None
+    operator = args.operator or operator_name(_user())
+    _check_arguments(
+        {"--agent": args.agent, "--operator": operator},
+        {
+            "--docker": args.docker,
+            "--dir": args.dir,
+            "--data-dir": args.data_dir,
+            "--homeassistant": args.homeassistant,
+        },
+    )
     operator_token, agent_token = new_token(), new_token()
     starter = Starter(
         store=(data_dir / "argobox.db").resolve(),
         docker_url=args.docker or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER,
         homeassistant_url=args.homeassistant.rstrip("/") if args.homeassistant else None,
-        operator=args.operator or operator_name(_user()),
+        operator=operator,
         operator_sha256=token_sha256(operator_token),
         agent=args.agent,
         agent_sha256=token_sha256(agent_token),
@@ -87,21 +112,65 @@ def _init(args: argparse.Namespace, cli: Cli) -> int:
         raise CommandError(f"cannot write {path} or {data_dir}: {exc}", EXIT_USAGE) from None
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
-    cli.out(f"wrote {path} (mode 0600); the store will be {starter.store}")
+    mode = "0600"
+    if gid is not None:
+        _share(path, gid)
+        mode = f"0640, group {args.group}"
+    cli.out(f"wrote {path} (mode {mode}); the store will be {starter.store}")
     for line in anyio.run(_probe, starter):
         cli.out(line)
     _next_steps(cli, path, starter, operator_token, agent_token)
     return EXIT_OK
 
 
+def _group_id(name: str) -> int:
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise CommandError(
+            f"no group {name[:64]!r} on this machine: create it first (contrib/systemd/argobox.sysusers.conf "
+            "makes the argobox user and group)",
+            EXIT_USAGE,
+        ) from None
+
+
+def _share(path: Path, gid: int) -> None:
+    """Let group `gid` read the configuration: the file 0640 and its folder 0750, both in that group."""
+    try:
+        for target, mode in ((path.parent, 0o750), (path, 0o640)):
+            os.chown(target, -1, gid, follow_symlinks=False)
+            target.chmod(mode)
+    except OSError as exc:
+        raise CommandError(f"wrote {path}, but could not give it to the group: {exc}", EXIT_USAGE) from None
+
+
+def _check_arguments(names: dict[str, str], texts: dict[str, str | None]) -> None:
+    """Refuse, before anything is rendered or written, a name that is not a configured name and an argument that is
+    not text (bytes the locale could not decode)."""
+    for flag, value in names.items():
+        if not NAME.fullmatch(value):
+            raise CommandError(f"{flag} {value!r} is not a valid name: use {NAME_RULE} (e.g. openclaw)", EXIT_USAGE)
+    for flag, value in {**names, **texts}.items():
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise CommandError(f"{flag} {value!r} is not valid UTF-8 text; give it as plain text", EXIT_USAGE) from None
+
+
 def _check_names(text: str, path: Path) -> None:
-    """The written file must load: a bad --agent or --operator name is refused before anything is written."""
+    """The written file must load: whatever it would refuse is refused before anything is written."""
     import tomllib
 
     from argobox.server.config.model import ConfigError, parse_config
 
     try:
         parse_config(tomllib.loads(text), path)
+    except tomllib.TOMLDecodeError as exc:
+        raise CommandError(
+            f"the arguments do not make a readable configuration ({exc}); check them", EXIT_USAGE
+        ) from None
     except ConfigError as exc:
         raise CommandError(str(exc).replace(f"{path}: ", ""), EXIT_USAGE) from None
 

@@ -52,19 +52,21 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         return await request_status(app, agent, raw_args)
     grant = app.config.grant(agent)
     if tool not in grant.visible:
-        refusal = Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shorten(tool, 64)!r}"})
-        outcome = await _admit_without_request(app, agent, shorten(tool, 64), [refusal])
+        shown = shorten(app.redactor.text(tool), 64)  # redacted before it is cut or quoted, or a piece could show
+        refusal = Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shown!r}"})
+        outcome = await _admit_without_request(app, agent, shown, [refusal])
         if outcome is not None:
             return outcome
-        raise UnknownTool(tool)
+        raise UnknownTool(shown)
     spec = tool_spec(app.config.runbooks, tool)
     assert spec is not None  # noqa: S101 - every tool a grant shows has a spec
     try:
         args = spec.args.model_validate(raw_args)
     except ValidationError as exc:
-        message = validation_message(tool, exc)
+        message = validation_message(tool, exc, app.redactor.text)
+        kept = bounded_arguments(raw_args, app.redactor.text)
         events = [
-            Event(event="received", actor=f"agent:{agent}", detail={"arguments": bounded_arguments(raw_args)}),
+            Event(event="received", actor=f"agent:{agent}", detail={"arguments": kept}),
             Event(event="rejected", actor="argobox", detail={"reason": message}),
         ]
         return await _admit_without_request(app, agent, tool, events) or failure(
@@ -229,10 +231,10 @@ async def _queued_detail(
         return queued, None
     spec = tool_spec(app.config.runbooks, tool)
     shown = await targets.preview(app, spec, args) if spec is not None else None
-    if shown is None:
+    if spec is None or shown is None:
         return queued, None
     queued["preview"] = shown
-    return queued, targets.identity_of(shown)
+    return queued, targets.queued_identity(spec, shown)
 
 
 async def execute(
@@ -271,8 +273,8 @@ async def execute(
     except ValidationError as exc:  # a runbook whose params were redefined since the request was made
         error = f"{validation_message(record.tool, exc)} (the tool changed since the request was made); not executed"
         return await fail(error, {"error": "arguments no longer valid"})
-    if admitted is None and record.target is not None:
-        changed = await targets.changed_target(app, spec, args, record.target)
+    if admitted is None:
+        changed = await targets.refusal(app, spec, args, record.target)
         if changed is not None:
             return await fail(changed, {"error": changed, "target_when_queued": record.target})
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())

@@ -18,6 +18,7 @@ import anyio
 
 from argobox.server.redact import Redactor
 from argobox.server.store.records import Clock, StoreError
+from argobox.server.store.sealing import Sealer
 from argobox.server.store.tx import Body, Tx
 
 T = TypeVar("T")
@@ -45,12 +46,14 @@ class Connection:
         *,
         clock: Clock,
         redactor: Redactor,
+        sealer: Sealer,
         busy_timeout_ms: int,
         committed: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.redactor = redactor
+        self.sealer = sealer
         self._busy_timeout_ms = busy_timeout_ms
         self._committed = committed
         self._behind: set[asyncio.Task[Any]] = set()
@@ -128,7 +131,7 @@ class Connection:
                 db.execute("ROLLBACK")
             db.execute("BEGIN IMMEDIATE")
             try:
-                tx = Tx(db, clock=self.clock, redactor=self.redactor)
+                tx = Tx(db, clock=self.clock, redactor=self.redactor, sealer=self.sealer)
                 result = body(tx)
                 db.execute("COMMIT")
             except BaseException:

@@ -5,8 +5,8 @@ answer (success, pending, denied, bad input) is one explicit `CallToolResult` ma
 
 Who is asking comes from an identity resolver, never from the request body: over stdio it is the agent fixed at
 launch (`fixed_identity`); over HTTP it is the agent whose bearer token authenticated the request
-(`argobox.server.transport.http`). The resolver is asked on every request, under the configuration in force at
-that moment, so a reload that removes an agent or changes its token takes effect at once.
+(`argobox.server.transport.http`). The resolver is asked on every request, under the configuration in force at that
+moment, so a reload that removes an agent or changes its token takes effect at once.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from argobox.server.mediation.runbooks import runbook_tool
 from argobox.server.mediation.shield import to_the_end
 from argobox.server.mediation.tools import TOOLS
 from argobox.server.redact import Redactor
-from argobox.server.transport.live import LiveState
+from argobox.server.transport.live import CallTracker, LiveState
 
 logger = logging.getLogger("argobox")
 
@@ -186,7 +186,7 @@ class _Handlers:
             if who is None:
                 if self.on_refused is not None:
                     await self.on_refused(params.name)
-                raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(agent_calls.UnknownTool(params.name))))
+                raise MCPError(types.INVALID_PARAMS, str(agent_calls.UnknownTool(app.redactor.text(params.name))))
             # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
             # an execution is always recorded with its outcome.
             with self.state.calls.track(), to_the_end():
@@ -194,7 +194,8 @@ class _Handlers:
                     outcome = await agent_calls.call_tool(app, who, params.name, arguments)
                 except agent_calls.UnknownTool as exc:
                     raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
-        return _result(outcome, app.redactor)
+                return _result(outcome, app.redactor)
+        raise AssertionError("unreachable: a shielded scope ends with its result")  # for the type checker
 
     async def listen(
         self, ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
@@ -205,11 +206,23 @@ class _Handlers:
         return await self.state.listen(who, ctx, params)
 
 
-async def serve_stdio(app: App, agent: str, token: str | None, *, background: Sequence[Background] = ()) -> None:
+STDIO_DRAIN_SECONDS = 30.0
+"""How long a signalled stdio server waits for its calls in flight to be answered before it stops."""
+
+
+async def serve_stdio(
+    app: App,
+    agent: str,
+    token: str | None,
+    *,
+    background: Sequence[Background] = (),
+    drain_seconds: float = STDIO_DRAIN_SECONDS,
+) -> None:
     """Serve `agent` over stdio until stdin closes or SIGTERM/SIGINT; follow configuration changes meanwhile, and
     run the `background` tasks (such as notification delivery) alongside.
 
-    On a signal, calls in flight finish (and are recorded) before the process exits.
+    On a signal, the calls in flight are given `drain_seconds` to finish and be answered, then the server stops,
+    even while the client keeps stdin open; a call still running then finishes and is recorded before the exit.
     """
     from argobox.server.transport.refusals import RefusalAudit
     from argobox.server.transport.stdio import checked_stdio
@@ -234,7 +247,7 @@ async def serve_stdio(app: App, agent: str, token: str | None, *, background: Se
     watcher = ConfigWatcher(app, on_reload, process=f"stdio server of agent {agent}")
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run)
-        tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+        tg.start_soon(_cancel_on_signal, tg.cancel_scope, live.calls, drain_seconds)
         for task in background:
             tg.start_soon(task, app)
         try:
@@ -246,9 +259,22 @@ async def serve_stdio(app: App, agent: str, token: str | None, *, background: Se
         tg.cancel_scope.cancel()
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+async def _cancel_on_signal(scope: anyio.CancelScope, calls: CallTracker, drain_seconds: float) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
-            logger.info("received %s: stopping after the calls in flight", signal.Signals(signum).name)
+            in_flight = calls.count
+            logger.info(
+                "received %s: stopping after the %d call%s in flight (at most %g s)",
+                signal.Signals(signum).name,
+                in_flight,
+                "" if in_flight == 1 else "s",
+                drain_seconds,
+            )
+            with anyio.move_on_after(drain_seconds) as waited:
+                await calls.wait_idle()
+            if waited.cancelled_caught:
+                logger.warning(
+                    "calls still in flight after %g s; they finish and are recorded before exit", drain_seconds
+                )
             scope.cancel()
             return

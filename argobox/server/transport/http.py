@@ -141,6 +141,9 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        # Listening now (the server listens again with its own backlog): with SO_REUSEADDR, two sockets of this
+        # process can both bind one address, and only the second listen() would fail, inside the server.
+        sock.listen()
         sock.set_inheritable(True)
     except OSError as exc:
         sock.close()

@@ -3,7 +3,9 @@
 The SDK drops a frame it cannot read and answers nothing, so a client waits forever. `rejection` says what a frame
 is wrong with: not JSON (or JSON nested too deeply, or a lone surrogate) is a parse error; JSON that is not a
 request is an invalid request; a request whose `params` is not an object is invalid params. A notification (no
-`id`) is never answered, as JSON-RPC requires; neither is a broken response from the client.
+`id`) is never answered, as JSON-RPC requires; neither is a broken response from the client. A request whose `id`
+is there but is not a string or an integer (an object, a boolean, a fraction, null: MCP forbids a null id) is an
+invalid request answered with a null id; the SDK would take it for a notification and answer nothing.
 """
 
 from __future__ import annotations
@@ -20,12 +22,21 @@ MAX_SHOWN_METHOD = 64
 def rejection(frame: str | bytes) -> types.JSONRPCError | None:
     """The error to answer `frame` with, or None when the SDK can read it (or it must not be answered)."""
     try:
-        types.jsonrpc_message_adapter.validate_json(frame, by_name=False)
+        message = types.jsonrpc_message_adapter.validate_json(frame, by_name=False)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
             return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
         return _invalid(_loads(frame))
+    if isinstance(message, types.JSONRPCNotification):  # or a request whose id the SDK could not read
+        return mistaken_notification(frame)
     return None
+
+
+def mistaken_notification(frame: str | bytes) -> types.JSONRPCError | None:
+    """The error for a frame the SDK reads as a notification although it has an `id` (of a type no request may
+    have), or None for a true notification. Notifications are few, so reading the frame again costs little."""
+    message = _loads(frame)
+    return _invalid(message) if isinstance(message, dict) and "id" in message else None
 
 
 def _loads(frame: str | bytes) -> Any:

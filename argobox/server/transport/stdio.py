@@ -3,14 +3,18 @@
 The SDK claims stdout (so that stray prints never corrupt the wire); stdin is claimed here the same way (fd 0 then
 reads the null device, for the handlers and any child process), and read through `CheckedLines`, which passes on
 what the SDK can read and answers the rest itself (see `argobox.server.transport.jsonrpc`).
+
+Each read of the wire runs in a daemon thread of its own: a read that never returns (a client that keeps stdin open)
+is abandoned when the server stops, and never holds up the process's exit, as a worker thread (joined at exit) did.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncGenerator, AsyncIterator, Generator
+import threading
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, BinaryIO, cast
+from typing import Any, BinaryIO, TypeVar, cast
 
 import anyio
 import mcp_types as types
@@ -27,6 +31,32 @@ MAX_LINE_BYTES = 8 * 1024 * 1024
 Rejection = tuple[types.JSONRPCError, anyio.Event]
 """An error to answer, and the event set once it is on its way (so answers keep the order of the lines)."""
 
+T = TypeVar("T")
+
+
+async def read_in_daemon_thread(read: Callable[[], T]) -> T:
+    """`read()` in a daemon thread: abandoned if the caller is cancelled, and never waited for at exit."""
+    token = anyio.lowlevel.current_token()
+    done = anyio.Event()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(read())
+        except BaseException as exc:  # noqa: BLE001 - handed to the task that awaits the read
+            failure.append(exc)
+        try:
+            anyio.from_thread.run_sync(done.set, token=token)
+        except RuntimeError:  # the event loop has ended: nobody waits for this read any more
+            return
+
+    threading.Thread(target=run, name="argobox-stdin", daemon=True).start()
+    await done.wait()
+    if failure:
+        raise failure[0]
+    return outcome[0]
+
 
 class CheckedLines:
     """The lines of the wire that the SDK can read; every other line is answered through `rejections`."""
@@ -42,11 +72,11 @@ class CheckedLines:
         async with self._rejections:
             while True:
                 # Abandoned, not awaited, when the server stops: a read of stdin may never return.
-                raw = await anyio.to_thread.run_sync(self._wire.readline, MAX_LINE_BYTES + 1, abandon_on_cancel=True)
+                raw = await read_in_daemon_thread(lambda: self._wire.readline(MAX_LINE_BYTES + 1))
                 if not raw:
                     return
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    await anyio.to_thread.run_sync(self._skip_rest_of_line)
+                    await read_in_daemon_thread(self._skip_rest_of_line)
                     raw = b"{"  # not JSON: answered as a parse error
                 line = raw.decode("utf-8", errors="replace")
                 if not line.strip():

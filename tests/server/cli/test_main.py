@@ -74,7 +74,7 @@ def test_malformed_config_is_a_clear_error_with_exit_status_2(tmp_path: Path) ->
     result = argobox(config, "requests")
 
     assert result.returncode == 2
-    assert "line 2: approvals.ttl_seconds: Input should be a valid integer" in result.stderr
+    assert "line 2: approvals.ttl_seconds: expected a whole number, not the text 'soon'" in result.stderr
     assert "Traceback" not in result.stderr
 
 
