@@ -48,8 +48,9 @@ _HEADER = re.compile(
 after an escaped line break (`\\n` in text quoted with repr or JSON), and its value then ends at the next one."""
 _INLINE_NAME = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})[ \t]*:[ \t]*")
 """A header's name in the middle of a line (`... X-Api-Key: value ...`, `-H "Authorization: Bearer value"`)."""
-_INLINE_VALUE = re.compile(r"(?:(?i:bearer|basic|digest|token)[ \t]+)?[^\s\"',;]+")
-"""Its value: up to the next space, quote, comma or semicolon, with its scheme."""
+_INLINE_VALUE = re.compile(r"(?:(?i:bearer|basic|digest|token)[ \t]+)?(?:[^\s\"',;\\]|\\(?![nr]))+")
+"""Its value: up to the next space, quote, comma, semicolon or escaped line break (`\\n` in quoted text), with its
+scheme."""
 _QUOTED_PAIR = re.compile(
     r"(?P<quote>\\?[\"'])(?P<name>[\w.-]{1,128})(?P=quote)\s*:\s*"
     r"(?P<value>\"(?:[^\"\\\r\n]|\\.)*\"|'(?:[^'\\\r\n]|\\.)*'|\\\"(?:[^\"\\\r\n]|\\[^\"])*\\\"|[^\s,;}\]\"'\\]+)"
