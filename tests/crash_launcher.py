@@ -92,7 +92,7 @@ def install(point: str) -> None:
                 crash(point, notification=notification.id)
             await settle(self, notification, **kwargs)
 
-        Store.settle_notification = settle_or_crash  # type: ignore[method-assign]
+        Store.settle_notification = settle_or_crash
     elif point == "checkpoint":
         replace = os.replace
 

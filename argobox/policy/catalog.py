@@ -13,6 +13,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import cast
 
 
 class Backend(StrEnum):
@@ -139,11 +140,12 @@ class _Shown:
         self.value = value
 
     def __format__(self, spec: str) -> str:
-        if spec == "bare" and isinstance(self.value, str):
-            return self.value
-        if isinstance(self.value, list | tuple):
-            return ", ".join(repr(v) for v in self.value)  # pyright: ignore[reportUnknownVariableType]
-        return repr(self.value)
+        value = self.value
+        if spec == "bare" and isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple):
+            return ", ".join(repr(v) for v in cast("Sequence[object]", value))
+        return repr(value)
 
 
 def describe_call(tool: str, args: dict[str, object], catalog: Mapping[str, ToolClass] = CATALOG) -> str:

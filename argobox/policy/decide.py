@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, Classification, ToolClass
 
@@ -182,7 +182,7 @@ def _names_exact_entities(rule: Rule) -> bool:
 
 def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return ", ".join(repr(v) for v in value)  # pyright: ignore[reportUnknownVariableType]
+        return ", ".join(repr(v) for v in cast("Sequence[object]", value))
     return repr(value)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -48,7 +48,7 @@ class Settings:
         self._config = config
 
     @contextmanager
-    def pinned(self) -> Iterator[Config]:
+    def pinned(self) -> Generator[Config]:
         config = self.current
         token = _PINNED.set((self, config))
         try:
@@ -119,7 +119,7 @@ def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
         return SimulatedHome(section.simulated_home)
     from argobox.adapters.home_assistant import HomeAssistant  # the client is slow to import; only when used
 
-    assert section.url is not None  # the config model requires url unless simulated_home is set
+    assert section.url is not None  # noqa: S101 - the config model requires url unless simulated_home is set
     token = os.environ.get(section.token_env, "").strip() or None  # without one, each call says what to set
     return HomeAssistant(section.url, token, token_env=section.token_env, timeout=section.timeout_seconds)
 
@@ -183,7 +183,7 @@ async def open_app(
     clock: Clock = time.time,
     docker: ContainerRuntime | None = None,
     homeassistant: HomeAutomation | None = None,
-) -> AsyncIterator[App]:
+) -> AsyncGenerator[App]:
     """Open the store (recovering interrupted executions and expiring due requests) and the backends.
 
     `docker` and `homeassistant` replace the configured backends (tests); Home Assistant is only ever used when the

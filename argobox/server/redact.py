@@ -14,9 +14,9 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from argobox.adapters.base import REDACTED, replace_secrets, secret_fragments
 
@@ -49,8 +49,8 @@ after an escaped line break (`\\n` in text quoted with repr or JSON), and its va
 _INLINE_NAME = re.compile(r"(?<![\w.-])(?P<name>[\w.-]{1,128})[ \t]*:[ \t]*")
 """A header's name in the middle of a line (`... X-Api-Key: value ...`, `-H "Authorization: Bearer value"`)."""
 _INLINE_VALUE = re.compile(r"(?:(?i:bearer|basic|digest|token)[ \t]+)?(?:[^\s\"',;\\]|\\(?![nr]))+")
-"""Its value: up to the next space, quote, comma, semicolon or escaped line break (`\\n` in text quoted with repr
-or JSON), with its scheme."""
+"""Its value: up to the next space, quote, comma, semicolon or escaped line break (`\\n` in quoted text), with its
+scheme."""
 _QUOTED_PAIR = re.compile(
     r"(?P<quote>\\?[\"'])(?P<name>[\w.-]{1,128})(?P=quote)\s*:\s*"
     r"(?P<value>\"(?:[^\"\\\r\n]|\\.)*\"|'(?:[^'\\\r\n]|\\.)*'|\\\"(?:[^\"\\\r\n]|\\[^\"])*\\\"|[^\s,;}\]\"'\\]+)"
@@ -159,10 +159,10 @@ class Redactor:
         if isinstance(value, dict):
             return {
                 self.text(str(k)): (REDACTED if secret_key(str(k)) and v not in (None, "") else self(v))
-                for k, v in value.items()  # pyright: ignore[reportUnknownVariableType]
+                for k, v in cast("dict[object, Any]", value).items()
             }
         if isinstance(value, list | tuple):
-            return [self(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+            return [self(v) for v in cast("Sequence[Any]", value)]
         return value
 
     def strings(self, value: Any) -> Any:
@@ -171,9 +171,9 @@ class Redactor:
         if isinstance(value, str):
             return self.text(value)
         if isinstance(value, dict):
-            return {self.text(str(k)): self.strings(v) for k, v in value.items()}  # pyright: ignore[reportUnknownVariableType]
+            return {self.text(str(k)): self.strings(v) for k, v in cast("dict[object, Any]", value).items()}
         if isinstance(value, list | tuple):
-            return [self.strings(v) for v in value]  # pyright: ignore[reportUnknownVariableType]
+            return [self.strings(v) for v in cast("Sequence[Any]", value)]
         return value
 
 

@@ -18,6 +18,7 @@ import httpx2
 import pytest
 from docker.models.containers import Container
 
+from tests.conftest import first_text
 from tests.console_support import (
     ALICE_TOKEN,
     BOB_TOKEN,
@@ -338,7 +339,7 @@ async def test_operator_tools_over_http_take_the_operator_token_and_apply_roles(
     assert set(viewer_tools) == set(alice_tools) - {"approve_request", "deny_request"}
     assert listed.structured_content is not None
     assert request_id in [r["id"] for r in listed.structured_content["requests"]]
-    assert refused.is_error is True and "is a viewer" in refused.content[0].text  # type: ignore[union-attr]
+    assert refused.is_error is True and "is a viewer" in first_text(refused)
     assert approved.is_error is False and approved.structured_content is not None
     assert approved.structured_content["request"]["status"] == "succeeded"
     assert approved.structured_content["request"]["decided_by"] == "alice"

@@ -21,6 +21,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.adapters.test_commands import SHOW_ARGV, nasty_values, wait_until_gone
+from tests.conftest import first_text
 from tests.fixtures_sshd import SshServer
 
 pytestmark = [pytest.mark.sshd, pytest.mark.anyio]
@@ -193,7 +194,7 @@ async def test_a_read_runbook_answers_at_once_and_its_output_is_redacted(lab: Pa
     assert PASSWORD not in json.dumps(report.structured_content) and HA_TOKEN not in json.dumps(
         report.structured_content
     )
-    assert PASSWORD not in report.content[0].text and HA_TOKEN not in report.content[0].text
+    assert PASSWORD not in first_text(report) and HA_TOKEN not in first_text(report)
     audit = argobox(lab, "audit", "--request", report.structured_content["request_id"], "--json")
     assert PASSWORD not in audit.stdout and HA_TOKEN not in audit.stdout
 

@@ -91,7 +91,7 @@ class InMemory:
 
     @contextmanager
     def client(self, server: Any, mode: str = "auto") -> Generator[Client]:
-        with self.portal.wrap_async_context_manager(Client(server, mode=mode)) as opened:  # type: ignore[arg-type]
+        with self.portal.wrap_async_context_manager(Client(server, mode=mode)) as opened:
             self.portal.call(opened.list_tools)  # so that the client checks each answer against the tool's schema
             yield opened
 

@@ -102,7 +102,7 @@ def portal() -> Iterator[BlockingPortal]:
 
 
 @pytest.fixture(scope="module")
-def lab(  # noqa: PLR0917 - a fixture takes the fixtures it needs
+def lab(
     tmp_path_factory: pytest.TempPathFactory,
     docker_base_url: str,
     docker_client: docker.DockerClient,
@@ -394,7 +394,7 @@ def test_the_http_daemon_survives_raw_frames(lab: FuzzLab, oracle: Oracle, porta
             seeds = [("modern", shape) for shape in wire_seeds()]
             run_examples(st.tuples(st.sampled_from(HTTP_VARIANTS), frame_shapes(lab.names)), HTTP_INPUTS, one, seeds)
             portal.call(wire.close_session)
-        assert daemon.process.poll() is None, "the daemon stopped"
+        assert daemon.process.returncode is None, "the daemon stopped"
 
         async def normal_call() -> types.CallToolResult:
             async with connect(daemon.url, lab.agent_token) as agent:

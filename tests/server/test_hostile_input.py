@@ -82,8 +82,8 @@ def stored(app: App) -> str:
 
 async def test_lone_surrogates_are_answered_recorded_and_read_back_as_valid_text(app: App) -> None:
     async with (
-        Client(build_agent_server(app, "openclaw"), mode="legacy") as agent,  # type: ignore[arg-type]
-        Client(build_operator_server(app, OperatorClaim("alice")), mode="legacy") as operator,  # type: ignore[arg-type]
+        Client(build_agent_server(app, "openclaw"), mode="legacy") as agent,
+        Client(build_operator_server(app, OperatorClaim("alice")), mode="legacy") as operator,
     ):
         with pytest.raises(MCPError, match="Unknown tool: \ufffd"):
             await agent.call_tool("\ud800", {})
@@ -114,7 +114,7 @@ async def test_lone_surrogates_are_answered_recorded_and_read_back_as_valid_text
 )
 async def test_agent_text_is_redacted_before_it_is_cut_or_quoted(app: App, name: str) -> None:
     long_value = "z" * 100 + HA_TOKEN
-    async with Client(build_agent_server(app, "openclaw")) as agent:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "openclaw")) as agent:
         with pytest.raises(MCPError) as unknown:
             await agent.call_tool(name, {})
         rejected = await agent.call_tool("docker_list_containers", {name: long_value, "all": long_value})
@@ -126,7 +126,7 @@ async def test_agent_text_is_redacted_before_it_is_cut_or_quoted(app: App, name:
 
 
 async def test_operator_tool_messages_never_echo_a_secret(app: App) -> None:
-    async with Client(build_operator_server(app, OperatorClaim("alice"))) as operator:  # type: ignore[arg-type]
+    async with Client(build_operator_server(app, OperatorClaim("alice"))) as operator:
         answers = [
             await operator.call_tool("x" * 50 + HA_TOKEN, {}),
             await operator.call_tool("list_requests", {"status": f" token={SPELLED} "}),
@@ -146,7 +146,7 @@ async def test_secret_service_data_is_sealed_in_the_store_and_runs_as_sent(
     arguments = {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door", "data": data}
     spelled = {"message": f"open up apikey={SPELLED}", "nested": {"items": [{"pin": "90210-pin"}]}}
     waiting = {"domain": "lock", "service": "lock", "entity_id": "lock.front_door", "data": spelled}
-    async with Client(build_agent_server(app, "openclaw")) as agent:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "openclaw")) as agent:
         queued = (await agent.call_tool("ha_call_service", arguments)).structured_content
         other = (await agent.call_tool("ha_call_service", waiting)).structured_content
     assert queued is not None and queued["status"] == "pending_approval", queued
@@ -168,7 +168,7 @@ async def test_secret_service_data_is_sealed_in_the_store_and_runs_as_sent(
 async def test_a_request_whose_sealing_key_is_lost_never_runs(home: tuple[Path, RecordingHome]) -> None:
     arguments = {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door", "data": {"code": LOCK_CODE}}
     async with open_app(load_config(home[0]), homeassistant=home[1]) as app:
-        async with Client(build_agent_server(app, "openclaw")) as agent:  # type: ignore[arg-type]
+        async with Client(build_agent_server(app, "openclaw")) as agent:
             queued = (await agent.call_tool("ha_call_service", arguments)).structured_content
         assert queued is not None
         key_path(app.config.storage.path).unlink()  # lost with a restore of the database alone

@@ -118,8 +118,8 @@ async def trail(app: App, request_id: str | None = None) -> list[tuple[str, str 
 def restarts(tmp_path: Path, container: str = "jellyfin") -> int:
     """How often the simulated lab restarted `container` (its file is made when the lab is first used)."""
     lab = tmp_path / "lab.json"
-    containers = json.loads(lab.read_text()) if lab.exists() else {}
-    return containers[container]["restart_count"] if container in containers else 0
+    containers: dict[str, Any] = json.loads(lab.read_text()) if lab.exists() else {}
+    return int(containers[container]["restart_count"]) if container in containers else 0
 
 
 # The push ---------------------------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ import io
 import logging
 from pathlib import Path
 
+import anyio
 import pytest
 
 from argobox.server.redact import RedactingFormatter, Redactor
@@ -48,7 +49,8 @@ async def test_every_audit_field_is_redacted_not_only_the_detail(tmp_path: Path)
         (event,) = await store.audit_trail()
 
     assert SECRET not in repr(event)
-    assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())  # noqa: ASYNC240
+    stored = [await p.read_bytes() async for p in anyio.Path(tmp_path).iterdir() if await p.is_file()]
+    assert stored and SECRET.encode() not in b"".join(stored)
 
 
 PEM = (

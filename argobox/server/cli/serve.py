@@ -5,17 +5,20 @@ from __future__ import annotations
 import argparse
 import os
 import time
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
-from argobox.server.app import App, build_redactor, open_app, open_store
+from argobox.server.app import build_redactor, open_app, open_store
 from argobox.server.cli.common import AGENT_TOKEN_ENV, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, AddParser, Cli, CommandError
 from argobox.server.config.model import Config
 from argobox.server.config.tokens import token_matches
 from argobox.server.mediation.notify import notify_forever
 from argobox.server.store import Event
 from argobox.server.transport.listen import DEFAULT_LISTEN
+
+if TYPE_CHECKING:
+    from argobox.server.transport.agent import Background
 
 
 def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
@@ -95,7 +98,7 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
         if clash is not None:  # refused before either listener is bound
             raise CommandError(clash, EXIT_USAGE)
     async with open_app(config) as app:
-        background: list[Callable[[App], Awaitable[None]]] = [notify_forever, listen_forever]  # the phone's buttons
+        background: list[Background] = [notify_forever, listen_forever]  # the phone's buttons
         if config.console is not None:  # the console on a listener of its own, never the agents' one
             from argobox.server.console.serve import prepare_console
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import Classification, ToolClass, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
+from argobox.policy.limits import Limits
 from argobox.server.app import App
 from argobox.server.mediation import targets
 from argobox.server.mediation.arguments import RequestStatusArgs, bounded_arguments, validation_message
@@ -74,14 +75,21 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
     try:
-        admission = await _admit_decision(app, agent, tool, args, arguments, decision)
+        admission = await _admit_decision(app, agent, tool, args, arguments=arguments, decision=decision)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
         return refused(tool)
     if admission.tripped is not None:
         return rate_limited(tool, admission.tripped)
+    return await _answer_admitted(app, tool, args, arguments=arguments, decision=decision, admission=admission)
+
+
+async def _answer_admitted(
+    app: App, tool: str, args: BaseModel, *, arguments: dict[str, Any], decision: Decision, admission: Admission
+) -> Outcome[Any]:
+    """The answer to a call the store admitted: denied, queued, or run now (once)."""
     record = admission.record
-    assert record is not None  # noqa: S101 - an admission that did not trip recorded the decided call
+    assert record is not None  # noqa: S101 - an admission that tripped no budget always holds its request
     if record.status is RequestStatus.DENIED:
         return Outcome(
             status=CallStatus.DENIED,
@@ -152,9 +160,10 @@ def _target_key(tool: ToolClass, arguments: dict[str, Any]) -> str | None:
     return canonical_json(targets) if targets else None
 
 
-async def _admit_decision(  # noqa: PLR0917 - the one caller passes the call as it was decided
-    app: App, agent: str, tool: str, args: BaseModel, arguments: dict[str, Any], decision: Decision
+async def _admit_decision(
+    app: App, agent: str, tool: str, args: BaseModel, *, arguments: dict[str, Any], decision: Decision
 ) -> Admission:
+    """Record the decided call (its request and its audit events) and count it, in one transaction."""
     tool_class = app.config.catalog[tool]
     classification = tool_class.classification
     status = {
@@ -181,14 +190,7 @@ async def _admit_decision(  # noqa: PLR0917 - the one caller passes the call as 
     limits = app.config.limits_for(agent)
     target: dict[str, Any] | None = None
     if status is RequestStatus.PENDING:
-        queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
-        # Read the targets only for a call that will really be queued: refusals and repeats stay cheap.
-        if await app.store.would_queue(facts, limits):
-            spec = tool_spec(app.config.runbooks, tool)
-            shown = await targets.preview(app, spec, args) if spec is not None else None
-            if spec is not None and shown is not None:
-                queued["preview"] = shown
-                target = targets.queued_identity(spec, shown)
+        queued, target = await _queued_detail(app, tool, args, facts, limits)
         events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
@@ -215,6 +217,24 @@ async def _admit_decision(  # noqa: PLR0917 - the one caller passes the call as 
         request=request,
         failed=True if status is RequestStatus.DENIED else None,
     )
+
+
+async def _queued_detail(
+    app: App, tool: str, args: BaseModel, facts: CallFacts, limits: Limits
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The detail of a call's `queued` event (with the preview of its target) and the target's identity.
+
+    The targets are read only for a call that will really be queued: refusals and repeats stay cheap.
+    """
+    queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
+    if not await app.store.would_queue(facts, limits):
+        return queued, None
+    spec = tool_spec(app.config.runbooks, tool)
+    shown = await targets.preview(app, spec, args) if spec is not None else None
+    if spec is None or shown is None:
+        return queued, None
+    queued["preview"] = shown
+    return queued, targets.queued_identity(spec, shown)
 
 
 async def execute(

@@ -7,7 +7,7 @@ import json
 import math
 import re
 from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from pydantic import (
     BaseModel,
@@ -162,7 +162,8 @@ class CallServiceArgs(Args):
                 "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.'), "
                 f"or a list of 1-{MAX_TARGETS} of them"
             ) from None
-        if isinstance(checked, list) and len(set(checked)) != len(checked):  # pyright: ignore[reportUnknownArgumentType]
+        entity_ids = [checked] if isinstance(checked, str) else cast("list[str]", checked)
+        if len(set(entity_ids)) != len(entity_ids):
             raise ValueError("lists an entity id twice")
         return checked
 
@@ -209,10 +210,10 @@ def _bounded(value: Any, redact: Callable[[str], str], depth: int = 0) -> Any:
     if depth >= 3:
         return "..."
     if isinstance(value, dict):
-        items = list(value.items())[:20]  # pyright: ignore[reportUnknownVariableType]
+        items = list(cast("dict[object, Any]", value).items())[:20]
         return {shorten(redact(str(k)), 64): _bounded(v, redact, depth + 1) for k, v in items}
     if isinstance(value, list):
-        return [_bounded(v, redact, depth + 1) for v in value[:20]]  # pyright: ignore[reportUnknownVariableType]
+        return [_bounded(v, redact, depth + 1) for v in cast("list[Any]", value)[:20]]
     return value
 
 

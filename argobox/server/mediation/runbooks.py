@@ -42,7 +42,7 @@ def _field(param: ParamConfig) -> tuple[Any, Any]:
     check = AfterValidator(partial(_check, param))
     extra: dict[str, Any] = {}
     if param.choices is not None:
-        kind: Any = Literal[tuple(param.choices)]  # type: ignore[valid-type]
+        kind: Any = Literal[tuple(param.choices)]
     elif param.type == "integer":
         kind = Annotated[StrictInt, Field(ge=param.lower, le=param.max)]
     else:

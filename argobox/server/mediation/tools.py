@@ -83,7 +83,7 @@ class ToolSpec:
         read_only = tool_class is None or tool_class.classification is Classification.READ
         if self.read_only is not None:
             read_only = self.read_only
-        outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
+        outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]
         schema = compact_schema(outcome.model_json_schema())
         schema.pop("title", None)
         return types.Tool(

@@ -62,6 +62,25 @@ def _prepare_files(path: Path) -> None:
         check_folder(real)
 
 
+async def _open_files(
+    path: Path, redactor: Redactor | None, busy_timeout_ms: int
+) -> tuple[Sealer, Lease, aiosqlite.Connection]:
+    """The store's files made safe, its sealing key, this process's lease and the database connection; StoreError
+    (and nothing left held) when one of them cannot be had."""
+    lease: Lease | None = None
+    try:
+        _prepare_files(path)
+        sealer = Sealer.for_store(path, redactor)
+        lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
+        # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
+        db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+    except (UnsafeFolder, SealingKeyError, OSError, sqlite3.Error) as exc:
+        if lease is not None:
+            lease.release()
+        raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
+    return sealer, lease, db
+
+
 class Store:
     """The queue and the audit trail. Open it with `Store.open(path)`; every method may raise `StoreError`."""
 
@@ -91,17 +110,7 @@ class Store:
         The store's folder must not be writable by every user. The audit checkpoint beside it is kept at the chain
         head (signed with `signer` when given).
         """
-        lease: Lease | None = None
-        try:
-            _prepare_files(path)
-            sealer = Sealer.for_store(path, redactor)
-            lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
-            # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
-            db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
-        except (UnsafeFolder, SealingKeyError, OSError, sqlite3.Error) as exc:
-            if lease is not None:
-                lease.release()
-            raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
+        sealer, lease, db = await _open_files(path, redactor, busy_timeout_ms)
         checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
         try:
             db.row_factory = sqlite3.Row

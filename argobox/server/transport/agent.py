@@ -15,6 +15,7 @@ import json
 import logging
 import signal
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -31,6 +32,7 @@ from argobox.server.config.tokens import token_matches
 from argobox.server.mediation import agent_calls
 from argobox.server.mediation.outcome import Outcome
 from argobox.server.mediation.runbooks import runbook_tool
+from argobox.server.mediation.shield import to_the_end
 from argobox.server.mediation.tools import TOOLS
 from argobox.server.redact import Redactor
 from argobox.server.transport.live import CallTracker, LiveState
@@ -45,6 +47,8 @@ INSTRUCTIONS = (
 
 Identity = Callable[[], str | None]
 """Who is asking, under the configuration in force: a configured agent's name, or None (serve nothing)."""
+Background = Callable[[App], Coroutine[Any, Any, None]]
+"""A task that runs beside a server for as long as it serves (such as notification delivery)."""
 
 _TOOL_CACHE: dict[str, types.Tool] = {}
 
@@ -139,30 +143,53 @@ def build_agent_server(
         identity = fixed_identity(app, agent, check_token=False)  # the caller checked the token, if any
     else:
         identity = agent
-    state = live if live is not None else LiveState()
+    handlers = _Handlers(app, identity, live if live is not None else LiveState(), on_refused)
+    return _AgentServer(
+        "argobox",
+        version=__version__,
+        title="ArgoBox",
+        instructions=INSTRUCTIONS,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_subscriptions_listen=handlers.listen,
+        get_tool_input_schema=_input_schema,
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    """The agent server's request handlers; each asks `identity` who is asking, under the configuration in force."""
+
+    app: App
+    identity: Identity
+    state: LiveState
+    on_refused: Callable[[str], Awaitable[None]] | None
 
     async def list_tools(
-        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
     ) -> types.ListToolsResult:
-        with app.settings.pinned() as config:
-            who = identity()
-            state.remember(ctx, who)
+        with self.app.settings.pinned() as config:
+            who = self.identity()
+            self.state.remember(ctx, who)
             names = sorted(config.grant(who).visible) if who is not None else []
         # Deterministic order; never cached by clients, so a grant change shows at the next listing.
         return types.ListToolsResult(tools=[_tool(name, config) for name in names], ttl_ms=0, cache_scope="private")
 
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        app = self.app
         arguments: dict[str, Any] = dict(params.arguments or {})
         with app.settings.pinned():  # one configuration for the whole call, whatever reloads meanwhile
-            who = identity()
-            state.remember(ctx, who)
+            who = self.identity()
+            self.state.remember(ctx, who)
             if who is None:
-                if on_refused is not None:
-                    await on_refused(params.name)
+                if self.on_refused is not None:
+                    await self.on_refused(params.name)
                 raise MCPError(types.INVALID_PARAMS, str(agent_calls.UnknownTool(app.redactor.text(params.name))))
             # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
             # an execution is always recorded with its outcome.
-            with state.calls.track(), anyio.CancelScope(shield=True):
+            with self.state.calls.track(), to_the_end():
                 try:
                     outcome = await agent_calls.call_tool(app, who, params.name, arguments)
                 except agent_calls.UnknownTool as exc:
@@ -171,23 +198,12 @@ def build_agent_server(
         raise AssertionError("unreachable: a shielded scope ends with its result")  # for the type checker
 
     async def listen(
-        ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
+        self, ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
     ) -> types.SubscriptionsListenResult:
-        who = identity()
+        who = self.identity()
         if who is None:
             raise MCPError(types.INVALID_REQUEST, "no agent identity for this request")
-        return await state.listen(who, ctx, params)
-
-    return _AgentServer(
-        "argobox",
-        version=__version__,
-        title="ArgoBox",
-        instructions=INSTRUCTIONS,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_subscriptions_listen=listen,
-        get_tool_input_schema=_input_schema,
-    )
+        return await self.state.listen(who, ctx, params)
 
 
 STDIO_DRAIN_SECONDS = 30.0
@@ -199,7 +215,7 @@ async def serve_stdio(
     agent: str,
     token: str | None,
     *,
-    background: Sequence[Callable[[App], Coroutine[Any, Any, None]]] = (),
+    background: Sequence[Background] = (),
     drain_seconds: float = STDIO_DRAIN_SECONDS,
 ) -> None:
     """Serve `agent` over stdio until stdin closes or SIGTERM/SIGINT; follow configuration changes meanwhile, and

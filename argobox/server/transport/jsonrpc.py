@@ -11,7 +11,7 @@ invalid request answered with a null id; the SDK would take it for a notificatio
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
 from pydantic import ValidationError
@@ -49,28 +49,28 @@ def _loads(frame: str | bytes) -> Any:
 def _invalid(message: Any) -> types.JSONRPCError | None:
     if not isinstance(message, dict):
         return _error(None, types.INVALID_REQUEST, "Invalid request: a JSON-RPC message is a JSON object")
-    request_id = message.get("id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if "method" not in message and ("result" in message or "error" in message):
+    fields = cast("dict[str, Any]", message)
+    if "method" not in fields and ("result" in fields or "error" in fields):
         return None  # a response from the client: nothing to answer
-    valid_id = isinstance(request_id, str | int) and not isinstance(request_id, bool)
-    if "id" not in message:
+    if "id" not in fields:
         return None  # a notification: never answered
-    answer_id = request_id if valid_id else None
-    method = message.get("method")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if not valid_id or message.get("jsonrpc") != "2.0" or not isinstance(method, str):  # pyright: ignore[reportUnknownMemberType]
+    request_id = fields["id"]
+    answer_id = request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
+    method = fields.get("method")
+    if answer_id is None or fields.get("jsonrpc") != "2.0" or not isinstance(method, str):
         return _error(
-            answer_id,  # pyright: ignore[reportUnknownArgumentType]
+            answer_id,
             types.INVALID_REQUEST,
             'Invalid request: expected {"jsonrpc": "2.0", "id": <string or integer>, "method": <string>}',
         )
-    params = message.get("params")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    params = fields.get("params")
     if params is not None and not isinstance(params, dict):
         return _error(
-            answer_id,  # pyright: ignore[reportUnknownArgumentType]
+            answer_id,
             types.INVALID_PARAMS,
             f"Invalid params: the params of {method[:MAX_SHOWN_METHOD]!r} must be a JSON object",
         )
-    return _error(answer_id, types.INVALID_REQUEST, "Invalid request")  # pyright: ignore[reportUnknownArgumentType]
+    return _error(answer_id, types.INVALID_REQUEST, "Invalid request")
 
 
 def _error(request_id: str | int | None, code: int, message: str) -> types.JSONRPCError:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any, BinaryIO, TypeVar, cast
 
@@ -95,7 +95,7 @@ class CheckedLines:
 
 
 @contextmanager
-def _claimed_stdin() -> Iterator[BinaryIO]:
+def _claimed_stdin() -> Generator[BinaryIO]:
     """fd 0 as a private file; fd 0 itself reads the null device until the transport ends.
 
     The private descriptor is never closed: an abandoned read may still be blocked on it, and a closed descriptor
@@ -124,7 +124,7 @@ async def _answer(rejections: ObjectReceiveStream[Rejection], write: Any) -> Non
 
 
 @asynccontextmanager
-async def checked_stdio() -> AsyncIterator[tuple[Any, Any]]:
+async def checked_stdio() -> AsyncGenerator[tuple[Any, Any]]:
     """`stdio_server()`'s read and write streams, with malformed lines answered instead of dropped."""
     send, receive = anyio.create_memory_object_stream[Rejection]()
     with _claimed_stdin() as wire:

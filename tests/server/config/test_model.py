@@ -216,7 +216,7 @@ def test_config_path_falls_back_to_where_init_writes(tmp_path: Path, monkeypatch
     monkeypatch.setattr(config_model.os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
     system, user, here = tmp_path / "etc/argobox.toml", tmp_path / "home/argobox/argobox.toml", Path("argobox.toml")
-    found = []
+    found: list[Path] = []
     for path in (system, user, here):  # each one found when it exists, and it wins over those found before it
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")

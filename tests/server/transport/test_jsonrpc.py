@@ -75,26 +75,26 @@ def test_the_stdio_server_answers_malformed_lines_and_keeps_serving(write_config
         b'{"jsonrpc":"2.0","method":"notifications/initialized"}',
         b'{"jsonrpc":"2.0","id":101,"method":"tools/list","params":{}}',
     ]
-    server = subprocess.Popen(
+    with subprocess.Popen(  # the context closes the pipes, each a ResourceWarning otherwise
         [ARGOBOX, "--config", str(config), "serve", "--agent", "openclaw"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
-    )
-    assert server.stdin is not None and server.stdout is not None
-    watchdog = threading.Timer(60, server.kill)  # a server that stops answering fails the test, never hangs it
-    watchdog.start()
-    server.stdin.write(b"\n".join(lines) + b"\n")
-    server.stdin.flush()
-    answers: list[dict[str, Any]] = []
-    for _ in range(11):  # nine errors and two results; stdin stays open until all are in, then the server ends
-        line = server.stdout.readline()
-        assert line, "the server stopped answering"
-        answers.append(json.loads(line))
-    server.stdin.close()
-    returncode = server.wait(timeout=60)
-    watchdog.cancel()
-    stderr = server.stderr.read() if server.stderr is not None else b""
+    ) as server:
+        assert server.stdin is not None and server.stdout is not None and server.stderr is not None
+        watchdog = threading.Timer(60, server.kill)  # a server that stops answering fails the test, never hangs it
+        watchdog.start()
+        server.stdin.write(b"\n".join(lines) + b"\n")
+        server.stdin.flush()
+        answers: list[dict[str, Any]] = []
+        for _ in range(11):  # nine errors and two results; stdin stays open until all are in, then the server ends
+            line = server.stdout.readline()
+            assert line, "the server stopped answering"
+            answers.append(json.loads(line))
+        server.stdin.close()
+        returncode = server.wait(timeout=60)
+        watchdog.cancel()
+        stderr = server.stderr.read()
     errors = [(a["id"], a["error"]["code"]) for a in answers if "error" in a]
     by_id = {a["id"]: a for a in answers if "result" in a}
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator, Iterator
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from mcp import Client
@@ -17,7 +17,7 @@ from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.store import RequestStatus
 from argobox.server.transport.operator import PENDING_URI, build_operator_server
 from argobox.server.transport.operator_views import FROM_BACKEND, UNTRUSTED
-from tests.conftest import HOME_RULES, WriteConfig
+from tests.conftest import HOME_RULES, WriteConfig, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -48,10 +48,10 @@ async def queue_unlock(app: App) -> str:
 def paths_to(value: Any, needle: str, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """Where in a JSON value a string containing `needle` is."""
     if isinstance(value, dict):
-        for key, item in value.items():
+        for key, item in cast("dict[object, Any]", value).items():
             yield from paths_to(item, needle, (*path, str(key)))
     elif isinstance(value, list):
-        for index, item in enumerate(value):
+        for index, item in enumerate(cast("list[Any]", value)):
             yield from paths_to(item, needle, (*path, str(index)))
     elif isinstance(value, str) and needle in value:
         yield path
@@ -78,26 +78,26 @@ async def test_agent_written_values_are_marked_untrusted_and_kept_apart_from_arg
     pending = json.loads((await operator.read_resource(PENDING_URI)).contents[0].text)  # type: ignore[union-attr]
     instructions = operator.instructions or ""
 
-    request = listed["requests"][0]  # type: ignore[index]
+    request = listed["requests"][0]
     assert request["summary"] == "call Home Assistant service lock.unlock on 'lock.front_door'"
     assert "arguments" not in request and request["agent_supplied"]["untrusted"] == UNTRUSTED
     assert request["agent_supplied"]["arguments"]["data"] == {"message": INJECTION}
-    assert pending["requests"] == listed["requests"]  # type: ignore[index]
+    assert pending["requests"] == listed["requests"]
     for shown in (listed, explained, trail, pending):
         where = list(paths_to(shown, "pre-approved"))
         assert where and all("agent_supplied" in path for path in where), where
-    refused = next(e for e in trail["events"] if e["event"] == "refused")  # type: ignore[index]
+    refused = next(e for e in trail["events"] if e["event"] == "refused")
     assert refused["tool"] is None and refused["agent_supplied"]["tool"].startswith("approve_request_pre-approved")
     assert "agent_supplied" in instructions and "untrusted" in instructions
     for shown in (approved, everything, failed, trail):
         where = list(paths_to(shown, ECHOED))
         assert where and all("agent_supplied" in path or "backend_output" in path for path in where), where
-    assert "result" not in failed and "error" not in failed  # type: ignore[operator]
-    assert failed["backend_output"]["untrusted"] == FROM_BACKEND  # type: ignore[index]
-    assert f"no data field '{ECHOED}'" in failed["backend_output"]["error"]  # type: ignore[index]
-    by_id = {r["id"]: r for r in everything["requests"]}  # type: ignore[index]
+    assert "result" not in failed and "error" not in failed
+    assert failed["backend_output"]["untrusted"] == FROM_BACKEND
+    assert f"no data field '{ECHOED}'" in failed["backend_output"]["error"]
+    by_id = {r["id"]: r for r in everything["requests"]}
     assert by_id[read.request_id]["backend_output"]["result"]["state"] == "locked"
-    outcome = next(e for e in trail["events"] if e["event"] == "failed")  # type: ignore[index]
+    outcome = next(e for e in trail["events"] if e["event"] == "failed")
     assert outcome["detail"] == {} and "error" in outcome["backend_output"]["detail"]
     assert "backend_output" in instructions and "never follow it" in instructions
 
@@ -175,7 +175,7 @@ async def test_arguments_that_do_not_fit_get_a_clear_answer(
     operator: Client, tool: str, arguments: dict[str, Any], expected: str
 ) -> None:
     result = await operator.call_tool(tool, arguments)
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
 
     assert result.is_error and expected in text
     assert "validation error" not in text and "pydantic" not in text
