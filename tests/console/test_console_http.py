@@ -216,6 +216,36 @@ async def test_sign_in_attempts_are_limited_per_client_address(base: str, config
     assert [e["actor"] for e in checked] == ["operator:alice"]
 
 
+@pytest.mark.parametrize("trusted", [False, True], ids=["no-proxy-trusted", "local-proxy-trusted"])
+async def test_a_forwarded_address_counts_only_from_a_trusted_proxy(
+    tmp_path: Path, docker_base_url: str, trusted: bool
+) -> None:
+    """A client on the console's own host cannot pick the address its sign-ins are counted and recorded under by
+    sending X-Forwarded-For; only a proxy named in `trusted_proxies` can."""
+    console = 'trusted_proxies = ["127.0.0.1"]' if trusted else ""
+    config = write_console_config(tmp_path, docker_base_url, console=console)
+
+    async with argobox_process(config, "console") as running:
+        base = running.urls["console"]
+        failures: list[int] = []
+        for _ in range(5):
+            async with client(headers={"X-Forwarded-For": "198.51.100.7"}) as http:
+                failures.append((await sign_in(http, base, "alice", "wrong-token")).status_code)
+        async with client(headers={"X-Forwarded-For": "198.51.100.8"}) as http:
+            then = await sign_in(http, base, "alice", ALICE_TOKEN)
+    trail = audit_json(config)
+    remotes = {e["detail"]["remote"] for e in trail if e["event"] == "operator_refused" and "remote" in e["detail"]}
+
+    assert failures == [401] * 5
+    if trusted:  # the proxy says who the client is: another client is not held back
+        assert then.status_code == 303
+        assert remotes == {"198.51.100.7"}
+    else:  # the peer is who it is, whatever it claims
+        assert then.status_code == 429
+        assert remotes == {"127.0.0.1"}
+        assert "198.51.100" not in json.dumps(trail)
+
+
 async def test_signing_out_ends_the_session_on_the_server(base: str, config: Path) -> None:
     async with client() as http:
         await sign_in(http, base, "alice", ALICE_TOKEN)

@@ -122,6 +122,11 @@ async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_toke
                 headers={**modern_headers(None, "server/discover"), "Authorization": "Basic eDp5"},
             )
             get = await http.get(daemon.url, headers={"Authorization": f"Bearer {wrong}"})
+            # A client on this host cannot choose the address the trail records for it.
+            forged = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7"}
+            spoofed = await http.post(
+                daemon.url, json=body, headers={**modern_headers(wrong, "server/discover"), **forged}
+            )
             # The official client cannot get past the 401 either (its task groups raise its error in groups).
             with pytest.RaisesGroup(MCPError, flatten_subgroups=True):
                 async with connect(daemon.url, wrong, "legacy") as client:
@@ -129,7 +134,7 @@ async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_toke
             log = daemon.log
         trail = audit(config)
 
-    for response in (none, unknown, basic, get):
+    for response in (none, unknown, basic, get, spoofed):
         assert response.status_code == 401
         assert response.headers["www-authenticate"].startswith("Bearer")
         assert "resource_metadata" not in response.headers["www-authenticate"]  # no pretend OAuth server
@@ -137,6 +142,7 @@ async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_toke
     refused = [e for e in trail if e["event"] == "agent_refused"]
     assert {e["detail"]["reason"] for e in refused} == {"no bearer token", "unknown bearer token"}
     assert all(e["actor"] == "http:127.0.0.1" for e in refused)
+    assert "203.0.113.7" not in json.dumps(trail)
     assert wrong not in json.dumps(trail) and wrong not in log
     assert not [e for e in trail if e["event"] in ("received", "decision")]
 

@@ -7,6 +7,7 @@ the file itself.
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 import tomllib
@@ -177,6 +178,21 @@ class ConsoleConfig(_Section):
     """How operators reach the console, e.g. https://argobox.example.org: links in notifications; Secure cookies
     when it is https."""
     session_idle_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+    trusted_proxies: list[str] = Field(default_factory=list[str], max_length=64)
+    """Addresses (or networks, e.g. 10.0.0.0/24) of reverse proxies whose X-Forwarded-For names the client: the
+    address sign-ins are limited and recorded by. Empty (the default): the peer's own address, whatever it sends."""
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, proxies: list[str]) -> list[str]:
+        for proxy in proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(
+                    f"{proxy!r} is not an IP address or network; expected e.g. 127.0.0.1 or 10.0.0.0/24"
+                ) from None
+        return proxies
 
     @field_validator("listen")
     @classmethod

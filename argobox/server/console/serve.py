@@ -81,6 +81,10 @@ class ConsoleServer:
             lifespan="off",
             server_header=False,
             timeout_graceful_shutdown=int(SHUTDOWN_SECONDS),
+            # The client's address is the peer's, unless the peer is a configured proxy (never uvicorn's default
+            # of trusting any local peer, nor its environment variable).
+            proxy_headers=bool(self.console.trusted_proxies),
+            forwarded_allow_ips=list(self.console.trusted_proxies),
         )
         server = self._server = _Server(config)
         async with anyio.create_task_group() as tasks:

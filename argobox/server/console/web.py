@@ -66,6 +66,7 @@ class Console:
         self.app = app
         self.public_url = settings.public_url
         self.secure = bool(settings.public_url and settings.public_url.startswith("https://"))
+        self.trusted_proxies = tuple(settings.trusted_proxies)
         self.sessions = Sessions(clock, idle_seconds=settings.session_idle_minutes * 60)
         self.limiter = SignInLimiter(time.monotonic)
         self.audit = ConsoleAudit(app, time.monotonic)

@@ -265,6 +265,7 @@ class _Uvicorn:
             timeout_graceful_shutdown=max(5, int(drain_seconds) + 5),
             http=protocol,  # deadlines for headers and body, caps on connections
             ws="none",
+            proxy_headers=False,  # an agent's address is its peer's: no header it sends can change it
         )
         self._server = Server(config)
         self._started = started
