@@ -35,9 +35,10 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 for when the checkpointer thread cannot keep up; normally it moves the WAL long before."""
 WAL_SIZE_LIMIT_BYTES = 0
 """The WAL file is truncated each time it restarts after a checkpoint, so its size says how much is waiting."""
-BEHIND_DELAY_S = 0.002
-"""A write left behind (the outcome of a read answered first) starts this long after it was asked for, so that the
-answer is on its way before it runs; any later work of the store writes it first, at once."""
+BEHIND_DELAY_S = 0.005
+"""A write left behind (the outcome of a read answered first) starts once the transport has sent the answer
+(`Connection.answered`), or this long after it was asked for where nobody says so; any later work of the store
+writes it first, at once."""
 
 Hop = Callable[[Callable[[sqlite3.Connection], T]], Any]
 
@@ -130,7 +131,8 @@ class Connection:
     def transaction_behind(self, prepare: Callable[[], Body[Any]], *, what: str) -> None:
         """Run a small transaction without waiting for it: the caller answers first.
 
-        It starts BEHIND_DELAY_S later, or as soon as any other work of this store begins, whichever comes first:
+        It starts when the transport says the answer is on its way (`answered`), BEHIND_DELAY_S later at the latest,
+        or as soon as any other work of this store begins, whichever comes first:
         ordering is kept, every later read or write of this store waits for it. `prepare()` runs then, on the event
         loop and outside the write lock (serialising and redacting belong there), and returns the transaction's
         body, run as `transaction(body, inline=True)` would. A failure is retried once, then logged (`what` names
@@ -139,6 +141,11 @@ class Connection:
         self._waiting.append((prepare, what))
         if self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(BEHIND_DELAY_S, self._start_waiting)
+
+    def answered(self) -> None:
+        """An answer is on its way: start the writes left behind now rather than after BEHIND_DELAY_S."""
+        if self._waiting:
+            self._start_waiting()
 
     def _start_waiting(self) -> None:
         """Start writing the writes left behind that wait, in order, in one task."""

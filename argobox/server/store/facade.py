@@ -140,6 +140,10 @@ class Store:
         """Run a transaction without waiting for it (see `Connection.transaction_behind`)."""
         self._connection.transaction_behind(prepare, what=what)
 
+    def answered(self) -> None:
+        """The transport has written an answer: the writes left behind start now (see `transaction_behind`)."""
+        self._connection.answered()
+
     async def audit(
         self,
         events: Sequence[Event],

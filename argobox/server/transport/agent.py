@@ -232,7 +232,7 @@ async def serve_stdio(
         for task in background:
             tg.start_soon(task, app)
         try:
-            async with checked_stdio() as (read, write):
+            async with checked_stdio(answered=app.store.answered) as (read, write):
                 await server.run(read, write, server.create_initialization_options())
         finally:
             with anyio.CancelScope(shield=True):

@@ -1,16 +1,18 @@
 """The stdio transport: the SDK's, with every line checked first so that a malformed one gets its JSON-RPC error.
 
-The SDK claims stdout (so that stray prints never corrupt the wire); stdin is claimed here the same way (fd 0 then
-reads the null device, for the handlers and any child process), and read through `CheckedLines`, which passes on
-what the SDK can read and answers the rest itself (see `argobox.server.transport.jsonrpc`).
+Stdin and stdout are claimed here as the SDK claims them (fd 0 then reads the null device and fd 1 writes to stderr,
+for the handlers and any child process, so that stray prints never corrupt the wire), and used from the event loop
+(`argobox.server.transport.pipes`). Stdin is read through `CheckedLines`, which passes on what the SDK can read and
+answers the rest itself (see `argobox.server.transport.jsonrpc`).
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, BinaryIO, cast
+from typing import Any, cast
 
 import anyio
 import mcp_types as types
@@ -19,6 +21,7 @@ from mcp.server.stdio import stdio_server
 from mcp.shared.message import SessionMessage
 
 from argobox.server.transport.jsonrpc import rejection
+from argobox.server.transport.pipes import LineReader, Writer, non_blocking
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """A longer line is answered with a parse error and skipped, not held in memory whole."""
@@ -31,7 +34,7 @@ Rejection = tuple[types.JSONRPCError, anyio.Event]
 class CheckedLines:
     """The lines of the wire that the SDK can read; every other line is answered through `rejections`."""
 
-    def __init__(self, wire: BinaryIO, rejections: ObjectSendStream[Rejection]) -> None:
+    def __init__(self, wire: LineReader, rejections: ObjectSendStream[Rejection]) -> None:
         self._wire = wire
         self._rejections = rejections
 
@@ -41,12 +44,11 @@ class CheckedLines:
     async def _lines(self) -> AsyncIterator[str]:
         async with self._rejections:
             while True:
-                # Abandoned, not awaited, when the server stops: a read of stdin may never return.
-                raw = await anyio.to_thread.run_sync(self._wire.readline, MAX_LINE_BYTES + 1, abandon_on_cancel=True)
+                raw = await self._wire.readline(MAX_LINE_BYTES + 1)
                 if not raw:
                     return
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    await anyio.to_thread.run_sync(self._skip_rest_of_line)
+                    await self._skip_rest_of_line()
                     raw = b"{"  # not JSON: answered as a parse error
                 line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
@@ -59,14 +61,14 @@ class CheckedLines:
                     await self._rejections.send((problem, sent))
                     await sent.wait()
 
-    def _skip_rest_of_line(self) -> None:
-        while (chunk := self._wire.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
+    async def _skip_rest_of_line(self) -> None:
+        while (chunk := await self._wire.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
             pass
 
 
 @contextmanager
-def _claimed_stdin() -> Iterator[BinaryIO]:
-    """fd 0 as a private file; fd 0 itself reads the null device until the transport ends.
+def _claimed_stdin() -> Iterator[int]:
+    """fd 0 as a private descriptor; fd 0 itself reads the null device until the transport ends.
 
     The private descriptor is never closed: an abandoned read may still be blocked on it, and a closed descriptor
     could be reused by another file under that read."""
@@ -77,9 +79,21 @@ def _claimed_stdin() -> Iterator[BinaryIO]:
     finally:
         os.close(null)
     try:
-        yield os.fdopen(private, "rb", closefd=False)
+        yield private
     finally:
         os.dup2(private, 0)
+
+
+@contextmanager
+def _claimed_stdout() -> Iterator[int]:
+    """fd 1 as a private descriptor; fd 1 itself writes to stderr until the transport ends (as the SDK does)."""
+    private: int = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.dup2(2, 1)
+    try:
+        yield private
+    finally:
+        os.dup2(private, 1)
+        os.close(private)
 
 
 async def _answer(rejections: ObjectReceiveStream[Rejection], write: Any) -> None:
@@ -94,12 +108,22 @@ async def _answer(rejections: ObjectReceiveStream[Rejection], write: Any) -> Non
 
 
 @asynccontextmanager
-async def checked_stdio() -> AsyncIterator[tuple[Any, Any]]:
-    """`stdio_server()`'s read and write streams, with malformed lines answered instead of dropped."""
+async def checked_stdio(answered: Callable[[], None] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+    """`stdio_server()`'s read and write streams, with malformed lines answered instead of dropped; `answered()` is
+    called each time an answer has been written."""
     send, receive = anyio.create_memory_object_stream[Rejection]()
-    with _claimed_stdin() as wire:
-        lines = CheckedLines(wire, send)
-        async with stdio_server(stdin=cast(Any, lines)) as (read, write), anyio.create_task_group() as tasks:
+    with (
+        _claimed_stdin() as stdin,
+        non_blocking(stdin) as polled_in,
+        _claimed_stdout() as stdout,
+        non_blocking(stdout, shared_with=2) as polled_out,
+    ):
+        lines = CheckedLines(LineReader(stdin, polled=polled_in), send)
+        out = Writer(stdout, polled=polled_out, flushed=answered)
+        async with (
+            stdio_server(stdin=cast(Any, lines), stdout=cast(Any, out)) as (read, write),
+            anyio.create_task_group() as tasks,
+        ):
             tasks.start_soon(_answer, receive, write)
             yield read, write
             tasks.cancel_scope.cancel()
