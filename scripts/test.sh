@@ -27,6 +27,14 @@ done
 export ARGOBOX_TEST_DOCKER_HOST ARGOBOX_TEST_HA_URL ARGOBOX_TEST_HA_TOKEN_FILE
 export ARGOBOX_TEST_SSH_HOST ARGOBOX_TEST_SSH_PORT ARGOBOX_TEST_SSH_USER ARGOBOX_TEST_SSH_KEY ARGOBOX_TEST_SSH_KNOWN_HOSTS
 
+# Debian's Chromium for the console's browser tests (Playwright drives it; it downloads no browser of its own).
+if [ ! -x /usr/bin/chromium ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test.sh: installing chromium with apt-get for the console's browser tests" >&2
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2 \
+        || { apt-get update -qq >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >&2; } \
+        || echo "test.sh: chromium could not be installed; the browser tests will be skipped (they fail in CI)" >&2
+fi
+
 # MCP Inspector and the conformance suite (pinned, cached) for the interoperability tests.
 if exports="$(bash scripts/node-tools.sh install)"; then
     eval "$exports"

@@ -3,7 +3,11 @@
 Layers: server -> policy, server -> adapters; policy is pure (no I/O, no clock); adapters stand alone.
 Rooms of the server, each importing only the rooms below it:
 
-    cli -> transport -> mediation -> app -> config, store -> audit -> times, redact, text, files
+    cli -> console -> transport -> mediation -> app -> config, store -> audit -> times, redact, text, files
+
+The web console is a surface of its own, like the transports: only the command line starts it, and it reaches the
+rest of ArgoBox through one module (`console/ops.py`), which may also use the transports (the operator MCP server it
+serves at `/mcp`, the listen-address rules, the configuration watcher).
 """
 
 from __future__ import annotations
@@ -44,7 +48,8 @@ ROOMS: dict[str, frozenset[str]] = {
     "app": LEAVES | {"audit", "config", "store"},
     "mediation": LEAVES | {"audit", "config", "store", "app"},
     "transport": LEAVES | {"audit", "config", "store", "app", "mediation"},
-    "cli": LEAVES | {"audit", "config", "store", "app", "mediation", "transport"},
+    "console": LEAVES | {"audit", "config", "store", "app", "mediation", "transport"},
+    "cli": LEAVES | {"audit", "config", "store", "app", "mediation", "transport", "console"},
 }
 """Each room of `argobox.server` and the rooms it may import (a room may always import itself)."""
 
@@ -108,3 +113,17 @@ def test_the_room_check_finds_an_upward_import_and_an_unknown_room(tmp_path: Pat
         "mediation/calls.py (mediation) imports argobox.server.transport.agent (transport)",
         "attic.py is in no known room",
     }
+
+
+def test_only_the_consoles_ops_module_reaches_outside_the_console() -> None:
+    console = PACKAGE / "server" / "console"
+    outside = {
+        f"{path.relative_to(console)} imports {name}"
+        for path in console.rglob("*.py")
+        if path.name != "ops.py"
+        for name in imports(path)
+        if name.startswith("argobox") and not name.startswith("argobox.server.console")
+    }
+
+    assert outside == set()
+    assert any(name.startswith("argobox.server.") for name in imports(console / "ops.py"))

@@ -266,7 +266,7 @@ async def test_a_mutate_runbook_is_queued_shown_approved_from_the_cli_and_runs_e
     )
     assert approved.returncode == 0, approved.stderr
     assert "succeeded: run runbook mark" in approved.stdout
-    assert again.returncode == 1 and "not pending approval" in again.stderr
+    assert again.returncode == 1 and "only a pending request can be approved" in again.stderr
     assert marker.read_text() == "ran\n"  # exactly once, on the "remote" side
     assert status.structured_content["status"] == "succeeded"
     events = [e["event"] for e in audit]

@@ -32,7 +32,10 @@ the store could not be used."""
 EXIT_INTERRUPTED = 130
 AGENT_TOKEN_ENV = "ARGOBOX_AGENT_TOKEN"  # noqa: S105 - the name of a variable, not a token
 OPERATOR_TOKEN_ENV = "ARGOBOX_OPERATOR_TOKEN"  # noqa: S105 - the name of a variable, not a token
-CONFIG_HELP = "configuration file (default: $ARGOBOX_CONFIG, else ./argobox.toml)"
+CONFIG_HELP = (
+    "configuration file (default: $ARGOBOX_CONFIG, else ./argobox.toml, else the one `argobox init` writes: "
+    "~/.config/argobox/argobox.toml, or /etc/argobox/argobox.toml)"
+)
 AS_HELP = f"the configured operator doing it (with its token in ${OPERATOR_TOKEN_ENV} when it has a token_sha256)"
 
 

@@ -16,6 +16,7 @@ import anyio
 import httpx2
 
 from argobox.server.cli.common import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, AddParser, Cli, CommandError
+from argobox.server.config.model import default_config_paths
 from argobox.server.config.starter import CONFIG_NAME, Starter, default_dirs, operator_name, starter_toml
 from argobox.server.config.tokens import new_token, token_sha256
 from argobox.server.files import UnsafeFolder, create_exclusive, private_folder
@@ -149,7 +150,8 @@ def _next_steps(cli: Cli, path: Path, starter: Starter, operator_token: str, age
     cli.secret(f"agent token ({starter.agent})", agent_token)
     cli.out("")
     cli.out("Next:")
-    cli.out(f"  export ARGOBOX_CONFIG={path}")
+    if path.absolute() not in [p.absolute() for p in default_config_paths()[1:]]:  # else every command finds it
+        cli.out(f"  export ARGOBOX_CONFIG={path}")
     cli.out(f"  export ARGOBOX_OPERATOR_TOKEN='<operator token>'   # you, when you approve as {starter.operator}")
     cli.out("  argobox doctor                                      # checks everything; fix what it says")
     cli.out(f"  give the agent token to {starter.agent}'s MCP client (see the README: Connect OpenClaw)")

@@ -17,6 +17,7 @@ from argobox.server.cli import (
     audit,
     budgets,
     check,
+    console,
     decisions,
     demo,
     doctor,
@@ -42,7 +43,7 @@ from argobox.server.cli.common import (
 from argobox.server.config.model import ConfigError
 from argobox.server.store import Refused, StoreError
 
-COMMANDS = (init, doctor, check, serve, operator, listen, token, queue, decisions, audit, budgets, demo)
+COMMANDS = (init, doctor, check, serve, operator, console, listen, token, queue, decisions, audit, budgets, demo)
 """The command groups, each a module that adds its own subcommands (in this order in `argobox --help`)."""
 
 

@@ -6,10 +6,11 @@ import argparse
 import gc
 import os
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 
-from argobox.server.app import build_redactor, open_app, open_store
+from argobox.server.app import App, build_redactor, open_app, open_store
 from argobox.server.cli.common import AGENT_TOKEN_ENV, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, AddParser, Cli, CommandError
 from argobox.server.config.model import Config
 from argobox.server.config.tokens import token_matches
@@ -25,7 +26,8 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
         help="run the agent-facing MCP server (stdio, or HTTP with --http)",
         description="Run the MCP server an agent connects to: over stdio for the one agent named by --agent "
         f"(proven by ${AGENT_TOKEN_ENV} when it has a token_sha256), or over streamable HTTP for every agent, "
-        "each by its bearer token.",
+        "each by its bearer token. With a [console] section, --http also serves the web operator console, on a "
+        "listener of its own ([console] listen).",
     )
     serve.add_argument("--agent", metavar="NAME", help="stdio: the configured agent this server serves")
     serve.add_argument(
@@ -88,6 +90,11 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
     from argobox.server.transport.phone_listener import listen_forever
 
     async with open_app(config) as app:
+        background: list[Callable[[App], Awaitable[None]]] = [notify_forever, listen_forever]  # the phone's buttons
+        if config.console is not None:  # the console on a listener of its own, never the agents' one
+            from argobox.server.console.serve import prepare_console
+
+            background.append(prepare_console(app, None, allow_non_loopback=args.allow_non_loopback).serve)
         settle_heap()
         await serve_http(
             app,
@@ -95,7 +102,7 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
             allow_non_loopback=args.allow_non_loopback,
             allowed_hosts=args.allowed_host,
             drain_seconds=max(0.0, args.drain_timeout),
-            background=[notify_forever, listen_forever],  # the phone's buttons, when configured
+            background=background,
         )
     return EXIT_OK
 

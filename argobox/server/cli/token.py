@@ -29,7 +29,8 @@ _AGENT_USE = (
 )
 _OPERATOR_USE = (
     f"The token is shown only this once: the operator sets it as {OPERATOR_TOKEN_ENV} for `argobox approve`, `deny`, "
-    "`budgets reset`, `audit prune` and `argobox operator`."
+    "`budgets reset`, `audit prune` and `argobox operator`, signs in to the web console with it, and gives it to a "
+    "desktop MCP client as Authorization: Bearer <token> for the console's /mcp."
 )
 
 

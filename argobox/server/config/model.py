@@ -44,6 +44,7 @@ from argobox.server.config.hosts import (
     resolve_hosts,
 )
 from argobox.server.config.http import HttpConfig
+from argobox.server.config.starter import SYSTEM_CONFIG_DIR, default_dirs
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -233,6 +234,44 @@ class OperatorConfig(_Section):
         return value
 
 
+class ConsoleConfig(_Section):
+    """The web operator console (`argobox console`, and `argobox serve --http` when this section is present)."""
+
+    listen: str = "127.0.0.1:8766"
+    """HOST:PORT (IPv6 as [::1]:8766); a non-loopback address also needs --allow-non-loopback."""
+    public_url: str | None = None
+    """How operators reach the console, e.g. https://argobox.example.org: links in notifications; Secure cookies
+    when it is https."""
+    session_idle_minutes: int = Field(default=30, ge=1, le=7 * 24 * 60)
+
+    @field_validator("listen")
+    @classmethod
+    def _host_port(cls, listen: str) -> str:
+        host, sep, port = listen.rpartition(":")
+        bracketed = host.startswith("[") and host.endswith("]")
+        if not sep or not host or not port.isdigit() or int(port) > 65535 or (":" in host and not bracketed):
+            raise ValueError(f"{listen!r} is not HOST:PORT; expected e.g. 127.0.0.1:8766 or [::1]:8766")
+        return listen
+
+    @field_validator("public_url")
+    @classmethod
+    def _origin_url(cls, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            parts = urlsplit(url)
+            parts.port  # noqa: B018 - raises ValueError for a bad port
+        except ValueError:
+            raise ValueError(f"{url!r} is not a URL; expected e.g. https://argobox.example.org") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(
+                f"{url!r} must be an http:// or https:// URL with a host, e.g. https://argobox.example.org"
+            )
+        if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
+            raise ValueError(f"{url!r} must be just scheme, host and port (the console is served at the root)")
+        return url.rstrip("/")
+
+
 class RuleConfig(_Section):
     tools: list[Glob] = Field(min_length=1)
     args: dict[str, list[Glob]] = Field(default_factory=dict[str, list[str]])
@@ -257,6 +296,8 @@ class Config(_Section):
     http: HttpConfig = HttpConfig()
     """Limits of the HTTP daemon (`argobox serve --http`): sessions per agent, connections, slow clients."""
     operators: list[OperatorConfig] = Field(default_factory=list[OperatorConfig])
+    console: ConsoleConfig | None = None
+    """The web operator console; `argobox serve --http` serves it too when this section is present."""
     agents: dict[Name, AgentConfig] = Field(default_factory=dict[str, AgentConfig])
     hosts: dict[Name, HostConfig] = Field(default_factory=dict[str, HostConfig])
     """Machines reached over SSH for runbooks (`local`, the ArgoBox machine, is built in)."""
@@ -324,17 +365,26 @@ class Config(_Section):
 
 
 def resolve_config_path(explicit: str | None) -> Path:
-    """`--config` if given, else `$ARGOBOX_CONFIG`, else `./argobox.toml`."""
+    """`--config` if given, else `$ARGOBOX_CONFIG`, else the first file that exists of `./argobox.toml`, the one
+    `argobox init` writes for this user (`~/.config/argobox/argobox.toml`, or `/etc/argobox/argobox.toml` for root)
+    and `/etc/argobox/argobox.toml`."""
     chosen = explicit or os.environ.get(CONFIG_ENV)
     if chosen:
         return Path(chosen).expanduser()
-    default = Path(DEFAULT_CONFIG_NAME)
-    if default.is_file():
-        return default
+    for candidate in default_config_paths():
+        if candidate.is_file():
+            return candidate
     raise ConfigError(
-        f"no configuration: pass --config PATH, set {CONFIG_ENV}, or create ./{DEFAULT_CONFIG_NAME} "
+        f"no configuration: pass --config PATH, set {CONFIG_ENV}, or run `argobox init` "
         "(config.example.toml shows every key)"
     )
+
+
+def default_config_paths() -> list[Path]:
+    """Where a configuration is looked for when none is named, in order."""
+    user_dir, _ = default_dirs(root=os.geteuid() == 0)
+    found = [Path(DEFAULT_CONFIG_NAME), user_dir / DEFAULT_CONFIG_NAME, SYSTEM_CONFIG_DIR / DEFAULT_CONFIG_NAME]
+    return list(dict.fromkeys(found))
 
 
 def parse_config(data: dict[str, Any], source: Path, text: str | None = None) -> Config:

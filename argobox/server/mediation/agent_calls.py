@@ -88,7 +88,6 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
             request_id=record.id,
             reason=decision.reason,
             message=f"denied: {decision.reason}. Do not retry; ask the operator to change the grant if it is needed.",
-            error=decision.reason,
         )
     if record.status is RequestStatus.PENDING:
         if not admission.duplicate:

@@ -60,19 +60,30 @@ def _approve_hint(config: Config, request_id: str) -> str:
     return f"argobox approve {request_id} --as {operator}"
 
 
+def console_link(config: Config, request_id: str) -> str | None:
+    """The request's page in the web console, when `[console] public_url` says where operators reach it."""
+    if config.console is None or config.console.public_url is None:
+        return None
+    return f"{config.console.public_url}/requests/{request_id}"
+
+
 def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
-    """What every channel is told about `record` (redacted; no secrets)."""
+    """What every channel is told about `record` (redacted; no secrets), with a link to its page in the console when
+    `[console] public_url` is set."""
     what = inert(describe_call(record.tool, record.arguments, app.config.catalog))  # agent text, shown inert
+    link = console_link(app.config, record.id)
     if event == "queued":
+        where = f"Open {link} to decide, or approve with: " if link else "Approve with: "
         message = (
             f"ArgoBox: agent {record.agent} asks to {what} ({record.tool}). "
-            f"Approve with: {_approve_hint(app.config, record.id)}"
+            f"{where}{_approve_hint(app.config, record.id)}"
         )
     else:
         by = f" by {record.decided_by}" if record.decided_by else ""
         message = (
             f"ArgoBox: request {record.id} ({what}, agent {record.agent}) was {event}{by}; now {record.status.value}"
         )
+        message += f" ({link})" if link else ""
     return app.redactor(
         {
             "event": event,
@@ -91,6 +102,7 @@ def payload(app: App, event: str, record: RequestRecord) -> dict[str, Any]:
                 "note": record.note,
             },
             "approve_command": _approve_hint(app.config, record.id) if event == "queued" else None,
+            "url": link,
         }
     )
 
@@ -175,6 +187,8 @@ async def _send(client: httpx2.AsyncClient, config: Config, channel: str, body: 
         await _post(client, url, json.dumps(body).encode(), headers)
     else:
         headers = {"Title": _title(body), "Tags": "lock", "User-Agent": "argobox"}
+        if body.get("url"):
+            headers["Click"] = body["url"]  # tapping the push opens the request's page in the console
         await _post(client, url, body["message"].encode(), headers)
 
 

@@ -6,10 +6,15 @@ agent's (an agent can never act as an operator); the operator is configured; whe
 `token_sha256`, the token shown matches it (one constant-time comparison), unless the channel proved the operator
 by other means (a Home Assistant user bound to a one-time code); a remote channel always needs a token; the
 operator's role allows the action. A refusal is audited (never with the token) and raised as `Refused`.
+
+A channel that checked the token once and keeps a session (the web console) shows, instead of the token, the
+`token_sha256` it matched then: compared in constant time with the one configured now, so that a token replaced or
+removed since ends what the session may do at its next action.
 """
 
 from __future__ import annotations
 
+import hmac
 import logging
 from dataclasses import dataclass
 from enum import StrEnum
@@ -38,7 +43,8 @@ REMOTE_CHANNELS = frozenset({"console", "mcp-http"})
 
 @dataclass(frozen=True, slots=True)
 class OperatorClaim:
-    """Someone acting as operator `name`, through `channel`, showing `token` (or proven by `verified_by`)."""
+    """Someone acting as operator `name`, through `channel`, showing `token` (or the `token_sha256` a session
+    matched at sign-in, or proven by `verified_by`)."""
 
     name: str
     token: str | None = None
@@ -46,6 +52,11 @@ class OperatorClaim:
     verified_by: str | None = None
     """Set by a channel that proved the operator by other means (e.g. "home-assistant user 1a2b..."); the token
     is then not asked for."""
+    token_sha256: str | None = None
+    """The hash of the token this channel checked at sign-in (a console session): proof while the configuration
+    still holds that hash. Never taken from a client: only from a session the channel keeps itself."""
+    remote: str | None = None
+    """The client address the claim came from (over HTTP), recorded with a refusal."""
 
     @property
     def actor(self) -> str:
@@ -77,10 +88,14 @@ def _refusal(
         if entry.token_sha256 is None and claim.channel in REMOTE_CHANNELS:
             return f"operator {name} has no token_sha256, so cannot act through the {claim.channel}", "no_token"
         if entry.token_sha256 is not None:
-            if not claim.token:
+            if claim.token:
+                if not token_matches(claim.token, entry.token_sha256):
+                    return f"the token shown does not match operator {name}", "token_mismatch"
+            elif claim.token_sha256:
+                if not hmac.compare_digest(claim.token_sha256.encode(), entry.token_sha256.encode()):
+                    return f"the token of operator {name} changed since this session signed in", "token_changed"
+            else:
                 return f"operator {name} requires a token", "token_required"
-            if not token_matches(claim.token, entry.token_sha256):
-                return f"the token shown does not match operator {name}", "token_mismatch"
     if entry.role == "viewer" and permission is not Permission.VIEW:
         return f"operator {name} is a viewer and cannot {permission.value.replace('_', ' ')}", "viewer"
     return None, ""
@@ -90,6 +105,8 @@ async def _audit_refusal(
     app: App, claim: OperatorClaim, permission: Permission, reason: str, request_id: str | None
 ) -> None:
     detail = {"reason": reason, "channel": claim.channel, "action": permission.value}
+    if claim.remote is not None:
+        detail["remote"] = shorten(claim.remote, 64)
     try:
         await app.store.audit(
             [Event(event="operator_refused", actor=claim.actor, detail=detail)],

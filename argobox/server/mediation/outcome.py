@@ -115,7 +115,6 @@ def rate_limited(tool: str | None, tripped: Tripped) -> Outcome[Any]:
         status=CallStatus.RATE_LIMITED,
         tool=tool,
         message=message,
-        error=message,
         limit=tripped.limit,
         retry_after_seconds=tripped.retry_after_seconds,
     )
@@ -147,5 +146,5 @@ def outcome_of(record: RequestRecord, catalog: Mapping[str, ToolClass] = CATALOG
         expires_at=expires,
         reason=reason,
         result=record.result,
-        error=reason if record.status is RequestStatus.DENIED else record.error,
+        error=record.error,  # a denial is an answer, not an error: its reason is in `reason`
     )

@@ -206,9 +206,17 @@ class Store:
         return request_from_row(rows[0]) if rows else None
 
     async def list_requests(
-        self, *, status: RequestStatus | None = None, agent: str | None = None, limit: int = 100
+        self,
+        *,
+        status: RequestStatus | None = None,
+        agent: str | None = None,
+        limit: int = 100,
+        tool: str | None = None,
+        since: float | None = None,
+        until: float | None = None,
     ) -> list[RequestRecord]:
-        sql, params = requests.listing(status=status, agent=agent, limit=limit)
+        """Requests, newest first; `since` and `until` bound the creation time (`until` exclusive)."""
+        sql, params = requests.listing(status=status, agent=agent, limit=limit, tool=tool, since=since, until=until)
         return [request_from_row(row) for row in await self._connection.read(sql, params)]
 
     async def approve(

@@ -92,15 +92,26 @@ def fetch(db: sqlite3.Connection, request_id: str) -> RequestRecord | None:
     return request_from_row(row) if row is not None else None
 
 
-def listing(*, status: RequestStatus | None, agent: str | None, limit: int) -> tuple[str, list[Any]]:
-    """The query (and its parameters) for the most recent requests, optionally of one status or agent."""
+def listing(
+    *,
+    status: RequestStatus | None,
+    agent: str | None,
+    limit: int,
+    tool: str | None = None,
+    since: float | None = None,
+    until: float | None = None,
+) -> tuple[str, list[Any]]:
+    """The query (and its parameters) for the most recent requests, optionally of one status, agent or tool, and
+    created at or after `since` and before `until`."""
     clauses, params = ["1 = 1"], list[Any]()
     if status is not None:
         clauses.append("status = ?")
         params.append(status.value)
-    if agent is not None:
-        clauses.append("agent = ?")
-        params.append(agent)
+    wanted = (("agent = ?", agent), ("tool = ?", tool), ("created_at >= ?", since), ("created_at < ?", until))
+    for clause, value in wanted:
+        if value is not None:
+            clauses.append(clause)
+            params.append(value)
     sql = f"SELECT * FROM requests WHERE {' AND '.join(clauses)} ORDER BY created_at DESC, id LIMIT ?"  # noqa: S608
     return sql, [*params, limit]
 

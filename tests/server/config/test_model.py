@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from argobox.server.audit import write_keypair
+from argobox.server.config import model as config_model
 from argobox.server.config.model import ConfigError, load_config, resolve_config_path
 
 REPO = Path(__file__).resolve().parents[3]
@@ -173,8 +174,26 @@ def test_config_path_comes_from_flag_then_environment(tmp_path: Path, monkeypatc
     assert resolve_config_path("/from/flag.toml") == Path("/from/flag.toml")
     assert resolve_config_path(None) == Path("/from/env.toml")
     monkeypatch.delenv("ARGOBOX_CONFIG")
-    with pytest.raises(ConfigError, match="no configuration"):
+    monkeypatch.setattr(config_model, "SYSTEM_CONFIG_DIR", tmp_path / "etc")
+    monkeypatch.setattr(config_model.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    with pytest.raises(ConfigError, match=r"no configuration: .*run `argobox init`"):
         resolve_config_path(None)
+
+
+def test_config_path_falls_back_to_where_init_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("ARGOBOX_CONFIG", raising=False)
+    monkeypatch.setattr(config_model, "SYSTEM_CONFIG_DIR", tmp_path / "etc")
+    monkeypatch.setattr(config_model.os, "geteuid", lambda: 1000)
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
+    system, user, here = tmp_path / "etc/argobox.toml", tmp_path / "home/argobox/argobox.toml", Path("argobox.toml")
+    found = []
+    for path in (system, user, here):  # each one found when it exists, and it wins over those found before it
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("")
+        found.append(resolve_config_path(None))
+    assert found == [system, user, here]
 
 
 @pytest.mark.parametrize(

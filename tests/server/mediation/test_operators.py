@@ -119,3 +119,36 @@ async def test_a_denial_needs_a_reason(write_config: WriteConfig) -> None:
 
     assert refused.value.code == "reason_required"
     assert record is not None and record.status is RequestStatus.PENDING
+
+
+async def test_a_session_proves_the_operator_by_the_hash_of_the_token_it_signed_in_with(
+    write_config: WriteConfig,
+) -> None:
+    """A console session keeps the hash its sign-in matched: valid while the configuration holds that hash, and the
+    check is still made here, in constant time, with the role and the refusal's audit record as for a token."""
+    async with open_app(with_operators(write_config)) as app:
+        session = OperatorClaim("alice", channel="console", token_sha256=DIGEST, remote="192.0.2.7")
+        entry = await authorize(app, session, Permission.DECIDE)
+        replaced = OperatorClaim("alice", channel="console", token_sha256="0" * 64, remote="192.0.2.7")
+        with pytest.raises(Refused) as changed:
+            await authorize(app, replaced, Permission.VIEW)
+        with pytest.raises(Refused) as tokenless:  # bob has no token: no session of his can be proven
+            await authorize(app, OperatorClaim("bob", channel="console", token_sha256=DIGEST), Permission.VIEW)
+        with pytest.raises(Refused) as neither:
+            await authorize(app, OperatorClaim("alice", channel="console"), Permission.VIEW)
+        refusals = [e for e in await app.store.audit_trail() if e.event == "operator_refused"]
+
+    assert entry.name == "alice"
+    assert (changed.value.code, tokenless.value.code, neither.value.code) == (
+        "token_changed",
+        "no_token",
+        "token_required",
+    )
+    assert [e.detail.get("remote") for e in refusals] == ["192.0.2.7", None, None]
+    assert refusals[0].detail == {
+        "reason": "the token of operator 'alice' changed since this session signed in",
+        "channel": "console",
+        "action": "view",
+        "remote": "192.0.2.7",
+    }
+    assert DIGEST not in str([e.detail for e in refusals])

@@ -6,13 +6,14 @@ from __future__ import annotations
 import sys
 import textwrap
 from contextlib import AsyncExitStack
+from dataclasses import replace
 from pathlib import Path
 
 import anyio
 import pytest
 from anyio.streams.buffered import BufferedByteReceiveStream
 
-from argobox.server.store import Event, Refused, RequestStatus, Store
+from argobox.server.store import Event, Refused, RequestRecord, RequestStatus, Store
 from tests.server.store.queue import Clock, create, pending
 
 pytestmark = pytest.mark.anyio
@@ -125,3 +126,26 @@ async def test_processes_racing_to_approve_yield_exactly_one_approval(tmp_path: 
 
     assert outputs == ["not_pending", "not_pending", "not_pending", "won"]
     assert codes == [0, 0, 0, 0]
+
+
+async def test_requests_are_listed_by_tool_and_by_when_they_were_made(tmp_path: Path) -> None:
+    clock = Clock()
+    async with Store.open(tmp_path / "s.db", clock=clock) as store:
+        await create(store, pending("req0000000000001"), [])
+        clock.now += 100
+        stop = replace(pending("req0000000000002"), tool="docker_stop_container", digest="e" * 64)
+        await create(store, stop, [])
+        start = clock.now
+
+        def ids(records: list[RequestRecord]) -> list[str]:
+            return [r.id for r in records]
+
+        restarts = ids(await store.list_requests(tool="docker_restart_container"))
+        since = ids(await store.list_requests(since=start))
+        until = ids(await store.list_requests(until=start))  # exclusive
+        both = ids(await store.list_requests(since=start - 100, until=start + 1))
+
+    assert restarts == ["req0000000000001"]
+    assert since == ["req0000000000002"]
+    assert until == ["req0000000000001"]
+    assert both == ["req0000000000002", "req0000000000001"]  # newest first
