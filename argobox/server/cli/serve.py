@@ -110,8 +110,8 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
 def settle_heap() -> None:
     """Leave what starting up made (modules, schemas, the configuration: hundreds of thousands of objects) out of
     the garbage collector's full passes, which would otherwise walk all of it again and again while serving, each
-    pass stalling a call for tens of milliseconds on a small machine."""
-    gc.collect()
+    pass stalling a call for tens of milliseconds on a small machine. No collection first: it would walk all of it
+    once more before the first answer (the cold start), to free the little garbage that starting up leaves."""
     gc.freeze()
 
 
