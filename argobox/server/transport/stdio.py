@@ -1,9 +1,12 @@
-"""The stdio transport: the SDK's, with every line checked first so that a malformed one gets its JSON-RPC error.
+"""The stdio transport: newline-delimited JSON-RPC on stdin and stdout, each line read once and checked once.
 
-Stdin and stdout are claimed here as the SDK claims them (fd 0 then reads the null device and fd 1 writes to stderr,
-for the handlers and any child process, so that stray prints never corrupt the wire), and used from the event loop
-(`argobox.server.transport.pipes`). Stdin is read through `CheckedLines`, which passes on what the SDK can read and
-answers the rest itself (see `argobox.server.transport.jsonrpc`).
+Stdin and stdout are claimed here as the SDK's `stdio_server` claims them (fd 0 then reads the null device and fd 1
+writes to stderr, for the handlers and any child process, so that stray prints never corrupt the wire), and used
+from the event loop (`argobox.server.transport.pipes`). Each line is validated once, into the message the server
+runs; a line the SDK could not read gets the JSON-RPC error the specification names (see
+`argobox.server.transport.jsonrpc`) where the SDK would drop it and leave the client waiting. The SDK's own
+`stdio_server` validated each line a second time after that check, and handed every line and every answer through a
+worker thread.
 """
 
 from __future__ import annotations
@@ -12,54 +15,51 @@ import fcntl
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, cast
 
 import anyio
 import mcp_types as types
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from mcp.server.stdio import stdio_server
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 
-from argobox.server.transport.jsonrpc import rejection
+from argobox.server.transport.jsonrpc import rejection_of
 from argobox.server.transport.pipes import LineReader, Writer, non_blocking
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """A longer line is answered with a parse error and skipped, not held in memory whole."""
 
-
-Rejection = tuple[types.JSONRPCError, anyio.Event]
-"""An error to answer, and the event set once it is on its way (so answers keep the order of the lines)."""
+Incoming = SessionMessage | Exception
+"""What the server reads (the SDK's read stream carries exceptions too; this transport never sends one)."""
 
 
 class CheckedLines:
-    """The lines of the wire that the SDK can read; every other line is answered through `rejections`."""
+    """Reads the wire: each line the SDK can read goes to the server as its message, and every other line is
+    answered at once with its error, before the next line is read (answers keep the order of the lines)."""
 
-    def __init__(self, wire: LineReader, rejections: ObjectSendStream[Rejection]) -> None:
+    def __init__(self, wire: LineReader, server: ObjectSendStream[Incoming], answers: ObjectSendStream[SessionMessage]):
         self._wire = wire
-        self._rejections = rejections
+        self._server = server
+        self._answers = answers
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[str]:
-        async with self._rejections:
-            while True:
-                raw = await self._wire.readline(MAX_LINE_BYTES + 1)
-                if not raw:
-                    return
+    async def run(self) -> None:
+        """Until the end of stdin (or the server stops reading): then the server's read stream ends."""
+        async with self._server, self._answers:
+            while raw := await self._wire.readline(MAX_LINE_BYTES + 1):
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
                     await self._skip_rest_of_line()
                     raw = b"{"  # not JSON: answered as a parse error
                 line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
                     continue
-                problem = rejection(line)
-                if problem is None:
-                    yield line
-                else:
-                    sent = anyio.Event()
-                    await self._rejections.send((problem, sent))
-                    await sent.wait()
+                try:
+                    message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except ValidationError as exc:
+                    problem = rejection_of(line, exc)
+                    if problem is not None:
+                        await self._answers.send(SessionMessage(problem))
+                    continue
+                await self._server.send(SessionMessage(message))
 
     async def _skip_rest_of_line(self) -> None:
         while (chunk := await self._wire.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
@@ -96,34 +96,41 @@ def _claimed_stdout() -> Iterator[int]:
         os.close(private)
 
 
-async def _answer(rejections: ObjectReceiveStream[Rejection], write: Any) -> None:
-    async with rejections:
-        async for error, sent in rejections:
-            try:
-                await write.send(SessionMessage(error))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return  # the server has stopped: nobody is left to answer
-            finally:
-                sent.set()
+async def _write_answers(answers: ObjectReceiveStream[SessionMessage], out: Writer) -> None:
+    """Write each answer as one line, until every sender (the server, and the reader's error answers) is done."""
+    async with answers:
+        async for answer in answers:
+            await out.write(answer.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
+            await out.flush()
 
 
 @asynccontextmanager
-async def checked_stdio(answered: Callable[[], None] | None = None) -> AsyncIterator[tuple[Any, Any]]:
-    """`stdio_server()`'s read and write streams, with malformed lines answered instead of dropped; `answered()` is
-    called each time an answer has been written."""
-    send, receive = anyio.create_memory_object_stream[Rejection]()
+async def checked_stdio(
+    answered: Callable[[], None] | None = None,
+) -> AsyncIterator[tuple[MemoryObjectReceiveStream[Incoming], MemoryObjectSendStream[SessionMessage]]]:
+    """The read and write streams of a server run over stdio (`Server.run(read, write, ...)`), with malformed lines
+    answered instead of dropped; `answered()` is called each time an answer has been written."""
     with (
         _claimed_stdin() as stdin,
         non_blocking(stdin) as polled_in,
         _claimed_stdout() as stdout,
         non_blocking(stdout, shared_with=2) as polled_out,
     ):
-        lines = CheckedLines(LineReader(stdin, polled=polled_in), send)
+        to_server, read = anyio.create_memory_object_stream[Incoming](0)
+        write, from_server = anyio.create_memory_object_stream[SessionMessage](0)
+        lines = CheckedLines(LineReader(stdin, polled=polled_in), to_server, write.clone())
         out = Writer(stdout, polled=polled_out, flushed=answered)
-        async with (
-            stdio_server(stdin=cast(Any, lines), stdout=cast(Any, out)) as (read, write),
-            anyio.create_task_group() as tasks,
-        ):
-            tasks.start_soon(_answer, receive, write)
-            yield read, write
-            tasks.cancel_scope.cancel()
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_write_answers, from_server, out)
+            reading = anyio.CancelScope()
+
+            async def read_lines() -> None:
+                with reading:
+                    await lines.run()
+
+            tasks.start_soon(read_lines)
+            try:
+                yield read, write
+            finally:
+                reading.cancel()  # a read of stdin may be waiting still: the server has stopped
+                write.close()  # the server closes it when it stops; answers already sent are written first
