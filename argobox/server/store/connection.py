@@ -17,12 +17,13 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import aiosqlite
 import anyio
 
 from argobox.server.redact import Redactor
+from argobox.server.store.batch import Batched, Prepared, batched
 from argobox.server.store.records import Clock, StoreError
 from argobox.server.store.tx import Body, Tx
 
@@ -65,7 +66,7 @@ class Connection:
         self._committed = committed
         self._waiting: list[tuple[Callable[[], Body[Any]], str]] = []
         """Writes left behind not started yet (see `transaction_behind`), in order."""
-        self._timer: asyncio.TimerHandle | None = None
+        self._timer: asyncio.Handle | None = None
         self._behind: set[asyncio.Task[Any]] = set()
         self._handed = 0
         """Work handed to the connection thread (counted on the loop)..."""
@@ -98,7 +99,8 @@ class Connection:
         """Write the writes left behind (`transaction_behind`) now, and wait for them to land."""
         while self._waiting or self._behind:
             self._start_waiting()
-            await asyncio.wait(set(self._behind))
+            if self._behind:
+                await asyncio.wait(set(self._behind))
 
     async def read(self, sql: str, params: Sequence[Any] = ()) -> list[sqlite3.Row]:
         """One query in one hand-off; its snapshot ends with it."""
@@ -116,16 +118,26 @@ class Connection:
 
         `body` must not block on anything but SQLite. It runs on the connection thread; with `inline` (a small,
         bounded body, such as an agent call's admission), on the event loop itself when the connection thread is
-        idle and the write lock is free at once. Raises StoreError when the store cannot be written (locked past
-        the bounded wait, read-only, disk full).
+        idle and the write lock is free at once, together with the writes left behind that still wait (each in its
+        own savepoint, before `body`: one commit for all). Raises StoreError when the store cannot be written
+        (locked past the bounded wait, read-only, disk full).
         """
         if inline:
-            if self._waiting or self._behind:
-                await self.catch_up()
-            if self._handed == self._returned[0]:
-                done, result = self._inline(body)
-                if done:
-                    return cast(T, result)
+            while self._behind:  # writes left behind already under way go first
+                await asyncio.wait(set(self._behind))
+            if self._idle():
+                behind = self._take_waiting()
+                try:
+                    done, found = self._inline(batched(behind, body))
+                except StoreError:
+                    self._put_back(behind)
+                    raise
+                if done and found is not None:
+                    try:
+                        return found.unwrap()
+                    except sqlite3.Error as exc:
+                        raise StoreError(f"the store is not writable: {exc}") from None
+                self._put_back(behind)
         return await self._transaction(body, hop=self.call)
 
     def transaction_behind(self, prepare: Callable[[], Body[Any]], *, what: str) -> None:
@@ -143,25 +155,49 @@ class Connection:
             self._timer = asyncio.get_running_loop().call_later(BEHIND_DELAY_S, self._start_waiting)
 
     def answered(self) -> None:
-        """An answer is on its way: start the writes left behind now rather than after BEHIND_DELAY_S."""
+        """An answer is on its way: the writes left behind start next (rather than after BEHIND_DELAY_S), unless a
+        transaction comes first and takes them along."""
         if self._waiting:
-            self._start_waiting()
+            if self._timer is not None:
+                self._timer.cancel()
+            self._timer = asyncio.get_running_loop().call_soon(self._start_waiting)
 
-    def _start_waiting(self) -> None:
-        """Start writing the writes left behind that wait, in order, in one task."""
+    def _idle(self) -> bool:
+        """Whether nothing handed to the connection thread is still running there."""
+        return self._handed == self._returned[0]
+
+    def _take_waiting(self) -> list[Prepared]:
+        """The writes left behind that wait, prepared (`prepare()` runs now), and none left waiting."""
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if not self._waiting:
-            return
         items, self._waiting = self._waiting, []
+        prepared: list[Prepared] = []
+        for prepare, what in items:
+            try:
+                prepared.append((prepare(), what))
+            except Exception as exc:  # noqa: BLE001 - the top of a write nobody awaits: logged, as a failed write
+                logger.error("could not record %s: %s", what, exc)
+        return prepared
+
+    def _put_back(self, behind: list[Prepared]) -> None:
+        """Writes taken along by a transaction that did not run (or failed): they wait again, first in line."""
+        if behind:
+            self._waiting[:0] = [(_ready(body), what) for body, what in behind]
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(BEHIND_DELAY_S, self._start_waiting)
+
+    def _start_waiting(self) -> None:
+        """Start writing the writes left behind that wait, in order, in one transaction, in one task."""
+        behind = self._take_waiting()
+        if not behind:
+            return
         earlier = set(self._behind)
 
         async def write() -> None:
             if earlier:  # a write still being retried goes first
                 await asyncio.wait(earlier)
-            for prepare, what in items:
-                await self._write_behind(prepare, what)
+            await self._write_behind(behind)
 
         task = asyncio.get_running_loop().create_task(write())
         self._behind.add(task)
@@ -169,15 +205,16 @@ class Connection:
         def settled(done: asyncio.Task[Any]) -> None:
             self._behind.discard(done)
             if not done.cancelled() and (exc := done.exception()) is not None:
-                logger.error("could not record %s: %s", ", ".join(what for _, what in items), exc)
+                logger.error("could not record %s: %s", ", ".join(what for _, what in behind), exc)
 
         task.add_done_callback(settled)
 
-    async def _write_behind(self, prepare: Callable[[], Body[Any]], what: str) -> None:
-        body = prepare()
+    async def _write_behind(self, behind: list[Prepared]) -> None:
+        """Commit `behind` as one transaction; a failure is retried once, then logged (their callers answered)."""
+        body: Body[Batched[None]] = batched(behind)
         for attempt in (1, 2):
             try:
-                if attempt == 1 and self._handed == self._returned[0]:
+                if attempt == 1 and self._idle():
                     done, _ = self._inline(body)
                     if done:
                         return
@@ -185,7 +222,8 @@ class Connection:
                 return
             except StoreError as exc:
                 if attempt == 2:
-                    logger.error("could not record %s: %s", what, exc)
+                    for _, what in behind:
+                        logger.error("could not record %s: %s", what, exc)
                 else:
                     await anyio.sleep(0.1)
 
@@ -196,7 +234,6 @@ class Connection:
         try:
             if db.in_transaction:  # left open by a ROLLBACK that failed: end it, or nothing could ever be written
                 db.execute("ROLLBACK")
-            wait = db.execute("PRAGMA busy_timeout").fetchone()[0]
             db.execute("PRAGMA busy_timeout = 0")
             try:
                 db.execute("BEGIN IMMEDIATE")
@@ -205,7 +242,7 @@ class Connection:
                     raise
                 return False, None  # another process writes: wait for it on the connection thread
             finally:
-                db.execute(f"PRAGMA busy_timeout = {int(wait)}")
+                db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             return True, self._run(db, body)
         except sqlite3.Error as exc:
             raise StoreError(f"the store is not writable: {exc}") from None
@@ -270,3 +307,8 @@ class Connection:
                 raise StoreError(f"cannot prepare the store: {exc}") from None
             await anyio.sleep(delay)
             delay = min(delay * 2, 0.1)
+
+
+def _ready(body: Body[Any]) -> Callable[[], Body[Any]]:
+    """`body`, already prepared, as a write left behind waits for it."""
+    return lambda: body
