@@ -54,7 +54,7 @@ def verdict(ok: bool) -> str:
     return "met" if ok else "NOT met"
 
 
-def latency_rows(title: str, rounds: Rounds) -> list[str]:
+def latency_rows(title: str, rounds: Rounds, cpu_lines: list[str]) -> list[str]:
     rows = []
     for tool in rounds.tools():
         p50, p99 = rounds.added(tool, 0.5), rounds.added(tool, 0.99)
@@ -65,7 +65,16 @@ def latency_rows(title: str, rounds: Rounds) -> list[str]:
             f"| {tool}, {title} | {spread(p50)} ms | {spread(p99)} ms | {spread(bare)} ms | {spread(ratio)}x "
             f"| {verdict(ok)} |"
         )
+    if rounds.cpu and rounds.cpu[0]:
+        cpu_lines.append(cpu_line(title, rounds.cpu_of("argobox"), rounds.cpu_of("bare")))
     return rows
+
+
+def cpu_line(title: str, argobox: list[float], bare: list[float]) -> str:
+    """The CPU time each server process used per call (both reads), by round: what the load of the machine hardly
+    changes."""
+    added = [a - b for a, b in zip(argobox, bare, strict=True)]
+    return f"  {title}: argobox {spread(argobox)} ms, bare {spread(bare)} ms, added {spread(added)} ms of CPU per call"
 
 
 async def run(args: argparse.Namespace) -> None:
@@ -79,15 +88,16 @@ async def run(args: argparse.Namespace) -> None:
         "|---|---|---|---|---|---|",
     ]
     lines: list[str] = []
+    cpu_lines: list[str] = []
     with tempfile.TemporaryDirectory(prefix="argobox-bench-mediation-") as tmp:
         workdir = Path(tmp)
         async with backends.ready() as ready:
             if "stdio" in only:
                 rounds = await interleaved_stdio(ready, workdir, rounds=args.rounds, calls=args.calls)
-                table += latency_rows("stdio", rounds)
+                table += latency_rows("stdio", rounds, cpu_lines)
             if "http" in only:
                 rounds = await interleaved_http(ready, workdir, rounds=args.rounds, calls=args.calls)
-                table += latency_rows("HTTP daemon", rounds)
+                table += latency_rows("HTTP daemon", rounds, cpu_lines)
             if "flood" in only:
                 flood = await concurrent_http(
                     ready, workdir, rounds=args.rounds, agents=args.agents, calls=args.agent_calls
@@ -100,6 +110,9 @@ async def run(args: argparse.Namespace) -> None:
                     f"{spread(flood.argobox_rate, '{:.0f}')} calls/s vs bare {spread(flood.bare_rate, '{:.0f}')}; "
                     f"ratio {spread(flood.ratios)}x; p99 added {spread(flood.p99_added)} ms "
                     f"(goal >= 0.8x, p99 added <= 5 ms: {verdict(ok)})"
+                )
+                cpu_lines.append(
+                    cpu_line(f"HTTP daemon, {args.agents} agents", flood.cpu["argobox"], flood.cpu["bare"])
                 )
             if "cold" in only:
                 cold = await cold_start(ready, workdir, runs=args.cold)
@@ -126,16 +139,22 @@ async def run(args: argparse.Namespace) -> None:
     print("\n".join(table))
     print()
     print("\n".join(lines))
+    if cpu_lines:
+        print(
+            "\nCPU time of each server process per call (user and system, every thread; median [lowest..highest] "
+            "round):"
+        )
+        print("\n".join(cpu_lines))
     print()
     print("\n".join(PEERS))
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--calls", type=int, default=100, help="calls of each tool on each server a round")
     parser.add_argument("--agents", type=int, default=8)
-    parser.add_argument("--agent-calls", type=int, default=40, help="calls of each agent a round, 8 agents at once")
+    parser.add_argument("--agent-calls", type=int, default=60, help="calls of each agent a round, 8 agents at once")
     parser.add_argument("--cold", type=int, default=8, help="cold starts of each server")
     parser.add_argument("--history", type=int, default=1_000_000, help="audit events in the long store")
     parser.add_argument("--only", help="comma-separated: stdio,http,flood,cold,history")

@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 from bench_http import agents, bench_container, free_port, process
 from mcp import Client, StdioServerParameters
+from process_cpu import CpuMeter, has
 
 HERE = Path(__file__).resolve().parent
 ARGOBOX = Path(sys.executable).parent / "argobox"
@@ -149,6 +150,8 @@ class Rounds:
     """Latencies (ms) by round, server and tool."""
 
     data: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
+    cpu: list[dict[str, float]] = field(default_factory=list)
+    """CPU milliseconds each server process used per call, by round (both reads together)."""
 
     def new_round(self, servers: list[str]) -> dict[str, dict[str, list[float]]]:
         self.data.append({s: {t: [] for t in TOOLS} for s in servers})
@@ -166,6 +169,12 @@ class Rounds:
     def ratio(self, tool: str) -> list[float]:
         return [statistics.mean(r["argobox"][tool]) / statistics.mean(r["bare"][tool]) for r in self.data]
 
+    def cpu_of(self, server: str) -> list[float]:
+        return [r[server] for r in self.cpu if server in r]
+
+    def cpu_added(self, server: str = "argobox", base: str = "bare") -> list[float]:
+        return [r[server] - r[base] for r in self.cpu if server in r and base in r]
+
 
 async def _timed(client: Client, tool: str, arguments: dict[str, Any], out: list[float]) -> None:
     start = time.perf_counter()
@@ -175,8 +184,11 @@ async def _timed(client: Client, tool: str, arguments: dict[str, Any], out: list
         raise SystemExit(f"{tool} failed: {result.content}")
 
 
-async def interleave(clients: dict[str, Client], ready: Ready, *, rounds: int, calls: int) -> Rounds:
-    """Each round: `calls` calls of each tool on each server, rotating which server goes first."""
+async def interleave(
+    clients: dict[str, Client], ready: Ready, *, rounds: int, calls: int, meters: dict[str, CpuMeter] | None = None
+) -> Rounds:
+    """Each round: `calls` calls of each tool on each server, rotating which server goes first; with `meters`, the
+    CPU time each server process used in the round, per call."""
     for client in clients.values():  # warm every path
         for tool in TOOLS:
             for _ in range(WARMUP):
@@ -185,18 +197,31 @@ async def interleave(clients: dict[str, Client], ready: Ready, *, rounds: int, c
     names = list(clients)
     for _ in range(rounds):
         current = found.new_round(names)
+        before = {name: meter.ms() for name, meter in (meters or {}).items()}
         for i in range(calls):
             for tool in TOOLS:
                 for name in names[i % len(names) :] + names[: i % len(names)]:
                     await _timed(clients[name], tool, ready.arguments(tool), current[name][tool])
+        per_call = len(TOOLS) * calls
+        found.cpu.append({name: (meter.ms() - before[name]) / per_call for name, meter in (meters or {}).items()})
     return found
 
 
 async def interleaved_stdio(ready: Ready, workdir: Path, *, rounds: int, calls: int) -> Rounds:
-    servers = {"argobox": ready.argobox_stdio(ready.config(workdir, "stdio")), "bare": ready.bare_stdio()}
+    config = ready.config(workdir, "stdio")
+    servers = {"argobox": ready.argobox_stdio(config), "bare": ready.bare_stdio()}
     async with AsyncExitStack() as stack:
         clients = {name: await stack.enter_async_context(Client(params)) for name, params in servers.items()}
-        return await interleave(clients, ready, rounds=rounds, calls=calls)
+        meters = {"argobox": CpuMeter(has(str(config))), "bare": CpuMeter(has("bare_reads.py", lacks="--http"))}
+        return await interleave(clients, ready, rounds=rounds, calls=calls, meters=meters)
+
+
+def http_meters(agent_count: int) -> dict[str, CpuMeter]:
+    """The CPU meters of the two servers of `http_servers(..., agent_count)`."""
+    return {
+        "argobox": CpuMeter(has(f"http{agent_count}.toml", "--http")),
+        "bare": CpuMeter(has("bare_reads.py", "--http")),
+    }
 
 
 @asynccontextmanager
@@ -225,7 +250,8 @@ async def interleaved_http(ready: Ready, workdir: Path, *, rounds: int, calls: i
         agents(argobox_url, [AGENT_TOKEN.format(0)], "auto") as (argobox,),
         agents(bare_url, [None], "auto") as (bare,),
     ):
-        return await interleave({"argobox": argobox, "bare": bare}, ready, rounds=rounds, calls=calls)
+        clients = {"argobox": argobox, "bare": bare}
+        return await interleave(clients, ready, rounds=rounds, calls=calls, meters=http_meters(1))
 
 
 @dataclass
@@ -234,6 +260,8 @@ class Flood:
     bare_rate: list[float] = field(default_factory=list)
     ratios: list[float] = field(default_factory=list)
     p99_added: list[float] = field(default_factory=list)
+    cpu: dict[str, list[float]] = field(default_factory=lambda: {"argobox": [], "bare": []})
+    """CPU milliseconds each server process used per call, by round."""
 
 
 async def _phase(clients: list[Client], ready: Ready, calls: int, latencies: list[float]) -> float:
@@ -260,13 +288,16 @@ async def concurrent_http(ready: Ready, workdir: Path, *, rounds: int, agents: i
         _agents(bare_url, [None] * agents) as bare,
     ):
         targets = {"argobox": argobox, "bare": bare}
+        meters = http_meters(agents)
         for clients in targets.values():
             await _phase(clients, ready, 5, [])
         for r in range(rounds):
             rate, p99 = {}, {}
             for name in ("argobox", "bare") if r % 2 == 0 else ("bare", "argobox"):
                 latencies: list[float] = []
+                before = meters[name].ms()
                 wall = await _phase(targets[name], ready, calls, latencies)
+                found.cpu[name].append((meters[name].ms() - before) / len(latencies))
                 rate[name], p99[name] = len(latencies) / wall, percentile(latencies, 0.99)
             found.argobox_rate.append(rate["argobox"])
             found.bare_rate.append(rate["bare"])
