@@ -66,6 +66,8 @@ class Marks:
         self.current = {}
 
     def gc(self, phase: str, info: dict[str, Any]) -> None:
+        if not self.calls:  # starting up and warming up: not serving yet
+            return
         if phase == "start":
             self._gc_start = time.perf_counter()
         else:
