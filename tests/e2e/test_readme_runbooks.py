@@ -33,9 +33,9 @@ name = "alice"
 """
 
 
-def snippet(name: str) -> str:
-    match = re.search(rf"<!-- {name} -->\s*```toml\n(.*?)```", README.read_text(), re.DOTALL)
-    assert match, f"the README lost its {name}"
+def snippet(name: str, source: Path = README) -> str:
+    match = re.search(rf"<!-- {name} -->\s*```toml\n(.*?)```", source.read_text(), re.DOTALL)
+    assert match, f"{source.name} lost its {name}"
     return match.group(1)
 
 

@@ -1,7 +1,8 @@
 """The container image, end to end, with no registry: a Debian 12 base made here with debootstrap, the image built
 from the Dockerfile on the private engine (scripts/container-image.sh), then run there with compose.yaml's settings
-and the first proof driven over HTTP into it with the official MCP client. The approval comes from `argobox approve`
-run inside the container (`docker exec`), and the engine itself reports the restart, once.
+and the first proof driven over HTTP into it with the official MCP client. compose.yaml's console service, a second
+container on the same store, shows the pending request to a signed-in operator. The approval comes from `argobox
+approve` run inside the daemon's container (`docker exec`), and the engine itself reports the restart, once.
 
 The engine runs without a bridge, so the container shares the host's network and the daemon listens on
 127.0.0.1 at a free port; everything else (volumes, read-only root, dropped capabilities, no-new-privileges, the
@@ -13,6 +14,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import secrets
 import shlex
 import socket
@@ -26,6 +28,7 @@ from typing import Any, cast
 import anyio
 import docker
 import docker.errors
+import httpx2
 import pytest
 import yaml  # pyright: ignore[reportMissingModuleSource, reportMissingTypeStubs]
 from docker.models.containers import Container
@@ -40,6 +43,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.container]
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE: dict[str, Any] = cast(dict[str, Any], yaml.safe_load((REPO / "compose.yaml").read_text()))
 SERVICE: dict[str, Any] = COMPOSE["services"]["argobox"]
+CONSOLE: dict[str, Any] = COMPOSE["services"]["console"]
 BUILD_TIMEOUT_S = 900
 TEST_TIMEOUT_S = 180
 CONFIG_TARGET = "/etc/argobox"
@@ -55,6 +59,10 @@ base_url = "unix:///var/run/docker.sock"
 
 [[operators]]
 name = "alice"
+
+[[operators]]
+name = "olga"
+token_sha256 = "{olga_digest}"
 
 [agents.openclaw]
 token_sha256 = "{digest}"
@@ -127,6 +135,32 @@ def compose_command(port: int) -> list[str]:
     return command
 
 
+def compose_console_command(port: int) -> list[str]:
+    """compose.yaml's console command, listening on 127.0.0.1:PORT (the host's network here)."""
+    command = [str(arg) for arg in CONSOLE["command"] if arg != "--allow-non-loopback"]
+    command[command.index("--listen") + 1] = f"127.0.0.1:{port}"
+    return command
+
+
+async def pending_page(base: str, operator: str, token: str) -> str:
+    """The console's Pending page as `operator` sees it once signed in (the console may still be starting)."""
+    async with httpx2.AsyncClient(timeout=10, follow_redirects=True) as http:
+        while True:  # bounded by the caller's deadline
+            try:
+                form = await http.get(f"{base}signin")
+                break
+            except httpx2.TransportError:
+                await anyio.sleep(0.2)
+        nonce = re.search(r'name="csrf" value="([^"]+)"', form.text)
+        assert nonce is not None, form.text
+        headers = {"Origin": base.rstrip("/"), "Sec-Fetch-Site": "same-origin"}
+        signed_in = await http.post(
+            f"{base}signin", data={"operator": operator, "token": token, "csrf": nonce[1]}, headers=headers
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        return (await http.get(base)).text
+
+
 def wait_healthy(
     client: docker.DockerClient, container: Container, since: float, timeout: float = 90
 ) -> dict[str, Any]:
@@ -191,6 +225,9 @@ def test_compose_publishes_on_loopback_and_the_image_runs_unprivileged(
     assert config["User"] == "argobox:argobox" and STORE_TARGET in config["Volumes"]
     assert config["Entrypoint"] == ["argobox"] and config["Cmd"] == SERVICE["command"]
     assert config["Healthcheck"]["Test"][0] == "CMD"
+    for key in ("volumes", "group_add", "env_file", "read_only", "cap_drop", "security_opt", "tmpfs"):
+        assert CONSOLE[key] == SERVICE[key], key  # the console runs as confined as the daemon, on the same store
+    assert all(str(p).startswith("127.0.0.1:") for p in CONSOLE["ports"]), CONSOLE["ports"]
 
 
 @pytest.mark.anyio
@@ -198,29 +235,37 @@ async def test_first_proof_over_http_into_the_container_approved_inside_it_runs_
     image: str, docker_client: docker.DockerClient, docker_base_url: str, docker_session_id: str,
     make_container: MakeContainer, store_volume: Volume, tmp_path: Path,
 ) -> None:  # fmt: skip
-    token = secrets.token_urlsafe(32)
+    token, olga_token = secrets.token_urlsafe(32), secrets.token_urlsafe(32)
+    digests = {"digest": hashlib.sha256(token.encode()).hexdigest()}
+    digests["olga_digest"] = hashlib.sha256(olga_token.encode()).hexdigest()
     config_dir = tmp_path / "config"
     config_dir.mkdir(mode=0o755)
     config_dir.chmod(0o755)  # the container's argobox user reads it through the bind mount
-    (config_dir / "argobox.toml").write_text(CONFIG.format(digest=hashlib.sha256(token.encode()).hexdigest()))
+    (config_dir / "argobox.toml").write_text(CONFIG.format(**digests))
     (config_dir / "argobox.toml").chmod(0o644)
     engine_socket = Path(docker_base_url.removeprefix("unix://"))
     (tmp_path / "docker-client").mkdir()
     docker_exec = Exec(docker_base_url, tmp_path / "docker-client")
     web = make_container("web")
-    port = free_port()
+    port, console_port = free_port(), free_port()
     started = time.time()
+    confined: dict[str, Any] = {
+        "network_mode": "host", "group_add": [str(engine_socket.stat().st_gid)],
+        "volumes": compose_volumes(config_dir, store_volume, engine_socket),
+        "read_only": SERVICE["read_only"], "tmpfs": dict.fromkeys(SERVICE["tmpfs"], ""),
+        "cap_drop": SERVICE["cap_drop"], "security_opt": SERVICE["security_opt"],
+        "labels": {TEST_LABEL: "1", SESSION_LABEL: docker_session_id},
+    }  # fmt: skip
     daemon: Container = docker_client.containers.run(
         image, compose_command(port), detach=True, name=f"argobox-daemon-{secrets.token_hex(4)}",
-        network_mode="host", group_add=[str(engine_socket.stat().st_gid)],
-        volumes=compose_volumes(config_dir, store_volume, engine_socket),
-        read_only=SERVICE["read_only"], tmpfs={path: "" for path in SERVICE["tmpfs"]},
-        cap_drop=SERVICE["cap_drop"], security_opt=SERVICE["security_opt"],
-        healthcheck={"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3},
-        labels={TEST_LABEL: "1", SESSION_LABEL: docker_session_id},
+        healthcheck={"interval": 500_000_000, "timeout": 5_000_000_000, "retries": 3}, **confined,
     )  # fmt: skip
     with anyio.fail_after(TEST_TIMEOUT_S):
         health = await anyio.to_thread.run_sync(wait_healthy, docker_client, daemon, started)
+        console: Container = docker_client.containers.run(  # after the daemon made the store
+            image, compose_console_command(console_port), detach=True, name=f"argobox-console-{secrets.token_hex(4)}",
+            **confined,
+        )  # fmt: skip
         before = web.attrs["State"]["StartedAt"]
         t0 = time.time()
         async with connect(f"http://127.0.0.1:{port}/mcp", token) as agent:
@@ -229,6 +274,7 @@ async def test_first_proof_over_http_into_the_container_approved_inside_it_runs_
             request_id = content(queued)["request_id"]
             web.reload()
             started_while_pending = web.attrs["State"]["StartedAt"]
+            shown = await pending_page(f"http://127.0.0.1:{console_port}/", "olga", olga_token)
             approved = await docker_exec(daemon, "argobox", "approve", request_id, "--as", "alice")
             again = await docker_exec(daemon, "argobox", "approve", request_id, "--as", "alice")
             status = await agent.call_tool("argobox_request_status", {"request_id": request_id})
@@ -238,6 +284,7 @@ async def test_first_proof_over_http_into_the_container_approved_inside_it_runs_
         verified = await docker_exec(daemon, "argobox", "audit", "verify")
         store_mode = await docker_exec(daemon, "stat", "-c", "%a %U", f"{STORE_TARGET}/argobox.db")
         whoami = await docker_exec(daemon, "id", "-u")
+        await anyio.to_thread.run_sync(lambda: console.stop(timeout=30))
         await anyio.to_thread.run_sync(lambda: daemon.stop(timeout=30))
         exit_status = await anyio.to_thread.run_sync(lambda: daemon.wait(timeout=60))
     logs = daemon.logs().decode(errors="replace")
@@ -247,6 +294,7 @@ async def test_first_proof_over_http_into_the_container_approved_inside_it_runs_
     assert web.name in [c["name"] for c in listed]
     assert content(queued)["status"] == "pending_approval"
     assert started_while_pending == before
+    assert str(request_id) in shown and str(web.name) in shown, shown[-3000:]
     assert approved[0] == 0 and "succeeded" in approved[1], approved
     assert again[0] != 0, again
     events = [(e["event"], e["actor"]) for e in json.loads(trail[1])]

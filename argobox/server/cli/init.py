@@ -52,6 +52,12 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     )
     init.add_argument("--agent", metavar="NAME", default="openclaw", help="the agent's name (default: openclaw)")
     init.add_argument("--operator", metavar="NAME", help="the operator's name (default: your user name)")
+    init.add_argument(
+        "--group",
+        metavar="GROUP",
+        help="let this group read the configuration (its folder 0750, the file 0640), e.g. argobox for the "
+        "service user of contrib/systemd (default: only you can read it)",
+    )
     init.set_defaults(run=_init)
 
 
@@ -65,6 +71,7 @@ def _init(args: argparse.Namespace, cli: Cli) -> int:
         raise CommandError(
             f"{path} exists; ArgoBox never overwrites a configuration (move it away first)", EXIT_REFUSED
         )
+    gid = _group_id(args.group) if args.group else None
     operator_token, agent_token = new_token(), new_token()
     starter = Starter(
         store=(data_dir / "argobox.db").resolve(),
@@ -87,11 +94,38 @@ def _init(args: argparse.Namespace, cli: Cli) -> int:
         raise CommandError(f"cannot write {path} or {data_dir}: {exc}", EXIT_USAGE) from None
     with os.fdopen(fd, "w", encoding="utf-8") as out:
         out.write(text)
-    cli.out(f"wrote {path} (mode 0600); the store will be {starter.store}")
+    mode = "0600"
+    if gid is not None:
+        _share(path, gid)
+        mode = f"0640, group {args.group}"
+    cli.out(f"wrote {path} (mode {mode}); the store will be {starter.store}")
     for line in anyio.run(_probe, starter):
         cli.out(line)
     _next_steps(cli, path, starter, operator_token, agent_token)
     return EXIT_OK
+
+
+def _group_id(name: str) -> int:
+    import grp
+
+    try:
+        return grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise CommandError(
+            f"no group {name[:64]!r} on this machine: create it first (contrib/systemd/argobox.sysusers.conf "
+            "makes the argobox user and group)",
+            EXIT_USAGE,
+        ) from None
+
+
+def _share(path: Path, gid: int) -> None:
+    """Let group `gid` read the configuration: the file 0640 and its folder 0750, both in that group."""
+    try:
+        for target, mode in ((path.parent, 0o750), (path, 0o640)):
+            os.chown(target, -1, gid, follow_symlinks=False)
+            target.chmod(mode)
+    except OSError as exc:
+        raise CommandError(f"wrote {path}, but could not give it to the group: {exc}", EXIT_USAGE) from None
 
 
 def _check_names(text: str, path: Path) -> None:

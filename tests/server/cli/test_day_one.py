@@ -3,6 +3,7 @@ engine, `argobox check` dry-runs a call. Each is the real command in its own pro
 
 from __future__ import annotations
 
+import grp
 import http.server
 import json
 import os
@@ -55,6 +56,23 @@ def test_init_then_doctor_is_green_on_a_real_engine(tmp_path: Path, docker_base_
     assert report["surface"]["agents"][0]["mutations_without_approval"] == []
 
 
+def test_init_with_a_group_lets_that_group_read_the_configuration_and_no_one_else(tmp_path: Path) -> None:
+    group = grp.getgrgid(os.getgroups()[0] if os.getgroups() else os.getgid())
+    made = argobox(
+        None, "init", "--dir", str(tmp_path / "etc"), "--data-dir", str(tmp_path / "data"), "--group", group.gr_name,
+        "--docker", "unix:///nonexistent.sock",
+    )  # fmt: skip
+    unknown = argobox(None, "init", "--dir", str(tmp_path / "etc2"), "--group", "no-such-group-x9")
+    config = tmp_path / "etc" / "argobox.toml"
+
+    assert made.returncode == 0, made.stderr
+    assert (stat.S_IMODE(config.stat().st_mode), config.stat().st_gid) == (0o640, group.gr_gid)
+    assert (stat.S_IMODE(config.parent.stat().st_mode), config.parent.stat().st_gid) == (0o750, group.gr_gid)
+    assert f"group {group.gr_name}" in made.stdout
+    assert unknown.returncode == 2 and "no group 'no-such-group-x9'" in unknown.stderr
+    assert not (tmp_path / "etc2").exists()
+
+
 def test_doctor_names_each_error_and_what_to_do(write_config: WriteConfig, tmp_path: Path) -> None:
     no_operators = write_config(docker=f'base_url = "unix://{tmp_path}/missing.sock"')
     no_operators.write_text(
@@ -82,7 +100,7 @@ def receiver() -> Iterator[tuple[str, list[bytes]]]:
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's signature
+        def log_message(self, format: str, *args: object) -> None:
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
