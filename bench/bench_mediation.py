@@ -1,7 +1,7 @@
 """What ArgoBox adds to a read call, against a bare `MCPServer` doing the same backend work, on real backends.
 
     python bench/bench_mediation.py [--rounds 5] [--calls 100] [--agents 8] [--agent-calls 40] [--cold 8]
-                                    [--history 1000000] [--only stdio,http,flood,cold,history] [--quick]
+                                    [--history 1000000] [--only stdio,http,flood,cold,own,history] [--quick]
 
 Needs a Docker engine (--docker, or ARGOBOX_TEST_DOCKER_HOST) and a Home Assistant (--ha and --ha-token-file, or
 ARGOBOX_TEST_HA_URL and ARGOBOX_TEST_HA_TOKEN_FILE); `make bench` starts the private ones of the tests. The servers
@@ -30,6 +30,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 sys.path.insert(0, str(HERE.parent))
 
+from mediation_cpu import own_work  # noqa: E402
 from mediation_history import history  # noqa: E402
 from mediation_runs import Backends, Rounds, cold_start, concurrent_http, interleaved_http, interleaved_stdio  # noqa: E402
 
@@ -79,7 +80,7 @@ def cpu_line(title: str, argobox: list[float], bare: list[float]) -> str:
 
 async def run(args: argparse.Namespace) -> None:
     backends = Backends.from_args(args)
-    only = set(args.only.split(",")) if args.only else {"stdio", "http", "flood", "cold", "history"}
+    only = set(args.only.split(",")) if args.only else {"own", "stdio", "http", "flood", "cold", "history"}
     print(f"cpus: {os.cpu_count()}; load average {os.getloadavg()[0]:.2f}; rounds {args.rounds}")
     print(f"Docker engine {backends.docker_url}; Home Assistant {backends.ha_url}\n")
     table = [
@@ -122,6 +123,15 @@ async def run(args: argparse.Namespace) -> None:
                     f"{spread(cold.argobox, '{:.0f}')} ms, bare {spread(cold.bare, '{:.0f}')} ms, ratio "
                     f"{spread(cold.ratios)}x (goal <= 1.2x: {verdict(ok)})"
                 )
+        if "own" in only:
+            own = await own_work()
+            lines.append(
+                "ArgoBox's own work per read, in one process with backends that answer at once (CPU time): "
+                + "; ".join(
+                    f"{tool} {figures.answer_ms:.2f} ms to the answer, {figures.whole_ms:.2f} ms with the outcome"
+                    for tool, figures in own.items()
+                )
+            )
         if "history" in only:
             found = await history(backends, workdir, events=args.history, rounds=args.rounds, calls=args.calls)
             flat = statistics.median(found.p50_change)
@@ -157,7 +167,7 @@ def main() -> None:
     parser.add_argument("--agent-calls", type=int, default=60, help="calls of each agent a round, 8 agents at once")
     parser.add_argument("--cold", type=int, default=8, help="cold starts of each server")
     parser.add_argument("--history", type=int, default=1_000_000, help="audit events in the long store")
-    parser.add_argument("--only", help="comma-separated: stdio,http,flood,cold,history")
+    parser.add_argument("--only", help="comma-separated: stdio,http,flood,cold,own,history")
     parser.add_argument("--quick", action="store_true", help="3 rounds of 40 calls, 4 cold starts, 200,000 events")
     parser.add_argument("--docker", default=os.environ.get("ARGOBOX_TEST_DOCKER_HOST"))
     parser.add_argument("--ha", default=os.environ.get("ARGOBOX_TEST_HA_URL"))
