@@ -125,13 +125,12 @@ async def run(args: argparse.Namespace) -> None:
                 )
         if "own" in only:
             own = await own_work()
-            lines.append(
-                "ArgoBox's own work per read, in one process with backends that answer at once (CPU time): "
-                + "; ".join(
-                    f"{tool} {figures.answer_ms:.2f} ms to the answer, {figures.whole_ms:.2f} ms with the outcome"
-                    for tool, figures in own.items()
-                )
-            )
+            lines.append("ArgoBox's own work per read, in one process with backends that answer at once:")
+            lines += [
+                f"  {tool}: the answer in {f.answer_p50_ms:.2f} ms (p99 {f.answer_p99_ms:.2f} ms), "
+                f"{f.answer_cpu_ms:.2f} ms of CPU; {f.whole_cpu_ms:.2f} ms of CPU with the outcome's write"
+                for tool, f in own.items()
+            ]
         if "history" in only:
             found = await history(backends, workdir, events=args.history, rounds=args.rounds, calls=args.calls)
             flat = statistics.median(found.p50_change)
