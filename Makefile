@@ -4,12 +4,12 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: demo test install bench figures clean
+.PHONY: demo test lint install bench figures clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade --quiet pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $@
 
 install: $(VENV)/.installed
@@ -19,6 +19,10 @@ demo: install
 
 test: install
 	bash scripts/test.sh
+
+# ruff, the format check, pyright and the size budget (make test runs them first).
+lint: install
+	bash scripts/lint.sh
 
 # What ArgoBox adds to a read call, against a bare MCP server, on the real backends (BENCH_ARGS=--quick: 1-2 minutes).
 bench: install

@@ -54,7 +54,7 @@ def build(docker_url: str, ha_url: str | None) -> MCPServer[Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--docker", required=True)
     parser.add_argument("--ha")
     parser.add_argument("--http", type=int, metavar="PORT")

@@ -6,8 +6,8 @@ policy, no queue and no audit.
 `lowlevel` is the SDK tier ArgoBox itself is built on, so it isolates ArgoBox's own cost; `mcpserver` is the
 high-level `MCPServer` most servers are written with; `recorded` is `lowlevel` plus the least any gate that records
 a call before acting on it must pay: one row committed to SQLite (WAL, synchronous=NORMAL, through aiosqlite, as
-ArgoBox's store) before the adapter call. It shows how much of ArgoBox's cost is that floor. Stdio by default; with `--http PORT`, streamable HTTP at
-http://127.0.0.1:PORT/mcp with the SDK's defaults.
+ArgoBox's store) before the adapter call. It shows how much of ArgoBox's cost is that floor. Stdio by default; with
+`--http PORT`, streamable HTTP at http://127.0.0.1:PORT/mcp with the SDK's defaults.
 """
 
 from __future__ import annotations

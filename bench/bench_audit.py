@@ -165,7 +165,7 @@ def generate(path: Path, count: int, batch: int = 20_000) -> None:
     db.execute("PRAGMA synchronous = OFF")
     prev, at = GENESIS, 1_800_000_000.0
     for first in range(1, count + 1, batch):
-        rows = []
+        rows: list[tuple[object, ...]] = []
         for seq in range(first, min(first + batch, count + 1)):
             at += 0.001
             event, actor = names[seq % 3]
@@ -213,7 +213,7 @@ def verify_time(workdir: Path, count: int) -> tuple[float, float, str]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--events", type=int, default=3000, help="events per throughput run")
     parser.add_argument("--verify-events", type=int, default=1_000_000)
     parser.add_argument("--processes", type=int, default=4)

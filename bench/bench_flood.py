@@ -60,7 +60,7 @@ async def flood_stdio(config: Path, calls: int) -> dict[str, int]:
     async with Client(params) as client:
         for i in range(calls):
             result = await client.call_tool("docker_restart_container", {"container": TARGETS[i % 3]})
-            status = (result.structured_content or {}).get("status", "?")
+            status = str(result.structured_content.get("status", "?")) if result.structured_content else "?"
             statuses[status] = statuses.get(status, 0) + 1
     return statuses
 
@@ -77,7 +77,7 @@ def sizes(db: Path) -> dict[str, int]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--calls", type=int, default=10_000)
     parser.add_argument("--stdio", action="store_true", help="drive a real `argobox serve` over MCP stdio")
     parser.add_argument("--trace-memory", action="store_true", help="peak Python allocations (slows every call)")

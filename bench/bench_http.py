@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
 
@@ -44,11 +44,11 @@ def config_text(docker_line: str, agents: int) -> str:
         f'[storage]\npath = "bench.db"\n[docker]\n{docker_line}\n[[operators]]\nname = "alice"\n',
         "[limits]\nrequests_per_minute = 1000000\n",
     ]
-    for i in range(agents):
-        parts.append(
-            f'[agents.bench{i}]\ntoken_sha256 = "{hashlib.sha256(token(i).encode()).hexdigest()}"\n'
-            f'[[agents.bench{i}.rules]]\ntools = ["docker_inspect_container"]\neffect = "allow"\n'
-        )
+    parts.extend(
+        f'[agents.bench{i}]\ntoken_sha256 = "{hashlib.sha256(token(i).encode()).hexdigest()}"\n'
+        f'[[agents.bench{i}.rules]]\ntools = ["docker_inspect_container"]\neffect = "allow"\n'
+        for i in range(agents)
+    )
     return "\n".join(parts)
 
 
@@ -68,36 +68,40 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def process(args: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> AsyncIterator[str]:
+async def process(args: list[str], log: Path, ready: str, env: dict[str, str] | None = None) -> AsyncGenerator[str]:
     """Start a server; yield the first match group of `ready` in its output; stop it with SIGTERM."""
     with log.open("wb") as out:
-        proc = subprocess.Popen(
+        proc = await anyio.open_process(
             args, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})}
         )
-    try:
-        with anyio.fail_after(30):
-            while not (match := re.search(ready, log.read_text(errors="replace"))):
-                if proc.poll() is not None:
-                    sys.exit(f"{args[0]} exited:\n{log.read_text(errors='replace')}")
-                await anyio.sleep(0.05)
-        yield match[1]
-    finally:
-        proc.send_signal(signal.SIGTERM)
+    output = anyio.Path(log)
+    async with proc:
         try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+            with anyio.fail_after(30):
+                # The server writes its log from another process: read it again until `ready` shows.
+                while not (match := re.search(ready, await output.read_text(errors="replace"))):
+                    if proc.returncode is not None:
+                        sys.exit(f"{args[0]} exited:\n{await output.read_text(errors='replace')}")
+                    await anyio.sleep(0.05)
+            yield match[1]
+        finally:
+            with anyio.CancelScope(shield=True):
+                proc.send_signal(signal.SIGTERM)
+                with anyio.move_on_after(30) as waited:
+                    await proc.wait()
+                if waited.cancelled_caught:
+                    proc.kill()
+                    await proc.wait()
 
 
 @asynccontextmanager
-async def agents(url: str, tokens: list[str | None], mode: str) -> AsyncIterator[list[Client]]:
+async def agents(url: str, tokens: list[str | None], mode: str) -> AsyncGenerator[list[Client]]:
     async with AsyncExitStack() as stack:
         clients: list[Client] = []
         for tok in tokens:
             headers = {"Authorization": f"Bearer {tok}"} if tok else {}
             http = await stack.enter_async_context(httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30)))
-            client = await stack.enter_async_context(Client(streamable_http_client(url, http_client=http), mode=mode))  # type: ignore[arg-type]
+            client = await stack.enter_async_context(Client(streamable_http_client(url, http_client=http), mode=mode))
             await client.list_tools()  # as agents do; it also primes the client's output-schema check
             clients.append(client)
         yield clients
@@ -146,7 +150,7 @@ async def measure(
             tokens: list[str | None] = [token(i) for i in range(args.agents)]
             async with agents(argobox_url, tokens, mode) as ab, agents(bare_url, [None] * args.agents, mode) as bb:
                 targets = {"argobox": ab, "bare": bb}
-                for name, clients in targets.items():  # warm up both paths
+                for clients in targets.values():  # warm up both paths
                     await run_phase(clients, WARMUP_CALLS, container, [])
                 latencies: dict[str, list[float]] = {"argobox": [], "bare": []}
                 walls: dict[str, float] = {"argobox": 0.0, "bare": 0.0}
@@ -176,7 +180,7 @@ def report(mode: str, args: argparse.Namespace, latencies: dict[str, list[float]
 
 
 @asynccontextmanager
-async def bench_container(base_url: str, name: str | None) -> AsyncIterator[str]:
+async def bench_container(base_url: str, name: str | None) -> AsyncGenerator[str]:
     """`name` if given; else a throw-away idle container of the test image (removed afterwards), else any one."""
     if name:
         yield name
@@ -189,18 +193,19 @@ async def bench_container(base_url: str, name: str | None) -> AsyncIterator[str]
     client = docker.DockerClient(base_url=base_url)
     created = None
     try:
+        wanted = f"argobox-bench-{secrets.token_hex(4)}"
         try:
             created = client.containers.run(
                 "argobox-test/busybox:latest",
                 ["sh", "-c", 'trap "exit 0" TERM; while :; do sleep 1; done'],
-                name=f"argobox-bench-{secrets.token_hex(4)}",
+                name=wanted,
                 network_mode="none",
                 detach=True,
                 labels={"argobox.test": "1"},
             )
-            yield created.name
+            yield wanted
         except docker.errors.ImageNotFound:
-            found = [c.name for c in client.containers.list(all=True)]
+            found = [c.name for c in client.containers.list(all=True) if c.name]
             if not found:
                 sys.exit("the Docker engine has no container to inspect; pass --container or create one")
             yield found[0]
@@ -211,7 +216,7 @@ async def bench_container(base_url: str, name: str | None) -> AsyncIterator[str]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--agents", type=int, default=8)
     parser.add_argument("--calls", type=int, default=100, help="calls per agent per round")
     parser.add_argument("--rounds", type=int, default=3)

@@ -56,7 +56,7 @@ def verdict(ok: bool) -> str:
 
 
 def latency_rows(title: str, rounds: Rounds, cpu_lines: list[str]) -> list[str]:
-    rows = []
+    rows: list[str] = []
     for tool in rounds.tools():
         p50, p99 = rounds.added(tool, 0.5), rounds.added(tool, 0.99)
         bare = rounds.percentile("bare", tool, 0.5)

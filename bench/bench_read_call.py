@@ -5,7 +5,8 @@ noise hits all alike. Prints p50/p99 for each, the ratio of means and the added 
 `recorded` floor (see bare_server.py), commits one SQLite row before the same adapter call: the least any gate pays
 to record a call before acting on it, so the part of ArgoBox's cost above the floor is its own.
 
-    python bench/bench_read_call.py [--calls 500] [--docker unix:///path/docker.sock] [--baseline lowlevel|mcpserver] [--no-floor]
+    python bench/bench_read_call.py [--calls 500] [--docker unix:///path/docker.sock]
+                                    [--baseline lowlevel|mcpserver] [--no-floor]
 
 Without --docker (or ARGOBOX_TEST_DOCKER_HOST) it uses the simulated lab. Target: ratio <= 1.15, p99 added <= 5 ms.
 """
@@ -87,7 +88,7 @@ def report(timings: dict[str, list[float]]) -> None:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--calls", type=int, default=500)
     parser.add_argument("--docker", default=os.environ.get("ARGOBOX_TEST_DOCKER_HOST"))
     parser.add_argument("--container", default=None, help="container to inspect (default: one from the backend)")

@@ -17,6 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from mcp import Client
 from mediation_runs import ARGOBOX, Backends, interleave
@@ -52,14 +53,14 @@ class History:
     events: int
     requests: int
     build_seconds: float
-    p50_change: list[float] = field(default_factory=list)
-    cli: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict)
+    p50_change: list[float] = field(default_factory=list[float])
+    cli: dict[str, tuple[list[float], list[float]]] = field(default_factory=dict[str, tuple[list[float], list[float]]])
 
 
-def _request_row(n: int, at: float) -> tuple[object, ...]:
+def _request_row(n: int, at: float) -> tuple[Any, ...]:
     tool = ("docker_list_containers", "ha_get_state")[n % 2]
     arguments = {"all": True} if n % 2 == 0 else {"entity_id": "light.kitchen"}
-    result = {"containers": []} if n % 2 == 0 else {"entity_id": "light.kitchen", "state": "off"}
+    result: dict[str, object] = {"containers": []} if n % 2 == 0 else {"entity_id": "light.kitchen", "state": "off"}
     return (
         f"hist{n:016d}",
         "bench",
@@ -106,15 +107,17 @@ async def build(path: Path, events: int, batch: int = 5_000) -> tuple[int, str]:
     end = time.time() - 7200
     start = end - 30 * 86400
     for first in range(0, requests, batch):
-        request_rows, audit_rows = [], []
+        request_rows: list[tuple[Any, ...]] = []
+        audit_rows: list[tuple[Any, ...]] = []
         for n in range(first, min(first + batch, requests)):
             at = start + (end - start) * n / requests
             row = _request_row(n, at)
             request_rows.append(row)
+            request_id, tool = str(row[0]), str(row[2])
             for event, actor, detail in _events(n, at, str(row[3])):
                 seq += 1
-                digest = event_hash(seq, at, row[0], event, actor, "bench", row[2], detail, prev)
-                audit_rows.append((seq, at, row[0], event, actor, "bench", row[2], detail, prev, digest))
+                digest = event_hash(seq, at, request_id, event, actor, "bench", tool, detail, prev)
+                audit_rows.append((seq, at, request_id, event, actor, "bench", tool, detail, prev, digest))
                 prev = digest
         db.execute("BEGIN")
         db.executemany(f"INSERT INTO requests VALUES ({', '.join('?' * 20)})", request_rows)  # noqa: S608 - no input
@@ -161,7 +164,7 @@ def _cli_times(
     )
     out: dict[str, tuple[list[float], list[float]]] = {}
     for name, argv in COMMANDS.items():
-        walls = []
+        walls: list[float] = []
         for _ in range(runs):
             start = time.perf_counter()
             subprocess.run(

@@ -10,7 +10,7 @@ import statistics
 import sys
 import time
 import urllib.request
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, Generator
 from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,7 +82,7 @@ class Backends:
         return cls(args.docker, args.ha.rstrip("/"), Path(args.ha_token_file).read_text().strip())
 
     @asynccontextmanager
-    async def ready(self) -> AsyncIterator[Ready]:
+    async def ready(self) -> AsyncGenerator[Ready]:
         async with bench_container(self.docker_url, None) as container:
             with bench_entity(self.ha_url, self.ha_token) as entity:
                 yield Ready(self.docker_url, self.ha_url, self.ha_token, container, entity)
@@ -126,7 +126,7 @@ def weather_attributes() -> dict[str, object]:
 
 
 @contextmanager
-def bench_entity(url: str, token: str) -> Iterator[str]:
+def bench_entity(url: str, token: str) -> Generator[str]:
     """Set the benchmark's entity in Home Assistant (through its REST API), and remove it afterwards."""
     headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
     body = json.dumps({"state": "cloudy", "attributes": weather_attributes()}).encode()
@@ -149,8 +149,8 @@ def percentile(values: list[float], q: float) -> float:
 class Rounds:
     """Latencies (ms) by round, server and tool."""
 
-    data: list[dict[str, dict[str, list[float]]]] = field(default_factory=list)
-    cpu: list[dict[str, float]] = field(default_factory=list)
+    data: list[dict[str, dict[str, list[float]]]] = field(default_factory=list[dict[str, dict[str, list[float]]]])
+    cpu: list[dict[str, float]] = field(default_factory=list[dict[str, float]])
     """CPU milliseconds each server process used per call, by round (both reads together)."""
 
     def new_round(self, servers: list[str]) -> dict[str, dict[str, list[float]]]:
@@ -225,7 +225,7 @@ def http_meters(agent_count: int) -> dict[str, CpuMeter]:
 
 
 @asynccontextmanager
-async def http_servers(ready: Ready, workdir: Path, agent_count: int) -> AsyncIterator[tuple[str, str]]:
+async def http_servers(ready: Ready, workdir: Path, agent_count: int) -> AsyncGenerator[tuple[str, str]]:
     """The ArgoBox daemon and the bare server over streamable HTTP; yields their URLs."""
     config = ready.config(workdir, f"http{agent_count}", agents=agent_count)
     port = free_port()
@@ -256,10 +256,10 @@ async def interleaved_http(ready: Ready, workdir: Path, *, rounds: int, calls: i
 
 @dataclass
 class Flood:
-    argobox_rate: list[float] = field(default_factory=list)
-    bare_rate: list[float] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)
-    p99_added: list[float] = field(default_factory=list)
+    argobox_rate: list[float] = field(default_factory=list[float])
+    bare_rate: list[float] = field(default_factory=list[float])
+    ratios: list[float] = field(default_factory=list[float])
+    p99_added: list[float] = field(default_factory=list[float])
     cpu: dict[str, list[float]] = field(default_factory=lambda: {"argobox": [], "bare": []})
     """CPU milliseconds each server process used per call, by round."""
 
@@ -292,7 +292,8 @@ async def concurrent_http(ready: Ready, workdir: Path, *, rounds: int, agents: i
         for clients in targets.values():
             await _phase(clients, ready, 5, [])
         for r in range(rounds):
-            rate, p99 = {}, {}
+            rate: dict[str, float] = {}
+            p99: dict[str, float] = {}
             for name in ("argobox", "bare") if r % 2 == 0 else ("bare", "argobox"):
                 latencies: list[float] = []
                 before = meters[name].ms()
@@ -312,9 +313,9 @@ def _agents(url: str, tokens: list[str | None]) -> Any:
 
 @dataclass
 class Cold:
-    argobox: list[float] = field(default_factory=list)
-    bare: list[float] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)
+    argobox: list[float] = field(default_factory=list[float])
+    bare: list[float] = field(default_factory=list[float])
+    ratios: list[float] = field(default_factory=list[float])
 
 
 async def _first_listing(params: StdioServerParameters) -> float:

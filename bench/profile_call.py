@@ -96,8 +96,8 @@ def install(marks: Marks) -> None:
             marks.mark("line")
         return line
 
-    pipes.LineReader.readline = readline  # type: ignore[method-assign]
-    stdio.LineReader = pipes.LineReader  # type: ignore[misc]
+    pipes.LineReader.readline = readline
+    stdio.LineReader = pipes.LineReader
 
     original_call = agent_calls.call_tool
 
@@ -107,7 +107,7 @@ def install(marks: Marks) -> None:
         marks.mark("outcome")
         return outcome
 
-    agent_calls.call_tool = call_tool  # type: ignore[assignment]
+    agent_calls.call_tool = call_tool
 
     original_admit = Store.admit
 
@@ -116,7 +116,7 @@ def install(marks: Marks) -> None:
         marks.mark("admitted")
         return admission
 
-    Store.admit = admit  # type: ignore[method-assign]
+    Store.admit = admit
 
     import anyio.to_thread
 
@@ -128,7 +128,7 @@ def install(marks: Marks) -> None:
             marks.mark("backend")
         return result
 
-    anyio.to_thread.run_sync = run_sync  # type: ignore[assignment]
+    anyio.to_thread.run_sync = run_sync
 
     original_flush = pipes.Writer.flush
 
@@ -137,7 +137,7 @@ def install(marks: Marks) -> None:
         if "outcome" in marks.current:
             marks.mark("written")
 
-    pipes.Writer.flush = flush  # type: ignore[method-assign]
+    pipes.Writer.flush = flush
 
     original_write = connection.Connection._write_behind  # pyright: ignore[reportPrivateUsage]
 
@@ -145,7 +145,7 @@ def install(marks: Marks) -> None:
         await original_write(self, behind)
         marks.mark("recorded")
 
-    connection.Connection._write_behind = write_behind  # type: ignore[method-assign]
+    connection.Connection._write_behind = write_behind  # pyright: ignore[reportPrivateUsage]
 
 
 def serve(argv: list[str]) -> int:

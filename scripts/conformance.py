@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -79,8 +79,8 @@ NOT_APPLICABLE_CHECKS: dict[str, str] = {
     "sep-2549-resources-list-caching-hints": "ArgoBox serves no resources (resources/list is Method not found)",
     "sep-2549-resources-templates-list-caching-hints": "ArgoBox serves no resources",
     "sep-2549-resources-read-caching-hints": "ArgoBox serves no resources",
-    "sep-2575-server-sends-tools-list-changed-on-subscription": "the suite changes the tool list by calling its fixture tool test_trigger_tool_change; ArgoBox's list "
-    "changes with the grant (tested in tests/e2e/test_http.py)",
+    "sep-2575-server-sends-tools-list-changed-on-subscription": "the suite changes the tool list by calling its "
+    "fixture tool test_trigger_tool_change; ArgoBox's list changes with the grant (tested in tests/e2e/test_http.py)",
 }
 DOES_NOT_APPLY: dict[str, str] = {
     "logging-set-level": "ArgoBox serves no logging capability (and logging is deprecated at 2026-07-28)",
@@ -189,51 +189,58 @@ def header_proxy(upstream: str, token: str) -> Any:
 
 
 @asynccontextmanager
-async def daemon(workdir: Path) -> AsyncIterator[str]:
+async def daemon(workdir: Path) -> AsyncGenerator[str]:
     config = workdir / "argobox.toml"
     config.write_text(CONFIG)
     argobox = Path(sys.executable).parent / "argobox"
-    log = (workdir / "daemon.log").open("wb")
-    process = subprocess.Popen(
-        [str(argobox), "--config", str(config), "serve", "--http", "127.0.0.1:0"],
-        stdout=subprocess.DEVNULL,
-        stderr=log,
-        stdin=subprocess.DEVNULL,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            match = re.search(r"at (http://\S+/mcp)", (workdir / "daemon.log").read_text())
-            if match:
-                break
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("the daemon did not start:\n" + (workdir / "daemon.log").read_text())
-            await anyio.sleep(0.05)
-        yield match[1]
-    finally:
-        process.send_signal(signal.SIGTERM)
+    log = anyio.Path(workdir / "daemon.log")
+    with (workdir / "daemon.log").open("wb") as err:
+        process = await anyio.open_process(
+            [str(argobox), "--config", str(config), "serve", "--http", "127.0.0.1:0"],
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            stdin=subprocess.DEVNULL,
+        )
+    async with process:
         try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.close()
+            deadline = time.monotonic() + 30
+            # The daemon writes its log from another process: read it again until it says where it serves.
+            while not (match := re.search(r"at (http://\S+/mcp)", await log.read_text())):
+                if process.returncode is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the daemon did not start:\n" + await log.read_text())
+                await anyio.sleep(0.05)
+            yield match[1]
+        finally:
+            with anyio.CancelScope(shield=True):
+                process.send_signal(signal.SIGTERM)
+                with anyio.move_on_after(30) as waited:
+                    await process.wait()
+                if waited.cancelled_caught:
+                    process.kill()
+                    await process.wait()
 
 
 @asynccontextmanager
-async def proxy(upstream_url: str) -> AsyncIterator[str]:
+async def proxy(upstream_url: str) -> AsyncGenerator[str]:
     import uvicorn
 
     upstream = upstream_url.removesuffix("/mcp")
     port = free_port()
-    server = uvicorn.Server(
+    started = anyio.Event()
+
+    class Server(uvicorn.Server):
+        async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+            await super().startup(sockets=sockets)
+            if self.started:
+                started.set()
+
+    server = Server(
         uvicorn.Config(header_proxy(upstream, TOKEN), host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )
     async with anyio.create_task_group() as tg:
         tg.start_soon(server.serve)
         with anyio.fail_after(10):
-            while not server.started:
-                await anyio.sleep(0.02)
+            await started.wait()
         try:
             yield f"http://127.0.0.1:{port}/mcp"
         finally:
@@ -277,11 +284,12 @@ def parse_checks(out: Path, output: str) -> dict[str, Any]:
         status = str(check.get("status", "")).upper()
         ident = str(check.get("id") or check.get("name"))
         message = str(check.get("errorMessage") or "")[:300]
+        details: dict[str, Any] = check.get("details") or {}
         if status == "SUCCESS":
             result["passed"].append(ident)
         elif ident in NOT_APPLICABLE_CHECKS:
             result["not_applicable"].append(f"{ident}: {NOT_APPLICABLE_CHECKS[ident]}")
-        elif (check.get("details") or {}).get("untestable") or message.startswith("Not testable"):
+        elif details.get("untestable") or message.startswith("Not testable"):
             result["not_applicable"].append(f"{ident}: {message}")
         elif status == "WARNING":
             result["warnings"].append(f"{ident}: {message}")
@@ -375,16 +383,16 @@ async def main_async(args: argparse.Namespace) -> int:
         for failure in r["failed"]:
             print(f"    - {failure}")
     if args.json:
-        Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True))
+        await anyio.Path(args.json).write_text(json.dumps(results, indent=2, sort_keys=True))
     if args.markdown:
-        Path(args.markdown).write_text(markdown(results))
+        await anyio.Path(args.markdown).write_text(markdown(results))
     applicable = [r for n, r in results.items() if n in APPLIES]
     print(f"applicable scenarios: {sum(ok(r) for r in applicable)} passed, {sum(not ok(r) for r in applicable)} failed")
     return 0 if all(ok(r) for r in applicable) else 1
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description=(__doc__ or "").partition("\n")[0])
     parser.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     parser.add_argument("--all", action="store_true", help="also run the scenarios that do not apply, for the record")
     parser.add_argument("--json", help="write the results here")

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Run the whole test suite against real backends: a private Docker engine, an offline Home Assistant and a private sshd.
 # Starts the backends that are not already running, and stops (only) those it started. Extra arguments go to pytest.
+# The whole suite (no arguments) starts with the static checks of scripts/lint.sh and stops there on a finding;
+# chosen tests (arguments given) skip them unless ARGOBOX_LINT=1.
 set -euo pipefail
 
 REPO="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
 cd "$REPO"
 PY="${ARGOBOX_VENV:-$REPO/.venv}/bin/python"
+
+if [ "$#" -eq 0 ] || [ "${ARGOBOX_LINT:-0}" = 1 ]; then
+    bash scripts/lint.sh
+fi
 
 started=()
 cleanup() {

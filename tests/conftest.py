@@ -125,3 +125,10 @@ class ListChangedInbox:
         if isinstance(message, types.ToolListChangedNotification):
             self.changed += 1
             self.event.set()
+
+
+def first_text(result: types.CallToolResult) -> str:
+    """The text of a tool result's first content block (ArgoBox answers every call with a text block first)."""
+    block = result.content[0]
+    assert isinstance(block, types.TextContent), block
+    return block.text

@@ -12,12 +12,13 @@ from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import docker
 import httpx2
 
+from tests.fixtures_docker import recorded_events
 from tests.http_daemon import ARGOBOX, OPENCLAW_TOKEN, sha
 
 START_TIMEOUT_S = 30
@@ -181,16 +182,8 @@ def csrf_of(html: str) -> str:
 
 def engine_events(client: docker.DockerClient, container_id: str, since: float, action: str) -> list[dict[str, Any]]:
     """What the Docker engine itself recorded for the container since `since` (bounded: `until` is now)."""
-    stream: Any = client.events(  # pyright: ignore[reportUnknownMemberType]
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        decode=True,
-        filters={"container": container_id, "event": action},
-    )
-    try:
-        return [e for e in cast(list[dict[str, Any]], list(stream)) if e.get("Action") == action]
-    finally:
-        stream.close()  # its HTTP connection to the engine
+    events = recorded_events(client, container_id, since=int(since) - 1, until=int(time.time()) + 1, event=action)
+    return [e for e in events if e.get("Action") == action]
 
 
 def run_argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -93,7 +93,7 @@ def install(point: str) -> None:
                 crash(point, notification=notification.id)
             await settle(self, notification, **kwargs)
 
-        Store.settle_notification = settle_or_crash  # type: ignore[method-assign]
+        Store.settle_notification = settle_or_crash
     elif point == "checkpoint":
         replace = os.replace
 
@@ -128,7 +128,7 @@ def install(point: str) -> None:
                 crash(point, waiting=waiting)
             answered(self)
 
-        connection.Connection.answered = crash_before_writing  # type: ignore[method-assign]
+        connection.Connection.answered = crash_before_writing
     else:
         raise SystemExit(f"crash_launcher: unknown ARGOBOX_CRASH_AT {point!r}; expected one of {', '.join(POINTS)}")
 

@@ -12,7 +12,7 @@ import secrets
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import docker
 import docker.errors
@@ -28,10 +28,38 @@ STALE_AFTER_S = 3600
 """Test containers of other sessions older than this are leftovers of crashed runs and get removed."""
 
 Container = docker.models.containers.Container
-MakeContainer = Callable[..., Container]
 
 
-def _no_engine(reason: str) -> None:
+class MadeContainer(Container):
+    """A container as `make_container` returns it: created with a name, so its name and id are known. For the type
+    checker only (the SDK's stubs leave both optional); the object itself is the SDK's `Container`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def id(self) -> str: ...
+
+    @property
+    def labels(self) -> dict[str, str]: ...
+
+
+MakeContainer = Callable[..., MadeContainer]
+
+
+def recorded_events(
+    client: docker.DockerClient, container_id: str | None, *, since: float, until: float, event: str | None = None
+) -> list[dict[str, Any]]:
+    """The events the engine itself recorded for a container (of kind `event`, if given) between `since` and
+    `until`: a bounded read, and the stream (an HTTP connection to the engine) is closed after it."""
+    filters: dict[str, Any] = {"container": container_id} | ({"event": event} if event else {})
+    # The stub leaves *args and **kwargs of events() untyped.
+    stream = client.events(since=since, until=until, decode=True, filters=filters)  # pyright: ignore[reportUnknownMemberType]
+    with contextlib.closing(stream):
+        return list(stream)
+
+
+def _no_engine(reason: str) -> NoReturn:
     message = f"no Docker engine: run scripts/docker-engine.sh start ({reason})"
     if os.environ.get("CI") == "true":
         pytest.fail(message, pytrace=False)
@@ -54,10 +82,10 @@ def docker_base_url() -> str:
     try:
         client = docker.DockerClient(base_url=url, timeout=10)
         try:
-            client.ping()
+            client.api.ping()
         finally:
             client.close()
-    except Exception as exc:  # any failure to reach the engine means "no engine"
+    except (docker.errors.DockerException, OSError) as exc:  # an engine that does not answer is no engine
         _no_engine(f"{url} did not answer: {type(exc).__name__}")
     return url
 
@@ -69,7 +97,8 @@ def _remove(client: docker.DockerClient, container_ids: list[str]) -> None:
 
 
 def _labelled(client: docker.DockerClient, label: str, *, created_before: float | None = None) -> list[str]:
-    rows = client.api.containers(all=True, filters={"label": label})
+    # The stub leaves the type of the engine's answer open: a list of JSON objects.
+    rows = cast("list[dict[str, Any]]", client.api.containers(all=True, filters={"label": label}))  # pyright: ignore[reportUnknownMemberType]
     return [r["Id"] for r in rows if created_before is None or r["Created"] < created_before]
 
 
@@ -100,20 +129,21 @@ def docker_client(docker_base_url: str, docker_session_id: str) -> Iterator[dock
 def make_container(docker_client: docker.DockerClient, docker_session_id: str) -> Iterator[MakeContainer]:
     """Factory creating (and by default starting) throw-away busybox containers, all removed at teardown.
 
-    `make_container(name_prefix="t", start=True, env=None, labels=None, command=None, name=None, **create_kwargs)`:
+    `make_container(name_prefix="t", *, start=True, env=None, labels=None, command=None, name=None, **create_kwargs)`:
     the default command idles and exits 0 on SIGTERM; extra keyword arguments go to `containers.create`.
     """
     created: list[Container] = []
 
     def make(
         name_prefix: str = "t",
+        *,
         start: bool = True,
         env: dict[str, str] | None = None,
         labels: dict[str, str] | None = None,
         command: list[str] | str | None = None,
         name: str | None = None,
         **create_kwargs: Any,
-    ) -> Container:
+    ) -> MadeContainer:
         container = docker_client.containers.create(
             TEST_IMAGE,
             command=command if command is not None else IDLE_COMMAND,
@@ -127,7 +157,8 @@ def make_container(docker_client: docker.DockerClient, docker_session_id: str) -
         if start:
             container.start()
         container.reload()
-        return container
+        assert container.name and container.id, "the engine names every container it creates"
+        return cast(MadeContainer, container)
 
     yield make
-    _remove(docker_client, [c.id for c in created])
+    _remove(docker_client, [c.id for c in created if c.id is not None])

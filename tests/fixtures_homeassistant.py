@@ -21,7 +21,7 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn, cast
 
 import pytest
 
@@ -76,15 +76,17 @@ def _resolve() -> tuple[str, str | None, str]:
 
 
 def _request(method: str, url: str, token: str, body: Any = None, timeout: float = CHECK_TIMEOUT_S) -> tuple[int, Any]:
+    if not url.startswith(("http://", "https://")):
+        raise ValueError(f"{url!r} is not an http(s) URL; set ARGOBOX_TEST_HA_URL to Home Assistant's address")
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(
+    req = urllib.request.Request(  # noqa: S310 - an http(s) URL, checked above
         url,
         data=data,
         method=method,
         headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
     )
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - an http(s) URL, checked above
             status, raw = resp.status, resp.read()
     except urllib.error.HTTPError as err:
         status, raw = err.code, err.read()
@@ -94,7 +96,7 @@ def _request(method: str, url: str, token: str, body: Any = None, timeout: float
         return status, raw.decode("utf-8", "replace")
 
 
-def _unavailable(reason: str) -> None:
+def _unavailable(reason: str) -> NoReturn:
     msg = f"no Home Assistant: {reason}; {START_HINT}"
     if os.environ.get("CI", "").lower() == "true":
         pytest.fail(f"{msg} (CI=true: the Home Assistant backend is required here)", pytrace=False)
@@ -132,20 +134,19 @@ def ha_token(_ha_connection: _HAConnection) -> str:
 @pytest.fixture(scope="session")
 def ha_client(ha_url: str, ha_token: str) -> Iterator[Any]:
     """A ``homeassistant_api.Client`` bound to the Home Assistant under test."""
+    import niquests
     from homeassistant_api import Client
 
-    client = Client(f"{ha_url}/api", ha_token, global_request_kwargs={"timeout": 30})
-    try:
-        yield client
-    finally:
-        client._session.close()
+    with niquests.Session() as session:  # closed afterwards (the client closes its own only as a context manager)
+        yield Client(f"{ha_url}/api", ha_token, session=session, global_request_kwargs={"timeout": 30})
 
 
 def _read_states(url: str, token: str) -> dict[str, str]:
-    states = {}
+    states: dict[str, str] = {}
     for entity_id in (*BASELINE, THERMOSTAT):
         status, body = _request("GET", f"{url}/api/states/{entity_id}", token)
-        states[entity_id] = body.get("state") if status == 200 and isinstance(body, dict) else f"<HTTP {status}>"
+        found = status == 200 and isinstance(body, dict)
+        states[entity_id] = str(cast("dict[str, Any]", body).get("state")) if found else f"<HTTP {status}>"
     return states
 
 

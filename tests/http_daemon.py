@@ -8,20 +8,23 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator, Sequence
+from collections.abc import AsyncGenerator, Generator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from signal import Signals
 from typing import Any
 
 import anyio
 import httpx2
+from anyio.abc import Process
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
 ARGOBOX = Path(sys.executable).parent / "argobox"
 START_TIMEOUT_S = 30
 STOP_TIMEOUT_S = 30
+LOG_TIMEOUT_S = 15
 
 OPENCLAW_TOKEN = "openclaw-http-token-0123456789abcdef"
 READER_TOKEN = "reader-http-token-0123456789abcdef"
@@ -71,75 +74,88 @@ def write_http_config(directory: Path, *, docker: str = 'simulated_lab = "lab.js
 @dataclass
 class Daemon:
     url: str
-    process: subprocess.Popen[bytes]
+    process: Process
     log_path: Path
 
     @property
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
 
-    async def wait_for_log(self, pattern: str, timeout: float = 15) -> re.Match[str]:
-        with anyio.fail_after(timeout):
-            while True:
-                match = re.search(pattern, self.log)
-                if match:
-                    return match
-                if self.process.poll() is not None:
-                    raise AssertionError(f"the daemon exited ({self.process.returncode}):\n{self.log}")
-                await anyio.sleep(0.05)
+    async def wait_for_log(self, pattern: str) -> re.Match[str]:
+        """The first match of `pattern` in the daemon's log, within LOG_TIMEOUT_S."""
+        with anyio.fail_after(LOG_TIMEOUT_S):
+            return await self.logged(pattern)
 
-    def signal(self, signum: int) -> None:
+    async def logged(self, pattern: str) -> re.Match[str]:
+        """The first match of `pattern` in the daemon's log, within the caller's deadline."""
+        # The daemon writes its log file from another process: there is no event to wait on, so it is read again
+        # until the pattern shows (the callers' deadline bounds the loop).
+        while not (match := re.search(pattern, self.log)):
+            if self.process.returncode is not None:
+                raise AssertionError(f"the daemon exited ({self.process.returncode}):\n{self.log}")
+            await anyio.sleep(0.05)
+        return match
+
+    def signal(self, signum: Signals) -> None:
         self.process.send_signal(signum)
 
-    async def wait_exit(self, timeout: float = STOP_TIMEOUT_S) -> int:
-        with anyio.fail_after(timeout):
-            while self.process.poll() is None:
-                await anyio.sleep(0.05)
-        return self.process.returncode
+    async def wait_exit(self) -> int:
+        """The daemon's exit status, once it has exited (within STOP_TIMEOUT_S)."""
+        with anyio.fail_after(STOP_TIMEOUT_S):
+            return await self.process.wait()
 
 
 @asynccontextmanager
 async def http_daemon(
     config: Path, *args: str, listen: str = "127.0.0.1:0", prefix: Sequence[str] = ()
-) -> AsyncIterator[Daemon]:
+) -> AsyncGenerator[Daemon]:
     """Start `argobox serve --http` for `config` (run through `prefix`, if given, e.g. a command that lowers a
     limit and then execs it); stop it with SIGTERM (then SIGKILL) whatever happens."""
     log_path = config.parent / f"daemon-{time.monotonic_ns()}.log"
     with log_path.open("wb") as log:
-        process = subprocess.Popen(
+        process = await anyio.open_process(
             [*prefix, str(ARGOBOX), "--config", str(config), "serve", "--http", listen, *args],
             stdin=subprocess.DEVNULL,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
-    daemon = Daemon(url="", process=process, log_path=log_path)
-    try:
-        match = await daemon.wait_for_log(r"serving MCP over streamable HTTP at (http://\S+/mcp)", START_TIMEOUT_S)
-        daemon.url = match[1]
-        yield daemon
-    finally:
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                with anyio.fail_after(STOP_TIMEOUT_S):
-                    while process.poll() is None:
-                        await anyio.sleep(0.05)
-            except TimeoutError:
-                process.kill()
-                process.wait()
+    async with process:
+        daemon = Daemon(url="", process=process, log_path=log_path)
+        try:
+            with anyio.fail_after(START_TIMEOUT_S):
+                match = await daemon.logged(r"serving MCP over streamable HTTP at (http://\S+/mcp)")
+            daemon.url = match[1]
+            yield daemon
+        finally:
+            with anyio.CancelScope(shield=True):
+                await _stop(process)
+
+
+async def _stop(process: Process) -> None:
+    """SIGTERM, then SIGKILL if the process has not exited within STOP_TIMEOUT_S."""
+    if process.returncode is not None:
+        return
+    process.send_signal(signal.SIGTERM)
+    with anyio.move_on_after(STOP_TIMEOUT_S):
+        await process.wait()
+        return
+    process.kill()
+    await process.wait()
 
 
 @asynccontextmanager
-async def connect(url: str, token: str | None, mode: str = "auto", **kwargs: Any) -> AsyncIterator[Client]:
+async def connect(url: str, token: str | None, mode: str = "auto", **kwargs: Any) -> AsyncGenerator[Client]:
     """The official client over streamable HTTP, sending `Authorization: Bearer <token>` on every request."""
     headers = {"Authorization": f"Bearer {token}"} if token is not None else {}
-    async with httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http:
-        async with Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client:  # type: ignore[arg-type]
-            yield client
+    async with (
+        httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
+        Client(streamable_http_client(url, http_client=http), mode=mode, **kwargs) as client,
+    ):
+        yield client
 
 
 @contextmanager
-def unchanged_mtime(path: Path) -> Iterator[None]:
+def unchanged_mtime(path: Path) -> Generator[None]:
     """Edit a file in place (same inode) and put its modification time back, so only SIGHUP can reveal the edit."""
     st = path.stat()
     try:
@@ -158,7 +174,7 @@ def rewrite_in_place(path: Path, old: str, new: str) -> None:
         handle.truncate()
 
 
-MODERN_META = {
+MODERN_META: dict[str, Any] = {
     "io.modelcontextprotocol/protocolVersion": "2026-07-28",
     "io.modelcontextprotocol/clientCapabilities": {},
 }

@@ -7,38 +7,47 @@ Environment variable values never leave the engine: only their names are returne
 
 from __future__ import annotations
 
+import socket
 import threading
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Generator, Iterable, Sequence
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 import anyio.to_thread
 import docker
 import docker.errors
+import docker.utils
 import requests.exceptions
 import urllib3.exceptions
 
 from argobox.adapters.base import (
     MAX_LOG_BYTES,
     MAX_LOG_LINES,
-    REDACTED,
     BackendRejected,
     BackendUnavailable,
     ContainerAction,
     ContainerDetail,
     ContainerLogs,
     ContainerSummary,
-    Mount,
-    PortBinding,
     TargetNotFound,
     replace_secrets,
     secret_fragments,
 )
+from argobox.adapters.docker_answers import (
+    action_report,
+    container_rows,
+    detail,
+    engine_name,
+    inspect,
+    json_array,
+    json_object,
+    resolve,
+    summary,
+)
 
 T = TypeVar("T")
-Attrs = dict[str, Any]
 
 STOP_TIMEOUT_S = 10
 """Seconds the engine waits after the stop signal before it kills (the engine's own default)."""
@@ -77,6 +86,20 @@ def _short(text: str, secrets: Iterable[str]) -> str:
     return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
 
 
+def _check_unix_socket(base_url: str, timeout: float) -> None:
+    """Connect once to a `unix://` engine's socket, and close it. Raises OSError (or DockerException for a bad URL).
+
+    The SDK's own connection to a missing or dead socket is never closed: it stays open until the garbage collector
+    finds it, so such a failure is met here first, with a socket that is closed whatever happens.
+    """
+    if not base_url.startswith("unix://"):
+        return
+    path = str(docker.utils.parse_host(base_url)).removeprefix("http+unix://")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as probe:
+        probe.settimeout(timeout)
+        probe.connect(path)
+
+
 def _root_os_error(exc: BaseException, depth: int = 0) -> OSError | None:
     """The innermost OSError with an errno (requests and urllib3 nest it in args, not only in __cause__)."""
     if depth > 6:
@@ -92,7 +115,10 @@ def _unavailable_reason(exc: BaseException) -> str:
     if isinstance(exc, requests.exceptions.Timeout):
         return "timed out"
     root = _root_os_error(exc)
-    reasons = {FileNotFoundError: "socket not found", ConnectionRefusedError: "connection refused"}
+    reasons: dict[type[OSError], str] = {
+        FileNotFoundError: "socket not found",
+        ConnectionRefusedError: "connection refused",
+    }
     if root is not None:
         return reasons.get(type(root)) or root.strerror or type(root).__name__
     return str(exc) or type(exc).__name__
@@ -105,20 +131,6 @@ def _explanation(exc: docker.errors.APIError) -> str:
     if not explanation and exc.response is not None:
         explanation = f"HTTP {exc.response.status_code} {exc.response.reason or ''}"
     return str(explanation or type(exc).__name__)
-
-
-def _engine_time(value: str | None) -> str | None:
-    """The engine's timestamp, or None for an unset one (Go's zero time "0001-01-01T00:00:00Z")."""
-    return None if not value or value.startswith("0001-01-01T00:00:00") else value
-
-
-def _image_ref(image: str) -> str:
-    """The image as the engine names it (its tag), shortened to 12 hex digits when that is a bare id."""
-    return image.removeprefix("sha256:")[:12] if image.startswith("sha256:") else image
-
-
-def _name(raw: str) -> str:
-    return raw.lstrip("/")
 
 
 class DockerEngine:
@@ -143,10 +155,12 @@ class DockerEngine:
         return await self._run(None, "report its version", version)
 
     async def list_containers(self, *, all: bool) -> list[ContainerSummary]:
-        return await self._run(None, "list containers", lambda api: [_summary(r) for r in api.containers(all=all)])
+        return await self._run(
+            None, "list containers", lambda api: [summary(row) for row in container_rows(api, everything=all)]
+        )
 
     async def inspect_container(self, container: str) -> ContainerDetail:
-        return await self._run(container, "inspect", lambda api: _detail(_resolve(api, container)[1]))
+        return await self._run(container, "inspect", lambda api: detail(resolve(api, container)[1]))
 
     async def container_logs(self, container: str, *, tail: int) -> ContainerLogs:
         return await self._run(
@@ -170,18 +184,9 @@ class DockerEngine:
 
     async def _act(self, container: str, action: str, fn: Callable[[docker.APIClient, str], object]) -> ContainerAction:
         def act_and_reload(api: docker.APIClient) -> ContainerAction:
-            container_id, _ = _resolve(api, container)
+            container_id, _ = resolve(api, container)
             fn(api, container_id)
-            attrs = api.inspect_container(container_id)
-            state = attrs.get("State") or {}
-            return ContainerAction(
-                container=_name(attrs.get("Name") or container),
-                action=action,
-                state=str(state.get("Status", "unknown")),
-                started_at=_engine_time(state.get("StartedAt")),
-                finished_at=_engine_time(state.get("FinishedAt")),
-                restart_count=int(attrs.get("RestartCount") or 0),
-            )
+            return action_report(inspect(api, container_id), container, action)
 
         return await self._run(container, action, act_and_reload)
 
@@ -199,8 +204,9 @@ class DockerEngine:
         with self._lock:
             if self._client is None:
                 try:
+                    _check_unix_socket(self._base_url, self._timeout)
                     self._client = docker.DockerClient(base_url=self._base_url, timeout=self._timeout)
-                except docker.errors.DockerException as exc:
+                except (docker.errors.DockerException, OSError) as exc:
                     raise self._unavailable(exc) from None
             return self._client.api
 
@@ -209,7 +215,7 @@ class DockerEngine:
         return BackendUnavailable(f"Docker engine at {self._display_url} did not answer: {reason}")
 
     @contextmanager
-    def _docker_errors(self, target: str | None, action: str) -> Iterator[None]:
+    def _docker_errors(self, target: str | None, action: str) -> Generator[None]:
         """Translate SDK and transport exceptions into AdapterErrors that are safe to show the agent."""
         what = f"{action} '{target}'" if target else action
         try:
@@ -230,70 +236,6 @@ class DockerEngine:
             raise BackendRejected(f"Docker engine gave an unexpected answer to {what} ({kind}).") from None
 
 
-def _summary(row: Attrs) -> ContainerSummary:
-    names = [_name(n) for n in row.get("Names") or []]
-    # Legacy links add names like "other/alias"; the container's own name has no slash.
-    name = next((n for n in names if "/" not in n), names[0] if names else row["Id"][:12])
-    return ContainerSummary(
-        id=row["Id"][:12],
-        name=name,
-        image=_image_ref(str(row.get("Image") or row.get("ImageID") or "")),
-        state=str(row.get("State", "unknown")),
-        status=str(row.get("Status", "")),
-    )
-
-
-def _detail(attrs: Attrs) -> ContainerDetail:
-    config, state = attrs.get("Config") or {}, attrs.get("State") or {}
-    status, exit_code = str(state.get("Status", "unknown")), state.get("ExitCode")
-    if status in ("running", "paused") or (status == "created" and not exit_code):
-        exit_code = None  # nothing has exited (a "created" one keeps the code of a start that failed)
-    ports = [
-        PortBinding(container_port=port, host_ip=b.get("HostIp") or None, host_port=b.get("HostPort") or None)
-        for port, bindings in sorted(((attrs.get("NetworkSettings") or {}).get("Ports") or {}).items())
-        for b in bindings or [{}]
-    ]
-    mounts = [
-        Mount(
-            type=str(m.get("Type", "")),
-            source=m.get("Source") or None,
-            destination=str(m.get("Destination", "")),
-            read_only=not m.get("RW", True),
-        )
-        for m in attrs.get("Mounts") or []
-    ]
-    env_names = (entry.partition("=")[0] for entry in config.get("Env") or [])
-    return ContainerDetail(
-        id=attrs["Id"][:12],
-        name=_name(attrs.get("Name", "")),
-        image=_image_ref(str(config.get("Image") or attrs.get("Image") or "")),
-        state=status,
-        health=(state.get("Health") or {}).get("Status") or None,
-        restart_count=int(attrs.get("RestartCount") or 0),
-        exit_code=exit_code,
-        ports=ports,
-        mounts=mounts,
-        labels={str(k): str(v) for k, v in (config.get("Labels") or {}).items()},
-        env={name: REDACTED for name in env_names if name},
-        created_at=str(attrs.get("Created", "")),
-        started_at=_engine_time(state.get("StartedAt")),
-        finished_at=_engine_time(state.get("FinishedAt")),
-    )
-
-
-def _resolve(api: docker.APIClient, container: str) -> tuple[str, Attrs]:
-    """The full id and attributes of the container NAMED `container`.
-
-    The engine also resolves ids and unique id prefixes, which would let an argument the grant's name globs match
-    (say `db3f` under `db*`) reach another container; so only an exact name is accepted, and every later call uses
-    the resolved id.
-    """
-    attrs = api.inspect_container(container)
-    if _name(str(attrs.get("Name") or "")) != container:
-        raise docker.errors.NotFound(f"no container is named {container!r}")
-    return str(attrs["Id"]), attrs
-
-
 def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[str]) -> ContainerLogs:
     """The newest `tail` lines (clamped to 1..MAX_LOG_LINES) of stdout and stderr, within MAX_LOG_BYTES.
 
@@ -301,26 +243,20 @@ def _logs(api: docker.APIClient, container: str, tail: int, secrets: Sequence[st
     too) before the line is cut to MAX_LINE_CHARS, so that no cut leaves the first characters of a secret."""
     wanted = max(1, min(tail, MAX_LOG_LINES))
     fetch = wanted + 1 if tail > MAX_LOG_LINES else wanted  # one more line tells whether the clamp dropped any
-    container, attrs = _resolve(api, container)
+    container, attrs = resolve(api, container)
     # follow=False: the SDK follows a streamed log by default, which never ends for a running container.
-    options = {"stdout": True, "stderr": True, "timestamps": False, "tail": fetch, "follow": False}
-    if (attrs.get("Config") or {}).get("Tty"):
-        # The SDK streams TTY logs one byte per iteration (slow), so read them whole: the engine bounds the
-        # answer to `fetch` log entries of at most 16 KiB each.
-        lines, cut = _collect_lines([api.logs(container, stream=False, **options)], keep=fetch)
-    else:
-        stream = api.logs(container, stream=True, **options)  # frames of at most 16 KiB each
-        try:
-            lines, cut = _collect_lines(stream, keep=fetch)
-        finally:
-            stream.close()
+    # Read whole: the engine bounds the answer to `fetch` log entries of at most 16 KiB each. (The SDK streams TTY
+    # logs one byte per iteration, and a finished stream of the SDK is never closed: its socket is left to the
+    # garbage collector, a ResourceWarning.)
+    log = api.logs(container, stdout=True, stderr=True, stream=False, timestamps=False, tail=fetch, follow=False)
+    lines, cut = _collect_lines([log], keep=fetch)
     clamped = len(lines) > wanted
-    env_values = [entry.partition("=")[2] for entry in (attrs.get("Config") or {}).get("Env") or []]
+    env_values = [str(entry).partition("=")[2] for entry in json_array(json_object(attrs.get("Config")).get("Env"))]
     fragments = secret_fragments([*env_values, *secrets])
     lines = [replace_secrets(line, fragments) for line in lines[-wanted:]]
     long = any(len(line) > MAX_LINE_CHARS for line in lines)
     lines, dropped = _fit_bytes([line[:MAX_LINE_CHARS] for line in lines], MAX_LOG_BYTES)
-    name = _name(attrs.get("Name") or container)
+    name = engine_name(attrs.get("Name") or container)
     truncated = cut or long or clamped or dropped
     return ContainerLogs(container=name, lines=lines, truncated=truncated).carrying_secrets(env_values)
 

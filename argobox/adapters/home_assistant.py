@@ -11,10 +11,10 @@ the service ran, and the message says so.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import anyio.to_thread
 import niquests
@@ -75,24 +75,27 @@ def _detail(state: State) -> EntityDetail:
     )
 
 
+def _json_object(value: object) -> dict[str, Any]:
+    """`value` where Home Assistant answered a JSON object, else an empty one (missing, null or another shape)."""
+    return cast("dict[str, Any]", value) if isinstance(value, dict) else {}
+
+
 def _services(raw: Any) -> list[ServiceSummary]:
     """`GET /api/services` (a list of {domain, services: {name: {name, description, fields}}}) as summaries."""
     if not isinstance(raw, list):
         raise TypeError("expected a list of domains")
     out: list[ServiceSummary] = []
-    for entry in raw:  # pyright: ignore[reportUnknownVariableType]
-        domain, services = str(entry["domain"]), entry.get("services") or {}
-        for service, spec in sorted(services.items()):
-            spec = spec if isinstance(spec, dict) else {}
-            fields = spec.get("fields")
-            fields = fields if isinstance(fields, dict) else {}
+    for entry in map(_json_object, cast("list[object]", raw)):
+        domain, services = str(entry["domain"]), _json_object(entry.get("services"))
+        for service, raw_spec in sorted(services.items()):
+            spec = _json_object(raw_spec)
             out.append(
                 ServiceSummary(
                     domain=domain,
                     service=str(service),
                     name=str(spec["name"]) if spec.get("name") else None,
                     description=str(spec["description"]) if spec.get("description") else None,
-                    fields=sorted(str(f) for f in fields),
+                    fields=sorted(str(f) for f in _json_object(spec.get("fields"))),
                 )
             )
     return sorted(out, key=lambda s: (s.domain, s.service))
@@ -224,7 +227,7 @@ class HomeAssistant:
         return line if len(line) <= _MAX_REASON_CHARS else line[: _MAX_REASON_CHARS - 1] + "…"
 
     @contextmanager
-    def _errors(self, what: str, *, sent: bool = False) -> Iterator[None]:
+    def _errors(self, what: str, *, sent: bool = False) -> Generator[None]:
         """Translate client and transport exceptions. `sent`: the request may have reached Home Assistant and
         changed something, so a failure without an answer leaves the outcome unknown."""
         unknown = " It may or may not have run; check the entity states before asking again." if sent else ""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -57,8 +57,13 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _append_line(path: Path, line: str) -> None:
+    with open(path, "a") as out:
+        out.write(line + "\n")
+
+
 @contextmanager
-def _locked_json(path: Path, seed: Callable[[], dict[str, Any]], what: str) -> Iterator[dict[str, Any]]:
+def _locked_json(path: Path, seed: Callable[[], dict[str, Any]], what: str) -> Generator[dict[str, Any]]:
     """The JSON object in `path` (created from `seed()` on first use) under an exclusive file lock; changes are
     written back atomically."""
     try:
@@ -142,7 +147,8 @@ class SimulatedLab:
                 health=None,
                 restart_count=spec["restart_count"],
                 exit_code=None if spec["running"] else 0,
-                ports=[PortBinding(container_port=p, host_ip="0.0.0.0", host_port=h) for p, h in spec["ports"].items()],
+                # What `docker inspect` shows for a port published on every address: data, nothing binds here.
+                ports=[PortBinding(container_port=p, host_ip="0.0.0.0", host_port=h) for p, h in spec["ports"].items()],  # noqa: S104
                 mounts=[],
                 labels={"lab.argobox": "simulated"},
                 env=dict.fromkeys(spec.get("env", {}), REDACTED),
@@ -254,12 +260,14 @@ _GENERIC = {"cover": {"on": "open", "off": "closed"}, "lock": {"on": "unlocked",
 def _new_state(domain: str, entity_domain: str, service: str, current: str) -> str | None:
     """The state `service` puts an entity of `entity_domain` in, or None when it does not apply to it."""
     new, _, _ = _SERVICES[domain][service]
+    if new is None:
+        return None
     if domain == "homeassistant":
         mapping = _GENERIC.get(entity_domain, {"on": "on", "off": "off"})
         if new == "toggle":
             new = mapping["off"] if current == mapping["on"] else mapping["on"]
-        return mapping[new] if new in mapping else new
-    if domain != entity_domain or new is None:
+        return mapping.get(new, new)
+    if domain != entity_domain:
         return None
     if new == "toggle":
         return "off" if current == "on" else "on"
@@ -372,9 +380,9 @@ class SimulatedHome:
         """Append the notification to `<home file>.notifications.jsonl`, where the demo and tests can read it."""
         sent = {"service": service, "title": title, "message": message, "at": self._clock()}
         line = json.dumps(sent | ({"data": dict(data)} if data is not None else {}))
+        target = self._path.with_name(self._path.name + ".notifications.jsonl")
         try:
-            with open(self._path.with_name(self._path.name + ".notifications.jsonl"), "a") as out:
-                out.write(line + "\n")
+            await anyio.to_thread.run_sync(_append_line, target, line)
         except OSError as exc:
             raise BackendUnavailable(f"the simulated home cannot take notifications: {exc.strerror}") from None
 

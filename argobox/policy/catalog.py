@@ -7,10 +7,13 @@ for that configuration only (`with_tools`), each classified by its own `kind`.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+import shlex
+import string
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from types import MappingProxyType
+from typing import cast
 
 
 class Backend(StrEnum):
@@ -45,6 +48,9 @@ class ToolClass:
     defaulted_args: tuple[tuple[str, str], ...] = ()
     """Arguments a call may leave out, with the value it then stands for (the Docker `host`: "default"). Rules may
     constrain them, and a call is decided as if it carried that value."""
+    command: tuple[str, ...] = ()
+    """A runbook's argv, one template per word (`{param}` placeholders, other braces doubled). A call reads as
+    `description`, then this argv filled in, each word quoted as a whole for a POSIX shell (`command_parts`)."""
 
     @property
     def constrainable_args(self) -> tuple[str, ...]:
@@ -134,11 +140,12 @@ class _Shown:
         self.value = value
 
     def __format__(self, spec: str) -> str:
-        if spec == "bare" and isinstance(self.value, str):
-            return self.value
-        if isinstance(self.value, list | tuple):
-            return ", ".join(repr(v) for v in self.value)  # pyright: ignore[reportUnknownVariableType]
-        return repr(self.value)
+        value = self.value
+        if spec == "bare" and isinstance(value, str):
+            return value
+        if isinstance(value, list | tuple):
+            return ", ".join(repr(v) for v in cast("Sequence[object]", value))
+        return repr(value)
 
 
 def describe_call(tool: str, args: dict[str, object], catalog: Mapping[str, ToolClass] = CATALOG) -> str:
@@ -151,10 +158,38 @@ def describe_call(tool: str, args: dict[str, object], catalog: Mapping[str, Tool
         text = known.description.format_map(shown)
     except (KeyError, ValueError):
         text = known.description
+    if known.command:
+        text += " " + "".join(piece for piece, _ in command_parts(known.command, args))
     for name, default in known.defaulted_args:  # e.g. " on host 'nas'" when not the default Docker host
         if args.get(name) not in (None, default):
             text += f" on {name} {_Shown(args[name]):}"
     return text
+
+
+def command_parts(words: Sequence[str], args: Mapping[str, object]) -> list[tuple[str, bool]]:
+    """A runbook's argv template filled with `args`, as (text, is a value) pieces. Each word is quoted as a whole,
+    exactly as `shlex.join` quotes the argv that runs, so `sh -c 'echo hi; id'` never reads as
+    `sh -c echo 'hi; id'`; a placeholder without a value is shown as written."""
+    parts: list[tuple[str, bool]] = []
+    for number, word in enumerate(words):
+        pieces = [
+            piece
+            for literal, name, _, _ in string.Formatter().parse(word)
+            for piece in ((literal, False), _filled(name, args))
+            if piece[0]
+        ]
+        whole = "".join(text for text, _ in pieces)
+        if shlex.quote(whole) != whole:
+            pieces = [("'", False), *((t.replace("'", "'\"'\"'"), v) for t, v in pieces), ("'", False)]
+        parts += [(" ", False)] if number else []
+        parts += pieces
+    return parts
+
+
+def _filled(name: str | None, args: Mapping[str, object]) -> tuple[str, bool]:
+    if name is None:
+        return "", False
+    return (str(args[name]), True) if name in args else ("{" + name + "}", False)
 
 
 def tools_for(backends: Iterable[Backend], catalog: Mapping[str, ToolClass] = CATALOG) -> frozenset[str]:

@@ -10,6 +10,7 @@ pre-approve (`allow`) them only by naming the exact entities, never by a glob.
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 from collections.abc import Mapping, Sequence
@@ -17,7 +18,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from fnmatch import fnmatchcase
 from functools import cached_property
-from typing import Any
+from typing import Any, cast
 
 from argobox.policy.catalog import BUILTIN_TOOLS, CATALOG, Classification, ToolClass
 
@@ -181,7 +182,7 @@ def _names_exact_entities(rule: Rule) -> bool:
 
 def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
-        return ", ".join(repr(v) for v in value)  # pyright: ignore[reportUnknownVariableType]
+        return ", ".join(repr(v) for v in cast("Sequence[object]", value))
     return repr(value)
 
 
@@ -337,8 +338,7 @@ def _tool_pattern_problems(grant: Grant, rule: Rule, ref: str) -> list[str]:
         if pattern in BUILTIN_TOOLS:
             problems.append(f"{ref}.tools: {pattern!r} is built in and cannot be granted or denied")
         elif not matching:
-            known = ", ".join(sorted(grant.catalog))
-            problems.append(f"{ref}.tools: {pattern!r} matches no known tool (known tools: {known})")
+            problems.append(f"{ref}.tools: {pattern!r} matches no known tool; {_known_tools_hint(pattern, grant)}")
         elif not any(grant.exists(name) for name in matching):
             backends = sorted({grant.catalog[name].backend.value for name in matching})
             sections = " or ".join(f"[{b}]" for b in backends)
@@ -347,3 +347,22 @@ def _tool_pattern_problems(grant: Grant, rule: Rule, ref: str) -> list[str]:
                 "add the section or remove the tool from the rule"
             )
     return problems
+
+
+MAX_LISTED_TOOLS = 12
+"""An unknown tool name lists the known ones only when there are at most this many and none is close."""
+
+
+def _known_tools_hint(pattern: str, grant: Grant) -> str:
+    """The tool names closest to a misspelled one ("did you mean ...?"); else the known names if they are few."""
+    names = sorted(grant.catalog)
+    scored = sorted(
+        ((difflib.SequenceMatcher(None, pattern, n).ratio(), n) for n in names), key=lambda s: (-s[0], s[1])
+    )
+    close = [name for score, name in scored[:3] if score >= max(0.6, scored[0][0] - 0.03)] if scored else []
+    if close:
+        return "did you mean " + " or ".join(repr(name) for name in close) + "?"
+    if len(names) <= MAX_LISTED_TOOLS:
+        return f"the known tools are {', '.join(names)}"
+    families = sorted({name.split("_", 1)[0] + "_*" for name in names})
+    return f"none is close; the {len(names)} known tools are named {', '.join(families)} (see `argobox doctor`)"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Generator, Iterable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager, contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -18,7 +18,7 @@ from argobox.server.audit import KeyFileError
 from argobox.server.config.hosts import DockerHostConfig, HostConfig
 from argobox.server.config.model import Config, ConfigError, HomeAssistantConfig
 from argobox.server.redact import Redactor
-from argobox.server.store import Clock, Store
+from argobox.server.store import Clock, CoalescedRefusals, Store
 
 SECRET_ENV_VARS = ("ARGOBOX_AGENT_TOKEN", "ARGOBOX_OPERATOR_TOKEN", "ARGOBOX_HA_TOKEN")
 """Environment variables whose values are secrets wherever they might surface (plus the configured token_env)."""
@@ -48,7 +48,7 @@ class Settings:
         self._config = config
 
     @contextmanager
-    def pinned(self) -> Iterator[Config]:
+    def pinned(self) -> Generator[Config]:
         config = self.current
         token = _PINNED.set((self, config))
         try:
@@ -64,6 +64,8 @@ class App:
     backends: Backends
     redactor: Redactor
     clock: Clock
+    refusals: CoalescedRefusals
+    """This process's refusals that a caller can repeat (operators'), coalesced; flushed when the app closes."""
 
     @property
     def config(self) -> Config:
@@ -117,7 +119,7 @@ def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
         return SimulatedHome(section.simulated_home)
     from argobox.adapters.home_assistant import HomeAssistant  # the client is slow to import; only when used
 
-    assert section.url is not None  # the config model requires url unless simulated_home is set
+    assert section.url is not None  # noqa: S101 - the config model requires url unless simulated_home is set
     token = os.environ.get(section.token_env, "").strip() or None  # without one, each call says what to set
     return HomeAssistant(section.url, token, token_env=section.token_env, timeout=section.timeout_seconds)
 
@@ -183,7 +185,7 @@ async def open_app(
     clock: Clock = time.time,
     docker: ContainerRuntime | None = None,
     homeassistant: HomeAutomation | None = None,
-) -> AsyncIterator[App]:
+) -> AsyncGenerator[App]:
     """Open the store (recovering interrupted executions and expiring due requests) and the backends.
 
     `docker` and `homeassistant` replace the configured backends (tests); Home Assistant is only ever used when the
@@ -205,5 +207,14 @@ async def open_app(
         store = await stack.enter_async_context(open_store(config, clock=clock, redactor=redactor))
         await store.recover_interrupted()
         await store.expire_due()
+        refusals = CoalescedRefusals(store, clock=clock)
+        stack.push_async_callback(refusals.flush)  # before the store closes: the counts are recorded
         backends = Backends(docker=runtime, homeassistant=home, commands=commands, docker_hosts=docker_hosts)
-        yield App(settings=Settings(config), store=store, backends=backends, redactor=redactor, clock=clock)
+        yield App(
+            settings=Settings(config),
+            store=store,
+            backends=backends,
+            redactor=redactor,
+            clock=clock,
+            refusals=refusals,
+        )

@@ -23,8 +23,7 @@ def parse_time(value: str) -> float:
     try:
         parsed = datetime.fromisoformat(value.strip())
     except ValueError:
-        shown = value if len(value) <= 40 else value[:40] + "…"
-        raise TimeFormatError(
-            f"{shown!r} is not an ISO 8601 date or date-time (e.g. 2026-01-31 or {EXAMPLE})"
-        ) from None
+        # Quoted whole or not at all: a cut could leave the start of a secret that redaction then misses.
+        shown = repr(value) if len(value) <= 64 else f"a text of {len(value)} characters"
+        raise TimeFormatError(f"{shown} is not an ISO 8601 date or date-time (e.g. 2026-01-31 or {EXAMPLE})") from None
     return (parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)).timestamp()

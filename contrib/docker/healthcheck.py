@@ -38,7 +38,7 @@ def health_url(listen: str) -> str:
     """The `/healthz` URL to ask for a daemon listening on `listen` (HOST:PORT, IPv6 in brackets)."""
     host, _, port = listen.rpartition(":")
     host = host.strip("[]")
-    if host in ("", "0.0.0.0", "localhost"):
+    if host in ("", "0.0.0.0", "localhost"):  # noqa: S104 - an address read from the command line, never bound
         host = "127.0.0.1"
     elif host == "::":
         host = "::1"

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import anyio
+import docker
 import pytest
 from docker.models.containers import Container
 
@@ -18,6 +20,7 @@ from argobox.adapters.base import (
     TargetNotFound,
 )
 from argobox.adapters.docker_engine import MAX_LINE_CHARS, DockerEngine, safe_url
+from tests.fixtures_docker import MakeContainer, recorded_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -31,13 +34,13 @@ async def engine(docker_base_url: str) -> AsyncIterator[DockerEngine]:
     await adapter.aclose()
 
 
-def finished(container, timeout: float = 15) -> None:
+def finished(container: Container, timeout: float = 15) -> None:
     """Wait (bounded) until the container's command has exited, as the engine reports it."""
     assert container.wait(timeout=timeout)["StatusCode"] == 0
     container.reload()
 
 
-async def test_list_containers_all_flag(engine, make_container):
+async def test_list_containers_all_flag(engine: DockerEngine, make_container: MakeContainer) -> None:
     running = make_container("run")
     created = make_container("new", start=False)
 
@@ -56,19 +59,24 @@ async def test_list_containers_all_flag(engine, make_container):
     assert everything[running.name].status.startswith("Up")
 
 
-async def test_list_shows_short_image_id_for_an_untagged_image(engine, make_container, docker_client):
-    image = docker_client.images.get("argobox-test/busybox:latest")
+async def test_list_shows_short_image_id_for_an_untagged_image(
+    engine: DockerEngine, make_container: MakeContainer, docker_client: docker.DockerClient
+) -> None:
+    image_id = docker_client.images.get("argobox-test/busybox:latest").id
+    assert image_id is not None
     container = make_container("byid", start=False)
     docker_client.api.remove_container(container.id)
-    by_id = docker_client.containers.create(image.id, name=container.name, labels=container.labels, network_mode="none")
+    by_id = docker_client.containers.create(image_id, name=container.name, labels=container.labels, network_mode="none")
     try:
         summary = next(c for c in await engine.list_containers(all=True) if c.name == container.name)
-        assert summary.image == image.id.removeprefix("sha256:")[:12]
+        assert summary.image == image_id.removeprefix("sha256:")[:12]
     finally:
         by_id.remove(force=True)
 
 
-async def test_inspect_redacts_env_and_reports_engine_facts(engine, make_container, tmp_path):
+async def test_inspect_redacts_env_and_reports_engine_facts(
+    engine: DockerEngine, make_container: MakeContainer, tmp_path: Path
+) -> None:
     container = make_container(
         "insp",
         env={"API_TOKEN": SECRET, "PLAIN": "visible-value"},
@@ -102,7 +110,9 @@ async def test_inspect_redacts_env_and_reports_engine_facts(engine, make_contain
     assert mount.read_only is (not engine_mount["RW"]) is True
 
 
-async def test_inspect_exited_container_reports_exit_code_and_no_health(engine, make_container):
+async def test_inspect_exited_container_reports_exit_code_and_no_health(
+    engine: DockerEngine, make_container: MakeContainer
+) -> None:
     container = make_container("exit", command=["sh", "-c", "exit 3"])
     container.wait(timeout=15)
     container.reload()
@@ -113,7 +123,7 @@ async def test_inspect_exited_container_reports_exit_code_and_no_health(engine, 
     assert detail.health is None
 
 
-async def test_logs_clamp_tail_and_keep_newest_lines(engine, make_container):
+async def test_logs_clamp_tail_and_keep_newest_lines(engine: DockerEngine, make_container: MakeContainer) -> None:
     container = make_container("logs", command=["seq", "1", "1500"])
     finished(container)
     engine_tail = container.logs(tail=MAX_LOG_LINES).decode().splitlines()
@@ -131,7 +141,9 @@ async def test_logs_clamp_tail_and_keep_newest_lines(engine, make_container):
         assert one.lines == ["1500"] and one.truncated is False
 
 
-async def test_logs_of_a_running_container_return_instead_of_following(engine, make_container):
+async def test_logs_of_a_running_container_return_instead_of_following(
+    engine: DockerEngine, make_container: MakeContainer
+) -> None:
     idle = 'echo ready; trap "exit 0" TERM; while :; do sleep 1; done'
     container = make_container("running", command=["sh", "-c", idle])
     for _ in range(100):  # bounded: the container has printed its line
@@ -145,7 +157,7 @@ async def test_logs_of_a_running_container_return_instead_of_following(engine, m
     assert logs.lines == ["ready"]
 
 
-async def test_logs_include_stdout_and_stderr(engine, make_container):
+async def test_logs_include_stdout_and_stderr(engine: DockerEngine, make_container: MakeContainer) -> None:
     container = make_container("streams", command=["sh", "-c", "echo to-stdout; echo to-stderr >&2"])
     finished(container)
     logs = await engine.container_logs(container.name, tail=10)
@@ -153,7 +165,7 @@ async def test_logs_include_stdout_and_stderr(engine, make_container):
     assert sorted(logs.lines) == ["to-stderr", "to-stdout"] == sorted(container.logs().decode().splitlines())
 
 
-async def test_logs_within_byte_bound_drop_older_lines(engine, make_container):
+async def test_logs_within_byte_bound_drop_older_lines(engine: DockerEngine, make_container: MakeContainer) -> None:
     script = 'L=$(head -c 2000 /dev/zero | tr "\\0" x); for i in $(seq 1 300); do echo "$i-$L"; done'
     container = make_container("bytes", command=["sh", "-c", script])
     finished(container)
@@ -167,7 +179,7 @@ async def test_logs_within_byte_bound_drop_older_lines(engine, make_container):
     assert len(logs.lines) == MAX_LOG_BYTES // 2005  # every line is "NNN-" + 2000 x's + newline
 
 
-async def test_logs_cut_huge_lines_and_replace_bad_utf8(engine, make_container):
+async def test_logs_cut_huge_lines_and_replace_bad_utf8(engine: DockerEngine, make_container: MakeContainer) -> None:
     script = "head -c 50000 /dev/zero | tr '\\0' y; echo; printf 'bad-\\377-byte\\n'; echo last"
     container = make_container("huge", command=["sh", "-c", script])
     finished(container)
@@ -178,14 +190,16 @@ async def test_logs_cut_huge_lines_and_replace_bad_utf8(engine, make_container):
     assert logs.lines[0] == "y" * MAX_LINE_CHARS
 
 
-async def test_logs_of_tty_container(engine, make_container):
+async def test_logs_of_tty_container(engine: DockerEngine, make_container: MakeContainer) -> None:
     container = make_container("tty", command=["sh", "-c", "seq 1 5"], tty=True)
     finished(container)
     logs = await engine.container_logs(container.name, tail=3)
     assert logs.lines == ["3", "4", "5"] and logs.truncated is False
 
 
-async def test_start_stop_restart_verified_by_engine(engine, make_container, docker_client):
+async def test_start_stop_restart_verified_by_engine(
+    engine: DockerEngine, make_container: MakeContainer, docker_client: docker.DockerClient
+) -> None:
     container = make_container("life", start=False)
     assert container.attrs["State"]["Status"] == "created"
 
@@ -211,12 +225,12 @@ async def test_start_stop_restart_verified_by_engine(engine, make_container, doc
     assert state["Status"] == restarted.state == "running"
     assert state["StartedAt"] == restarted.started_at != before
     assert restarted.restart_count == container.attrs["RestartCount"]
-    events = docker_client.events(since=since, until=time.time(), decode=True, filters={"container": container.id})
+    events = recorded_events(docker_client, container.id, since=since, until=time.time())
     actions = [event["Action"] for event in events]
     assert {"die", "start", "restart"} <= set(actions)
 
 
-async def test_missing_container_is_target_not_found(engine):
+async def test_missing_container_is_target_not_found(engine: DockerEngine) -> None:
     name = "argobox-no-such-container"
     calls = [
         engine.inspect_container(name),
@@ -231,7 +245,7 @@ async def test_missing_container_is_target_not_found(engine):
         assert str(info.value) == f"No container named '{name}'."
 
 
-async def test_engine_refusal_is_backend_rejected(engine, make_container):
+async def test_engine_refusal_is_backend_rejected(engine: DockerEngine, make_container: MakeContainer) -> None:
     container = make_container("bad", start=False, command=["/no/such/binary"])
     with pytest.raises(BackendRejected) as info:
         await engine.start_container(container.name)
@@ -244,7 +258,7 @@ async def test_engine_refusal_is_backend_rejected(engine, make_container):
     assert detail.state == "created" and detail.exit_code == container.attrs["State"]["ExitCode"] != 0
 
 
-async def test_unreachable_engine_is_backend_unavailable(tmp_path):
+async def test_unreachable_engine_is_backend_unavailable(tmp_path: Path) -> None:
     missing = DockerEngine(f"unix://{tmp_path}/missing/docker.sock", timeout=5)
     started = time.monotonic()
     with pytest.raises(BackendUnavailable) as info:
@@ -257,7 +271,7 @@ async def test_unreachable_engine_is_backend_unavailable(tmp_path):
 
 
 @pytest.mark.parametrize("url", ["tcp://argo:s3cret-pw@127.0.0.1:1", "unix://argo:s3cret-pw@/nonexistent.sock"])
-async def test_unavailable_message_never_shows_password(url):
+async def test_unavailable_message_never_shows_password(url: str) -> None:
     adapter = DockerEngine(url, timeout=2)
     with pytest.raises(BackendUnavailable) as info:
         await adapter.list_containers(all=False)
@@ -266,20 +280,20 @@ async def test_unavailable_message_never_shows_password(url):
     await adapter.aclose()
 
 
-async def test_aclose_is_idempotent_and_client_reopens(engine, make_container):
+async def test_aclose_is_idempotent_and_client_reopens(engine: DockerEngine, make_container: MakeContainer) -> None:
     container = make_container("close")
     await engine.aclose()
     await engine.aclose()
     assert (await engine.inspect_container(container.name)).state == "running"
 
 
-def test_safe_url_strips_password_only():
+def test_safe_url_strips_password_only() -> None:
     assert safe_url("tcp://user:pw@host:2376") == "tcp://user@host:2376"
     assert safe_url("unix:///var/run/docker.sock") == "unix:///var/run/docker.sock"
     assert safe_url("ssh://admin@nas") == "ssh://admin@nas"
 
 
-def test_constructing_does_not_touch_the_engine():
+def test_constructing_does_not_touch_the_engine() -> None:
     DockerEngine("unix:///nonexistent/docker.sock")  # must not raise
 
 
@@ -291,15 +305,17 @@ async def test_an_id_or_id_prefix_never_stands_in_for_a_name(
     """A grant matches names; an id prefix (`db3f` under a `db*` glob) must not reach another container."""
     target = make_container("idprefix")
     started = target.attrs["State"]["StartedAt"]
+    target_id, name = target.id, target.name
+    assert target_id is not None and name is not None
     engine = DockerEngine(docker_base_url)
     try:
-        for alias in (target.id, target.id[:12], target.id[:4]):
+        for alias in (target_id, target_id[:12], target_id[:4]):
             with pytest.raises(TargetNotFound):
                 await engine.restart_container(alias)
             with pytest.raises(TargetNotFound):
                 await engine.inspect_container(alias)
         target.reload()
-        detail = await engine.inspect_container(target.name)
+        detail = await engine.inspect_container(name)
     finally:
         await engine.aclose()
 

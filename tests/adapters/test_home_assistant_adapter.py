@@ -92,7 +92,7 @@ async def test_missing_target_stops_the_call_before_anything_runs(
     ha: HomeAssistant, ha_client: Any, ha_reset: Any
 ) -> None:
     # Home Assistant itself would answer 200 and quietly do nothing for the missing entity; the adapter checks first.
-    with pytest.raises(TargetNotFound, match="light.ghost"):
+    with pytest.raises(TargetNotFound, match=r"light\.ghost"):
         await ha.call_service("light", "turn_on", [LAMP, "light.ghost"], {})
 
     assert state_of(ha_client, LAMP) == "off"

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Generator
+from contextlib import contextmanager
 from typing import Any
 
 import pytest
@@ -38,6 +39,14 @@ def wait_for_state(client: Any, entity_id: str, expected: str, timeout: float = 
         state = client.get_state(entity_id=entity_id).state
     assert state == expected, f"{entity_id}: expected {expected!r} within {timeout} s, HA reports {state!r}"
     return state
+
+
+@contextmanager
+def rest_client(url: str, token: str, *, timeout: float) -> Generator[Any]:
+    """A `homeassistant_api.Client` whose connections are closed afterwards. (The client closes its session only as
+    a context manager, which first checks that the API answers: not for a client meant to fail.)"""
+    with niquests.Session() as session:
+        yield ha_api.Client(url, token, session=session, global_request_kwargs={"timeout": timeout})
 
 
 def free_port() -> int:
@@ -102,11 +111,11 @@ def test_reset_restores_the_baseline(ha_client: Any, ha_reset: dict[str, str], h
 
 
 def test_wrong_token_raises_unauthorized(ha_url: str) -> None:
-    bad = ha_api.Client(f"{ha_url}/api", "not-a-valid-token", global_request_kwargs={"timeout": 10})
-    with pytest.raises(ha_api.errors.UnauthorizedError, match="Invalid authentication token"):
-        bad.get_states()
-    with pytest.raises(ha_api.errors.UnauthorizedError):
-        bad.trigger_service("light", "turn_on", entity_id=LAMP)
+    with rest_client(f"{ha_url}/api", "not-a-valid-token", timeout=10) as bad:
+        with pytest.raises(ha_api.errors.UnauthorizedError, match="Invalid authentication token"):
+            bad.get_states()
+        with pytest.raises(ha_api.errors.UnauthorizedError):
+            bad.trigger_service("light", "turn_on", entity_id=LAMP)
 
 
 def test_unknown_entity_raises_endpoint_not_found(ha_client: Any) -> None:
@@ -146,8 +155,10 @@ def test_bad_service_call_raises_request_error(
 
 def test_connection_refused_raises_niquests_connection_error(ha_token: str) -> None:
     # Not wrapped by homeassistant_api: niquests.exceptions.ConnectionError (an OSError subclass).
-    dead = ha_api.Client(f"http://127.0.0.1:{free_port()}/api", ha_token, global_request_kwargs={"timeout": 5})
-    with pytest.raises(niquests.exceptions.ConnectionError, match="Connection refused") as excinfo:
+    with (
+        rest_client(f"http://127.0.0.1:{free_port()}/api", ha_token, timeout=5) as dead,
+        pytest.raises(niquests.exceptions.ConnectionError, match="Connection refused") as excinfo,
+    ):
         dead.get_states()
     assert isinstance(excinfo.value, OSError)
     assert not isinstance(excinfo.value, ha_api.errors.HomeassistantAPIError)
@@ -159,8 +170,10 @@ def test_no_answer_raises_request_timeout_error() -> None:
         server.bind(("127.0.0.1", 0))
         server.listen(1)
         port = server.getsockname()[1]
-        silent = ha_api.Client(f"http://127.0.0.1:{port}/api", "x", global_request_kwargs={"timeout": 1})
-        with pytest.raises(ha_api.errors.RequestTimeoutError, match="did not respond in time"):
+        with (
+            rest_client(f"http://127.0.0.1:{port}/api", "x", timeout=1) as silent,
+            pytest.raises(ha_api.errors.RequestTimeoutError, match="did not respond in time"),
+        ):
             silent.get_states()
 
 

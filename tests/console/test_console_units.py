@@ -6,6 +6,7 @@ links.
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ from argobox.server.console import auth
 from argobox.server.console.auth import SignInLimiter, operator_for_token
 from argobox.server.console.pages import stale_message
 from argobox.server.console.present import event_view, summary_parts, supplied_arguments
-from argobox.server.console.render import environment, inert
+from argobox.server.console.render import STATIC, environment, inert
 from argobox.server.console.security import HostPolicy, session_cookie
 from argobox.server.console.sessions import Sessions
 from argobox.server.mediation import agent_calls, notify
@@ -206,6 +207,24 @@ def test_the_summary_keeps_argoboxs_words_apart_from_the_agents_values() -> None
     assert unknown[-1].agent is True and unknown[-1].text == "<img src=x>"
 
 
+def test_a_runbook_summary_quotes_each_word_whole_and_marks_the_agents_part_of_it(write_config: WriteConfig) -> None:
+    config = load_config(
+        write_config(
+            extra="""
+[runbooks.clean]
+description = "Clean a scratch area"
+argv = ["find", "/srv/scratch/{area}", "-delete"]
+params = { area = { pattern = "^.*$" } }
+"""
+        )
+    )
+
+    parts = summary_parts("runbook_clean", {"area": "a b'c"}, config.catalog)
+
+    assert "".join(p.text for p in parts) == "run runbook clean on host local: find '/srv/scratch/a b'\"'\"'c' -delete"
+    assert [p.text for p in parts if p.agent] == ["a b'\"'\"'c"]
+
+
 def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_tools_do() -> None:
     request: dict[str, Any] = {"id": "abc", "tool": "docker_restart_container", "arguments": {"container": "<b>"}}
     received: dict[str, Any] = {
@@ -221,9 +240,10 @@ def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_
         "detail": {"reason": "unknown tool '<img src=x>'"},
     }
     decision: dict[str, Any] = {"event": "decision", "actor": "policy", "tool": "docker_restart_container"}
+    failed: dict[str, Any] = {"event": "failed", "actor": "argobox", "detail": {"error": "No container named '<b>'."}}
     views = [
         event_view(mark_event({**e, "detail": e.get("detail", {"effect": "approve"})}))
-        for e in (received, unknown, decision)
+        for e in (received, unknown, decision, failed)
     ]
 
     assert supplied_arguments(mark_request(request)) == {"container": "<b>"}
@@ -232,6 +252,8 @@ def test_pages_split_what_the_agent_wrote_from_argoboxs_account_as_the_operator_
     assert (views[1]["tool"], views[1]["supplied_tool"]) == (None, "<img src=x>")
     assert views[1]["supplied"] == {"detail": {"reason": "unknown tool '<img src=x>'"}} and views[1]["detail"] == {}
     assert (views[2]["detail"], views[2]["supplied"], views[2]["supplied_tool"]) == ({"effect": "approve"}, {}, None)
+    assert (views[3]["detail"], views[3]["backend"]) == ({}, {"error": "No container named '<b>'."})
+    assert views[2]["backend"] is None
 
 
 def test_console_configuration_is_checked_with_clear_errors(write_config: WriteConfig) -> None:
@@ -268,11 +290,37 @@ async def test_a_queued_request_is_announced_with_a_link_to_its_page(write_confi
 
 def test_a_decision_that_came_too_late_is_told_plainly() -> None:
     expired = stale_message(
-        Refused("expired", "request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved")
+        Refused(
+            "expired",
+            "request abc expired at 2026-01-01T00:00:00.000Z without a decision; only a pending request can be "
+            "approved",
+        )
     )
-    decided = stale_message(Refused("not_pending", "request abc is succeeded by bob, not pending approval"))
+    decided = stale_message(
+        Refused(
+            "not_pending",
+            "request abc was already approved by bob (now succeeded); only a pending request can be approved",
+        )
+    )
     assert expired == (
         "stale",
-        "Too late: request abc expired at 2026-01-01T00:00:00.000Z; it cannot be approved. Nothing was done.",
+        "Too late: request abc expired at 2026-01-01T00:00:00.000Z without a decision; only a pending request can be "
+        "approved. Nothing was done.",
     )
-    assert decided[0] == "stale" and decided[1].startswith("Already decided meanwhile: request abc is succeeded by bob")
+    assert decided == (
+        "stale",
+        "Already decided meanwhile: request abc was already approved by bob (now succeeded); only a pending request "
+        "can be approved. Nothing more was done.",
+    )
+
+
+def test_the_pending_page_asks_for_new_requests_at_least_every_two_seconds() -> None:
+    """New requests must appear on an open Pending page within 2 seconds. The browser test cannot assert a time (it
+    only waits, generously, for the request to appear without a reload), so the interval is checked here, where the
+    page's script sets it."""
+    script = (STATIC / "console.js").read_text()
+    interval = re.search(r"\bvar PENDING_EVERY_MS = (\d+);", script)
+
+    assert interval is not None, "console.js no longer sets PENDING_EVERY_MS"
+    assert 0 < int(interval[1]) <= 2000
+    assert re.search(r"setTimeout\(poll, PENDING_EVERY_MS\)", script)  # the constant is the one the poll uses

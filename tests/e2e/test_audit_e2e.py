@@ -11,7 +11,8 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import AsyncGenerator, Callable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import anyio
@@ -22,7 +23,8 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import WriteConfig
+from tests.conftest import WriteConfig, first_text
+from tests.fixtures_docker import recorded_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -35,18 +37,20 @@ def argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subp
     )
 
 
-def server(config: Path, log: Path, env: dict[str, str] | None = None) -> Client:
+@asynccontextmanager
+async def server(config: Path, log: Path, env: dict[str, str] | None = None) -> AsyncGenerator[Client]:
+    """An agent connected to `argobox serve` over stdio, the server's stderr appended to `log` (closed after)."""
     params = StdioServerParameters(
         command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"], env=env
     )
-    return Client(stdio_client(params, errlog=log.open("a")))
+    with log.open("a") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
+            yield client
 
 
 def engine_actions(client: docker.DockerClient, container: Container, since: float) -> list[str]:
-    stream = client.events(
-        since=int(since) - 1, until=int(time.time()) + 1, decode=True, filters={"container": container.id}
-    )
-    return [e.get("Action", "") for e in stream]
+    events = recorded_events(client, container.id, since=int(since) - 1, until=int(time.time()) + 1)
+    return [e.get("Action", "") for e in events]
 
 
 def allow_start(name: str) -> str:
@@ -89,7 +93,7 @@ async def test_unwritable_audit_refuses_a_pre_approved_mutation_and_the_containe
 
     assert result.is_error is True and result.structured_content is not None
     assert result.structured_content["status"] == "refused"
-    assert "could not write the audit record, so nothing was executed" in result.content[0].text  # type: ignore[union-attr]
+    assert "could not write the audit record, so nothing was executed" in first_text(result)
     assert waited < 10
     assert web.attrs["State"]["Status"] == "created" and "start" not in engine_actions(docker_client, web, t0)
     assert "the audit trail could not be written" in log.read_text()

@@ -37,6 +37,7 @@ from mcp.shared.exceptions import MCPError
 from tests.conftest import WriteConfig
 from tests.crash_launcher import NO_NAMESPACE
 from tests.figures import write_figures
+from tests.fixtures_docker import recorded_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -238,13 +239,8 @@ async def agent_restart(run: Run, container: str, *, until: Callable[[], bool] |
 
 def engine_restarts(client: docker.DockerClient, container: Container, since: float) -> int:
     """Restarts of `container` as the Docker engine itself recorded them since `since`."""
-    stream = client.events(
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        decode=True,
-        filters={"container": container.id, "event": "restart"},
-    )
-    return sum(1 for e in stream if e.get("Action") == "restart")
+    events = recorded_events(client, container.id, since=int(since) - 1, until=int(time.time()) + 1, event="restart")
+    return sum(1 for e in events if e.get("Action") == "restart")
 
 
 def stored(config: Path, sql: str, params: tuple[Any, ...] = ()) -> list[sqlite3.Row]:

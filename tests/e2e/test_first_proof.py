@@ -18,6 +18,7 @@ from docker.models.containers import Container
 from mcp import Client, StdioServerParameters
 
 from tests.conftest import WriteConfig
+from tests.fixtures_docker import recorded_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 
@@ -30,12 +31,25 @@ def argobox(config: Path, *args: str, env: dict[str, str] | None = None) -> subp
     )
 
 
+def approve_at_once(config: Path, request_id: str, operators: tuple[str, ...]) -> list[int]:
+    """Start one `argobox approve` per operator, all at once; their exit statuses, sorted."""
+    racing = [
+        subprocess.Popen(
+            [ARGOBOX, "--config", str(config), "approve", request_id, "--as", who],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        for who in operators
+    ]
+    return sorted(p.wait(timeout=120) for p in racing)
+
+
 async def agent_calls(config: Path, calls: list[tuple[str, dict[str, Any]]], mode: str = "auto") -> list[Any]:
     """One OpenClaw-like session: launch `argobox serve`, make the calls, then let the process go away."""
     params = StdioServerParameters(command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"])
     results: list[Any] = []
     with anyio.fail_after(60):
-        async with Client(params, mode=mode) as client:  # type: ignore[arg-type]
+        async with Client(params, mode=mode) as client:
             for tool, arguments in calls:
                 results.append(await client.call_tool(tool, arguments))
     return results
@@ -43,13 +57,8 @@ async def agent_calls(config: Path, calls: list[tuple[str, dict[str, Any]]], mod
 
 def engine_events(client: docker.DockerClient, container: Container, since: float, action: str) -> list[dict[str, Any]]:
     """What the engine itself recorded for `container` since `since` (bounded: `until` is now)."""
-    stream = client.events(
-        since=int(since) - 1,
-        until=int(time.time()) + 1,
-        decode=True,
-        filters={"container": container.id, "event": action},
-    )
-    return [e for e in stream if e.get("Action") == action]
+    events = recorded_events(client, container.id, since=int(since) - 1, until=int(time.time()) + 1, event=action)
+    return [e for e in events if e.get("Action") == action]
 
 
 @pytest.fixture
@@ -120,16 +129,7 @@ async def test_two_operators_approving_at_the_same_moment_restart_the_container_
     (queued,) = await agent_calls(config, [("docker_restart_container", {"container": web.name})])
     request_id = queued.structured_content["request_id"]
 
-    operators = [
-        subprocess.Popen(
-            [ARGOBOX, "--config", str(config), "approve", request_id, "--as", who],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        for who in ("alice", "bob")
-    ]
-    codes = sorted(p.wait(timeout=120) for p in operators)
+    codes = await anyio.to_thread.run_sync(approve_at_once, config, request_id, ("alice", "bob"))
 
     assert codes == [0, 1]
     assert len(engine_events(docker_client, web, t0, "restart")) == 1

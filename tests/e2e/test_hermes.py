@@ -206,10 +206,7 @@ class Lab:
             "NO_COLOR": "1",
             "NO_PROXY": "127.0.0.1,::1",
             "no_proxy": "127.0.0.1,::1",
-            **{
-                name: trap
-                for name in ("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy")
-            },
+            **dict.fromkeys(("HTTP_PROXY", "HTTPS_PROXY", "ALL_PROXY", "http_proxy", "https_proxy", "all_proxy"), trap),
         }
 
     async def turn(self, message: str, *calls: tuple[str, dict[str, Any]]) -> Turn:

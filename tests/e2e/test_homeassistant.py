@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
 from fnmatch import fnmatchcase
 from pathlib import Path
@@ -54,7 +54,8 @@ async def agent_calls(
         command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"], env={TOKEN_ENV: token}
     )
     results: list[Any] = []
-    with open(errlog or config.parent / "serve.err", "a") as err, anyio.fail_after(60):
+    # stdio_client copies the server's stderr into a plain file object; opening one is not worth a thread.
+    with open(errlog or config.parent / "serve.err", "a") as err, anyio.fail_after(60):  # noqa: ASYNC230
         async with Client(stdio_client(params, errlog=err)) as client:
             for tool, arguments in calls:
                 results.append(await client.call_tool(tool, arguments))
@@ -66,7 +67,7 @@ def state_of(ha_client: Any, entity_id: str) -> str:
 
 
 @contextmanager
-def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str, list[str]]]]:
+def ha_service_calls(ha_url: str, ha_token: str) -> Generator[list[tuple[str, str, list[str]]]]:
     """Record (domain, service, entity ids) of every service call Home Assistant announces on its event bus while
     the block runs. The subscription is in place before the block starts and drained before the list is read."""
     from homeassistant_api import Client as RestClient
@@ -87,8 +88,8 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str
                 if event.event_type == stop:
                     return
                 if event.event_type == "call_service":
-                    data = event.data.get("service_data") or {}
-                    targets = data.get("entity_id") or []
+                    data: dict[str, Any] = event.data.get("service_data") or {}
+                    targets: str | list[str] = data.get("entity_id") or []
                     calls.append(
                         (
                             event.data["domain"],
@@ -103,7 +104,8 @@ def ha_service_calls(ha_url: str, ha_token: str) -> Iterator[list[tuple[str, str
     try:
         yield calls
     finally:
-        RestClient(f"{ha_url}/api", ha_token, global_request_kwargs={"timeout": 10}).fire_event(stop)
+        with RestClient(f"{ha_url}/api", ha_token, global_request_kwargs={"timeout": 10}) as rest:
+            rest.fire_event(stop)
         thread.join(10)
         assert not thread.is_alive(), "the event subscription did not drain"
 

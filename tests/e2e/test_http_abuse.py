@@ -210,6 +210,15 @@ MALFORMED: list[tuple[str, bytes, int, int | None]] = [
         None,
     ),
     ("a broken notification", b'{"jsonrpc": "2.0", "method": 8}', types.INVALID_REQUEST, None),
+    (
+        "an id that is an object",
+        b'{"jsonrpc": "2.0", "id": {"a": 1}, "method": "tools/list"}',
+        types.INVALID_REQUEST,
+        None,
+    ),
+    ("an id that is a boolean", b'{"jsonrpc": "2.0", "id": true, "method": "tools/list"}', types.INVALID_REQUEST, None),
+    ("an id that is 1.5", b'{"jsonrpc": "2.0", "id": 1.5, "method": "tools/list"}', types.INVALID_REQUEST, None),
+    ("a null id", b'{"jsonrpc": "2.0", "id": null, "method": "tools/list"}', types.INVALID_REQUEST, None),
 ]
 
 

@@ -92,7 +92,7 @@ async def agent_from(url: str, token: str, source: str) -> AsyncGenerator[Client
     headers = {"Authorization": f"Bearer {token}"}
     async with (
         httpx2.AsyncClient(transport=transport, headers=headers, timeout=30) as http,
-        Client(streamable_http_client(url, http_client=http)) as client,  # type: ignore[arg-type]
+        Client(streamable_http_client(url, http_client=http)) as client,
     ):
         yield client
 

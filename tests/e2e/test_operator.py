@@ -17,7 +17,7 @@ import pytest
 from mcp import Client, StdioServerParameters
 from mcp.shared.exceptions import MCPError
 
-from tests.conftest import WriteConfig
+from tests.conftest import WriteConfig, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -51,7 +51,7 @@ async def test_operator_server_lists_explains_and_approves_what_the_agent_asked(
             Client(server(config, "operator", "--as", "alice")) as operator,
         ):
             queued = (await agent.call_tool("docker_restart_container", {"container": "jellyfin"})).structured_content
-            request_id = queued["request_id"]  # type: ignore[index]
+            request_id = queued["request_id"]
             listed = (await operator.call_tool("list_requests", {})).structured_content
             explained = (await operator.call_tool("explain_request", {"request_id": request_id})).structured_content
             resource = await operator.read_resource("argobox://requests/pending")
@@ -61,20 +61,20 @@ async def test_operator_server_lists_explains_and_approves_what_the_agent_asked(
             overview = (await operator.call_tool("agent_overview", {"agent": "openclaw"})).structured_content
             trail = (await operator.call_tool("query_audit", {"request_id": request_id})).structured_content
 
-    assert [r["id"] for r in listed["requests"]] == [request_id]  # type: ignore[index]
-    x = explained["explanation"]  # type: ignore[index]
-    assert explained["rule"] == "agents.openclaw.rules[1]"  # type: ignore[index]
+    assert [r["id"] for r in listed["requests"]] == [request_id]
+    x = explained["explanation"]
+    assert explained["rule"] == "agents.openclaw.rules[1]"
     assert 'args = { container = ["jellyfin", "web-*"] }' in x["rule_text"]
     assert x["what"] == "restart container 'jellyfin'" and x["classification"] == "mutate"
     assert x["preview"]["available"] is True and x["preview"]["state"] == "running"
     assert request_id in resource.contents[0].text  # type: ignore[union-attr]
-    assert approved.is_error is False and approved.structured_content["request"]["status"] == "succeeded"  # type: ignore[index]
-    assert again.is_error is True and "only a pending request can be approved" in again.content[0].text  # type: ignore[union-attr]
-    assert status["status"] == "succeeded" and status["result"]["restart_count"] == 1  # type: ignore[index]
-    assert overview["agents"][0]["budget"]["mutations_last_hour"] == 1  # type: ignore[index]
-    events = [e["event"] for e in trail["events"]]  # type: ignore[index]
+    assert approved.is_error is False and approved.structured_content["request"]["status"] == "succeeded"
+    assert again.is_error is True and "only a pending request can be approved" in first_text(again)
+    assert status["status"] == "succeeded" and status["result"]["restart_count"] == 1
+    assert overview["agents"][0]["budget"]["mutations_last_hour"] == 1
+    events = [e["event"] for e in trail["events"]]
     assert events == ["received", "decision", "queued", "approved", "executing", "succeeded"]
-    assert trail["events"][3]["actor"] == "operator:alice"  # type: ignore[index]
+    assert trail["events"][3]["actor"] == "operator:alice"
 
 
 async def test_agents_can_never_open_the_operator_server_or_call_its_tools(write_config: WriteConfig) -> None:
@@ -150,25 +150,27 @@ def watch(config: Path) -> subprocess.Popen[str]:
 
 async def test_watch_follows_new_requests_and_decisions(write_config: WriteConfig) -> None:
     config = write_config()
-    watcher = watch(config)
-    try:
-        assert watcher.stderr is not None and "watching" in watcher.stderr.readline()
-        with anyio.fail_after(60):
-            async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
-                queued = (await agent.call_tool("docker_stop_container", {"container": "web-api"})).structured_content
-        request_id = queued["request_id"]  # type: ignore[index]
-        with anyio.fail_after(60):
-            await anyio.run_process(
-                [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"]
-            )
-        lines: list[str] = []
-        assert watcher.stdout is not None
-        with anyio.fail_after(30):
-            while not any(" denied " in line for line in lines):
-                lines.append(await anyio.to_thread.run_sync(watcher.stdout.readline))
-    finally:
-        watcher.terminate()
-        watcher.wait(timeout=30)
+    with watch(config) as watcher:  # the context closes its pipes
+        try:
+            assert watcher.stderr is not None and "watching" in watcher.stderr.readline()
+            with anyio.fail_after(60):
+                async with Client(server(config, "serve", "--agent", "openclaw")) as agent:
+                    queued = (
+                        await agent.call_tool("docker_stop_container", {"container": "web-api"})
+                    ).structured_content
+            request_id = queued["request_id"]
+            with anyio.fail_after(60):
+                await anyio.run_process(
+                    [ARGOBOX, "--config", str(config), "deny", request_id, "--as", "bob", "--reason", "no"]
+                )
+            lines: list[str] = []
+            assert watcher.stdout is not None
+            with anyio.fail_after(30):
+                while not any(" denied " in line for line in lines):
+                    lines.append(await anyio.to_thread.run_sync(watcher.stdout.readline))
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=30)
 
     text = "".join(lines)
     assert f"{request_id} queued" in text and f"{request_id} denied by operator:bob" in text
@@ -188,10 +190,10 @@ async def test_operator_server_follows_grant_changes_before_approving(write_conf
                 trail = (await operator.call_tool("query_audit", {})).structured_content
                 return any(
                     e["event"] == "config_reloaded" and "operator" in json.dumps(e["detail"]) for e in trail["events"]
-                )  # type: ignore[index]
+                )
 
             await eventually(reloaded, within=30)  # the operator server checks its file about once a second
-            refused = await operator.call_tool("approve_request", {"request_id": queued["request_id"]})  # type: ignore[index]
+            refused = await operator.call_tool("approve_request", {"request_id": queued["request_id"]})
 
     assert refused is not None and refused.is_error
-    assert "no longer covered by the grant" in refused.content[0].text  # type: ignore[union-attr]
+    assert "no longer covered by the grant" in first_text(refused)

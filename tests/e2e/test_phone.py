@@ -1,5 +1,5 @@
-"""Approving from the phone, end to end: the real `argobox serve --http` daemon (and `argobox listen`), the real Home
-Assistant (scripts/homeassistant.sh) and real Home Assistant users.
+"""Approving from the phone, end to end: the real `argobox serve --http` daemon (and `argobox listen`, and
+`argobox console` on its own), the real Home Assistant (scripts/homeassistant.sh) and real Home Assistant users.
 
 The operator's phone is a second Home Assistant user, made through Home Assistant's own auth API, with a token from
 its login flow. ArgoBox's push reaches Home Assistant as a real call of `notify.mobile_app_phone`; the test reads the
@@ -28,6 +28,8 @@ import pytest
 from anyio.abc import Process
 
 from tests.conftest import HOME_RULES, WriteConfig
+from tests.console_support import Process as ArgoboxProcess
+from tests.console_support import argobox_process, run_argobox
 from tests.fixtures_homeassistant import LOCK, REPO_ROOT
 from tests.ha_phone import (
     EVENT,
@@ -208,6 +210,87 @@ async def test_the_operators_phone_approves_once_and_every_other_press_is_refuse
     assert stranger["actor"] == f"homeassistant:{people.stranger.id}"
     everything = json.dumps(events) + daemon.log
     assert keys["Approve"] not in everything and people.argobox.token not in everything
+
+
+async def test_the_console_alone_hears_the_phone_and_refuses_a_press_on_a_decided_request_or_with_another_code(
+    write_config: WriteConfig, ha_url: str, people: People, ha_reset: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Only `argobox console` listens here (the agent is served over stdio, the CLI denies; neither listens)."""
+    monkeypatch.setenv(TOKEN_ENV, people.argobox.token)
+    config = phone_config(write_config, ha_url, people.phone)
+    with recorded(ha_url, people.argobox.token) as bus, anyio.fail_after(120):
+        async with argobox_process(config, "console", "--listen", "127.0.0.1:0") as console:
+            await wait_for_log(console, rf"Home Assistant listener: connected to \S+ as user {people.argobox.id}")
+            decided, pending = await queue_over_stdio(config, "lock", "unlock")
+            keys: dict[str, dict[str, str]] = {}
+            for request_id in (decided, pending):
+                (push,) = await bus.wait(lambda r=request_id: bus.notifications(f"argobox-{r}"))
+                keys[request_id] = buttons(push)
+            denied = run_argobox(config, "deny", decided, "--as", "alice", "--reason", "decided on the CLI")
+            assert denied.returncode == 0, denied.stderr
+
+            async def refused(action: str, kind: str) -> None:
+                press(ha_url, people.phone, action)
+                await bus.wait(lambda: (kind, people.phone.id) in refusals(config))
+
+            await refused(keys[decided]["Approve"], "decided")
+            await refused(keys[decided]["Approve"].replace(decided, pending), "wrong_code")  # the other's code
+            press(ha_url, people.phone, keys[pending]["Approve"])
+            await bus.wait(lambda: any(e["event"] == "succeeded" for e in trail(config, pending)))
+            await bus.wait(
+                lambda: [p for p in bus.notifications(f"argobox-{pending}") if "approved by carol" in p["message"]]
+            )
+            told = await bus.wait(
+                lambda: [p for p in bus.notifications(f"argobox-{decided}") if "refused" in p["title"]]
+            )
+        locks, unlocks = bus.calls("lock", "lock"), bus.calls("lock", "unlock")
+    on_decided, on_pending = argobox_audit(config, decided), argobox_audit(config, pending)
+
+    assert (locks, unlocks) == (0, 1) and state_of(ha_url, people.argobox.token, LOCK) == "unlocked"
+    after_queued = ("denied", "approved", "executing", "phone_code_used", "phone_action_refused")
+    decisions = [(e["event"], e["detail"].get("refusal")) for e in on_decided if e["event"] in after_queued]
+    assert decisions == [("denied", None), ("phone_action_refused", "decided")]
+    assert "already denied by alice" in told[0]["message"]
+    shown = [(e["event"], e["detail"].get("refusal")) for e in on_pending if not e["event"].startswith("notif")]
+    assert shown[-5:] == [
+        ("phone_action_refused", "wrong_code"),
+        ("phone_code_used", None),
+        ("approved", None),
+        ("executing", None),
+        ("succeeded", None),
+    ]
+    approved = next(e for e in on_pending if e["event"] == "approved")
+    assert approved["actor"] == "operator:carol" and approved["detail"]["channel"] == "home-assistant"
+
+
+async def wait_for_log(running: ArgoboxProcess, pattern: str) -> None:
+    try:
+        with anyio.fail_after(WAIT_S):
+            while not re.search(pattern, running.log):
+                assert running.process.poll() is None, f"argobox exited:\n{running.log}"
+                await anyio.sleep(0.05)
+    except TimeoutError:
+        raise AssertionError(f"argobox did not log {pattern!r} within {WAIT_S} s:\n{running.log}") from None
+
+
+async def queue_over_stdio(config: Path, *services: str) -> list[str]:
+    """The agent asks over stdio (`argobox serve --agent`, which does not listen for the phone) for `lock.SERVICE`
+    of the test lock, once per service; the ids of the pending requests."""
+    from mcp import Client, StdioServerParameters
+
+    params = StdioServerParameters(
+        command=str(ARGOBOX),
+        args=["--config", str(config), "serve", "--agent", "openclaw"],
+        env={"ARGOBOX_AGENT_TOKEN": OPENCLAW_TOKEN, TOKEN_ENV: os.environ[TOKEN_ENV]},
+    )
+    ids: list[str] = []
+    async with Client(params) as agent:
+        for service in services:
+            queued = await agent.call_tool("ha_call_service", lock_call(service))
+            assert queued.structured_content is not None, queued
+            assert queued.structured_content["status"] == "pending_approval", queued.structured_content
+            ids.append(queued.structured_content["request_id"])
+    return ids
 
 
 async def test_the_listener_survives_a_home_assistant_restart_and_decides_the_next_press(

@@ -8,6 +8,7 @@ import os
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import anyio
 import httpx2
@@ -51,7 +52,7 @@ async def test_readme_openclaw_stdio_snippet_connects_and_is_gated(write_config:
     assert queued.structured_content["status"] == "pending_approval"
 
 
-def openclaw_http_snippet() -> dict[str, object]:
+def openclaw_http_snippet() -> dict[str, Any]:
     text = README.read_text()
     match = re.search(r"<!-- openclaw-http-snippet -->\s*```json\n(.*?)```", text, re.S)
     assert match, "the README lost its OpenClaw HTTP snippet"
@@ -67,17 +68,18 @@ async def test_readme_openclaw_http_snippet_drives_the_daemon(tmp_path: Path, mo
         async with http_daemon(config) as daemon:
             # The daemon here listens on a free port instead of 8765; everything else is the snippet's.
             url = str(entry["url"]).replace("127.0.0.1:8765", daemon.url.split("/")[2])
-            headers = {k: v.replace("<the token>", OPENCLAW_TOKEN) for k, v in entry["headers"].items()}  # type: ignore[union-attr]
+            snippet_headers: dict[str, str] = entry["headers"]
+            headers = {k: v.replace("<the token>", OPENCLAW_TOKEN) for k, v in snippet_headers.items()}
             async with (
                 httpx2.AsyncClient(headers=headers, timeout=httpx2.Timeout(30, read=300)) as http,
                 Client(streamable_http_client(url, http_client=http), mode=mode) as client,
-            ):  # type: ignore[arg-type]
+            ):
                 tools = [t.name for t in (await client.list_tools()).tools]
                 queued = await client.call_tool("docker_restart_container", {"container": "jellyfin"})
 
     assert entry["transport"] == "streamable-http"
     assert entry["url"] == f"http://{DEFAULT_LISTEN}{MCP_PATH}"
-    assert set(entry["headers"]) == {"Authorization"}  # type: ignore[arg-type]
+    assert set(entry["headers"]) == {"Authorization"}
     assert "docker_restart_container" in tools and all(re.fullmatch(r"[a-zA-Z0-9_-]+", t) for t in tools)
     assert queued.structured_content is not None
     assert queued.structured_content["status"] == "pending_approval"

@@ -16,7 +16,7 @@ import shutil
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -80,7 +80,7 @@ def run_block(script: str, env: dict[str, str], home: Path) -> subprocess.Comple
 
 
 @asynccontextmanager
-async def daemon(command: str, env: dict[str, str], home: Path) -> AsyncIterator[str]:
+async def daemon(command: str, env: dict[str, str], home: Path) -> AsyncGenerator[str]:
     """The quickstart's `argobox serve --http ...` line, running, and the URL it says it serves."""
     argv = command.split("#", maxsplit=1)[0].split()
     process: Process = await anyio.open_process(as_a_user(argv), env=env, cwd=home, stdout=subprocess.DEVNULL)

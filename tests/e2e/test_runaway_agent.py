@@ -12,7 +12,7 @@ import pytest
 from docker.models.containers import Container
 
 from argobox.policy.limits import Limits
-from tests.conftest import WriteConfig
+from tests.conftest import WriteConfig, first_text
 from tests.e2e.test_first_proof import agent_calls, argobox, engine_events
 
 pytestmark = [pytest.mark.docker, pytest.mark.anyio]
@@ -47,7 +47,7 @@ async def test_looping_agent_is_stopped_across_sessions_and_the_audit_says_why(
     refused = (first + second)[allowed].structured_content
     assert refused["limit"] == "identical_calls" and refused["retry_after_seconds"] > 0
     assert (first + second)[allowed].is_error is False  # a refusal the agent can read, not an error result
-    assert (first + second)[allowed].content[0].text.startswith("rate_limited: ")
+    assert first_text((first + second)[allowed]).startswith("rate_limited: ")
     assert len(engine_events(docker_client, web, t0, "restart")) == allowed
     limited = [e for e in audit if e["event"] == "rate_limited"]
     assert len(limited) == 1 and limited[0]["detail"]["limit"] == "identical_calls"

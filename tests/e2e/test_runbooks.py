@@ -21,6 +21,7 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 
 from tests.adapters.test_commands import SHOW_ARGV, nasty_values, wait_until_gone
+from tests.conftest import first_text
 from tests.fixtures_sshd import SshServer
 
 pytestmark = [pytest.mark.sshd, pytest.mark.anyio]
@@ -28,6 +29,10 @@ pytestmark = [pytest.mark.sshd, pytest.mark.anyio]
 ARGOBOX = str(Path(sys.executable).with_name("argobox"))
 HA_TOKEN = "ha-token-that-must-never-be-shown-0123456789"
 PASSWORD = "hunter2-in-a-url"
+CUT = 4096
+"""The output limit of runbook remote_at_the_cut (4 KiB): the newest CUT bytes of its output are kept."""
+AT_THE_CUT = HA_TOKEN[-16:]
+"""The end of the secret that the newest CUT bytes of at_the_cut.txt start with."""
 
 
 def argobox(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -68,6 +73,7 @@ def lab(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Path
     remote.mkdir()
     (base / "report.txt").write_text(f"backup ok\nrepository: https://admin:{PASSWORD}@nas.lan/repo\nha: {HA_TOKEN}\n")
     (remote / "status.txt").write_text("pool tank: ONLINE, last scrub 3 days ago\n")
+    (remote / "at_the_cut.txt").write_text("y" * 500 + HA_TOKEN + "x" * (CUT - len(AT_THE_CUT)))  # cut in the token
     empty = base / "empty_known_hosts"
     empty.write_text("")
     impostor = base / "impostor"
@@ -95,6 +101,19 @@ def lab(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Path
         host = "local"
         argv = ["cat", "{base}/report.txt"]
         kind = "read"
+
+        [runbooks.remote_report]
+        description = "Show the last backup report, as a copy on the NAS"
+        host = "lab"
+        argv = ["cat", "{base}/report.txt"]
+        kind = "read"
+
+        [runbooks.remote_at_the_cut]
+        description = "Show a file whose kept output starts inside a secret"
+        host = "lab"
+        argv = ["cat", "{remote}/at_the_cut.txt"]
+        kind = "read"
+        output_limit_kib = {CUT // 1024}
 
         [runbooks.echo]
         description = "Show a text as the program receives it"
@@ -153,8 +172,8 @@ def lab(ssh_server: SshServer, tmp_path_factory: pytest.TempPathFactory) -> Path
         [agents.openclaw]
 
         [[agents.openclaw.rules]]
-        tools = ["runbook_backup_report", "runbook_echo", "runbook_echo_option", "runbook_sleep", "runbook_count",
-                 "runbook_touch_*"]
+        tools = ["runbook_backup_report", "runbook_remote_*", "runbook_echo", "runbook_echo_option", "runbook_sleep",
+                 "runbook_count", "runbook_touch_*"]
         effect = "allow"
 
         [[agents.openclaw.rules]]
@@ -175,9 +194,26 @@ async def test_a_read_runbook_answers_at_once_and_its_output_is_redacted(lab: Pa
     assert PASSWORD not in json.dumps(report.structured_content) and HA_TOKEN not in json.dumps(
         report.structured_content
     )
-    assert PASSWORD not in report.content[0].text and HA_TOKEN not in report.content[0].text
+    assert PASSWORD not in first_text(report) and HA_TOKEN not in first_text(report)
     audit = argobox(lab, "audit", "--request", report.structured_content["request_id"], "--json")
     assert PASSWORD not in audit.stdout and HA_TOKEN not in audit.stdout
+
+
+async def test_a_secret_a_command_prints_through_the_sshd_is_redacted_even_where_the_output_is_cut(lab: Path) -> None:
+    report, cut = await agent_calls(lab, [("runbook_remote_report", {}), ("runbook_remote_at_the_cut", {})])
+    audit = argobox(lab, "audit", "--json")
+    shown = [
+        argobox(lab, "show", call.structured_content["request_id"]).stdout + json.dumps(call.structured_content)
+        for call in (report, cut)
+    ]
+
+    assert [call.structured_content["status"] for call in (report, cut)] == ["succeeded", "succeeded"]
+    assert {call.structured_content["result"]["host"] for call in (report, cut)} == {"lab"}
+    assert "backup ok" in report.structured_content["result"]["stdout"]
+    kept = cut.structured_content["result"]
+    assert kept["stdout_truncated"] is True and kept["stdout"].endswith("x" * 100) and len(kept["stdout"]) <= CUT
+    for text in (*shown, report.content[0].text, cut.content[0].text, audit.stdout):
+        assert PASSWORD not in text and HA_TOKEN not in text and AT_THE_CUT not in text
 
 
 async def test_injection_attempts_reach_the_remote_program_as_plain_arguments(lab: Path) -> None:
@@ -256,14 +292,10 @@ async def test_a_mutate_runbook_is_queued_shown_approved_from_the_cli_and_runs_e
     audit = json.loads(argobox(lab, "audit", "--request", request_id, "--json").stdout)
 
     assert queued.structured_content["status"] == "pending_approval" and not ran_while_pending
-    assert f"run runbook mark on host lab: sh -c echo ran >> \"$1\" sh {lab.parent}/remote/marker-'{name}'" in (
-        shown.stdout
-    )
-    assert "preview `cat " in shown.stdout and "pool tank: ONLINE" in shown.stdout
+    assert f"run runbook mark on host lab: sh -c 'echo ran >> \"$1\"' sh {marker}" in shown.stdout
+    assert "preview_argv `cat " in shown.stdout and "    | pool tank: ONLINE, last scrub 3 days ago" in shown.stdout
     queued_line = next(line for line in queue.stdout.splitlines() if line.startswith(request_id))
-    assert queued_line.endswith(
-        f"run runbook mark on host lab: sh -c echo ran >> \"$1\" sh {marker.parent}/marker-'{name}'"
-    )
+    assert queued_line.endswith(f"run runbook mark on host lab: sh -c 'echo ran >> \"$1\"' sh {marker}")
     assert approved.returncode == 0, approved.stderr
     assert "succeeded: run runbook mark" in approved.stdout
     assert again.returncode == 1 and "only a pending request can be approved" in again.stderr

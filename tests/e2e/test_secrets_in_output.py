@@ -35,7 +35,23 @@ def pem_key() -> str:
 
 
 def argobox(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([ARGOBOX, "--config", str(config), *args], capture_output=True, text=True, timeout=120)
+    # check: a command that failed prints nothing, and would make the absence of secrets vacuous.
+    return subprocess.run(
+        [ARGOBOX, "--config", str(config), *args], capture_output=True, text=True, timeout=120, check=True
+    )
+
+
+def printed(container: Container, marker: bytes) -> None:
+    """Return once `container` has printed `marker`, following its log as the engine streams it."""
+    stream = container.logs(stream=True, follow=True)
+    seen = b""
+    try:
+        for chunk in stream:
+            seen += chunk
+            if marker in seen:
+                return
+    finally:
+        stream.close()
 
 
 async def test_multi_line_cut_and_differently_spelled_secrets_appear_nowhere(
@@ -53,9 +69,8 @@ async def test_multi_line_cut_and_differently_spelled_secrets_appear_nowhere(
         'trap "exit 0" TERM; while :; do sleep 1; done'
     )
     web = make_container("keys", env={"TLS_KEY": key, "LONG_SECRET": straddling}, command=["sh", "-c", printer])
-    with anyio.fail_after(10):
-        while b"X-Api-Key" not in web.logs():  # bounded by the deadline: the container has printed everything
-            await anyio.sleep(0.05)
+    with anyio.fail_after(10):  # the container has printed everything once its last line shows
+        await anyio.to_thread.run_sync(printed, web, b"X-Api-Key", abandon_on_cancel=True)
     config = write_config(
         docker=f'base_url = "{docker_base_url}"', read_args=f'args = {{ container = ["{web.name}"] }}'
     )
@@ -64,8 +79,8 @@ async def test_multi_line_cut_and_differently_spelled_secrets_appear_nowhere(
         args=["--config", str(config), "serve", "--agent", "openclaw"],
         env={"PATH": os.environ["PATH"]},
     )
-    with anyio.fail_after(60):
-        async with Client(stdio_client(params, errlog=(tmp_path / "server.log").open("a"))) as client:
+    with anyio.fail_after(60), (tmp_path / "server.log").open("a") as errlog:
+        async with Client(stdio_client(params, errlog=errlog)) as client:
             result = await client.call_tool("docker_container_logs", {"container": web.name, "tail": 100})
     assert result.structured_content is not None and result.structured_content["status"] == "succeeded"
     request_id = result.structured_content["request_id"]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import subprocess
 from pathlib import Path
 
 import anyio
@@ -69,13 +68,8 @@ async def test_a_stdio_server_whose_token_is_revoked_serves_nothing(write_config
             for _ in range(3):
                 with pytest.raises(MCPError, match="Unknown tool"):
                     await client.call_tool("docker_list_containers", {})
-    done = subprocess.run(
-        [str(ARGOBOX), "--config", str(config), "audit", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    with anyio.fail_after(60):
+        done = await anyio.run_process([str(ARGOBOX), "--config", str(config), "audit", "--json"])
     refused = [e for e in json.loads(done.stdout) if e["event"] == "agent_refused"]
 
     assert "docker_list_containers" in before

@@ -81,7 +81,8 @@ async def test_show_prints_a_real_entity_state_inert(
             queued = await client.call_tool(
                 "ha_call_service", {"domain": "lock", "service": "unlock", "entity_id": hostile_entity}
             )
-    request_id = (queued.structured_content or {})["request_id"]
+    assert queued.structured_content is not None, queued
+    request_id = str(queued.structured_content["request_id"])
 
     shown = run(config, "show", request_id, env=env)
     exact = json.loads(run(config, "show", request_id, "--json", env=env).stdout)
@@ -100,22 +101,24 @@ async def test_show_prints_a_real_entity_state_inert(
 
 async def test_watch_all_and_audit_print_an_escape_sequence_tool_name_inert(write_config: WriteConfig) -> None:
     config = write_config()
-    watcher = watch_all(config)
-    lines: list[str] = []
-    try:
-        assert watcher.stderr is not None and watcher.stdout is not None
-        assert "watching" in watcher.stderr.readline()
-        agent = StdioServerParameters(command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"])
-        with anyio.fail_after(60):
-            async with Client(agent) as client:
-                with pytest.raises(MCPError):
-                    await client.call_tool(HOSTILE_TOOL, {})
-        with anyio.fail_after(30):
-            while not any(" refused " in line for line in lines):
-                lines.append(await anyio.to_thread.run_sync(watcher.stdout.readline))
-    finally:
-        watcher.terminate()
-        watcher.wait(timeout=30)
+    with watch_all(config) as watcher:  # the context closes its pipes
+        lines: list[str] = []
+        try:
+            assert watcher.stderr is not None and watcher.stdout is not None
+            assert "watching" in watcher.stderr.readline()
+            agent = StdioServerParameters(
+                command=ARGOBOX, args=["--config", str(config), "serve", "--agent", "openclaw"]
+            )
+            with anyio.fail_after(60):
+                async with Client(agent) as client:
+                    with pytest.raises(MCPError):
+                        await client.call_tool(HOSTILE_TOOL, {})
+            with anyio.fail_after(30):
+                while not any(" refused " in line for line in lines):
+                    lines.append(await anyio.to_thread.run_sync(watcher.stdout.readline))
+        finally:
+            watcher.terminate()
+            watcher.wait(timeout=30)
     audit = run(config, "audit")
     exact = json.loads(run(config, "audit", "--json").stdout)
 

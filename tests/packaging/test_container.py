@@ -11,6 +11,7 @@ socket's group) is taken from compose.yaml.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -30,7 +31,7 @@ import docker
 import docker.errors
 import httpx2
 import pytest
-import yaml  # pyright: ignore[reportMissingModuleSource, reportMissingTypeStubs]
+import yaml
 from docker.models.containers import Container
 from docker.models.volumes import Volume
 from mcp import types
@@ -99,10 +100,8 @@ def store_volume(docker_client: docker.DockerClient, docker_session_id: str) -> 
     yield volume
     for user in docker_client.containers.list(all=True, filters={"volume": volume.name}):
         user.remove(force=True)
-    try:
+    with contextlib.suppress(docker.errors.NotFound):
         volume.remove(force=True)
-    except docker.errors.NotFound:
-        pass
 
 
 def free_port() -> int:
@@ -250,7 +249,7 @@ async def test_first_proof_over_http_into_the_container_approved_inside_it_runs_
     port, console_port = free_port(), free_port()
     started = time.time()
     confined: dict[str, Any] = {
-        "network_mode": "host", "group_add": [str(engine_socket.stat().st_gid)],
+        "network_mode": "host", "group_add": [str((await anyio.Path(engine_socket).stat()).st_gid)],
         "volumes": compose_volumes(config_dir, store_volume, engine_socket),
         "read_only": SERVICE["read_only"], "tmpfs": dict.fromkeys(SERVICE["tmpfs"], ""),
         "cap_drop": SERVICE["cap_drop"], "security_opt": SERVICE["security_opt"],

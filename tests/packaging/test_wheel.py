@@ -145,7 +145,7 @@ async def list_tools_over_stdio(installed: Installed, config: Path, token: str) 
         env=installed.env(ARGOBOX_AGENT_TOKEN=token), cwd=installed.home,
     )  # fmt: skip
     with anyio.fail_after(120):
-        async with Client(params) as client:  # type: ignore[arg-type]
+        async with Client(params) as client:
             return [tool.name for tool in (await client.list_tools()).tools]
 
 

@@ -25,6 +25,8 @@ from argobox.policy.decide import (
 
 READS = ("docker_list_containers", "docker_inspect_container", "docker_container_logs")
 MUTATIONS = ("docker_restart_container", "docker_start_container", "docker_stop_container")
+NO_ARGS: dict[str, tuple[str, ...]] = {}
+"""A rule's `args` that constrain nothing."""
 
 
 def grant(*rules: tuple[tuple[str, ...], dict[str, tuple[str, ...]], str]) -> Grant:
@@ -248,11 +250,11 @@ def test_unconstrained_list_shows_every_item() -> None:
     ("rules", "problem"),
     [
         pytest.param(
-            [(("docker_restart_container",), {}, "allow")],
+            [(("docker_restart_container",), NO_ARGS, "allow")],
             "without approval on any target",
             id="blanket-allow-of-mutation",
         ),
-        pytest.param([(("docker_*",), {}, "allow")], "without approval on any target", id="glob-covers-mutations"),
+        pytest.param([(("docker_*",), NO_ARGS, "allow")], "without approval on any target", id="glob-covers-mutations"),
         pytest.param([(MUTATIONS, {"container": ("**",)}, "allow")], "without approval", id="match-all-glob"),
         pytest.param([(MUTATIONS, {"container": ("?*",)}, "allow")], "without approval", id="any-non-empty-glob"),
         pytest.param([(MUTATIONS, {"container": ("[a-z]*",)}, "allow")], "without approval", id="class-only-glob"),
@@ -261,8 +263,8 @@ def test_unconstrained_list_shows_every_item() -> None:
             "without approval",
             id="one-match-all-glob-among-names",
         ),
-        pytest.param([(("docker_restart",), {}, "approve")], "matches no known tool", id="typo-in-tool-name"),
-        pytest.param([(("argobox_request_status",), {}, "deny")], "built in", id="builtin-not-grantable"),
+        pytest.param([(("docker_restart",), NO_ARGS, "approve")], "matches no known tool", id="typo-in-tool-name"),
+        pytest.param([(("argobox_request_status",), NO_ARGS, "deny")], "built in", id="builtin-not-grantable"),
         pytest.param([(MUTATIONS, {"image": ("x",)}, "approve")], "'image' is not an argument", id="unknown-argument"),
     ],
 )

@@ -20,7 +20,7 @@ from argobox.server.mediation import agent_calls, operator_actions
 from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.store import Refused
 from argobox.server.transport.agent import build_agent_server
-from tests.conftest import WriteConfig
+from tests.conftest import WriteConfig, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -45,7 +45,7 @@ async def app(write_config: WriteConfig) -> AsyncIterator[App]:
 
 @pytest.fixture
 async def client(app: App, mode: str) -> AsyncIterator[Client]:
-    async with Client(build_agent_server(app, "openclaw"), mode=mode) as client:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "openclaw"), mode=mode) as client:
         yield client
 
 
@@ -55,7 +55,7 @@ async def restart_count(app: App, container: str) -> int:
 
 async def test_tools_list_shows_exactly_the_grant_with_schemas(client: Client, app: App, mode: str) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    async with Client(build_agent_server(app, "reader"), mode=mode) as reader:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader"), mode=mode) as reader:
         reader_tools = [t.name for t in (await reader.list_tools()).tools]
 
     assert sorted(tools) == [
@@ -78,7 +78,7 @@ async def test_tools_list_shows_exactly_the_grant_with_schemas(client: Client, a
 
 
 async def test_tool_outside_the_grant_answers_exactly_like_an_unknown_tool(app: App, mode: str) -> None:
-    async with Client(build_agent_server(app, "reader"), mode=mode) as reader:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader"), mode=mode) as reader:
         with pytest.raises(MCPError) as hidden:
             await reader.call_tool("docker_restart_container", {"container": "jellyfin"})
         with pytest.raises(MCPError) as unknown:
@@ -101,6 +101,7 @@ async def test_allowed_read_returns_the_backend_answer(client: Client) -> None:
     assert result.is_error is False
     assert result.structured_content is not None
     assert result.structured_content["status"] == "succeeded"
+    assert "error" not in result.structured_content  # null fields are left out: Hermes reads "error" as a failure
     names = [c["name"] for c in result.structured_content["result"]["containers"]]
     assert names == ["backup", "jellyfin", "postgres", "web-api", "web-frontend"]
 
@@ -120,8 +121,8 @@ async def test_mutation_is_queued_then_runs_once_after_operator_approval(client:
     assert queued.is_error is False
     assert queued.structured_content["status"] == "pending_approval"
     assert queued.structured_content["expires_at"].endswith("Z")
-    assert "argobox_request_status" in queued.content[0].text  # type: ignore[union-attr]
-    assert queued.content[0].text.startswith("waiting for operator approval")  # type: ignore[union-attr]
+    assert "argobox_request_status" in first_text(queued)
+    assert first_text(queued).startswith("waiting for operator approval")
     assert waiting.structured_content is not None and waiting.structured_content["status"] == "pending_approval"
     assert count_while_pending == 0
     assert done.structured_content is not None and done.structured_content["status"] == "succeeded"
@@ -142,7 +143,7 @@ async def test_denied_call_says_so_in_its_text_naming_the_rule_and_is_audited(cl
     result = await client.call_tool("docker_stop_container", {"container": "postgres"})
 
     assert result.is_error is False  # an answer, not an error: clients lock a server out after three errors
-    assert result.content[0].text.startswith("denied: ")  # type: ignore[union-attr]
+    assert first_text(result).startswith("denied: ")
     assert result.structured_content is not None and result.structured_content["status"] == "denied"
     assert "agents.openclaw.rules[1]" in result.structured_content["reason"]
     decision = [e for e in await app.store.audit_trail() if e.event == "decision"][-1]
@@ -197,14 +198,14 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(
 
     assert result.is_error is True
     assert result.structured_content is not None and result.structured_content["status"] == "invalid_arguments"
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
     assert expected in text and "Traceback" not in text and len(text) < 1000
     assert await app.store.list_requests() == []
     assert await restart_count(app, "jellyfin") == 0
 
 
 async def test_another_agents_request_id_answers_like_an_unknown_id(client: Client, app: App) -> None:
-    async with Client(build_agent_server(app, "reader")) as reader:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader")) as reader:
         await reader.call_tool("docker_list_containers", {})
     (theirs,) = await app.store.list_requests(agent="reader")
 
@@ -220,7 +221,7 @@ async def test_another_agents_request_id_answers_like_an_unknown_id(client: Clie
 
 async def test_client_info_cannot_change_who_the_agent_is(app: App, mode: str) -> None:
     impostor = types.Implementation(name="openclaw", version="1")
-    async with Client(build_agent_server(app, "reader"), mode=mode, client_info=impostor) as client:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader"), mode=mode, client_info=impostor) as client:
         names = [t.name for t in (await client.list_tools()).tools]
         with pytest.raises(MCPError):
             await client.call_tool("docker_restart_container", {"container": "jellyfin"})
@@ -235,7 +236,7 @@ async def test_container_environment_values_never_reach_the_agent_or_the_store(c
 
     assert result.structured_content is not None
     assert result.structured_content["result"]["env"] == {"POSTGRES_PASSWORD": "<redacted>"}
-    for text in (json.dumps(result.structured_content), result.content[0].text, stored, audited):  # type: ignore[union-attr]
+    for text in (json.dumps(result.structured_content), first_text(result), stored, audited):
         assert "lab-only" not in text
 
 
@@ -256,7 +257,7 @@ async def test_unwritable_audit_refuses_the_call_and_nothing_executes(write_conf
         blocker = sqlite3.connect(config.storage.path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:
-            async with Client(build_agent_server(app, "openclaw"), mode=mode) as client:  # type: ignore[arg-type]
+            async with Client(build_agent_server(app, "openclaw"), mode=mode) as client:
                 result = await client.call_tool("docker_start_container", {"container": "backup"})
         finally:
             blocker.execute("ROLLBACK")
@@ -265,7 +266,7 @@ async def test_unwritable_audit_refuses_the_call_and_nothing_executes(write_conf
 
     assert result.is_error is True
     assert result.structured_content is not None and result.structured_content["status"] == "refused"
-    assert "nothing was executed" in result.content[0].text  # type: ignore[union-attr]
+    assert "nothing was executed" in first_text(result)
     assert state == "exited"
 
 
@@ -337,7 +338,7 @@ async def test_an_approval_whose_operator_goes_away_mid_way_still_runs_once_and_
             await anyio.lowlevel.checkpoint()  # where the cancellation would be delivered, were it not shielded
             return await restart(container)
 
-        app.docker.restart_container = restart_while_the_operator_leaves  # type: ignore[method-assign]
+        app.docker.restart_container = restart_while_the_operator_leaves
         await operator_actions.approve(app, queued.request_id, operator=OperatorClaim("alice"), note="go")
     record = await app.store.get(queued.request_id)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncGenerator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -56,7 +56,7 @@ def config_path(write_config: WriteConfig) -> Path:
 @pytest.fixture
 def open_lab(config_path: Path, clock: Clock) -> Callable[[], Any]:
     @asynccontextmanager
-    async def opener() -> AsyncIterator[App]:
+    async def opener() -> AsyncGenerator[App]:
         async with open_app(load_config(config_path), clock=clock) as app:
             yield app
 
@@ -211,7 +211,7 @@ anyio.run(main)
 """
 
 
-async def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
+def test_two_processes_share_one_request_budget_exactly(config_path: Path, tmp_path: Path) -> None:
     go = tmp_path / "go"
     procs = [
         subprocess.Popen(

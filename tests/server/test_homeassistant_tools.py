@@ -23,7 +23,7 @@ from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.mediation.views import request_json
 from argobox.server.store import Refused
 from argobox.server.transport.agent import build_agent_server
-from tests.conftest import HOME_RULES, WriteConfig
+from tests.conftest import HOME_RULES, WriteConfig, first_text
 
 pytestmark = pytest.mark.anyio
 
@@ -39,7 +39,7 @@ async def app(write_config: WriteConfig) -> AsyncIterator[App]:
 
 @pytest.fixture
 async def client(app: App) -> AsyncIterator[Client]:
-    async with Client(build_agent_server(app, "openclaw")) as client:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "openclaw")) as client:
         yield client
 
 
@@ -64,7 +64,7 @@ def structured(result: Any) -> dict[str, Any]:
 
 async def test_tools_list_shows_the_home_assistant_tools_the_grant_names(client: Client, app: App) -> None:
     tools = {t.name: t for t in (await client.list_tools()).tools}
-    async with Client(build_agent_server(app, "reader")) as reader:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader")) as reader:
         reader_tools = [t.name for t in (await reader.list_tools()).tools]
 
     assert {"ha_list_entities", "ha_get_state", "ha_list_services", "ha_call_service"} <= set(tools)
@@ -102,7 +102,7 @@ async def test_entity_state_has_attributes_with_secrets_redacted(client: Client,
     assert attributes["access_token"] == "<redacted>"
     assert attributes["entity_picture"] == "/api/camera_proxy/camera.porch?token=<redacted>"
     assert attributes["stream_source"] == "rtsp://admin:<redacted>@192.0.2.20:554/live"
-    for text in (json.dumps(content), result.content[0].text, stored, audited):  # type: ignore[union-attr]
+    for text in (json.dumps(content), first_text(result), stored, audited):
         assert not any(secret in text for secret in CAMERA_SECRETS)
 
 
@@ -318,7 +318,7 @@ async def test_bad_input_gets_a_clear_error_and_changes_nothing(
 ) -> None:
     result = await client.call_tool("ha_call_service", arguments)
 
-    text = result.content[0].text  # type: ignore[union-attr]
+    text = first_text(result)
     assert result.is_error is True and structured(result)["status"] == "invalid_arguments"
     assert expected in text, text
     assert "Traceback" not in text and len(text) < 1000
@@ -330,7 +330,7 @@ async def test_without_a_homeassistant_section_the_tools_do_not_exist(write_conf
     everything = '[[agents.ops.rules]]\ntools = ["*"]\neffect = "approve"\n'
     async with open_app(load_config(write_config(extra=everything))) as app:
         assert app.homeassistant is None
-        async with Client(build_agent_server(app, "ops")) as ops:  # type: ignore[arg-type]
+        async with Client(build_agent_server(app, "ops")) as ops:
             names = [t.name for t in (await ops.list_tools()).tools]
             with pytest.raises(MCPError, match="Unknown tool: ha_list_entities"):
                 await ops.call_tool("ha_list_entities", {})
@@ -354,7 +354,7 @@ async def test_unreachable_home_assistant_fails_clearly_and_never_shows_the_toke
     monkeypatch.setenv("MY_HA_TOKEN", token)
     home = f'url = "http://127.0.0.1:{free_port()}"\ntoken_env = "MY_HA_TOKEN"\ntimeout_seconds = 2\n'
     async with open_app(load_config(write_config(homeassistant=home, extra=HOME_RULES))) as app:
-        async with Client(build_agent_server(app, "openclaw")) as client:  # type: ignore[arg-type]
+        async with Client(build_agent_server(app, "openclaw")) as client:
             listing = structured(await client.call_tool("ha_list_entities", {}))
             light = structured(
                 await client.call_tool("ha_call_service", call("light", "turn_on", "light.living_room_lamp"))

@@ -36,7 +36,7 @@ class Receiver:
                 self.send_response(200)
                 self.end_headers()
 
-            def log_message(self, *args: Any) -> None:
+            def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
                 pass
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -182,7 +182,7 @@ async def test_a_receiver_answering_errors_is_retried_and_audited(write_config: 
             self.send_response(500)
             self.end_headers()
 
-        def log_message(self, *args: Any) -> None:
+        def log_message(self, format: str, *args: Any) -> None:  # the stdlib's signature
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Failing)

@@ -7,6 +7,7 @@ import io
 import logging
 from pathlib import Path
 
+import anyio
 import pytest
 
 from argobox.server.redact import RedactingFormatter, Redactor
@@ -48,10 +49,14 @@ async def test_every_audit_field_is_redacted_not_only_the_detail(tmp_path: Path)
         (event,) = await store.audit_trail()
 
     assert SECRET not in repr(event)
-    assert SECRET.encode() not in b"".join(p.read_bytes() for p in tmp_path.iterdir() if p.is_file())
+    stored = [await p.read_bytes() async for p in anyio.Path(tmp_path).iterdir() if await p.is_file()]
+    assert stored and SECRET.encode() not in b"".join(stored)
 
 
-PEM = "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nq1w2e3r4t5y6==\n-----END PRIVATE KEY-----\n"
+PEM = (
+    "-----BEGIN PRIVATE KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7\nq1w2e3r4t5y6==\n"
+    "-----END PRIVATE KEY-----\n"
+)
 
 
 def test_every_line_of_a_multi_line_secret_is_redacted_and_the_value_whole() -> None:
@@ -80,6 +85,57 @@ def test_credentials_are_found_by_what_their_name_says(text: str, expected: str)
     assert Redactor().text(text) == expected
 
 
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        pytest.param(
+            "10:02:03 GET /v1 X-Api-Key: abc123 200 OK", "10:02:03 GET /v1 X-Api-Key: <redacted> 200 OK", id="mid-line"
+        ),
+        pytest.param(
+            'curl -H "Authorization: Bearer abc" -H "x-auth-token:t0k" http://127.0.0.1/',
+            'curl -H "Authorization: <redacted>" -H "x-auth-token:<redacted>" http://127.0.0.1/',
+            id="curl-headers",
+        ),
+        pytest.param(
+            'body {"api_key": "abc123", "q": "oslo"}', 'body {"api_key": "<redacted>", "q": "oslo"}', id="json"
+        ),
+        pytest.param('{"password":"x","user":"bob"}', '{"password":"<redacted>","user":"bob"}', id="json-tight"),
+        pytest.param(
+            '{"pin": 1234, "clientSecret": "a\\"b"}', '{"pin": 1234, "clientSecret": "<redacted>"}', id="json-esc"
+        ),
+        pytest.param("{'access_token': 'a.b.c', 'n': 1}", "{'access_token': '<redacted>', 'n': 1}", id="python-repr"),
+        pytest.param('"{\\"token\\": \\"abc\\"}"', '"{\\"token\\": \\"<redacted>\\"}"', id="json-in-json"),
+        pytest.param('{"token": ""}', '{"token": ""}', id="json-empty"),
+        pytest.param("status: X-Api-Key: abc123", "status: X-Api-Key: <redacted>", id="header-after-a-header"),
+        pytest.param("a:b token:abc:def c", "a:b token:<redacted> c", id="value-with-colons"),
+        pytest.param(
+            "connecting to redis://:hunter2@redis:6379/0",
+            "connecting to redis://:<redacted>@redis:6379/0",
+            id="url-empty-user",
+        ),
+        pytest.param("amqp://guest:guest@mq:5672", "amqp://guest:<redacted>@mq:5672", id="url-user"),
+    ],
+)
+def test_credentials_in_the_middle_of_text_json_and_urls_are_redacted(text: str, expected: str) -> None:
+    assert Redactor().text(text) == expected
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        pytest.param("Author: Jane, at 12:30:45 on host nas", id="author-and-clock"),
+        pytest.param("Tokens: 5 used, keyboard: us, monkey: 3, sigma: 0.2", id="lookalike-names"),
+        pytest.param('{"author": "jane", "design": "flat", "keys": 3, "monkey": "x"}', id="json-lookalikes"),
+        pytest.param("see http://127.0.0.1:8123/api and mailto:bob@example", id="urls-without-credentials"),
+        pytest.param("Traceback: File 'x.py', line 3: in main", id="traceback"),
+        pytest.param('{"state": "on", "brightness": 128}', id="json-plain"),
+        pytest.param("redis://redis:6379 ok", id="url-no-user"),
+    ],
+)
+def test_ordinary_text_is_left_alone(text: str) -> None:
+    assert Redactor().text(text) == text
+
+
 def test_secret_mapping_keys_cover_signatures_and_app_ids() -> None:
     assert Redactor()({"signature": "x", "appid": "y", "authSig": "z", "entity_picture": "/a.png"}) == {
         "signature": "<redacted>",
@@ -87,3 +143,19 @@ def test_secret_mapping_keys_cover_signatures_and_app_ids() -> None:
         "authSig": "<redacted>",
         "entity_picture": "/a.png",
     }
+
+
+@pytest.mark.parametrize(
+    "sentence",
+    [
+        "broken at seq 4: signature: the checkpoint is not signed",
+        "agent 'x' requires a token: set ARGOBOX_AGENT_TOKEN",
+        "operators without a token: alice, bob",
+        "No Home Assistant token: the operator must set ARGOBOX_HA_TOKEN",
+    ],
+)
+def test_a_sentence_that_names_a_credential_word_keeps_its_words(sentence: str) -> None:
+    """ArgoBox's own messages name tokens and signatures; a lower-case word after `token:` in the middle of a line is
+    prose, not a header's value (a header-spelt name, or a value with a digit, capital or symbol, still goes)."""
+    assert Redactor().text(sentence) == sentence
+    assert Redactor().text(sentence + "; also token: s3cr3t here").endswith("also token: <redacted> here")

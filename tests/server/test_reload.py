@@ -102,7 +102,7 @@ async def test_a_call_keeps_the_configuration_it_started_with(app: App) -> None:
 
 
 async def test_calls_are_checked_against_the_grant_in_force_at_call_time(app: App) -> None:
-    async with Client(build_agent_server(app, "reader")) as reader:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader")) as reader:
         allowed = await reader.call_tool("docker_list_containers", {})
         path = app.config.source
         assert path is not None
@@ -187,7 +187,7 @@ async def test_an_in_flight_call_is_counted(app: App, monkeypatch: pytest.Monkey
         return await original(*args)
 
     monkeypatch.setattr(agent_calls, "call_tool", spy)
-    async with Client(build_agent_server(app, "reader", live=live)) as reader:  # type: ignore[arg-type]
+    async with Client(build_agent_server(app, "reader", live=live)) as reader:
         await reader.call_tool("docker_list_containers", {})
 
     assert seen == [1] and live.calls.count == 0

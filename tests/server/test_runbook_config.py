@@ -3,14 +3,16 @@ runbook tools' schemas come from their params; the rule on mutating tools holds 
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 from typing import Any
 
 import pytest
 from pydantic import ValidationError
 
-from argobox.policy.catalog import Classification, describe_call
+from argobox.policy.catalog import Classification, ToolClass, describe_call
 from argobox.policy.decide import Effect, decide
+from argobox.server.config.hosts import fill
 from argobox.server.config.model import Config, ConfigError, parse_config
 from argobox.server.mediation.runbooks import runbook_spec, tool_spec
 
@@ -131,7 +133,7 @@ def test_a_runbook_name_that_cannot_be_a_tool_name_is_refused(name: str) -> None
     [
         ({"local": NAS}, "hosts.local: 'local' is built in"),
         ({"nas": {**NAS, "ssh": "nas.lan"}}, "hosts.nas.ssh: 'nas.lan' is not user@host[:port]"),
-        ({"nas": {"ssh": "a@b"}}, "hosts.nas.known_hosts: Field required"),
+        ({"nas": {"ssh": "a@b"}}, "hosts.nas.known_hosts: missing: this key is required here"),
     ],
 )
 def test_host_errors_name_the_host_and_the_key(hosts: dict[str, Any], expected: str) -> None:
@@ -250,8 +252,32 @@ def test_the_operator_reads_the_call_as_the_command_it_runs() -> None:
     loaded = config()
 
     assert describe_call("runbook_zfs_scrub", {"pool": "tank"}, loaded.catalog) == (
-        "run runbook zfs_scrub on host nas: zpool scrub 'tank'"
+        "run runbook zfs_scrub on host nas: zpool scrub tank"
     )
+
+
+def test_each_word_of_the_command_is_shown_quoted_as_a_whole() -> None:
+    shell = ToolClass(
+        name="runbook_echo",
+        classification=Classification.READ,
+        target_args=("x",),
+        description="run runbook echo on host local:",
+        command=("sh", "-c", "echo {x}"),
+    )
+
+    assert describe_call("runbook_echo", {"x": "hi; id"}, {"runbook_echo": shell}) == (
+        "run runbook echo on host local: sh -c 'echo hi; id'"
+    )
+
+
+@pytest.mark.parametrize("value", ["tank", "hi; id", "it's", "$(id)", "a\"b'c", "", "{x}", "-"])
+def test_the_command_shown_is_the_argv_that_runs_as_shlex_joins_it(value: str) -> None:
+    argv = ["sh", "-c", 'awk "BEGIN { print ARGV[1] }" "$1" >> /srv/log', "sh", "/srv/{x}/data", "{x}"]
+    loaded = config(runbooks={"show": {"description": "Show", "argv": argv, "params": {"x": {"pattern": "^.*$"}}}})
+
+    shown = describe_call("runbook_show", {"x": value}, loaded.catalog)
+
+    assert shown == "run runbook show on host local: " + shlex.join(fill(argv, {"x": value}))
 
 
 def test_an_integer_param_is_constrained_by_its_decimal_text() -> None:

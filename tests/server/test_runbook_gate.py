@@ -56,7 +56,7 @@ async def test_a_local_mutate_runbook_is_previewed_approved_and_recorded(tmp_pat
     assert record.status is RequestStatus.SUCCEEDED and (tmp_path / "flag-a").exists()
     preview = next(e for e in trail if e.event == "queued").detail["preview"]
     assert preview["argv"] == ["touch", f"{tmp_path}/flag-a"] and preview["exit_status"] == 0
-    assert "argobox.toml" in preview["changes"]
+    assert "argobox.toml" in preview["output"] and "changes" not in preview
     summary = trail[-1].detail["summary"]
     assert summary["host"] == "local" and summary["argv"] == ["touch", f"{tmp_path}/flag-a"]
     assert summary["exit_status"] == 0 and summary["duration_seconds"] >= 0

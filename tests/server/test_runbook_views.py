@@ -41,7 +41,7 @@ kind = "read"
 tools = ["runbook_*"]
 effect = "approve"
 """
-SCRUB_TANK = "run runbook zfs_scrub on host nas: zpool scrub 'tank'"
+SCRUB_TANK = "run runbook zfs_scrub on host nas: zpool scrub tank"
 
 
 def test_the_queue_line_and_the_operator_events_name_a_configured_runbook(write_config: WriteConfig) -> None:

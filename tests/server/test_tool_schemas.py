@@ -4,14 +4,14 @@ pydantic's own schema of the outcome does."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry
 
 from argobox.adapters.base import ContainerDetail, Mount, PortBinding
-from argobox.server.mediation.outcome import Outcome
+from argobox.server.mediation.outcome import CallStatus, Outcome
 from argobox.server.mediation.schema import compact_schema
 from argobox.server.mediation.tools import TOOLS
 
@@ -31,6 +31,11 @@ DETAIL = ContainerDetail(
     started_at=None,
     finished_at=None,
 ).model_dump(mode="json")
+
+
+def valid(validator: Draft202012Validator, document: Any) -> bool:
+    """Whether `validator` accepts `document` (jsonschema leaves the type of is_valid open)."""
+    return bool(validator.is_valid(document))  # pyright: ignore[reportUnknownMemberType]
 
 
 def _validators(tool: str) -> tuple[Draft202012Validator, Draft202012Validator]:
@@ -54,16 +59,16 @@ def test_every_shown_output_schema_is_self_contained_and_valid(tool: str) -> Non
 def test_the_shown_schema_accepts_and_rejects_exactly_what_pydantic_does(status: str) -> None:
     original, shown = _validators("docker_inspect_container")
     document = Outcome[ContainerDetail](
-        status=status,
+        status=CallStatus(status),
         message="m",
         request_id="r",
-        tool="docker_inspect_container",  # type: ignore[arg-type]
+        tool="docker_inspect_container",
         result=ContainerDetail.model_validate(DETAIL) if status == "succeeded" else None,
         limit="requests_per_minute" if status == "rate_limited" else None,
     ).model_dump(mode="json")
     variants = _mutations(document)
     assert len(variants) > 100
-    verdicts = [(original.is_valid(v), shown.is_valid(v)) for v in variants]
+    verdicts = [(valid(original, v), valid(shown, v)) for v in variants]
     assert all(a == b for a, b in verdicts), [v for v, (a, b) in zip(variants, verdicts, strict=True) if a != b][:3]
     assert any(a for a, _ in verdicts) and not all(a for a, _ in verdicts)  # both kinds were tried
 
@@ -92,34 +97,38 @@ def _mutations(document: Any, depth: int = 0) -> list[Any]:
     out = [document]
     values: tuple[Any, ...] = (None, 1, 1.5, "x", True, [], {}, ["x"], {"x": 1}, [None], [{}])
     if isinstance(document, dict) and depth < 4:
-        for key in list(document):  # pyright: ignore[reportUnknownVariableType]
-            out += [{**document, key: v} for v in values]
-            out.append({k: v for k, v in document.items() if k != key})  # pyright: ignore
-            out += [{**document, key: sub} for sub in _mutations(document[key], depth + 1)[1:]]
-        out.append({**document, "unexpected": 1})
+        fields = cast("dict[str, Any]", document)
+        for key in list(fields):
+            out += [{**fields, key: v} for v in values]
+            out.append({k: v for k, v in fields.items() if k != key})
+            out += [{**fields, key: sub} for sub in _mutations(fields[key], depth + 1)[1:]]
+        out.append({**fields, "unexpected": 1})
     elif isinstance(document, list) and depth < 4:
+        items = cast("list[Any]", document)
         out.append([])
-        for i, item in enumerate(document):  # pyright: ignore[reportUnknownVariableType, reportUnknownArgumentType]
+        for i, item in enumerate(items):
             for sub in [*_mutations(item, depth + 1)[1:], *values]:
-                changed = list(document)  # pyright: ignore[reportUnknownArgumentType]
+                changed = list(items)
                 changed[i] = sub
                 out.append(changed)
-        out.append(document + document)  # pyright: ignore[reportUnknownVariableType, reportOperatorIssue]
+        out.append(items + items)
     return out
 
 
 @pytest.mark.parametrize("tool", sorted(TOOLS))
 def test_every_tool_schema_agrees_with_pydantic_on_results_of_every_shape(tool: str) -> None:
     original, shown = _validators(tool)
-    defs = original.schema.get("$defs", {})
+    schema = original.schema
+    assert isinstance(schema, dict)  # pydantic's schema of a model is an object
+    defs = schema.get("$defs", {})
     verdicts: list[bool] = []
     for last in (False, True):
-        result = _sample(original.schema["properties"]["result"]["anyOf"][0], defs, last=last)
+        result = _sample(schema["properties"]["result"]["anyOf"][0], defs, last=last)
         for status in ("succeeded", "denied"):
             document = {"status": status, "message": "m", "request_id": "r", "tool": tool, "result": result}
             for variant in _mutations(document):
-                verdict = original.is_valid(variant)
-                assert shown.is_valid(variant) == verdict, variant
+                verdict = valid(original, variant)
+                assert valid(shown, variant) == verdict, variant
                 verdicts.append(verdict)
     assert any(verdicts) and not all(verdicts)
 
@@ -145,9 +154,10 @@ def test_only_what_means_the_same_is_merged() -> None:
         {"plain": None, "listed": None, "typed": None, "three": None},
         {"listed": "a", "typed": {"n": 1}, "three": 3},
     ):
-        assert validator.is_valid(good)
-    for bad in ({"listed": "b"}, {"typed": {}}, {"three": "b"}, {"plain": 1}):
-        assert not validator.is_valid(bad)
+        assert valid(validator, good)
+    bad_documents: list[dict[str, Any]] = [{"listed": "b"}, {"typed": {}}, {"three": "b"}, {"plain": 1}]
+    for bad in bad_documents:
+        assert not valid(validator, bad)
 
 
 def test_a_recursive_reference_is_refused_rather_than_expanded_forever() -> None:
@@ -163,7 +173,7 @@ def _agree(original: dict[str, Any], documents: list[Any]) -> dict[str, Any]:
     compact = compact_schema(original)
     before, after = Draft202012Validator(original), Draft202012Validator(compact)
     for document in documents:
-        assert before.is_valid(document) == after.is_valid(document), (compact, document)
+        assert valid(before, document) == valid(after, document), (compact, document)
     return compact
 
 
@@ -203,7 +213,7 @@ def test_values_and_names_are_not_schemas() -> None:
 
 
 def test_a_branch_whose_keywords_also_judge_null_keeps_its_anyof() -> None:
-    cases = [
+    cases: list[dict[str, Any]] = [
         {"anyOf": [{"type": "object", "properties": {"a": {}}, "unevaluatedProperties": False}, {"type": "null"}]},
         {"anyOf": [{"type": "string", "const": "a"}, {"type": "null"}]},
         {"anyOf": [{"type": "string", "not": {"const": "a"}}, {"type": "null"}]},

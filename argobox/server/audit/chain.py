@@ -41,7 +41,7 @@ Row = tuple[int, float, str | None, str, str, str | None, str | None, Any, str, 
 
 UNCHECKED: Final = object()
 
-_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 _float = float.__repr__
 
 

@@ -131,7 +131,7 @@ def _objects(path: Path) -> Iterator[tuple[int, dict[str, Any]]]:
                 raise ExportFormatError(number, "not JSON") from None
             if not isinstance(obj, dict):
                 raise ExportFormatError(number, "not a JSON object")
-            yield number, obj  # pyright: ignore[reportUnknownArgumentType]
+            yield number, obj
 
 
 def read_export_checkpoint(path: Path) -> Checkpoint | None:

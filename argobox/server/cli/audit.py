@@ -29,6 +29,7 @@ from argobox.server.cli.common import (
     Cli,
     CommandError,
     claim,
+    limit_count,
     timestamp,
     with_app,
 )
@@ -51,7 +52,9 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
         "its actions.",
     )
     audit.add_argument("--request", metavar="ID", help="only the events of this request")
-    audit.add_argument("--limit", type=int, default=None, metavar="N", help="only the most recent N events")
+    audit.add_argument(
+        "--limit", type=limit_count, default=None, metavar="N", help="only the most recent N events, 1 to 10000"
+    )
     audit.add_argument("--json", action="store_true", help="print a JSON array (exact, for jq)")
     audit.set_defaults(run=with_app(_trail))
     actions = audit.add_subparsers(dest="audit_action", metavar="ACTION", required=False)

@@ -18,9 +18,10 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     budgets = add(
         "budgets",
         parents=[common],
-        help="show each agent's budget use; reset a cooldown",
-        description="Show each agent's budget use now: calls this minute, changes this hour, pending requests, "
-        "failure streak and cooldown (viewing is audited).",
+        help="show each agent's budget use; reset a cooldown and the changes per target",
+        description="Show each agent's budget use now: calls this minute, changes this hour, changes per target "
+        "(each container or entity changed in the [limits] per_target window), pending requests, failure streak "
+        "and cooldown (viewing is audited).",
     )
     budgets.add_argument("--json", action="store_true", help="print a JSON array (exact, for jq)")
     budgets.set_defaults(run=with_app(_budgets))
@@ -28,8 +29,9 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
     reset = actions.add_parser(
         "reset",
         parents=[common],
-        help="clear an agent's cooldown and failure streak",
-        description="Clear an agent's cooldown and failure streak, as an operator (audited).",
+        help="clear an agent's cooldown, failure streak and changes per target",
+        description="Clear an agent's cooldown, failure streak and changes per target (so each target may be "
+        "changed again), as an operator (audited). The calls this minute and changes this hour are not cleared.",
     )
     reset.add_argument("agent", metavar="AGENT", help="the configured agent whose budget to reset")
     reset.add_argument("--as", dest="operator", required=True, metavar="OPERATOR", help=AS_HELP)

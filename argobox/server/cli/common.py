@@ -2,7 +2,8 @@
 
 All text a command shows goes through `Cli`: redacted (the secrets of the environment and, once the configuration is
 loaded, the ones it names), then made inert for a terminal (`argobox.server.text.inert`), because much of it was
-written by agents or backends. `--json` output is printed exactly, as JSON (which escapes every control character).
+written by agents or backends. `--json` output is redacted the same way, then printed exactly, as JSON (which escapes
+every control character).
 """
 
 from __future__ import annotations
@@ -91,8 +92,9 @@ class Cli:
         print(f"{label}: {value}", file=self.stdout, flush=True)
 
     def json(self, value: Any) -> None:
-        """Print `value` (already redacted by its view) as JSON, exactly: JSON escapes every control character."""
-        print(json.dumps(value, indent=2, sort_keys=True), file=self.stdout)
+        """Print `value` as JSON: every string in it redacted like any other output (a view may have shaped it from
+        the configuration, whose URLs can carry credentials), then exact: JSON escapes every control character."""
+        print(json.dumps(self.redactor.strings(value), indent=2, sort_keys=True), file=self.stdout)
 
     def note(self, text: str) -> None:
         """A line for the operator on stderr (progress, hints), redacted and inert."""
@@ -153,6 +155,25 @@ def timestamp(value: str) -> float:
         return parse_time(value)
     except TimeFormatError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+MAX_LIMIT = 10_000
+"""The largest `--limit` any command takes: more is never what an operator reading a terminal wants."""
+
+
+def limit_count(value: str) -> int:
+    """A `--limit` for argparse: a whole number from 1 to MAX_LIMIT; anything else is a usage error."""
+    expected = f"give a whole number from 1 to {MAX_LIMIT}"
+    try:
+        number = int(value)
+    except ValueError:  # also a number of more digits than int() reads
+        number = None if not value.strip().lstrip("+-").isdigit() else MAX_LIMIT + 1
+    if number is None:
+        raise argparse.ArgumentTypeError(f"{value[:40]!r} is not a whole number; {expected}")
+    if not 1 <= number <= MAX_LIMIT:
+        shown = value if len(value) <= 40 else f"{value[:20]}... ({len(value)} characters)"
+        raise argparse.ArgumentTypeError(f"{shown} is out of range; {expected}")
+    return number
 
 
 def reason_text(value: str) -> str:

@@ -23,8 +23,9 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
         help="check the configuration, the store, the backends and the channels",
         description="Check that the configuration loads, that an operator exists, that the store and its folder "
         "are private and the audit trail verifies, that Docker and Home Assistant answer (and accept the token), and "
-        "that the notification channels are usable; then report, per agent, what it can reach and what runs "
-        "without approval. Exit 0 when healthy, 2 on errors, 1 on warnings with --strict.",
+        "that the notification channels are usable, and that a console beyond loopback has https in front; then "
+        "report, per agent, what it can reach and what runs without approval, and what each listener needs. Exit 0 "
+        "when healthy, 2 on errors, 1 on warnings with --strict.",
     )
     doctor.add_argument("--json", action="store_true", help="print the findings and the surface report as JSON")
     doctor.add_argument("--strict", action="store_true", help="exit 1 when there are warnings (and no errors)")

@@ -17,7 +17,15 @@ import httpx2
 
 from argobox.server.cli.common import EXIT_OK, EXIT_REFUSED, EXIT_USAGE, AddParser, Cli, CommandError
 from argobox.server.config.model import default_config_paths
-from argobox.server.config.starter import CONFIG_NAME, Starter, default_dirs, operator_name, starter_toml
+from argobox.server.config.starter import (
+    CONFIG_NAME,
+    NAME,
+    NAME_RULE,
+    Starter,
+    default_dirs,
+    operator_name,
+    starter_toml,
+)
 from argobox.server.config.tokens import new_token, token_sha256
 from argobox.server.files import UnsafeFolder, create_exclusive, private_folder
 
@@ -72,12 +80,22 @@ def _init(args: argparse.Namespace, cli: Cli) -> int:
             f"{path} exists; ArgoBox never overwrites a configuration (move it away first)", EXIT_REFUSED
         )
     gid = _group_id(args.group) if args.group else None
+    operator = args.operator or operator_name(_user())
+    _check_arguments(
+        {"--agent": args.agent, "--operator": operator},
+        {
+            "--docker": args.docker,
+            "--dir": args.dir,
+            "--data-dir": args.data_dir,
+            "--homeassistant": args.homeassistant,
+        },
+    )
     operator_token, agent_token = new_token(), new_token()
     starter = Starter(
         store=(data_dir / "argobox.db").resolve(),
         docker_url=args.docker or os.environ.get("DOCKER_HOST") or DEFAULT_DOCKER,
         homeassistant_url=args.homeassistant.rstrip("/") if args.homeassistant else None,
-        operator=args.operator or operator_name(_user()),
+        operator=operator,
         operator_sha256=token_sha256(operator_token),
         agent=args.agent,
         agent_sha256=token_sha256(agent_token),
@@ -128,14 +146,31 @@ def _share(path: Path, gid: int) -> None:
         raise CommandError(f"wrote {path}, but could not give it to the group: {exc}", EXIT_USAGE) from None
 
 
+def _check_arguments(names: dict[str, str], texts: dict[str, str | None]) -> None:
+    """Refuse, before anything is rendered or written, a name that is not a configured name and an argument that is
+    not text (bytes the locale could not decode)."""
+    for flag, value in names.items():
+        if not NAME.fullmatch(value):
+            raise CommandError(f"{flag} {value!r} is not a valid name: use {NAME_RULE} (e.g. openclaw)", EXIT_USAGE)
+    for flag, value in {**names, **texts}.items():
+        try:
+            (value or "").encode("utf-8")
+        except UnicodeEncodeError:
+            raise CommandError(f"{flag} {value!r} is not valid UTF-8 text; give it as plain text", EXIT_USAGE) from None
+
+
 def _check_names(text: str, path: Path) -> None:
-    """The written file must load: a bad --agent or --operator name is refused before anything is written."""
+    """The written file must load: whatever it would refuse is refused before anything is written."""
     import tomllib
 
     from argobox.server.config.model import ConfigError, parse_config
 
     try:
         parse_config(tomllib.loads(text), path)
+    except tomllib.TOMLDecodeError as exc:
+        raise CommandError(
+            f"the arguments do not make a readable configuration ({exc}); check them", EXIT_USAGE
+        ) from None
     except ConfigError as exc:
         raise CommandError(str(exc).replace(f"{path}: ", ""), EXIT_USAGE) from None
 

@@ -7,7 +7,7 @@ import argparse
 import anyio
 
 from argobox.server.app import App
-from argobox.server.cli.common import EXIT_OK, EXIT_REFUSED, AddParser, Cli, CommandError, with_app
+from argobox.server.cli.common import EXIT_OK, EXIT_REFUSED, AddParser, Cli, CommandError, limit_count, with_app
 from argobox.server.cli.tables import audit_line, request_summary, requests_table
 from argobox.server.mediation.explain import explain, explain_text
 from argobox.server.mediation.notify import notify_forever
@@ -38,7 +38,9 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
         help="only requests in this status (pending is short for pending_approval)",
     )
     requests.add_argument("--agent", metavar="NAME", help="only this agent's requests")
-    requests.add_argument("--limit", type=int, default=100, metavar="N", help="at most N requests (default 100)")
+    requests.add_argument(
+        "--limit", type=limit_count, default=100, metavar="N", help="at most N requests, 1 to 10000 (default 100)"
+    )
     requests.add_argument("--json", action="store_true", help="print a JSON array (exact, for jq)")
     requests.set_defaults(run=with_app(_requests))
 
@@ -67,7 +69,7 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
 
 async def _requests(app: App, args: argparse.Namespace, cli: Cli) -> int:
     status = STATUS_ALIASES.get(args.status) or (RequestStatus(args.status) if args.status else None)
-    records = await app.store.list_requests(status=status, agent=args.agent, limit=max(1, args.limit))
+    records = await app.store.list_requests(status=status, agent=args.agent, limit=args.limit)
     if args.json:
         cli.json([request_json(r, app.redactor, app.config.catalog) for r in records])
     else:

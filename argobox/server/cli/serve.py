@@ -6,17 +6,20 @@ import argparse
 import gc
 import os
 import time
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 import anyio
 
-from argobox.server.app import App, build_redactor, open_app, open_store
+from argobox.server.app import build_redactor, open_app, open_store
 from argobox.server.cli.common import AGENT_TOKEN_ENV, EXIT_OK, EXIT_REFUSED, EXIT_USAGE, AddParser, Cli, CommandError
 from argobox.server.config.model import Config
 from argobox.server.config.tokens import token_matches
 from argobox.server.mediation.notify import notify_forever
 from argobox.server.store import Event
 from argobox.server.transport.listen import DEFAULT_LISTEN
+
+if TYPE_CHECKING:
+    from argobox.server.transport.agent import Background
 
 
 def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
@@ -55,7 +58,7 @@ def add_parser(add: AddParser, common: argparse.ArgumentParser) -> None:
         type=float,
         default=30.0,
         metavar="SECONDS",
-        help="HTTP: on SIGTERM, how long to wait for calls in flight before ending streams",
+        help="on SIGTERM, how long to wait for calls in flight (HTTP: before ending streams)",
     )
     serve.set_defaults(run=_serve)
 
@@ -67,10 +70,10 @@ def _serve(args: argparse.Namespace, cli: Cli) -> int:
         return anyio.run(_serve_http, args, cli.load(args))
     if not args.agent:
         raise CommandError("serve needs --agent NAME (stdio) or --http [HOST:PORT]", EXIT_USAGE)
-    return anyio.run(_serve_stdio, args.agent, cli.load(args))
+    return anyio.run(_serve_stdio, args.agent, cli.load(args), max(0.0, args.drain_timeout))
 
 
-async def _serve_stdio(agent: str, config: Config) -> int:
+async def _serve_stdio(agent: str, config: Config, drain_seconds: float) -> int:
     from argobox.server.transport.agent import serve_stdio
 
     refusal = identity_refusal(config, agent)
@@ -80,8 +83,9 @@ async def _serve_stdio(agent: str, config: Config) -> int:
         raise CommandError(refusal, EXIT_REFUSED)
     async with open_app(config) as app:
         await app.store.audit([Event(event="agent_connected", actor=f"agent:{agent}", detail={"transport": "stdio"})])
+        token = os.environ.get(AGENT_TOKEN_ENV) or None
         settle_heap()
-        await serve_stdio(app, agent, os.environ.get(AGENT_TOKEN_ENV) or None, background=[notify_forever])
+        await serve_stdio(app, agent, token, background=[notify_forever], drain_seconds=drain_seconds)
     return EXIT_OK
 
 
@@ -89,8 +93,14 @@ async def _serve_http(args: argparse.Namespace, config: Config) -> int:
     from argobox.server.transport.http import serve_http
     from argobox.server.transport.phone_listener import listen_forever
 
+    if config.console is not None:
+        from argobox.server.console.serve import shared_listener
+
+        clash = shared_listener(args.http, config.console.listen)
+        if clash is not None:  # refused before either listener is bound
+            raise CommandError(clash, EXIT_USAGE)
     async with open_app(config) as app:
-        background: list[Callable[[App], Awaitable[None]]] = [notify_forever, listen_forever]  # the phone's buttons
+        background: list[Background] = [notify_forever, listen_forever]  # the phone's buttons
         if config.console is not None:  # the console on a listener of its own, never the agents' one
             from argobox.server.console.serve import prepare_console
 

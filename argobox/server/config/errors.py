@@ -14,6 +14,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from argobox.server.config.locate import KeyPath, key_lines, line_of
+from argobox.server.config.wording import plain_message
 
 Problem = tuple[KeyPath, str]
 """Where in the file (a key path, as pydantic reports it), and what is wrong there (starting with the path)."""
@@ -50,8 +51,8 @@ def validation_problems(exc: ValidationError, root: type[BaseModel]) -> list[Pro
 def _validation_problem(error: ErrorDetails, root: type[BaseModel]) -> Problem:
     loc = tuple(p for p in error["loc"] if not (isinstance(p, str) and p.startswith("function-")))
     where = tuple(p for p in loc if p != "[key]")
-    if error["type"] != "extra_forbidden":
-        return where, f"{key_path_text(loc)}: {str(error['msg']).removeprefix('Value error, ')}"
+    if error["type"] != "extra_forbidden" and not (loc and _internal(root, loc)):
+        return where, f"{key_path_text(loc)}: {plain_message(error)}"
     allowed = keys_at(root, loc[:-1])
     meant = difflib.get_close_matches(str(loc[-1]), allowed, n=1, cutoff=0.6)
     hint = f" (expected one of: {', '.join(allowed)})" if allowed else ""
@@ -62,6 +63,22 @@ def _validation_problem(error: ErrorDetails, root: type[BaseModel]) -> Problem:
 
 def keys_at(root: type[BaseModel], path: Sequence[str | int]) -> list[str]:
     """The keys the configuration takes at `path` (a table of `root`), or [] if `path` is not a table."""
+    model = _model_at(root, path)
+    if model is None:
+        return []
+    return [name for name, field in model.model_fields.items() if not field.exclude]
+
+
+def _internal(root: type[BaseModel], loc: Sequence[str | int]) -> bool:
+    """Whether `loc` names a field that is no key of the file (excluded, such as `source`, set by the loader)."""
+    *table, name = loc
+    model = _model_at(root, table)
+    field = model.model_fields.get(name) if model is not None and isinstance(name, str) else None
+    return field is not None and bool(field.exclude)
+
+
+def _model_at(root: type[BaseModel], path: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model of the table at `path` of `root`, or None if `path` is not a table."""
     kind: Any = root
     for part in path:
         kind = _unwrap(kind)
@@ -71,9 +88,9 @@ def keys_at(root: type[BaseModel], path: Sequence[str | int]) -> list[str]:
         elif get_origin(kind) in (list, dict) and get_args(kind):
             kind = get_args(kind)[-1]
         else:
-            return []
+            return None
     kind = _unwrap(kind)
-    return list(kind.model_fields) if isinstance(kind, type) and issubclass(kind, BaseModel) else []
+    return kind if isinstance(kind, type) and issubclass(kind, BaseModel) else None
 
 
 def _unwrap(kind: Any) -> Any:

@@ -2,8 +2,8 @@
 
 A runbook is a declared command: a fixed program and argument template (`argv`) on one host, with typed parameters
 the agent fills in. Everything that can be checked without the network is checked here, and every error names the
-runbook (or host) and the key: an unknown host, a placeholder without a param, a param never used, a pattern that
-does not compile, a name that cannot be a tool name.
+runbook (or host) and the key: an unknown host, a placeholder without a param, a param never used, a placeholder
+where a program reads code (`code_words`), a pattern that does not compile, a name that cannot be a tool name.
 """
 
 from __future__ import annotations
@@ -17,12 +17,11 @@ from urllib.parse import urlsplit
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from argobox.policy.catalog import DEFAULT_DOCKER_HOST, Backend, Classification, ToolClass, with_tools
+from argobox.server.config.code_words import PLACEHOLDER, code_problems
 
 LOCAL_HOST = "local"
 """The built-in host: the ArgoBox machine itself, where an argv runs without any shell."""
 RUNBOOK_PREFIX = "runbook_"
-PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
-"""`{name}` in an argv word: replaced by the value of param `name` (the rest of the word stays as written)."""
 MAX_STRING_LENGTH = 1024
 
 FilePath = Annotated[Path, Field(strict=False)]
@@ -202,6 +201,10 @@ class RunbookConfig(_Section):
                         f"{key}[{index}]: placeholder {{{name}}} has no param; add params.{name} "
                         "or write the word without braces"
                     )
+        dash = {name for name, param in self.params.items() if param.allow_leading_dash}
+        for key, words in (("argv", self.argv), ("preview_argv", self.preview_argv or [])):
+            if problems := code_problems(key, words, dash):
+                raise ValueError(problems[0])
         used = {name for _, name in _placeholders_in(self.argv)}
         for name in self.params:
             if name not in used:
@@ -294,18 +297,15 @@ def _escaped(text: str) -> str:
     return text.replace("{", "{{").replace("}", "}}")
 
 
-def _template(words: list[str]) -> str:
-    """The argv as a `describe_call` template: placeholders kept, every other brace escaped."""
-    shown: list[str] = []
-    for word in words:
-        parts: list[str] = []
-        last = 0
-        for match in PLACEHOLDER.finditer(word):
-            parts += [_escaped(word[last : match.start()]), "{" + match[1] + "}"]
-            last = match.end()
-        parts.append(_escaped(word[last:]))
-        shown.append("".join(parts))
-    return " ".join(shown)
+def _template(word: str) -> str:
+    """One argv word as a `describe_call` template: placeholders kept, every other brace escaped."""
+    parts: list[str] = []
+    last = 0
+    for match in PLACEHOLDER.finditer(word):
+        parts += [_escaped(word[last : match.start()]), "{" + match[1] + "}"]
+        last = match.end()
+    parts.append(_escaped(word[last:]))
+    return "".join(parts)
 
 
 def runbook_class(name: str, runbook: RunbookConfig) -> ToolClass:
@@ -315,7 +315,8 @@ def runbook_class(name: str, runbook: RunbookConfig) -> ToolClass:
         name=tool_name(name),
         classification=kind,
         target_args=tuple(runbook.params),
-        description=f"run runbook {name} on host {runbook.host}: {_template(runbook.argv)}",
+        description=_escaped(f"run runbook {name} on host {runbook.host}:"),
+        command=tuple(_template(word) for word in runbook.argv),
         backend=Backend.RUNBOOKS,
     )
 

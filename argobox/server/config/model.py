@@ -11,7 +11,6 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -29,7 +28,7 @@ from pydantic import (
 
 from argobox.policy.catalog import Backend, ToolClass, tools_for
 from argobox.policy.decide import Effect, Grant, Rule
-from argobox.policy.limits import Limits, Window
+from argobox.policy.limits import Limits
 from argobox.server.audit import Signer, VerifyKey, load_signer, load_verify_key
 from argobox.server.config.checks import audit_key_problems, consistency_problems
 from argobox.server.config.errors import render, text_problem, validation_problems
@@ -44,6 +43,8 @@ from argobox.server.config.hosts import (
     resolve_hosts,
 )
 from argobox.server.config.http import HttpConfig
+from argobox.server.config.limits import LimitsConfig
+from argobox.server.config.notifications import NotificationsConfig
 from argobox.server.config.starter import SYSTEM_CONFIG_DIR, default_dirs
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
@@ -146,73 +147,6 @@ class AuditConfig(_Section):
             return load_verify_key(self.verify_key_file)
         signer = self.signer()
         return signer.verify_key if signer is not None else None
-
-
-class WindowConfig(_Section):
-    count: int = Field(ge=1, le=1_000_000)
-    window_seconds: int = Field(ge=1, le=30 * 24 * 3600)
-
-
-class FailuresConfig(WindowConfig):
-    cooldown_seconds: int = Field(ge=0, le=30 * 24 * 3600)
-
-
-class LimitsConfig(_Section):
-    """Budgets; every key is optional, and an agent's table overrides the top-level one key by key."""
-
-    requests_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
-    mutations_per_hour: int | None = Field(default=None, ge=1, le=1_000_000)
-    max_pending: int | None = Field(default=None, ge=1, le=10_000)
-    identical_calls: WindowConfig | None = None
-    failures: FailuresConfig | None = None
-    per_target: WindowConfig | None = None
-
-    def over(self, base: Limits) -> Limits:
-        """`base` with the keys set here replaced."""
-        changes: dict[str, Any] = {
-            key: value
-            for key in ("requests_per_minute", "mutations_per_hour", "max_pending")
-            if (value := getattr(self, key)) is not None
-        }
-        if self.identical_calls is not None:
-            changes["identical_calls"] = Window(self.identical_calls.count, self.identical_calls.window_seconds)
-        if self.per_target is not None:
-            changes["per_target"] = Window(self.per_target.count, self.per_target.window_seconds)
-        if self.failures is not None:
-            changes["failures"] = Window(self.failures.count, self.failures.window_seconds)
-            changes["cooldown_seconds"] = self.failures.cooldown_seconds
-        return replace(base, **changes)
-
-
-class UrlChannelConfig(_Section):
-    url: Annotated[str, StringConstraints(pattern=r"^https?://[^\s]+$", max_length=2048)]
-
-    @field_validator("url")
-    @classmethod
-    def _usable(cls, url: str) -> str:
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            raise ValueError("is not a usable URL (check the host and the port)") from None
-        if not parts.hostname:
-            raise ValueError("needs a host, e.g. https://hooks.example.org/argobox")
-        return url
-
-
-class HomeAssistantNotifyConfig(_Section):
-    service: Annotated[str, StringConstraints(pattern=r"^notify\.[a-z0-9_]{1,64}$")]
-    actions: bool = False
-    """Approve and Deny buttons on the push, answered as the operator mapped by `[[operators]] ha_user_id`."""
-
-
-class NotificationsConfig(_Section):
-    webhooks: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
-    """One JSON POST per new request and per decision."""
-    ntfy: list[UrlChannelConfig] = Field(default_factory=list[UrlChannelConfig])
-    """An ntfy-style topic URL: a plain-text POST with a Title header."""
-    homeassistant: HomeAssistantNotifyConfig | None = None
-    """A Home Assistant `notify.*` service (mobile push), through the [homeassistant] connection."""
 
 
 class OperatorConfig(_Section):

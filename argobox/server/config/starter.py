@@ -17,6 +17,10 @@ from argobox.policy.catalog import CATALOG, Backend, Classification
 SYSTEM_CONFIG_DIR = Path("/etc/argobox")
 SYSTEM_DATA_DIR = Path("/var/lib/argobox")
 CONFIG_NAME = "argobox.toml"
+NAME = re.compile(r"[a-z][a-z0-9_-]{0,63}")
+"""A configured name (operator, agent), as `argobox.server.config.model.Name` checks it."""
+NAME_RULE = "a lowercase letter, then up to 63 lowercase letters, digits, '-' or '_'"
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -49,11 +53,23 @@ def operator_name(user: str | None) -> str:
     return name[:64] if name and name[0].isalpha() else "admin"
 
 
+def toml_string(value: str) -> str:
+    """`value` as a TOML basic string: quoted, every quote, backslash and control character escaped (JSON's escapes
+    are TOML's; a lone surrogate, which is not text, yields an escape TOML refuses)."""
+    return json.dumps(value)
+
+
+def toml_key(value: str) -> str:
+    """`value` as a TOML key: bare when it is a bare key, else quoted, so that it can never open a table."""
+    return value if _BARE_KEY.fullmatch(value) else toml_string(value)
+
+
 def _tools(backend: Backend, classification: Classification) -> list[str]:
     return sorted(n for n, t in CATALOG.items() if t.backend is backend and t.classification is classification)
 
 
 def _rules(agent: str, backend: Backend) -> str:
+    agent = toml_key(agent)
     reads = json.dumps(_tools(backend, Classification.READ))
     changes = json.dumps(_tools(backend, Classification.MUTATE))
     return (
@@ -70,16 +86,16 @@ def starter_toml(starter: Starter) -> str:
         "# Check it with `argobox doctor`; try a call without making it with `argobox check AGENT TOOL`.",
         "",
         "[storage]",
-        f"path = {json.dumps(str(starter.store))}   # the queue, the budgets and the audit trail",
+        f"path = {toml_string(str(starter.store))}   # the queue, the budgets and the audit trail",
         "",
         "[docker]",
-        f"base_url = {json.dumps(starter.docker_url)}",
+        f"base_url = {toml_string(starter.docker_url)}",
         "",
     ]
     if home is not None:
         sections += [
             "[homeassistant]",
-            f"url = {json.dumps(home)}",
+            f"url = {toml_string(home)}",
             'token_env = "ARGOBOX_HA_TOKEN"   # the long-lived access token is read from this variable, never here',
             "",
         ]
@@ -89,12 +105,12 @@ def starter_toml(starter: Starter) -> str:
         "",
         "# The operator: approves and denies. Show the token (ARGOBOX_OPERATOR_TOKEN) with every action.",
         "[[operators]]",
-        f'name = "{starter.operator}"',
-        f'token_sha256 = "{starter.operator_sha256}"',
+        f"name = {toml_string(starter.operator)}",
+        f"token_sha256 = {toml_string(starter.operator_sha256)}",
         "",
         "# The agent: its MCP client sends the token (stdio: ARGOBOX_AGENT_TOKEN; HTTP: Authorization: Bearer).",
-        f"[agents.{starter.agent}]",
-        f'token_sha256 = "{starter.agent_sha256}"',
+        f"[agents.{toml_key(starter.agent)}]",
+        f"token_sha256 = {toml_string(starter.agent_sha256)}",
         "",
         _rules(starter.agent, Backend.DOCKER),
     ]

@@ -16,7 +16,7 @@ from typing import Any
 import anyio
 
 from argobox import __version__
-from argobox.policy.catalog import ToolClass
+from argobox.policy.catalog import ToolClass, command_parts
 from argobox.server.app import App, open_app
 from argobox.server.audit import KeyFileError
 from argobox.server.config.model import Config, ConfigError, ConsoleConfig
@@ -33,12 +33,19 @@ from argobox.server.text import inert
 from argobox.server.times import iso
 from argobox.server.transport.http import is_loopback, parse_listen
 from argobox.server.transport.operator import build_operator_server
-from argobox.server.transport.operator_views import AGENT_SUPPLIED, mark_event, mark_explained, mark_request
+from argobox.server.transport.operator_views import (
+    AGENT_SUPPLIED,
+    BACKEND_OUTPUT,
+    mark_event,
+    mark_explained,
+    mark_request,
+)
 from argobox.server.transport.phone_listener import listen_forever
 from argobox.server.transport.watch import ConfigWatcher, Reload
 
 __all__ = [
     "AGENT_SUPPLIED",
+    "BACKEND_OUTPUT",
     "App",
     "Config",
     "ConfigError",
@@ -61,6 +68,7 @@ __all__ = [
     "authorize",
     "budgets",
     "build_operator_server",
+    "command_parts",
     "deny",
     "explain_request",
     "export_audit",

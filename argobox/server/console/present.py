@@ -50,6 +50,9 @@ def summary_parts(tool: str, arguments: dict[str, Any], catalog: Mapping[str, op
                 parts.append(Part(_value(arguments[field], spec or ""), agent=True))
             else:
                 parts.append(Part(f"<{field}>", agent=False))
+    if known.command:  # a runbook: its argv, each word quoted as a whole, with the values marked
+        parts.append(Part(" ", agent=False))
+        parts += [Part(text, agent=value) for text, value in ops.command_parts(known.command, arguments)]
     return parts
 
 
@@ -62,10 +65,12 @@ def supplied(view: dict[str, Any]) -> dict[str, Any]:
 
 def event_view(event: dict[str, Any]) -> dict[str, Any]:
     """An audit event split by `ops.mark_event`, for `_event.html`: `supplied_tool` (the name of a tool that does not
-    exist, as the agent wrote it) and `supplied` (the rest of what the agent wrote) beside ArgoBox's own `detail`."""
+    exist, as the agent wrote it) and `supplied` (the rest of what the agent wrote) beside ArgoBox's own `detail`,
+    and `backend` (what the backend answered: the detail of an outcome)."""
     values = supplied(event)
     tool = values.pop("tool", None)
-    return {**event, "supplied_tool": tool, "supplied": values}
+    backend = cast(dict[str, Any], event.get(ops.BACKEND_OUTPUT) or {}).get("detail")
+    return {**event, "supplied_tool": tool, "supplied": values, "backend": backend}
 
 
 def supplied_arguments(view: dict[str, Any]) -> dict[str, Any]:

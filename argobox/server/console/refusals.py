@@ -1,7 +1,8 @@
 """The console's own audit records: sign-ins, sign-outs and exports, and the refusals made before there is an operator
 to authorize (no live session, a request from another site, a missing CSRF token, too many failed sign-ins from one
-address, a bearer token that is no operator's). Every other refusal is made, and recorded once, by ArgoBox's
-`authorize`; the sign-in limit bounds how many failed sign-ins of one address reach it.
+address, a bearer token that is no operator's). Every other refusal is made, and recorded (coalesced the same way,
+by `App.refusals`), by ArgoBox's `authorize`; the sign-in limit bounds how many failed sign-ins of one address reach
+it.
 
 Refusals recorded here are coalesced so that a client that keeps trying cannot flood the trail: per (channel, actor,
 reason), the first in each window is recorded at once and the rest of that window are counted into the next record

@@ -57,6 +57,6 @@ def environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    filters = cast("dict[str, Callable[..., str]]", env.filters)  # pyright: ignore[reportUnknownMemberType]
+    filters = cast("dict[str, Callable[..., str]]", env.filters)
     filters.update(inert=inert, when=when, one_line=one_line)
     return env

@@ -45,6 +45,7 @@ def _bind(host: str, port: int) -> socket.socket:
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
+        sock.listen()  # now, so that a clash is found here (see transport.http._bind), not inside uvicorn
         sock.set_inheritable(True)
     except OSError as exc:
         sock.close()
@@ -131,6 +132,33 @@ def prepare_console(app: ops.App, listen: str | None, *, allow_non_loopback: boo
         shown = "127.0.0.1" if ":" not in host else "[::1]"
     url = f"http://{shown}:{sock.getsockname()[1]}/"
     return ConsoleServer(console=Console(app, bound_host=host), sock=sock, url=url)
+
+
+def shared_listener(agents_listen: str, console_listen: str) -> str | None:
+    """Why `serve --http AGENTS_LISTEN` cannot also serve a console at `console_listen` (both would listen on one
+    address), or None. Checked before either listener is bound; a malformed address is left to the binding."""
+    try:
+        agents, console = ops.parse_listen(agents_listen), ops.parse_listen(console_listen)
+    except ops.ConfigError:
+        return None
+    if agents[1] != console[1] or agents[1] == 0 or not _overlap(agents[0], console[0]):
+        return None
+    return (
+        f"--http {agents_listen} and [console] listen {console_listen} are the same address, but the console needs "
+        "a listener of its own, never the agents' one: give [console] listen another port"
+    )
+
+
+def _overlap(one: str, other: str) -> bool:
+    """Whether listening on `one` and on `other` (at one port) would clash: the same host, or a wildcard address
+    that covers the other (IPv6's also covers IPv4, as Linux binds it by default)."""
+    if one.lower() == other.lower():
+        return True
+    try:
+        a, b = ipaddress.ip_address(one), ipaddress.ip_address(other)
+    except ValueError:
+        return False
+    return a == b or any(x.is_unspecified and (x.version == 6 or y.version == 4) for x, y in ((a, b), (b, a)))
 
 
 def _unspecified(host: str) -> bool:

@@ -3,10 +3,10 @@
 A request is answered in this order: the Host check and security headers (`security.SecurityHeaders`); for a
 state-changing request the same-origin check; the session (a live one, whose operator ArgoBox's `authorize` still
 accepts under the configuration in force, with the permission the action needs); for a state-changing request the
-CSRF token. Every refusal is audited and none tells the browser more than it needs: `authorize` records the ones it
-makes (`operator_refused`), and the console records, coalesced (`refusals.ConsoleAudit`), only the ones made before
-there is an operator to authorize (no session, another site, a missing CSRF token, too many failed sign-ins), so no
-refusal is recorded twice.
+CSRF token. Every refusal is audited, coalesced, and none tells the browser more than it needs: `authorize` records
+the ones it makes (`operator_refused`, coalesced by `App.refusals`), and the console records (`refusals.ConsoleAudit`)
+only the ones made before there is an operator to authorize (no session, another site, a missing CSRF token, too
+many failed sign-ins), so no refusal is recorded twice.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from argobox.adapters.base import AdapterError, secret_values
 from argobox.policy.catalog import Classification, ToolClass, describe_call
 from argobox.policy.decide import Decision, Effect, Grant, canonical_json, decide, request_digest
+from argobox.policy.limits import Limits
 from argobox.server.app import App
 from argobox.server.mediation import targets
 from argobox.server.mediation.arguments import RequestStatusArgs, bounded_arguments, validation_message
@@ -52,19 +53,21 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
         return await request_status(app, agent, raw_args)
     grant = app.config.grant(agent)
     if tool not in grant.visible:
-        refusal = Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shorten(tool, 64)!r}"})
-        outcome = await _admit_without_request(app, agent, shorten(tool, 64), [refusal])
+        shown = shorten(app.redactor.text(tool), 64)  # redacted before it is cut or quoted, or a piece could show
+        refusal = Event(event="refused", actor="argobox", detail={"reason": f"unknown tool {shown!r}"})
+        outcome = await _admit_without_request(app, agent, shown, [refusal])
         if outcome is not None:
             return outcome
-        raise UnknownTool(tool)
+        raise UnknownTool(shown)
     spec = tool_spec(app.config.runbooks, tool)
     assert spec is not None  # noqa: S101 - every tool a grant shows has a spec
     try:
         args = spec.args.model_validate(raw_args)
     except ValidationError as exc:
-        message = validation_message(tool, exc)
+        message = validation_message(tool, exc, app.redactor.text)
+        kept = bounded_arguments(raw_args, app.redactor.text)
         events = [
-            Event(event="received", actor=f"agent:{agent}", detail={"arguments": bounded_arguments(raw_args)}),
+            Event(event="received", actor=f"agent:{agent}", detail={"arguments": kept}),
             Event(event="rejected", actor="argobox", detail={"reason": message}),
         ]
         return await _admit_without_request(app, agent, tool, events) or failure(
@@ -73,14 +76,21 @@ async def call_tool(app: App, agent: str, tool: str, raw_args: dict[str, Any]) -
     arguments = args.model_dump(mode="json")
     decision = decide(grant, tool, arguments)
     try:
-        admission = await _admit_decision(app, agent, tool, args, arguments, decision)
+        admission = await _admit_decision(app, agent, tool, args, arguments=arguments, decision=decision)
     except StoreError as exc:
         logger.error("refused %s for %s: the audit trail could not be written: %s", tool, agent, exc)
         return refused(tool)
     if admission.tripped is not None:
         return rate_limited(tool, admission.tripped)
+    return await _answer_admitted(app, tool, args, arguments=arguments, decision=decision, admission=admission)
+
+
+async def _answer_admitted(
+    app: App, tool: str, args: BaseModel, *, arguments: dict[str, Any], decision: Decision, admission: Admission
+) -> Outcome[Any]:
+    """The answer to a call the store admitted: denied, queued, or run now (once)."""
     record = admission.record
-    assert record is not None
+    assert record is not None  # noqa: S101 - an admission that tripped no budget always holds its request
     if record.status is RequestStatus.DENIED:
         return Outcome(
             status=CallStatus.DENIED,
@@ -154,8 +164,9 @@ def _target_key(tool: ToolClass, arguments: dict[str, Any]) -> str | None:
 
 
 async def _admit_decision(
-    app: App, agent: str, tool: str, args: BaseModel, arguments: dict[str, Any], decision: Decision
+    app: App, agent: str, tool: str, args: BaseModel, *, arguments: dict[str, Any], decision: Decision
 ) -> Admission:
+    """Record the decided call (its request and its audit events) and count it, in one transaction."""
     tool_class = app.config.catalog[tool]
     classification = tool_class.classification
     status = {
@@ -182,14 +193,7 @@ async def _admit_decision(
     limits = app.config.limits_for(agent)
     target: dict[str, Any] | None = None
     if status is RequestStatus.PENDING:
-        queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
-        # Read the targets only for a call that will really be queued: refusals and repeats stay cheap.
-        if await app.store.would_queue(facts, limits):
-            spec = tool_spec(app.config.runbooks, tool)
-            shown = await targets.preview(app, spec, args) if spec is not None else None
-            if shown is not None:
-                queued["preview"] = shown
-                target = targets.identity_of(shown)
+        queued, target = await _queued_detail(app, tool, args, facts, limits)
         events.append(Event(event="queued", actor="argobox", detail=queued))
     elif status is RequestStatus.EXECUTING:
         events.append(Event(event="executing", actor="argobox"))
@@ -216,6 +220,24 @@ async def _admit_decision(
         request=request,
         failed=True if status is RequestStatus.DENIED else None,
     )
+
+
+async def _queued_detail(
+    app: App, tool: str, args: BaseModel, facts: CallFacts, limits: Limits
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """The detail of a call's `queued` event (with the preview of its target) and the target's identity.
+
+    The targets are read only for a call that will really be queued: refusals and repeats stay cheap.
+    """
+    queued: dict[str, Any] = {"ttl_seconds": app.config.approvals.ttl_seconds}
+    if not await app.store.would_queue(facts, limits):
+        return queued, None
+    spec = tool_spec(app.config.runbooks, tool)
+    shown = await targets.preview(app, spec, args) if spec is not None else None
+    if spec is None or shown is None:
+        return queued, None
+    queued["preview"] = shown
+    return queued, targets.queued_identity(spec, shown)
 
 
 class Executed(NamedTuple):
@@ -246,9 +268,8 @@ async def _execute(app: App, record: RequestRecord, *, answer_first: bool, admit
         if answer_first:
             # Redacted once, serialised once: the answer and the stored outcome use the same text.
             text = json.dumps(result, sort_keys=True) if result is not None else None
-            store = app.store
             return Executed(
-                store.finish_behind(
+                app.store.finish_behind(
                     record, ok=ok, result=result, result_json=text, error=error, detail=detail, limits=limits
                 ),
                 text,
@@ -272,8 +293,8 @@ async def _execute(app: App, record: RequestRecord, *, answer_first: bool, admit
     except ValidationError as exc:  # a runbook whose params were redefined since the request was made
         error = f"{validation_message(record.tool, exc)} (the tool changed since the request was made); not executed"
         return await fail(error, {"error": "arguments no longer valid"})
-    if admitted is None and record.target is not None:
-        changed = await targets.changed_target(app, spec, args, record.target)
+    if admitted is None:
+        changed = await targets.refusal(app, spec, args, record.target)
         if changed is not None:
             return await fail(changed, {"error": changed, "target_when_queued": record.target})
     grant = app.config.grant(record.agent) if record.agent in app.config.agents else Grant(agent=record.agent, rules=())

@@ -6,7 +6,8 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any
+from collections.abc import Callable
+from typing import Annotated, Any, cast
 
 from pydantic import (
     BaseModel,
@@ -24,6 +25,7 @@ from pydantic import (
 
 from argobox.adapters.base import MAX_LOG_LINES
 from argobox.policy.decide import canonical_json
+from argobox.server.redact import valid_text
 from argobox.server.text import shorten
 
 
@@ -129,6 +131,8 @@ def _data_problem(value: Any, depth: int = 0) -> str | None:
         return f"nested deeper than {MAX_DATA_DEPTH} levels"
     if isinstance(value, float) and not math.isfinite(value):
         return "numbers must be finite"
+    if isinstance(value, str) and valid_text(value) != value:
+        return "text must be valid Unicode (it holds a lone surrogate)"
     if isinstance(value, dict):
         return next((p for v in value.values() if (p := _data_problem(v, depth + 1))), None)  # pyright: ignore[reportUnknownVariableType]
     if isinstance(value, list):
@@ -158,7 +162,8 @@ class CallServiceArgs(Args):
                 "must be an entity id such as 'light.kitchen' (lowercase letters, digits and '_' around one '.'), "
                 f"or a list of 1-{MAX_TARGETS} of them"
             ) from None
-        if isinstance(checked, list) and len(set(checked)) != len(checked):  # pyright: ignore[reportUnknownArgumentType]
+        entity_ids = [checked] if isinstance(checked, str) else cast("list[str]", checked)
+        if len(set(entity_ids)) != len(entity_ids):
             raise ValueError("lists an entity id twice")
         return checked
 
@@ -169,7 +174,8 @@ class CallServiceArgs(Args):
             if key in TARGETING_KEYS:
                 raise ValueError(f"{key!r} is not allowed in data; name the targets in entity_id")
             if key in RESERVED_KEYS or re.fullmatch(DATA_KEY, key) is None:
-                raise ValueError(f"{key[:64]!r} is not a valid service data field name")
+                shown = repr(key) if len(key) <= 64 else f"a name of {len(key)} characters"  # never cut a secret
+                raise ValueError(f"{shown} is not a valid service data field name")
         if problem := _data_problem(data):
             raise ValueError(problem)
         size = len(canonical_json(data))
@@ -185,27 +191,29 @@ class CallServiceArgs(Args):
 MAX_REJECTED_ARGUMENTS_CHARS = 4096
 
 
-def bounded_arguments(raw: dict[str, Any]) -> Any:
-    """What the audit keeps of arguments that failed validation: a bounded copy, at most a few KiB."""
-    kept = _bounded(raw)
+def bounded_arguments(raw: dict[str, Any], redact: Callable[[str], str]) -> Any:
+    """What the audit keeps of arguments that failed validation: a bounded copy, at most a few KiB.
+
+    Each string is passed through `redact` before it is cut: a secret cut first would leave its start behind."""
+    kept = _bounded(raw, redact)
     size = len(json.dumps(kept, default=str))
     if size <= MAX_REJECTED_ARGUMENTS_CHARS:
         return kept
-    keys = [shorten(str(k), 64) for k in list(raw)[:20]]
+    keys = [shorten(redact(str(k)), 64) for k in list(raw)[:20]]
     return {"omitted": f"{size} characters of arguments", "keys": keys}
 
 
-def _bounded(value: Any, depth: int = 0) -> Any:
-    """A size-bounded copy of untrusted arguments, for audit records of calls that were rejected."""
+def _bounded(value: Any, redact: Callable[[str], str], depth: int = 0) -> Any:
+    """A size-bounded, redacted copy of untrusted arguments, for audit records of calls that were rejected."""
     if isinstance(value, str):
-        return shorten(value)
+        return shorten(redact(value))
     if depth >= 3:
         return "..."
     if isinstance(value, dict):
-        items = list(value.items())[:20]  # pyright: ignore[reportUnknownVariableType]
-        return {shorten(str(k), 64): _bounded(v, depth + 1) for k, v in items}
+        items = list(cast("dict[object, Any]", value).items())[:20]
+        return {shorten(redact(str(k)), 64): _bounded(v, redact, depth + 1) for k, v in items}
     if isinstance(value, list):
-        return [_bounded(v, depth + 1) for v in value[:20]]  # pyright: ignore[reportUnknownVariableType]
+        return [_bounded(v, redact, depth + 1) for v in cast("list[Any]", value)[:20]]
     return value
 
 
@@ -217,10 +225,12 @@ _PATTERN_HINTS = {
 }
 
 
-def validation_message(tool: str, exc: ValidationError) -> str:
+def validation_message(tool: str, exc: ValidationError, redact: Callable[[str], str] = str) -> str:
+    """Why arguments do not fit, one part per error (at most five); argument names pass through `redact` before
+    they are cut."""
     parts: list[str] = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "arguments"
+        where = redact(".".join(str(p) for p in error["loc"])) or "arguments"
         if error["type"] == "extra_forbidden":
             parts.append(f"{shorten(where, 64)}: not an argument of {tool}")
         elif error["type"] == "missing":

@@ -3,13 +3,15 @@
 Checks, in order: at least one operator (and which of them can act remotely); the store's folder and files and their
 permissions; the audit trail against its checkpoint; every backend answers (Home Assistant accepts the token, every
 Docker host answers, every SSH host of the runbooks accepts the login with its host key known); the notification
-channels; with the phone's buttons on, whether a listener hears them; then the honest surface report
+channels; a console listening beyond loopback without https in front; with the phone's buttons on, whether a
+listener hears them; then the honest surface report
 (`argobox.server.mediation.surface`). Nothing is changed,
 except that the store is created if it does not exist yet (as every command does).
 """
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import sqlite3
 import stat
@@ -31,12 +33,16 @@ from argobox.server.mediation.phone.codes import key_file
 from argobox.server.mediation.phone.listening import LISTENER_EVENT, ListenerStatus, listener_refusal
 from argobox.server.mediation.surface import surface, surface_lines
 from argobox.server.store import AuditRecord, executor_alive
+from argobox.server.store.sealing import key_path as sealing_key_path
 from argobox.server.times import iso
 
 BACKEND_TIMEOUT_SECONDS = 10
 LISTENER_EVENTS_READ = 100
 """How many of the latest `ha_listener` events are read to find each listening process's state."""
-LISTENER_FIX = "run `argobox serve --http`, or `argobox listen` as a service; it needs the Home Assistant token"
+LISTENER_FIX = (
+    "run `argobox serve --http` or `argobox console`, or `argobox listen` as a service; it needs the Home Assistant "
+    "token"
+)
 
 
 class Severity(StrEnum):
@@ -134,7 +140,7 @@ def check_store_files(config: Config, report: Report) -> None:
             f"the folder {str(folder)!r} is writable by every user: anyone could replace the store or its checkpoint",
             f"chmod o-w {folder} (0700 is best)",
         )
-    for file in (path, checkpoint_path(path), key_file(path)):
+    for file in (path, checkpoint_path(path), key_file(path), sealing_key_path(path)):
         try:
             file_mode = file.stat().st_mode
         except FileNotFoundError:
@@ -249,6 +255,37 @@ def _loopback_url(url: str) -> bool:
     return host in ("localhost", "::1") or host.startswith("127.")
 
 
+def check_console_listen(config: Config, report: Report) -> None:
+    """A console listening beyond loopback must be reached through TLS: its `public_url` is https (a proxy in front),
+    or operators' passwords and session cookies cross the network in clear text."""
+    console = config.console
+    if console is None:
+        return
+    host = console.listen.rpartition(":")[0].removeprefix("[").removesuffix("]")
+    if _loopback_host(host):
+        report.add("console", Severity.OK, f"listens on loopback ({console.listen})")
+    elif console.public_url is not None and console.public_url.startswith("https://"):
+        report.add("console", Severity.OK, f"listens on {console.listen}, reached through {console.public_url}")
+    else:
+        report.add(
+            "console",
+            Severity.WARNING,
+            f"[console] listen = {console.listen!r} is not a loopback address and public_url is not https: "
+            "operators' passwords and session cookies would cross the network in clear text",
+            'put a TLS-terminating proxy in front and set [console] public_url = "https://...", '
+            'or listen on "127.0.0.1:8766"',
+        )
+
+
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name: it may resolve anywhere
+        return False
+
+
 async def check_phone_listener(app: App, report: Report) -> None:
     """With the phone's buttons on (`actions = true`): whether a listening process is connected to Home Assistant,
     from the latest `ha_listener` event of each process that still runs (state, process, error)."""
@@ -311,6 +348,7 @@ async def diagnose(app: App, *, send: bool = False) -> Report:
     check_audit(config, report)
     await check_backends(app, report)
     check_notifications(config, report)
+    check_console_listen(config, report)
     if send:
         await send_tests(app, report)
     await check_phone_listener(app, report)

@@ -17,7 +17,7 @@ from argobox.policy.catalog import Backend, describe_call
 from argobox.policy.decide import Rule
 from argobox.server.app import App
 from argobox.server.mediation import targets
-from argobox.server.mediation.runbooks import tool_spec
+from argobox.server.mediation.runbooks import preview_lines, tool_spec
 from argobox.server.mediation.views import audit_json, budget_json, request_json
 from argobox.server.store import RequestRecord, RequestStatus
 from argobox.server.times import TimeFormatError, iso, parse_time
@@ -94,8 +94,9 @@ async def preview(app: App, record: RequestRecord) -> dict[str, Any]:
     now: dict[str, Any] = {"available": True, **shown}
     if shown.get("state") == "running":
         now["uptime"] = _uptime(shown.get("started_at"), app.clock())
-    if record.target is not None:
-        now["same_target"] = targets.identity_of(shown) == record.target
+    same = targets.same_target(spec, record.target, shown)
+    if same is not None:
+        now["same_target"] = same
     return now
 
 
@@ -161,24 +162,10 @@ def explain_text(data: dict[str, Any]) -> str:
         lines.append(f"  outcome:        {x['outcome']}")
     if data["expires_at"]:
         lines.append(f"  expires at:     {data['expires_at']}")
-    q = x.get("queued_preview")
-    if q is not None and "error" in q:
-        lines.append(f"  preview:        not available: {q['error']}")
-    elif q is not None and "changes" in q:
-        lines += [f"  preview at {q['at']}:"] + [f"    {change}" for change in q["changes"]]
-    elif q is not None and "container" in q:
-        lines.append(f"  target at {q['at']}: " + _container_line(q))
-    if data.get("target"):
-        identity = ", ".join(f"{k} {v}" for k, v in sorted(data["target"].items()))
-        lines.append(f"  target queued:  {identity} (an approval runs only on this target)")
+    lines += _queued_preview_lines(x.get("queued_preview"))
+    lines += _queued_target_lines(data.get("target"))
     lines += _target_now(x["preview"], pending=data["status"] == "pending_approval")
-    b = x["budget"]
-    lines.append(
-        f"  agent budget:   {b['requests_last_minute']}/{b['requests_per_minute']} calls this minute, "
-        f"{b['mutations_last_hour']}/{b['mutations_per_hour']} changes this hour, {b['pending']}/{b['max_pending']} "
-        f"pending, failure streak {b['failure_streak']}/{b['failures_to_cooldown']}"
-        + (f", cooling down until {b['cooldown_until']}" if b["cooldown_until"] else "")
-    )
+    lines.append(_budget_line(x["budget"]))
     if data["decided_by"] and data["decided_by"] != "policy":
         lines.append(
             f"  decided:        by {data['decided_by']} at {data['decided_at']}"
@@ -189,9 +176,50 @@ def explain_text(data: dict[str, Any]) -> str:
     if data["error"]:
         lines.append(f"  error:          {data['error']}")
     lines.append("  timeline:")
-    for e in data["timeline"]:
+    lines += _timeline_lines(data["timeline"])
+    return "\n".join(lines)
+
+
+def _queued_preview_lines(q: dict[str, Any] | None) -> list[str]:
+    """What the operator was shown of the target when the request was queued."""
+    if q is None:
+        return []
+    if "error" in q:
+        return [f"  preview:        not available: {q['error']}"]
+    if "preview_argv" in q:
+        return preview_lines(q)
+    if "changes" in q:
+        return [f"  preview at {q['at']}:"] + [f"    {change}" for change in q["changes"]]
+    if "container" in q:
+        return [f"  target at {q['at']}: " + _container_line(q)]
+    return []
+
+
+def _queued_target_lines(target: dict[str, Any] | None) -> list[str]:
+    """The identity of the target the request was queued for (an approval runs only on it)."""
+    if not target:
+        return []
+    if targets.UNIDENTIFIED in target:
+        why = target[targets.UNIDENTIFIED]
+        return [f"  target queued:  could not be identified ({why}); an approval will fail, nothing runs"]
+    identity = ", ".join(f"{k} {v}" for k, v in sorted(target.items()))
+    return [f"  target queued:  {identity} (an approval runs only on this target)"]
+
+
+def _budget_line(b: dict[str, Any]) -> str:
+    return (
+        f"  agent budget:   {b['requests_last_minute']}/{b['requests_per_minute']} calls this minute, "
+        f"{b['mutations_last_hour']}/{b['mutations_per_hour']} changes this hour, {b['pending']}/{b['max_pending']} "
+        f"pending, failure streak {b['failure_streak']}/{b['failures_to_cooldown']}"
+        + (f", cooling down until {b['cooldown_until']}" if b["cooldown_until"] else "")
+    )
+
+
+def _timeline_lines(timeline: list[dict[str, Any]]) -> list[str]:
+    lines: list[str] = []
+    for e in timeline:
         detail = ", ".join(
             f"{k}={json.dumps(v, sort_keys=True)}" for k, v in sorted(e["detail"].items()) if v not in (None, "")
         )
         lines.append(f"    #{e['seq']} {e['at']} {e['event']} by {e['actor']}" + (f": {detail}" if detail else ""))
-    return "\n".join(lines)
+    return lines

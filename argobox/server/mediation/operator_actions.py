@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-import anyio
-
 from argobox.policy.decide import Effect, decide
 from argobox.policy.limits import FailureState, Limits
 from argobox.server.app import App
 from argobox.server.mediation.agent_calls import execute
 from argobox.server.mediation.notify import announce
 from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
+from argobox.server.mediation.shield import to_the_end
 from argobox.server.store import PruneResult, Refused, RequestRecord, RequestStatus
 from argobox.server.text import shorten
 
@@ -29,7 +28,7 @@ async def approve(
     entry = await authorize(app, operator, Permission.DECIDE, request_id=request_id)
     await _recheck_grant(app, request_id)
     # Once approved, it runs to its end and is recorded, even if the operator's client goes away meanwhile.
-    with anyio.CancelScope(shield=True):
+    with to_the_end():
         record = await execute(app, await app.store.approve(request_id, operator=entry.name, note=note, via=via))
         await announce(app, "approved", record)
     return record
@@ -62,7 +61,7 @@ async def deny(
     if not reason.strip():
         raise Refused("reason_required", "a denial needs a reason: say why, so the agent and the audit trail know")
     limits = await _limits_of_request(app, request_id)
-    with anyio.CancelScope(shield=True):
+    with to_the_end():
         record = await app.store.deny(request_id, operator=entry.name, reason=reason, limits=limits, via=via)
         await announce(app, "denied", record)
     return record

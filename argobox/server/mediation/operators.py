@@ -5,7 +5,9 @@ names the operator it is taken as and shows what proves it. `authorize` checks, 
 agent's (an agent can never act as an operator); the operator is configured; when the operator has a
 `token_sha256`, the token shown matches it (one constant-time comparison), unless the channel proved the operator
 by other means (a Home Assistant user bound to a one-time code); a remote channel always needs a token; the
-operator's role allows the action. A refusal is audited (never with the token) and raised as `Refused`.
+operator's role allows the action. A refusal is audited (never with the token) and raised as `Refused`; repeats
+(one channel, operator, client address and reason) are coalesced by `App.refusals`, so that a client that keeps
+trying (a viewer's approve button, a stale session) cannot flood the trail.
 
 A channel that checked the token once and keeps a session (the web console) shows, instead of the token, the
 `token_sha256` it matched then: compared in constant time with the one configured now, so that a token replaced or
@@ -20,7 +22,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from argobox.server.app import App
-from argobox.server.config.model import OperatorConfig
+from argobox.server.config.model import Config, OperatorConfig
 from argobox.server.config.tokens import token_matches
 from argobox.server.store import Event, Refused, StoreError
 from argobox.server.text import shorten
@@ -67,12 +69,21 @@ async def authorize(
     app: App, claim: OperatorClaim, permission: Permission, *, request_id: str | None = None
 ) -> OperatorConfig:
     """The configured operator `claim` names, if it may do `permission` now. Raises `Refused` (audited)."""
-    config = app.config
+    try:
+        return check(app.config, claim, permission)
+    except Refused as exc:
+        await _audit_refusal(app, claim, permission, str(exc), request_id)
+        raise
+
+
+def check(config: Config, claim: OperatorClaim, permission: Permission) -> OperatorConfig:
+    """What `authorize` checks, without recording a refusal: only for a channel that records its refusals itself,
+    once, with what only it knows (a phone's press: `phone_action_refused`, with the Home Assistant user). Every
+    other caller uses `authorize`. Raises `Refused`."""
     entry = config.operator(claim.name)
     reason, code = _refusal(claim, entry, permission, is_agent=claim.name in config.agents)
     if reason is None and entry is not None:
         return entry
-    await _audit_refusal(app, claim, permission, reason or "refused", request_id)
     raise Refused(code, reason or "refused")
 
 
@@ -107,9 +118,11 @@ async def _audit_refusal(
     detail = {"reason": reason, "channel": claim.channel, "action": permission.value}
     if claim.remote is not None:
         detail["remote"] = shorten(claim.remote, 64)
+    key = (claim.channel, claim.actor, claim.remote, reason)  # a client that keeps trying is counted, not recorded
     try:
-        await app.store.audit(
-            [Event(event="operator_refused", actor=claim.actor, detail=detail)],
+        await app.refusals.record(
+            key,
+            Event(event="operator_refused", actor=claim.actor, detail=detail),
             request_id=shorten(request_id, 64) if request_id is not None else None,
         )
     except StoreError as exc:  # the refusal stands whether or not it could be recorded

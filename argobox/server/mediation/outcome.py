@@ -127,15 +127,16 @@ def outcome_of(record: RequestRecord, catalog: Mapping[str, ToolClass] = CATALOG
     by_operator = record.decided_by not in (None, "policy")
     reason = record.note if record.status is RequestStatus.DENIED and by_operator else record.reason
     expires = iso(record.expires_at)
+    check_back = f'check back later with argobox_request_status(request_id="{record.id}")'
     messages = {
         RequestStatus.SUCCEEDED: f"succeeded: {what}",
         RequestStatus.FAILED: f"failed: {what}: {record.error}",
         RequestStatus.PENDING: f"waiting for operator approval: {what} (request {record.id}, expires {expires}); "
         "check back later with argobox_request_status and do not repeat the call",
-        RequestStatus.APPROVED: f"approved by {record.decided_by}, about to execute: {what}",
-        RequestStatus.EXECUTING: f"executing: {what}",
+        RequestStatus.APPROVED: f"approved by {record.decided_by}, about to execute: {what}; {check_back}",
+        RequestStatus.EXECUTING: f"executing: {what}; {check_back}",
         RequestStatus.DENIED: f"denied: {what}: {reason}; the decision is final",
-        RequestStatus.EXPIRED: f"expired: {what} was not approved before {expires}",
+        RequestStatus.EXPIRED: f"expired: {what} was not approved before {expires}; ask again if it is still needed",
         RequestStatus.UNKNOWN: f"unknown: {what} was interrupted; the operator must check whether it ran",
     }
     return Outcome(

@@ -42,7 +42,7 @@ def _field(param: ParamConfig) -> tuple[Any, Any]:
     check = AfterValidator(partial(_check, param))
     extra: dict[str, Any] = {}
     if param.choices is not None:
-        kind: Any = Literal[tuple(param.choices)]  # type: ignore[valid-type]
+        kind: Any = Literal[tuple(param.choices)]
     elif param.type == "integer":
         kind = Annotated[StrictInt, Field(ge=param.lower, le=param.max)]
     else:
@@ -106,22 +106,35 @@ def _cached_spec(name: str, dumped: str) -> ToolSpec:
 
 
 async def _preview(backends: Backends, runbook: RunbookConfig, argv: list[str], preview: list[str]) -> dict[str, Any]:
-    """Run the read-only `preview_argv` and report its output, for the operator deciding the queued call."""
+    """Run the read-only `preview_argv` and report its output, for the operator deciding the queued call.
+
+    `argv` and `preview_argv` hold the agent's values, and `output` is what the host printed: the operator's views
+    keep both apart from ArgoBox's words (`transport.operator_views`), and neither is worded as the agent's changes."""
     timeout = min(runbook.timeout_seconds, PREVIEW_TIMEOUT_SECONDS)
     try:
         result = await backends.runner().run(runbook.host, preview, timeout=timeout, output_limit=PREVIEW_OUTPUT_BYTES)
-        headline = f"preview `{shlex.join(preview)}` exited 0:"
     except CommandFailed as exc:
         result = exc.result
-        headline = f"preview `{shlex.join(preview)}` failed: exit status {result.exit_status}:"
-    output = (result.stdout + result.stderr).splitlines()[-PREVIEW_LINES:]
     return {
         "host": runbook.host,
         "argv": argv,
         "preview_argv": preview,
         "exit_status": result.exit_status,
-        "changes": [f"on host {runbook.host!r} would run: {shlex.join(argv)}", headline, *output],
+        "output": (result.stdout + result.stderr).splitlines()[-PREVIEW_LINES:],
     }
+
+
+def preview_lines(preview: dict[str, Any]) -> list[str]:
+    """A recorded runbook preview for `argobox show`: the preview command on its host, how it ended, its output."""
+    status = preview.get("exit_status")
+    ended = f"exited {status}" if status is not None else "was ended by a signal"
+    words: list[Any] = preview.get("preview_argv") or []
+    output: list[Any] = preview.get("output") or []
+    return [
+        f"  preview at {preview.get('at')}: preview_argv `{shlex.join(map(str, words))}` on host "
+        f"{preview.get('host')!r} {ended}; its output, as the host printed it:",
+        *(f"    | {line}" for line in output),
+    ]
 
 
 def tool_spec(runbooks: Mapping[str, RunbookConfig], name: str) -> ToolSpec | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 
 def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
@@ -19,31 +19,32 @@ def compact_schema(schema: dict[str, Any]) -> dict[str, Any]:
     def walk(node: Any, expanding: frozenset[str]) -> Any:
         if not isinstance(node, dict):
             return node  # true / false
-        ref = node.get("$ref")  # pyright: ignore[reportUnknownMemberType]
+        obj = cast("dict[str, Any]", node)
+        ref = obj.get("$ref")
         if ref is not None:
             name = ref.removeprefix("#/$defs/") if isinstance(ref, str) else ""
             if not isinstance(ref, str) or not ref.startswith("#/$defs/") or name not in defs or name in expanding:
                 raise ValueError(f"cannot inline {ref!r} (not local, missing or recursive)")
             target = walk(defs[name], expanding | {name})
-            rest = walk({k: v for k, v in node.items() if k != "$ref"}, expanding)  # pyright: ignore
+            rest = walk({k: v for k, v in obj.items() if k != "$ref"}, expanding)
             if set(rest) <= _ANNOTATIONS:
                 return {**target, **rest}
             return {**rest, "allOf": [target, *rest.get("allOf", [])]}
         out: dict[str, Any] = {}
-        for key, value in node.items():  # pyright: ignore[reportUnknownVariableType]
-            if key == "$defs" and node is schema:
+        for key, value in obj.items():
+            if key == "$defs" and obj is schema:
                 continue  # all inlined
             if key in _SCHEMA_MAPS and isinstance(value, dict):
-                out[key] = {k: walk(v, expanding) for k, v in value.items()}  # pyright: ignore
+                out[key] = {k: walk(v, expanding) for k, v in cast("dict[str, Any]", value).items()}
             elif key in _SCHEMA_LISTS and isinstance(value, list):
-                out[key] = [walk(v, expanding) for v in value]  # pyright: ignore[reportUnknownVariableType]
+                out[key] = [walk(v, expanding) for v in cast("list[Any]", value)]
             elif key in _SCHEMA_VALUES:
                 out[key] = walk(value, expanding)
             else:
                 out[key] = value
         branches = out.get("anyOf")
         if isinstance(branches, list) and set(out) - {"anyOf"} <= _ANNOTATIONS:
-            merged = _merge_nullable(branches)  # pyright: ignore[reportUnknownArgumentType]
+            merged = _merge_nullable(cast("list[Any]", branches))
             if merged is not None:
                 out = {**merged, **{k: v for k, v in out.items() if k != "anyOf"}}
         return out
@@ -102,7 +103,7 @@ def _merge_nullable(branches: list[Any]) -> dict[str, Any] | None:
     Branches of bare types merge (`{"type": ["string", "null"]}`), and so does one typed branch with `null` when its
     other keywords only apply to values of its type (properties, items, pattern, ...).
     """
-    if not all(isinstance(b, dict) and isinstance(b.get("type"), str) for b in branches):
+    if not all(isinstance(b, dict) and isinstance(cast("dict[str, Any]", b).get("type"), str) for b in branches):
         return None
     types_ = [b["type"] for b in branches]
     if len(set(types_)) != len(types_):

@@ -33,6 +33,12 @@ MATURITY: dict[Backend, str] = {
     ),
 }
 
+HTTP_LISTENER = (
+    "argobox serve --http binds to loopback; beyond it (--allow-non-loopback) it speaks plain HTTP, so agents' bearer "
+    "tokens and results cross the network in clear text unless a TLS-terminating proxy is in front"
+)
+CONSOLE_LISTENER = "the web console at {listen}; {how}"
+
 
 def agent_surface(config: Config, agent: str) -> dict[str, Any]:
     """What `agent` sees and may do, by tool: its classification and the rules that decide it."""
@@ -64,7 +70,18 @@ def surface(config: Config) -> dict[str, Any]:
             tool_name(name): f"{runbook.kind} on host {runbook.host}: {shlex.join(runbook.argv)}"
             for name, runbook in sorted(config.runbooks.items())
         },
+        "listeners": _listeners(config),
     }
+
+
+def _listeners(config: Config) -> dict[str, str]:
+    """What each network listener is and what it needs beyond loopback (the stdio server has none)."""
+    listeners = {"http": HTTP_LISTENER}
+    if config.console is not None:
+        url = config.console.public_url
+        how = f"operators reach it at {url}" if url else "no public_url: beyond loopback it needs a TLS proxy"
+        listeners["console"] = CONSOLE_LISTENER.format(listen=config.console.listen, how=how)
+    return listeners
 
 
 def surface_lines(report: dict[str, Any]) -> list[str]:
@@ -82,6 +99,10 @@ def surface_lines(report: dict[str, Any]) -> list[str]:
             lines.append(f"  runs WITHOUT approval: {allowed['tool']} by {allowed['rule']} ({only})")
         if entry["mutations"] and not entry["mutations_without_approval"]:
             lines.append("  every change waits for an operator's approval")
+    listeners: dict[str, str] = report.get("listeners") or {}
+    if listeners:
+        lines.append("listeners:")
+        lines += [f"  {name}: {what}" for name, what in listeners.items()]
     for backend, promise in report["backends"].items():
         lines.append(f"{backend}: {promise}")
         if backend == Backend.DOCKER and len(report["docker_hosts"]) > 1:

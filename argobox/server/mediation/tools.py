@@ -41,7 +41,7 @@ from argobox.server.mediation.arguments import (
 from argobox.server.mediation.docker_hosts import HostedContainerList, list_on_hosts
 from argobox.server.mediation.outcome import Outcome
 from argobox.server.mediation.schema import compact_schema
-from argobox.server.redact import secret_key
+from argobox.server.redact import Redactor, secret_key
 
 
 class EntityList(BaseModel):
@@ -73,6 +73,9 @@ class ToolSpec:
     preview: Previewer | None = None
     read_only: bool | None = None
     """For tools outside the reviewed CATALOG (runbooks): their classification; None means look it up there."""
+    identifies_target: bool = False
+    """Whether its preview names the target's identity: an approval of such a call runs only on the target
+    identified when the call was queued, and never when none could be identified."""
 
     def mcp_tool(self) -> types.Tool:
         """The tool as `tools/list` shows it; annotations follow the classification table."""
@@ -80,7 +83,7 @@ class ToolSpec:
         read_only = tool_class is None or tool_class.classification is Classification.READ
         if self.read_only is not None:
             read_only = self.read_only
-        outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]  # type: ignore[name-defined]
+        outcome = Outcome[self.result] if self.result is not None else Outcome[dict[str, Any]]
         schema = compact_schema(outcome.model_json_schema())
         schema.pop("title", None)
         return types.Tool(
@@ -154,10 +157,15 @@ async def _ha_call(backends: Backends, grant: Grant, args: CallServiceArgs) -> S
     return await backends.home().call_service(args.domain, args.service, args.entity_ids, args.data)
 
 
+_MASK_KEYS = Redactor()
+"""Masks the values of secret-looking keys at any depth (configured secrets go on the way out, as everywhere)."""
+
+
 def _data_text(data: dict[str, Any]) -> str:
-    """Service data as `key=value` pairs for the operator, secret-looking values masked."""
+    """Service data as `key=value` pairs for the operator, secret-looking values masked (nested ones too)."""
     return ", ".join(
-        f"{key}={REDACTED if secret_key(key) else canonical_json(value)}" for key, value in sorted(data.items())
+        f"{key}={REDACTED if secret_key(key) else canonical_json(_MASK_KEYS(value))}"
+        for key, value in sorted(data.items())
     )
 
 
@@ -243,6 +251,7 @@ TOOLS: dict[str, ToolSpec] = {
             ContainerAction,
             _start,
             preview=_container_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "docker_stop_container",
@@ -253,6 +262,7 @@ TOOLS: dict[str, ToolSpec] = {
             _stop,
             destructive=True,
             preview=_container_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "docker_restart_container",
@@ -264,6 +274,7 @@ TOOLS: dict[str, ToolSpec] = {
             destructive=True,
             idempotent=False,
             preview=_container_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "ha_list_entities",
@@ -299,6 +310,7 @@ TOOLS: dict[str, ToolSpec] = {
             destructive=True,
             idempotent=False,
             preview=_ha_preview,
+            identifies_target=True,
         ),
         ToolSpec(
             "argobox_request_status",

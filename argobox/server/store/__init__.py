@@ -13,11 +13,13 @@
     outbox        notifications waiting for delivery
     phone         the phone's button presses: events taken on, codes used
     checkpointer  the thread that keeps the audit checkpoint at the head, and moves the WAL
+    coalesce      refusals a caller can repeat without end, recorded at most once a window and counted
 
 The rest of ArgoBox uses the names below and never reaches into the modules that implement them.
 """
 
 from argobox.server.store.budgets import CallFacts
+from argobox.server.store.coalesce import CoalescedRefusals
 from argobox.server.store.facade import Store
 from argobox.server.store.phone import CodeUse
 from argobox.server.store.records import (
@@ -42,6 +44,7 @@ __all__ = [
     "AuditRecord",
     "CallFacts",
     "Clock",
+    "CoalescedRefusals",
     "CodeUse",
     "Event",
     "NewRequest",

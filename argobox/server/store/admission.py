@@ -34,7 +34,7 @@ def admitting(
         # A read needs only its request budget and cooldown counted.
         snapshot = budgets.usage(tx.db, facts, limits, tx.now, full=facts.mutation or facts.queues)
         twin = snapshot.pending_twin if facts.queues else None
-        existing = fetch(tx.db, twin) if twin is not None else None
+        existing = fetch(tx.db, twin, tx.sealer) if twin is not None else None
         tripped = check(
             limits,
             snapshot.usage,
@@ -55,7 +55,7 @@ def admitting(
         if existing is not None:
             return _duplicate(tx, facts.agent, existing)
         if record is not None:
-            insert(tx.db, record)
+            insert(tx.db, record, tx.sealer)
         tx.append(events, request_id=record.id if record else None, agent=facts.agent, tool=tool)
         if failed is not None:
             budgets.audit_outcome(tx, facts.agent, limits, failed=failed)

@@ -25,6 +25,7 @@ import anyio
 from argobox.server.redact import Redactor
 from argobox.server.store.batch import Batched, Prepared, batched
 from argobox.server.store.records import Clock, StoreError
+from argobox.server.store.sealing import Sealer
 from argobox.server.store.tx import Body, Tx
 
 T = TypeVar("T")
@@ -56,12 +57,14 @@ class Connection:
         *,
         clock: Clock,
         redactor: Redactor,
+        sealer: Sealer,
         busy_timeout_ms: int,
         committed: Callable[[], None] | None = None,
     ) -> None:
         self.db = db
         self.clock = clock
         self.redactor = redactor
+        self.sealer = sealer
         self._busy_timeout_ms = busy_timeout_ms
         self._committed = committed
         self._waiting: list[tuple[Callable[[], Body[Any]], str]] = []
@@ -250,7 +253,7 @@ class Connection:
     def _run(self, db: sqlite3.Connection, body: Body[T]) -> T:
         """The rest of a transaction begun with BEGIN IMMEDIATE: `body`, then COMMIT, or ROLLBACK if anything fails."""
         try:
-            tx = Tx(db, clock=self.clock, redactor=self.redactor)
+            tx = Tx(db, clock=self.clock, redactor=self.redactor, sealer=self.sealer)
             result = body(tx)
             db.execute("COMMIT")
         except BaseException:

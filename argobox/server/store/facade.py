@@ -43,6 +43,7 @@ from argobox.server.store.records import (
 )
 from argobox.server.store.recovery import recover_interrupted
 from argobox.server.store.schema import migrate
+from argobox.server.store.sealing import Sealer, SealingKeyError, opened
 from argobox.server.store.tx import Body
 
 T = TypeVar("T")
@@ -59,6 +60,28 @@ def _prepare_files(path: Path) -> None:
     real = path.resolve().parent
     if real != path.parent.resolve():
         check_folder(real)
+
+
+async def _open_files(
+    path: Path, redactor: Redactor | None, busy_timeout_ms: int
+) -> tuple[Sealer, Lease, aiosqlite.Connection]:
+    """The store's files made safe, its sealing key, this process's lease and the database connection; StoreError
+    (and nothing left held) when one of them cannot be had."""
+    lease: Lease | None = None
+    try:
+        _prepare_files(path)
+        sealer = Sealer.for_store(path, redactor)
+        lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
+        # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot. Used from the
+        # event loop too, never at the same time as from its thread (see `Connection`).
+        db = await aiosqlite.connect(
+            path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+        )
+    except (UnsafeFolder, SealingKeyError, OSError, sqlite3.Error) as exc:
+        if lease is not None:
+            lease.release()
+        raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
+    return sealer, lease, db
 
 
 class Store:
@@ -90,25 +113,18 @@ class Store:
         The store's folder must not be writable by every user. The audit checkpoint beside it is kept at the chain
         head (signed with `signer` when given).
         """
-        lease: Lease | None = None
-        try:
-            _prepare_files(path)
-            lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
-            # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
-            # Used from the event loop too, never at the same time as from its thread (see `Connection`).
-            db = await aiosqlite.connect(
-                path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
-            )
-        except (UnsafeFolder, OSError, sqlite3.Error) as exc:
-            if lease is not None:
-                lease.release()
-            raise StoreError(f"cannot open the store {str(path)!r}: {exc}") from None
+        sealer, lease, db = await _open_files(path, redactor, busy_timeout_ms)
         checkpointer = Checkpointer(path, signer=signer, busy_timeout_ms=busy_timeout_ms)
         try:
             db.row_factory = sqlite3.Row
             redactor = redactor or Redactor()
             connection = Connection(
-                db, clock=clock, redactor=redactor, busy_timeout_ms=busy_timeout_ms, committed=checkpointer.notify
+                db,
+                clock=clock,
+                redactor=redactor,
+                sealer=sealer,
+                busy_timeout_ms=busy_timeout_ms,
+                committed=checkpointer.notify,
             )
             await connection.prepare()
             await migrate(connection)
@@ -203,7 +219,7 @@ class Store:
 
     async def get(self, request_id: str) -> RequestRecord | None:
         rows = await self._connection.read("SELECT * FROM requests WHERE id = ?", (request_id,))
-        return request_from_row(rows[0]) if rows else None
+        return opened(request_from_row(rows[0]), self._connection.sealer) if rows else None
 
     async def list_requests(
         self,
@@ -217,7 +233,8 @@ class Store:
     ) -> list[RequestRecord]:
         """Requests, newest first; `since` and `until` bound the creation time (`until` exclusive)."""
         sql, params = requests.listing(status=status, agent=agent, limit=limit, tool=tool, since=since, until=until)
-        return [request_from_row(row) for row in await self._connection.read(sql, params)]
+        sealer = self._connection.sealer
+        return [opened(request_from_row(row), sealer) for row in await self._connection.read(sql, params)]
 
     async def approve(
         self, request_id: str, *, operator: str, note: str, via: Mapping[str, str] | None = None
@@ -299,19 +316,15 @@ class Store:
         limits: Limits | None = None,
     ) -> RequestRecord:
         """`finish` without waiting for the write (see `transaction_behind`); returns the record as it will be
-        (with `result` and `error` as given: the caller has redacted them for its answer). `result_json`, when
-        given, is `result` as the caller redacted and serialised it (sorted keys): it is stored as it is.
-
-        For reads answered at once only: they changed nothing, so their answer need not wait for their outcome
-        record, and the caller has the result (so one over MAX_STORED_RESULT_CHARS is not kept). If the process dies
-        first, the request is left `executing`, and marked `unknown` when ArgoBox next starts.
-        """
+        (with `result` and `error` as given: the caller has redacted them for its answer; `result_json` is `result`
+        as it serialised it, sorted keys, stored as it is). For reads answered at once only: they changed nothing,
+        and the caller has the result (so one over MAX_STORED_RESULT_CHARS is not kept). If the process dies first,
+        the request is left `executing`, and marked `unknown` when ArgoBox next starts."""
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
 
         def prepare() -> Body[None]:
-            sets = requests.outcome_columns(
-                self._redact, ok=ok, result=result, error=error, cap=True, result_json=result_json
-            )
+            redact, text = self._redact, result_json
+            sets = requests.outcome_columns(redact, ok=ok, result=result, error=error, cap=True, result_json=text)
             transition = requests.finishing(record.id, sets=sets, ok=ok, detail=detail, limits=limits)
             return lambda tx: requests.log_if_missed(transition(tx), record.id, status)
 

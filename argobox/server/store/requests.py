@@ -25,6 +25,7 @@ from argobox.server.store.records import (
     operator_actor,
     request_from_row,
 )
+from argobox.server.store.sealing import Sealer, opened
 from argobox.server.store.tx import Body, Tx
 from argobox.server.times import iso
 
@@ -60,7 +61,7 @@ def new_record(request: NewRequest, now: float, executor: str) -> RequestRecord:
     )
 
 
-def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
+def insert(db: sqlite3.Connection, record: RequestRecord, sealer: Sealer) -> None:
     db.execute(
         "INSERT INTO requests (id, agent, tool, arguments, digest, classification, effect, rule, reason,"
         " status, created_at, expires_at, decided_by, decided_at, executor, updated_at, target)"
@@ -69,7 +70,7 @@ def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
             record.id,
             record.agent,
             record.tool,
-            json.dumps(record.arguments, sort_keys=True),
+            json.dumps(sealer.seal(record.arguments, record.id), sort_keys=True),
             record.digest,
             record.classification,
             record.effect,
@@ -87,9 +88,9 @@ def insert(db: sqlite3.Connection, record: RequestRecord) -> None:
     )
 
 
-def fetch(db: sqlite3.Connection, request_id: str) -> RequestRecord | None:
+def fetch(db: sqlite3.Connection, request_id: str, sealer: Sealer) -> RequestRecord | None:
     row = db.execute("SELECT * FROM requests WHERE id = ?", (request_id,)).fetchone()
-    return request_from_row(row) if row is not None else None
+    return opened(request_from_row(row), sealer) if row is not None else None
 
 
 def listing(
@@ -135,7 +136,7 @@ def transition_body(
         rows = tx.db.execute(sql, (*sets.values(), tx.now, request_id, *params)).fetchall()
         if not rows:
             return None
-        record = request_from_row(rows[0])
+        record = opened(request_from_row(rows[0]), tx.sealer)
         tx.append(events, request_id=request_id, agent=record.agent, tool=record.tool)
         if record.status is RequestStatus.DENIED:
             budgets.uncount_change(tx.db, [request_id])  # it never ran: not a change of its target
@@ -264,16 +265,34 @@ def expiring(tx: Tx) -> int:
     return len(due)
 
 
+_PAST = {"approve": "approved", "deny": "denied"}
+_NOW = {
+    RequestStatus.APPROVED: "about to execute",
+    RequestStatus.UNKNOWN: "outcome unknown: it was interrupted while executing",
+}
+
+
 def refusal(request_id: str, record: RequestRecord | None, verb: str) -> Refused:
-    """Why `verb` (approve, deny) was refused for the request as it now is (after expiring what was due)."""
+    """Why `verb` (approve, deny) was refused for the request as it now is (after expiring what was due): what
+    happened to it, in the past tense, then that only a pending request can be approved or denied."""
     if record is None:
         return Refused("not_found", f"no request {request_id!r}")
+    only = f"only a pending request can be {_PAST.get(verb, verb)}"
     if record.status is RequestStatus.EXPIRED:
-        return Refused("expired", f"request {request_id} expired at {iso(record.expires_at)}; it cannot be {verb}d")
-    if record.decided_by == "policy" or record.decided_by is None:
-        how = f"was {record.status.value} by policy"
-    elif record.status is RequestStatus.DENIED:
-        how = f"was already denied by {record.decided_by}"
+        return Refused(
+            "expired", f"request {request_id} expired at {iso(record.expires_at)} without a decision; {only}"
+        )
+    now = _NOW.get(record.status, f"now {record.status.value}")
+    if record.status is RequestStatus.DENIED:
+        how = (
+            "was denied by policy"
+            if record.decided_by in (None, "policy")
+            else f"was already denied by {record.decided_by}"
+        )
+    elif record.decided_by == "policy":
+        how = f"was allowed by policy ({now})"
+    elif record.decided_by is None:
+        how = f"is no longer pending ({now})"
     else:
-        how = f"was already approved by {record.decided_by} (now {record.status.value})"
-    return Refused("not_pending", f"request {request_id} {how}; only a pending request can be {verb}d")
+        how = f"was already approved by {record.decided_by} ({now})"
+    return Refused("not_pending", f"request {request_id} {how}; {only}")

@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 from argobox.server.audit import GENESIS, canonical_detail, event_hash
 from argobox.server.redact import Redactor
 from argobox.server.store.records import Clock, Event
+from argobox.server.store.sealing import Sealer
 
 T = TypeVar("T")
 
@@ -26,10 +27,12 @@ class Tx:
     many statements it holds, and no other work on the connection can come between its statements.
     """
 
-    __slots__ = ("_clock", "_head", "_redact", "appended", "db", "now")
+    __slots__ = ("_clock", "_head", "_redact", "appended", "db", "now", "sealer")
 
-    def __init__(self, db: sqlite3.Connection, *, clock: Clock, redactor: Redactor) -> None:
+    def __init__(self, db: sqlite3.Connection, *, clock: Clock, redactor: Redactor, sealer: Sealer) -> None:
         self.db = db
+        self.sealer = sealer
+        """Seals a request's secret-looking argument values as it is written, opens them as it is read."""
         self.now = clock()
         """When the transaction started (on the store's clock)."""
         self.appended = False

@@ -5,8 +5,8 @@ answer (success, pending, denied, bad input) is one explicit `CallToolResult` ma
 
 Who is asking comes from an identity resolver, never from the request body: over stdio it is the agent fixed at
 launch (`fixed_identity`); over HTTP it is the agent whose bearer token authenticated the request
-(`argobox.server.transport.http`). The resolver is asked on every request, under the configuration in force at that moment,
-so a reload that removes an agent or changes its token takes effect at once.
+(`argobox.server.transport.http`). The resolver is asked on every request, under the configuration in force at that
+moment, so a reload that removes an agent or changes its token takes effect at once.
 """
 
 from __future__ import annotations
@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 import logging
 import signal
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -31,9 +32,10 @@ from argobox.server.config.tokens import token_matches
 from argobox.server.mediation import agent_calls
 from argobox.server.mediation.outcome import Outcome
 from argobox.server.mediation.runbooks import runbook_tool
+from argobox.server.mediation.shield import to_the_end
 from argobox.server.mediation.tools import TOOLS
 from argobox.server.redact import Redactor
-from argobox.server.transport.live import LiveState
+from argobox.server.transport.live import CallTracker, LiveState
 
 logger = logging.getLogger("argobox")
 
@@ -45,6 +47,8 @@ INSTRUCTIONS = (
 
 Identity = Callable[[], str | None]
 """Who is asking, under the configuration in force: a configured agent's name, or None (serve nothing)."""
+Background = Callable[[App], Coroutine[Any, Any, None]]
+"""A task that runs beside a server for as long as it serves (such as notification delivery)."""
 
 _TOOL_CACHE: dict[str, types.Tool] = {}
 
@@ -147,63 +151,86 @@ def build_agent_server(
         identity = fixed_identity(app, agent, check_token=False)  # the caller checked the token, if any
     else:
         identity = agent
-    state = live if live is not None else LiveState()
-
-    async def list_tools(
-        ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
-    ) -> types.ListToolsResult:
-        with app.settings.pinned() as config:
-            who = identity()
-            state.remember(ctx, who)
-            names = sorted(config.grant(who).visible) if who is not None else []
-        # Deterministic order; never cached by clients, so a grant change shows at the next listing.
-        return types.ListToolsResult(tools=[_tool(name, config) for name in names], ttl_ms=0, cache_scope="private")
-
-    async def call_tool(ctx: ServerRequestContext[Any], params: types.CallToolRequestParams) -> types.CallToolResult:
-        arguments: dict[str, Any] = dict(params.arguments or {})
-        with app.settings.pinned():  # one configuration for the whole call, whatever reloads meanwhile
-            who = identity()
-            state.remember(ctx, who)
-            if who is None:
-                if on_refused is not None:
-                    await on_refused(params.name)
-                raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(agent_calls.UnknownTool(params.name))))
-            # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
-            # an execution is always recorded with its outcome.
-            with state.calls.track(), anyio.CancelScope(shield=True):
-                try:
-                    outcome = await agent_calls.call_tool(app, who, params.name, arguments)
-                except agent_calls.UnknownTool as exc:
-                    raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
-        return _result(outcome, app.redactor)
-
-    async def listen(
-        ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
-    ) -> types.SubscriptionsListenResult:
-        who = identity()
-        if who is None:
-            raise MCPError(types.INVALID_REQUEST, "no agent identity for this request")
-        return await state.listen(who, ctx, params)
-
+    handlers = _Handlers(app, identity, live if live is not None else LiveState(), on_refused)
     return _AgentServer(
         "argobox",
         version=__version__,
         title="ArgoBox",
         instructions=INSTRUCTIONS,
-        on_list_tools=list_tools,
-        on_call_tool=call_tool,
-        on_subscriptions_listen=listen,
+        on_list_tools=handlers.list_tools,
+        on_call_tool=handlers.call_tool,
+        on_subscriptions_listen=handlers.listen,
         get_tool_input_schema=_input_schema,
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Handlers:
+    """The agent server's request handlers; each asks `identity` who is asking, under the configuration in force."""
+
+    app: App
+    identity: Identity
+    state: LiveState
+    on_refused: Callable[[str], Awaitable[None]] | None
+
+    async def list_tools(
+        self, ctx: ServerRequestContext[Any], params: types.PaginatedRequestParams | None
+    ) -> types.ListToolsResult:
+        with self.app.settings.pinned() as config:
+            who = self.identity()
+            self.state.remember(ctx, who)
+            names = sorted(config.grant(who).visible) if who is not None else []
+        # Deterministic order; never cached by clients, so a grant change shows at the next listing.
+        return types.ListToolsResult(tools=[_tool(name, config) for name in names], ttl_ms=0, cache_scope="private")
+
+    async def call_tool(
+        self, ctx: ServerRequestContext[Any], params: types.CallToolRequestParams
+    ) -> types.CallToolResult:
+        app = self.app
+        arguments: dict[str, Any] = dict(params.arguments or {})
+        with app.settings.pinned():  # one configuration for the whole call, whatever reloads meanwhile
+            who = self.identity()
+            self.state.remember(ctx, who)
+            if who is None:
+                if self.on_refused is not None:
+                    await self.on_refused(params.name)
+                raise MCPError(types.INVALID_PARAMS, str(agent_calls.UnknownTool(app.redactor.text(params.name))))
+            # Once admitted, a call runs to its end even if the client goes away or the server is stopping, so
+            # an execution is always recorded with its outcome.
+            with self.state.calls.track(), to_the_end():
+                try:
+                    outcome = await agent_calls.call_tool(app, who, params.name, arguments)
+                except agent_calls.UnknownTool as exc:
+                    raise MCPError(types.INVALID_PARAMS, app.redactor.text(str(exc))) from None
+                return _result(outcome, app.redactor)
+        raise AssertionError("unreachable: a shielded scope ends with its result")  # for the type checker
+
+    async def listen(
+        self, ctx: ServerRequestContext[Any], params: types.SubscriptionsListenRequestParams
+    ) -> types.SubscriptionsListenResult:
+        who = self.identity()
+        if who is None:
+            raise MCPError(types.INVALID_REQUEST, "no agent identity for this request")
+        return await self.state.listen(who, ctx, params)
+
+
+STDIO_DRAIN_SECONDS = 30.0
+"""How long a signalled stdio server waits for its calls in flight to be answered before it stops."""
+
+
 async def serve_stdio(
-    app: App, agent: str, token: str | None, *, background: Sequence[Callable[[App], Awaitable[None]]] = ()
+    app: App,
+    agent: str,
+    token: str | None,
+    *,
+    background: Sequence[Background] = (),
+    drain_seconds: float = STDIO_DRAIN_SECONDS,
 ) -> None:
     """Serve `agent` over stdio until stdin closes or SIGTERM/SIGINT; follow configuration changes meanwhile, and
     run the `background` tasks (such as notification delivery) alongside.
 
-    On a signal, calls in flight finish (and are recorded) before the process exits.
+    On a signal, the calls in flight are given `drain_seconds` to finish and be answered, then the server stops,
+    even while the client keeps stdin open; a call still running then finishes and is recorded before the exit.
     """
     from argobox.server.transport.refusals import RefusalAudit
     from argobox.server.transport.stdio import checked_stdio
@@ -228,7 +255,7 @@ async def serve_stdio(
     watcher = ConfigWatcher(app, on_reload, process=f"stdio server of agent {agent}")
     async with anyio.create_task_group() as tg:
         tg.start_soon(watcher.run)
-        tg.start_soon(_cancel_on_signal, tg.cancel_scope)
+        tg.start_soon(_cancel_on_signal, tg.cancel_scope, live.calls, drain_seconds)
         for task in background:
             tg.start_soon(task, app)
         try:
@@ -240,9 +267,22 @@ async def serve_stdio(
         tg.cancel_scope.cancel()
 
 
-async def _cancel_on_signal(scope: anyio.CancelScope) -> None:
+async def _cancel_on_signal(scope: anyio.CancelScope, calls: CallTracker, drain_seconds: float) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for signum in signals:
-            logger.info("received %s: stopping after the calls in flight", signal.Signals(signum).name)
+            in_flight = calls.count
+            logger.info(
+                "received %s: stopping after the %d call%s in flight (at most %g s)",
+                signal.Signals(signum).name,
+                in_flight,
+                "" if in_flight == 1 else "s",
+                drain_seconds,
+            )
+            with anyio.move_on_after(drain_seconds) as waited:
+                await calls.wait_idle()
+            if waited.cancelled_caught:
+                logger.warning(
+                    "calls still in flight after %g s; they finish and are recorded before exit", drain_seconds
+                )
             scope.cancel()
             return

@@ -124,7 +124,7 @@ class _GuardedH11Protocol(H11Protocol):
         self._timer: asyncio.TimerHandle | None = None
         self._phase: str | None = None  # "headers", "body", "idle" (kept alive between requests) or None
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)
         address = self.client[0] if self.client else "unknown"
         refusal = self.guard.admit(address)

@@ -3,13 +3,15 @@
 The SDK drops a frame it cannot read and answers nothing, so a client waits forever. `rejection` says what a frame
 is wrong with: not JSON (or JSON nested too deeply, or a lone surrogate) is a parse error; JSON that is not a
 request is an invalid request; a request whose `params` is not an object is invalid params. A notification (no
-`id`) is never answered, as JSON-RPC requires; neither is a broken response from the client.
+`id`) is never answered, as JSON-RPC requires; neither is a broken response from the client. A request whose `id`
+is there but is not a string or an integer (an object, a boolean, a fraction, null: MCP forbids a null id) is an
+invalid request answered with a null id; the SDK would take it for a notification and answer nothing.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, cast
 
 import mcp_types as types
 from pydantic import ValidationError
@@ -20,9 +22,11 @@ MAX_SHOWN_METHOD = 64
 def rejection(frame: str | bytes) -> types.JSONRPCError | None:
     """The error to answer `frame` with, or None when the SDK can read it (or it must not be answered)."""
     try:
-        types.jsonrpc_message_adapter.validate_json(frame, by_name=False)
+        message = types.jsonrpc_message_adapter.validate_json(frame, by_name=False)
     except ValidationError as exc:
         return rejection_of(frame, exc)
+    if isinstance(message, types.JSONRPCNotification):  # or a request whose id the SDK could not read
+        return mistaken_notification(frame)
     return None
 
 
@@ -32,6 +36,13 @@ def rejection_of(frame: str | bytes, exc: ValidationError) -> types.JSONRPCError
     if any(error["type"] == "json_invalid" for error in exc.errors()):
         return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
     return _invalid(_loads(frame))
+
+
+def mistaken_notification(frame: str | bytes) -> types.JSONRPCError | None:
+    """The error for a frame the SDK reads as a notification although it has an `id` (of a type no request may
+    have), or None for a true notification. Notifications are few, so reading the frame again costs little."""
+    message = _loads(frame)
+    return _invalid(message) if isinstance(message, dict) and "id" in message else None
 
 
 def _loads(frame: str | bytes) -> Any:
@@ -44,28 +55,28 @@ def _loads(frame: str | bytes) -> Any:
 def _invalid(message: Any) -> types.JSONRPCError | None:
     if not isinstance(message, dict):
         return _error(None, types.INVALID_REQUEST, "Invalid request: a JSON-RPC message is a JSON object")
-    request_id = message.get("id")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if "method" not in message and ("result" in message or "error" in message):
+    fields = cast("dict[str, Any]", message)
+    if "method" not in fields and ("result" in fields or "error" in fields):
         return None  # a response from the client: nothing to answer
-    valid_id = isinstance(request_id, str | int) and not isinstance(request_id, bool)
-    if "id" not in message:
+    if "id" not in fields:
         return None  # a notification: never answered
-    answer_id = request_id if valid_id else None
-    method = message.get("method")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
-    if not valid_id or message.get("jsonrpc") != "2.0" or not isinstance(method, str):  # pyright: ignore[reportUnknownMemberType]
+    request_id = fields["id"]
+    answer_id = request_id if isinstance(request_id, str | int) and not isinstance(request_id, bool) else None
+    method = fields.get("method")
+    if answer_id is None or fields.get("jsonrpc") != "2.0" or not isinstance(method, str):
         return _error(
-            answer_id,  # pyright: ignore[reportUnknownArgumentType]
+            answer_id,
             types.INVALID_REQUEST,
             'Invalid request: expected {"jsonrpc": "2.0", "id": <string or integer>, "method": <string>}',
         )
-    params = message.get("params")  # pyright: ignore[reportUnknownMemberType, reportUnknownVariableType]
+    params = fields.get("params")
     if params is not None and not isinstance(params, dict):
         return _error(
-            answer_id,  # pyright: ignore[reportUnknownArgumentType]
+            answer_id,
             types.INVALID_PARAMS,
             f"Invalid params: the params of {method[:MAX_SHOWN_METHOD]!r} must be a JSON object",
         )
-    return _error(answer_id, types.INVALID_REQUEST, "Invalid request")  # pyright: ignore[reportUnknownArgumentType]
+    return _error(answer_id, types.INVALID_REQUEST, "Invalid request")
 
 
 def _error(request_id: str | int | None, code: int, message: str) -> types.JSONRPCError:

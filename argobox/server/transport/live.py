@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from contextlib import contextmanager
 from typing import Any
 
@@ -46,7 +46,7 @@ class CallTracker:
         return self._count
 
     @contextmanager
-    def track(self) -> Iterator[None]:
+    def track(self) -> Generator[None]:
         self._count += 1
         if self._count == 1:
             self._idle = anyio.Event()

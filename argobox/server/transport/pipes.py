@@ -10,12 +10,18 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable, Iterator
+import threading
+from collections.abc import Callable, Generator
 from contextlib import contextmanager
+from typing import TypeVar
 
 import anyio
+import anyio.from_thread
+import anyio.lowlevel
 
 CHUNK_BYTES = 64 * 1024
+
+T = TypeVar("T")
 
 
 def _pollable(fd: int, shared_with: int | None) -> bool:
@@ -32,7 +38,7 @@ def _pollable(fd: int, shared_with: int | None) -> bool:
 
 
 @contextmanager
-def non_blocking(fd: int, *, shared_with: int | None = None) -> Iterator[bool]:
+def non_blocking(fd: int, *, shared_with: int | None = None) -> Generator[bool]:
     """Make `fd` non-blocking while the context lasts, if it is a pipe or a socket; whether it was.
 
     Not when `shared_with` (stderr, for stdout) is the same pipe: the flag belongs to the open file, which that
@@ -46,6 +52,31 @@ def non_blocking(fd: int, *, shared_with: int | None = None) -> Iterator[bool]:
         yield True
     finally:
         os.set_blocking(fd, was)
+
+
+async def read_in_daemon_thread(read: Callable[[], T]) -> T:
+    """`read()` in a daemon thread: abandoned if the caller is cancelled, and never waited for at exit (a worker
+    thread is joined at exit, and a read of stdin that a client keeps open never returns)."""
+    token = anyio.lowlevel.current_token()
+    done = anyio.Event()
+    outcome: list[T] = []
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            outcome.append(read())
+        except BaseException as exc:  # noqa: BLE001 - handed to the task that awaits the read
+            failure.append(exc)
+        try:
+            anyio.from_thread.run_sync(done.set, token=token)
+        except RuntimeError:  # the event loop has ended: nobody waits for this read any more
+            return
+
+    threading.Thread(target=run, name="argobox-stdin", daemon=True).start()
+    await done.wait()
+    if failure:
+        raise failure[0]
+    return outcome[0]
 
 
 class LineReader:
@@ -78,7 +109,7 @@ class LineReader:
     async def _read(self) -> bytes:
         if not self._polled:
             # Abandoned, not awaited, when the server stops: a read of a terminal may never return.
-            return await anyio.to_thread.run_sync(os.read, self._fd, CHUNK_BYTES, abandon_on_cancel=True)
+            return await read_in_daemon_thread(lambda: os.read(self._fd, CHUNK_BYTES))
         while True:
             try:
                 return os.read(self._fd, CHUNK_BYTES)

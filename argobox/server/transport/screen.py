@@ -3,8 +3,9 @@
 Malformed JSON-RPC is answered with HTTP 400 and the error the specification names, from the same `rejection` the
 stdio server uses: not JSON, nested too deeply or a lone surrogate is a parse error, JSON that is not a request
 (a JSON array among them) an invalid request, `params` that is not an object invalid params. The SDK would answer
-some of these with pydantic's own text, and the wrong code for an array. A broken notification or response, which
-JSON-RPC never answers, still needs an HTTP answer: an invalid request without an id.
+some of these with pydantic's own text, and the wrong code for an array, and would take a request whose `id` is not
+a string or an integer for a notification (HTTP 202, no answer). A broken notification or response, which JSON-RPC
+never answers, still needs an HTTP answer: an invalid request without an id.
 
 A request that opens a handshake-era session (`initialize`) is checked against the agent's session cap and
 request budget here (see `argobox.server.transport.sessions`).
@@ -19,7 +20,7 @@ from starlette.datastructures import Headers
 from starlette.types import Message, Receive, Scope, Send
 
 from argobox.server.app import App
-from argobox.server.transport.jsonrpc import rejection
+from argobox.server.transport.jsonrpc import mistaken_notification, rejection
 from argobox.server.transport.refusals import RefusalAudit
 from argobox.server.transport.sessions import AgentSessionManager, admit_handshake, opens_session, send_rpc_error
 
@@ -30,9 +31,13 @@ PAYLOAD_TOO_LARGE = 413
 def screen_frame(body: bytes) -> tuple[types.JSONRPCMessage | None, types.JSONRPCError | None]:
     """The message `body` holds, or the error to answer it with over HTTP."""
     try:
-        return types.jsonrpc_message_adapter.validate_json(body, by_name=False), None
+        message = types.jsonrpc_message_adapter.validate_json(body, by_name=False)
     except ValidationError:
         error = rejection(body)
+    else:
+        error = mistaken_notification(body) if isinstance(message, types.JSONRPCNotification) else None
+        if error is None:
+            return message, None
     if error is None:  # a broken notification or response: JSON-RPC answers nothing, HTTP must answer something
         message = "Invalid request: not a JSON-RPC request, notification or response"
         error = types.JSONRPCError(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import fcntl
 import os
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
 
 import anyio
@@ -23,7 +23,7 @@ from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStre
 from mcp.shared.message import SessionMessage
 from pydantic import ValidationError
 
-from argobox.server.transport.jsonrpc import rejection_of
+from argobox.server.transport.jsonrpc import mistaken_notification, rejection_of
 from argobox.server.transport.pipes import LineReader, Writer, non_blocking
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
@@ -56,10 +56,13 @@ class CheckedLines:
                     message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
                 except ValidationError as exc:
                     problem = rejection_of(line, exc)
-                    if problem is not None:
-                        await self._answers.send(SessionMessage(problem))
-                    continue
-                await self._server.send(SessionMessage(message))
+                else:  # a request whose id the SDK could not read passes for a notification
+                    problem = mistaken_notification(line) if isinstance(message, types.JSONRPCNotification) else None
+                    if problem is None:
+                        await self._server.send(SessionMessage(message))
+                        continue
+                if problem is not None:
+                    await self._answers.send(SessionMessage(problem))
 
     async def _skip_rest_of_line(self) -> None:
         while (chunk := await self._wire.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
@@ -67,7 +70,7 @@ class CheckedLines:
 
 
 @contextmanager
-def _claimed_stdin() -> Iterator[int]:
+def _claimed_stdin() -> Generator[int]:
     """fd 0 as a private descriptor; fd 0 itself reads the null device until the transport ends.
 
     The private descriptor is never closed: an abandoned read may still be blocked on it, and a closed descriptor
@@ -85,7 +88,7 @@ def _claimed_stdin() -> Iterator[int]:
 
 
 @contextmanager
-def _claimed_stdout() -> Iterator[int]:
+def _claimed_stdout() -> Generator[int]:
     """fd 1 as a private descriptor; fd 1 itself writes to stderr until the transport ends (as the SDK does)."""
     private: int = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
     os.dup2(2, 1)
@@ -107,7 +110,7 @@ async def _write_answers(answers: ObjectReceiveStream[SessionMessage], out: Writ
 @asynccontextmanager
 async def checked_stdio(
     answered: Callable[[], None] | None = None,
-) -> AsyncIterator[tuple[MemoryObjectReceiveStream[Incoming], MemoryObjectSendStream[SessionMessage]]]:
+) -> AsyncGenerator[tuple[MemoryObjectReceiveStream[Incoming], MemoryObjectSendStream[SessionMessage]]]:
     """The read and write streams of a server run over stdio (`Server.run(read, write, ...)`), with malformed lines
     answered instead of dropped; `answered()` is called each time an answer has been written."""
     with (

@@ -40,3 +40,16 @@ def test_budgets_show_use_and_reset_clears_a_cooldown_both_audited(write_config:
     assert unknown.returncode == 1 and "unknown agent 'mallory'" in unknown.stderr
     assert anonymous.returncode == 2 and "--as" in anonymous.stderr
     assert audit.count("budgets_viewed") == 3 and audit.count("budget_reset") == 1 and "cooldown" in audit
+
+
+def test_budgets_help_says_changes_per_target_are_shown_and_reset_clears_them() -> None:
+    from argobox.server.cli.main import build_parser
+    from tests.server.cli.test_main import subcommands
+
+    commands = dict(subcommands(build_parser()))
+    budgets, reset = commands["argobox budgets"], commands["argobox budgets reset"]
+
+    assert "changes per target" in (budgets.description or "")
+    assert "changes per target" in (reset.description or "") and "changes per target" in reset.format_help()
+    listed = " ".join(budgets.format_help().split())
+    assert "reset clear an agent's cooldown, failure streak and changes per target" in listed

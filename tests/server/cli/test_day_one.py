@@ -100,7 +100,7 @@ def receiver() -> Iterator[tuple[str, list[bytes]]]:
             self.send_response(204)
             self.end_headers()
 
-        def log_message(self, format: str, *args: object) -> None:
+        def log_message(self, format: str, *args: object) -> None:  # the stdlib's signature
             pass
 
     server = http.server.HTTPServer(("127.0.0.1", 0), Handler)

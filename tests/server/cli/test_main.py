@@ -1,11 +1,15 @@
 """The `argobox` command line as a whole: help for everything, bare `argobox`, and configuration errors."""
 
+# pyright: reportPrivateUsage=false
+# (argparse keeps a parser's subcommands and their help nowhere public: this test reads them where argparse does.)
+
 from __future__ import annotations
 
 import argparse
 import os
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 
@@ -18,11 +22,19 @@ def subcommands(
     parser: argparse.ArgumentParser, path: str = "argobox"
 ) -> Iterator[tuple[str, argparse.ArgumentParser]]:
     """Every (sub)command's parser, by its command line."""
-    for action in parser._actions:  # argparse keeps its actions here and nowhere public
-        if isinstance(action, argparse._SubParsersAction):
-            for name, sub in action.choices.items():
-                yield f"{path} {name}", sub
-                yield from subcommands(sub, f"{path} {name}")
+    for action in subparser_actions(parser):
+        for name, sub in action.choices.items():
+            yield f"{path} {name}", sub
+            yield from subcommands(sub, f"{path} {name}")
+
+
+def subparser_actions(parser: argparse.ArgumentParser) -> list[argparse._SubParsersAction[argparse.ArgumentParser]]:
+    """The actions of `parser` that hold subcommands."""
+    return [
+        cast("argparse._SubParsersAction[argparse.ArgumentParser]", action)
+        for action in parser._actions
+        if isinstance(action, argparse._SubParsersAction)
+    ]
 
 
 def test_every_subcommand_and_every_argument_has_help() -> None:
@@ -31,8 +43,7 @@ def test_every_subcommand_and_every_argument_has_help() -> None:
     listed = {
         f"{path} {choice.dest}": choice.help
         for path, command in [("argobox", parser), *commands.items()]
-        for action in command._actions
-        if isinstance(action, argparse._SubParsersAction)
+        for action in subparser_actions(command)
         for choice in action._choices_actions
     }
     arguments = {
@@ -63,7 +74,7 @@ def test_malformed_config_is_a_clear_error_with_exit_status_2(tmp_path: Path) ->
     result = argobox(config, "requests")
 
     assert result.returncode == 2
-    assert "line 2: approvals.ttl_seconds: Input should be a valid integer" in result.stderr
+    assert "line 2: approvals.ttl_seconds: expected a whole number, not the text 'soon'" in result.stderr
     assert "Traceback" not in result.stderr
 
 

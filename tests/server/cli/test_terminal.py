@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import unicodedata
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -49,7 +50,7 @@ def hostile(write_config: WriteConfig) -> tuple[Path, str]:
             home = json.loads((config.parent / "home.json").read_text())
             home["lock.front_door"]["state"] = HOSTILE_STATE
             (config.parent / "home.json").write_text(json.dumps(home))
-            unlock = {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door", "data": {}}
+            unlock: dict[str, Any] = {"domain": "lock", "service": "unlock", "entity_id": "lock.front_door", "data": {}}
             outcome = await agent_calls.call_tool(app, "openclaw", "ha_call_service", unlock)
             assert outcome.request_id is not None, outcome
             return outcome.request_id

@@ -13,20 +13,48 @@ from argobox.server.config.model import ConfigError, load_config, resolve_config
 REPO = Path(__file__).resolve().parents[3]
 
 
-def test_example_config_parses_and_resolves_paths_next_to_the_file() -> None:
+def test_example_config_parses_docker_only_with_the_store_in_a_data_folder() -> None:
     config = load_config(REPO / "config.example.toml")
 
-    assert config.storage.path == REPO / "argobox.db"
+    assert config.storage.path == Path("/var/lib/argobox/argobox.db")
     assert config.approvals.ttl_seconds == 1800
     assert [op.name for op in config.operators] == ["alice"]
     assert config.grant("openclaw").rules[1].args == {"container": ("jellyfin", "web-*")}
     limits = config.limits_for("openclaw")
     assert (limits.requests_per_minute, limits.mutations_per_hour, limits.cooldown_seconds) == (60, 10, 900)
     assert config.limits_for("someone-else").mutations_per_hour == 20
+    assert config.homeassistant is None
+    assert not any(tool.startswith("ha_") for tool in config.grant("openclaw").visible)
 
+
+def uncomment_home(text: str) -> str:
+    """The example with its Home Assistant parts uncommented: each block after a line saying "uncomment down to the
+    blank line", one "# " (or a lone "#") off each line."""
+    lines: list[str] = []
+    active = False
+    for line in text.splitlines():
+        if active and not line.strip():
+            active = False
+        elif active:
+            lines.append(line.removeprefix("# ") if line.startswith("# ") else line.removeprefix("#"))
+            continue
+        elif line.startswith("#") and line.rstrip().endswith("uncomment down to the blank line:"):
+            active = True
+        lines.append(line)
+    return "\n".join(lines) + "\n"
+
+
+def test_example_config_with_its_home_assistant_parts_uncommented_parses(tmp_path: Path) -> None:
+    example = (REPO / "config.example.toml").read_text()
+    home = uncomment_home(example)
+    config = load_config(write(tmp_path, home))
+
+    assert home.count("\n[homeassistant]\n") == 1 and home.count('\ntools = ["ha_') == 4
     assert config.homeassistant is not None and config.homeassistant.url == "http://homeassistant.local:8123"
-    assert config.homeassistant.token_env == "ARGOBOX_HA_TOKEN"
+    assert config.homeassistant.token_env == "ARGOBOX_HA_TOKEN" and config.homeassistant.timeout_seconds == 10
+    assert config.homeassistant.simulated_home is None
     assert {"ha_list_entities", "ha_call_service"} <= config.grant("openclaw").visible
+    assert len(config.grant("openclaw").rules) == 6
 
 
 HA = "[homeassistant]\nurl = 'http://homeassistant.local:8123'\n"
@@ -57,17 +85,17 @@ def write(tmp_path: Path, body: str) -> Path:
         pytest.param("[storage]\npath = 'x.db'\ncolour = 'red'\n", "storage.colour: unknown key", id="unknown-key"),
         pytest.param(
             "[approvals]\nttl_seconds = '30'\n",
-            "approvals.ttl_seconds: Input should be a valid integer",
+            "approvals.ttl_seconds: expected a whole number, not the text '30'",
             id="wrong-type",
         ),
         pytest.param(
             "[approvals]\nttl_seconds = 1\n",
-            "approvals.ttl_seconds: Input should be greater than or equal",
+            "approvals.ttl_seconds: must be at least 10, not 1",
             id="out-of-range",
         ),
         pytest.param(
             "[[agents.openclaw.rules]]\ntools = ['docker_list_containers']\neffect = 'maybe'\n",
-            "agents.openclaw.rules[0].effect: Input should be 'allow', 'approve' or 'deny'",
+            "agents.openclaw.rules[0].effect: 'maybe' is not one of 'allow', 'approve' or 'deny'",
             id="bad-effect",
         ),
         pytest.param(
@@ -83,13 +111,13 @@ def write(tmp_path: Path, body: str) -> Path:
         pytest.param("[storage\npath = 1\n", "invalid TOML", id="toml-syntax"),
         pytest.param(
             "[storage]\nbusy_timeout_ms = 0\n",
-            "storage.busy_timeout_ms: Input should be greater than",
+            "storage.busy_timeout_ms: must be at least 1, not 0",
             id="busy-timeout",
         ),
         pytest.param("[audit]\ncolour = 'red'\n", "audit.colour: unknown key", id="audit-unknown-key"),
         pytest.param(
             "[limits]\nmax_pending = 0\n",
-            "limits.max_pending: Input should be greater than or equal to 1",
+            "limits.max_pending: must be at least 1, not 0",
             id="zero-budget",
         ),
         pytest.param(
@@ -129,7 +157,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ),
         pytest.param(
             "[homeassistant]\nurl = 'http://ha.local'\ntoken_env = 'HA TOKEN'\n",
-            "homeassistant.token_env: String should match pattern",
+            "homeassistant.token_env: 'HA TOKEN' is not valid: expected an environment variable name",
             id="ha-token-env-not-a-name",
         ),
         pytest.param(
@@ -144,7 +172,7 @@ def write(tmp_path: Path, body: str) -> Path:
         ),
         pytest.param(
             "[homeassistant]\nurl = 'http://ha.local'\ntimeout_seconds = 0\n",
-            "homeassistant.timeout_seconds: Input should be greater than 0",
+            "homeassistant.timeout_seconds: must be more than 0, not 0",
             id="ha-timeout",
         ),
     ],
@@ -188,7 +216,7 @@ def test_config_path_falls_back_to_where_init_writes(tmp_path: Path, monkeypatch
     monkeypatch.setattr(config_model.os, "geteuid", lambda: 1000)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "home"))
     system, user, here = tmp_path / "etc/argobox.toml", tmp_path / "home/argobox/argobox.toml", Path("argobox.toml")
-    found = []
+    found: list[Path] = []
     for path in (system, user, here):  # each one found when it exists, and it wins over those found before it
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text("")
@@ -259,7 +287,8 @@ def test_errors_give_the_line_and_suggest_the_key_probably_meant(tmp_path: Path)
     assert str(info.value).splitlines()[1:] == [
         "  line 3: docker.baseurl: unknown key; did you mean 'base_url'?",
         "  line 6: agents.openclaw.limts: unknown key; did you mean 'limits'?",
-        "  line 14: agents.openclaw.rules[1].effect: Input should be 'allow', 'approve' or 'deny'",
+        "  line 14: agents.openclaw.rules[1].effect: 'alow' is not one of 'allow', 'approve' or 'deny'; "
+        "did you mean 'allow'?",
         "  line 16: notifications.colour: unknown key (expected one of: webhooks, ntfy, homeassistant)",
     ]
 

@@ -58,3 +58,23 @@ def test_default_folders_follow_root_and_the_user_xdg_folders() -> None:
 @pytest.mark.parametrize(("user", "name"), [("Alice", "alice"), ("j.doe", "jdoe"), ("1x", "admin"), (None, "admin")])
 def test_the_operator_is_named_after_the_local_user_when_that_is_a_valid_name(user: str | None, name: str) -> None:
     assert operator_name(user) == name
+
+
+def test_the_starter_config_quotes_what_it_is_given_so_no_value_can_open_a_table(tmp_path: Path) -> None:
+    odd = 'x"]\n[storage]\npath = "/tmp/evil'
+    weird = Starter(
+        store=tmp_path / 'a"b\\c',
+        docker_url='unix:///run/"docker".sock\n[x]',
+        homeassistant_url="http://127.0.0.1:8123",
+        operator=odd,
+        operator_sha256=hashlib.sha256(b"op").hexdigest(),
+        agent=odd,
+        agent_sha256=hashlib.sha256(b"agent").hexdigest(),
+    )
+    data = tomllib.loads(starter_toml(weird))
+
+    assert set(data) == {"storage", "docker", "homeassistant", "approvals", "operators", "agents"}
+    assert data["storage"]["path"] == str(tmp_path / 'a"b\\c')
+    assert data["docker"]["base_url"] == 'unix:///run/"docker".sock\n[x]'
+    assert data["operators"] == [{"name": odd, "token_sha256": hashlib.sha256(b"op").hexdigest()}]
+    assert list(data["agents"]) == [odd] and len(data["agents"][odd]["rules"]) == 4

@@ -10,7 +10,11 @@ from argobox.server.mediation.operators import OperatorClaim
 from argobox.server.mediation.views import budget_json
 from tests.conftest import WriteConfig
 
-LIMITS = "[agents.openclaw.limits]\nper_target = { count = 2, window_seconds = 3600 }\nidentical_calls = { count = 10, window_seconds = 60 }\n"
+LIMITS = (
+    "[agents.openclaw.limits]\n"
+    "per_target = { count = 2, window_seconds = 3600 }\n"
+    "identical_calls = { count = 10, window_seconds = 60 }\n"
+)
 JELLYFIN = '{"container":"jellyfin"}'
 
 

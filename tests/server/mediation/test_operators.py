@@ -15,10 +15,19 @@ from argobox.server.config.model import load_config
 from argobox.server.mediation import agent_calls, operator_actions
 from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
 from argobox.server.store import Refused, RequestStatus
+from argobox.server.store.coalesce import WINDOW_SECONDS as COALESCE_WINDOW_SECONDS
 from tests.conftest import WriteConfig
 
 TOKEN = "alice-operator-token-0123456789"
 DIGEST = hashlib.sha256(TOKEN.encode()).hexdigest()
+
+
+class WallClock:
+    def __init__(self) -> None:
+        self.now = 1_900_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def with_operators(write_config: WriteConfig) -> Any:
@@ -152,3 +161,48 @@ async def test_a_session_proves_the_operator_by_the_hash_of_the_token_it_signed_
         "remote": "192.0.2.7",
     }
     assert DIGEST not in str([e.detail for e in refusals])
+
+
+async def test_repeated_refusals_are_recorded_once_a_window_and_the_rest_counted_then_flushed_on_close(
+    write_config: WriteConfig,
+) -> None:
+    """A client that keeps trying (a viewer's approve, a stale session) cannot flood the trail: per channel, actor,
+    client address and reason, the first refusal in each window is recorded and the rest counted, into the next
+    record or into the one written when the process closes its app."""
+    config = with_operators(write_config)
+    clock = WallClock()
+    viewer = OperatorClaim("vera")
+    phone = OperatorClaim("vera", channel="home-assistant", verified_by="ha user 1")
+    stale = OperatorClaim("alice", channel="console", token_sha256="0" * 64, remote="192.0.2.7")
+    elsewhere = OperatorClaim("alice", channel="console", token_sha256="0" * 64, remote="192.0.2.8")
+    async with open_app(config, clock=clock) as app:
+        request_id = await queue(app)
+        before = len(await app.store.audit_trail())
+        for claim in (viewer, viewer, viewer, phone, stale, stale, elsewhere):
+            with pytest.raises(Refused):
+                await authorize(app, claim, Permission.DECIDE, request_id=request_id)
+        clock.now += COALESCE_WINDOW_SECONDS
+        for _ in range(2):
+            with pytest.raises(Refused):
+                await operator_actions.approve(app, request_id, operator=viewer, note="")
+    async with open_app(config, clock=clock) as app:
+        trail = (await app.store.audit_trail())[before:]
+
+    counted = "refusals_counted_not_recorded_singly"
+    refusals = [
+        (e.actor, e.detail["channel"], e.detail.get("remote"), e.detail.get(counted), e.request_id)
+        for e in trail
+        if e.event == "operator_refused"
+    ]
+    assert refusals[:5] == [
+        ("operator:vera", "cli", None, None, request_id),
+        ("operator:vera", "home-assistant", None, None, request_id),
+        ("operator:alice", "console", "192.0.2.7", None, request_id),
+        ("operator:alice", "console", "192.0.2.8", None, request_id),
+        ("operator:vera", "cli", None, 2, request_id),  # the two repeats of the first window
+    ]
+    assert sorted(refusals[5:]) == [  # flushed on close: the counted ones only
+        ("operator:alice", "console", "192.0.2.7", 1, None),
+        ("operator:vera", "cli", None, 1, None),
+    ]
+    assert [e.detail.get("includes_this_refusal") for e in trail if e.event == "operator_refused"][5:] == [False] * 2

@@ -85,7 +85,7 @@ async def test_a_transaction_runs_whole_on_the_connection_thread_in_one_hand_off
             hops += 1
             return await hop(fn)
 
-        store._connection._hop = counting  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+        store._connection._hop = counting  # pyright: ignore[reportPrivateUsage]
 
         def body(tx: Tx) -> None:
             seen.append((threading.get_ident(), tx.db.in_transaction))
@@ -144,7 +144,7 @@ def slow_hand_offs(store: Store) -> None:
         await anyio.sleep(0.2)
         return await hop(fn)
 
-    store._connection._hop = slow  # pyright: ignore[reportPrivateUsage, reportAttributeAccessIssue]
+    store._connection._hop = slow  # pyright: ignore[reportPrivateUsage]
 
 
 @pytest.mark.parametrize("cancelled", [False, True])

@@ -24,8 +24,8 @@ async def store(tmp_path: Path) -> AsyncIterator[Store]:
         yield opened
 
 
-async def get(store: Store, method: str = "GET", *, timeout: float = 5.0) -> httpx2.Response:
-    app = Starlette(routes=[health_route(store, timeout=timeout)])
+async def get(store: Store, method: str = "GET", *, store_timeout: float = 5.0) -> httpx2.Response:
+    app = Starlette(routes=[health_route(store, timeout=store_timeout)])
     async with httpx2.AsyncClient(transport=httpx2.ASGITransport(app=app), base_url="http://127.0.0.1") as client:
         return await client.request(method, HEALTH_PATH)
 
@@ -57,7 +57,7 @@ async def test_a_store_that_cannot_be_read_is_unavailable_and_the_reason_stays_i
 
 async def test_a_store_slower_than_the_deadline_is_unavailable(store: Store, caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.WARNING, logger="argobox"):
-        response = await get(store, timeout=0)
+        response = await get(store, store_timeout=0)
 
     assert response.status_code == 503
     assert "did not answer within 0 s" in caplog.text

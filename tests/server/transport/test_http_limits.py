@@ -33,6 +33,9 @@ class Clock:
         pytest.param(b'[{"jsonrpc":"2.0","id":4,"method":"m"}]', types.INVALID_REQUEST, None, id="array"),
         pytest.param(b'{"jsonrpc":"2.0","method":5}', types.INVALID_REQUEST, None, id="broken-notification"),
         pytest.param(b'{"jsonrpc":"2.0","result":{}}', types.INVALID_REQUEST, None, id="response-without-id"),
+        pytest.param(b'{"jsonrpc":"2.0","id":{"a":1},"method":"m"}', types.INVALID_REQUEST, None, id="id-an-object"),
+        pytest.param(b'{"jsonrpc":"2.0","id":true,"method":"m"}', types.INVALID_REQUEST, None, id="id-a-boolean"),
+        pytest.param(b'{"jsonrpc":"2.0","id":null,"method":"m"}', types.INVALID_REQUEST, None, id="id-null"),
     ],
 )
 def test_a_malformed_body_gets_the_named_error_and_no_message(body: bytes, code: int, request_id: int | None) -> None:

@@ -6,8 +6,8 @@ user must be the `ha_user_id` of a configured operator, and never ArgoBox's own 
 be the one for this request, as it was queued, and for this decision; it must not have been used; the request must
 still be pending and unexpired. Then `operator_actions.approve` or `deny` decide, as for `argobox approve` and
 `deny`: the claim names the operator, proven by the Home Assistant user (`verified_by`) instead of a token, and the
-operator's role is checked as on every channel (a viewer is refused, before the code is used); the channel and
-the Home Assistant user are in the audit event.
+operator's role is checked as on every channel (a viewer is refused, before the code is used, and the refusal is
+recorded once, as the press's own); the channel and the Home Assistant user are in the audit event.
 
 Anything else is refused and nothing runs: the refusal is audited (`phone_action_refused`, coalesced: the first of
 a kind from one user in `REFUSAL_WINDOW_SECONDS` is recorded, later ones are counted into the next record) and,
@@ -29,7 +29,7 @@ from argobox.policy.decide import request_digest
 from argobox.server.app import App
 from argobox.server.config.model import OperatorConfig
 from argobox.server.mediation.operator_actions import approve, deny
-from argobox.server.mediation.operators import OperatorClaim, Permission, authorize
+from argobox.server.mediation.operators import OperatorClaim, Permission, check
 from argobox.server.mediation.phone.codes import (
     ActionKey,
     KeyFileError,
@@ -135,8 +135,8 @@ class PressHandler:
         if operator is None:
             raise Refusal("unmapped_user", f"Home Assistant user {user} is not the ha_user_id of any operator", record)
         claim = phone_claim(operator.name, user)
-        try:  # before the code is used: a viewer's press must not use up the button
-            await authorize(self.app, claim, Permission.DECIDE, request_id=pressed.request_id)
+        try:  # before the code is used: a viewer's press must not use up the button; recorded once, in `_refuse`
+            check(self.app.config, claim, Permission.DECIDE)
         except Refused as exc:
             raise Refusal(exc.code, str(exc), record, operator) from None
         if record is None:
