@@ -109,6 +109,11 @@ def test_credentials_are_found_by_what_their_name_says(text: str, expected: str)
         pytest.param("status: X-Api-Key: abc123", "status: X-Api-Key: <redacted>", id="header-after-a-header"),
         pytest.param("a:b token:abc:def c", "a:b token:<redacted> c", id="value-with-colons"),
         pytest.param(
+            "'at 10:02 X-Api-Key: abc\\xff\\n next'",
+            "'at 10:02 X-Api-Key: <redacted>\\n next'",
+            id="value-ends-at-an-escaped-line-break",
+        ),
+        pytest.param(
             "connecting to redis://:hunter2@redis:6379/0",
             "connecting to redis://:<redacted>@redis:6379/0",
             id="url-empty-user",
