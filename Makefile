@@ -24,8 +24,9 @@ test: install
 lint: install
 	bash scripts/lint.sh
 
+# What ArgoBox adds to a read call, against a bare MCP server, on the real backends (BENCH_ARGS=--quick: 1-2 minutes).
 bench: install
-	bash -c 'eval "$$(bash scripts/docker-engine.sh start)"; $(PY) bench/bench_read_call.py && $(PY) bench/bench_http.py'
+	bash scripts/bench.sh $(BENCH_ARGS)
 
 # The figures of docs/security.md and the README (crash points, executions, inputs, leaks), from the tests that report
 # them, run against the real backends.

@@ -31,12 +31,13 @@ CLONE_NEWPID = 0x20000000
 NO_NAMESPACE = 77
 """The exit status when a PID namespace cannot be made here (not root)."""
 
-POINTS = ("queued", "approved", "executing", "finished", "outbox", "checkpoint", "prune")
+POINTS = ("queued", "approved", "executing", "finished", "outbox", "checkpoint", "prune", "answered")
 """Where a request's life can be cut: after the pending request is committed (the agent has no answer yet); after
 the approval is committed, before the backend is called; after the backend acted, before the outcome is recorded;
 after the outcome is committed, before anything else (the printout, the notification); after a notification was
 sent, before its delivery is recorded; between writing the audit checkpoint's temporary file and renaming it over
-the checkpoint; inside the prune transaction, before its commit."""
+the checkpoint; inside the prune transaction, before its commit; after a read's answer was sent, before its
+outcome (written after the answer) is recorded."""
 
 
 def crash(point: str, **facts: Any) -> None:
@@ -115,6 +116,19 @@ def install(point: str) -> None:
             return crash_before_commit
 
         trail.pruning = pruning_then_crash
+    elif point == "answered":
+        from argobox.server.store import connection
+
+        connection.BEHIND_DELAY_S = 60.0  # the outcome waits for the transport to say the answer is out
+        answered = connection.Connection.answered
+
+        def crash_before_writing(self: connection.Connection) -> None:
+            waiting = [what for _, what in self._waiting]  # pyright: ignore[reportPrivateUsage]
+            if waiting:  # the answer is out; the outcome is not written yet
+                crash(point, waiting=waiting)
+            answered(self)
+
+        connection.Connection.answered = crash_before_writing
     else:
         raise SystemExit(f"crash_launcher: unknown ARGOBOX_CRASH_AT {point!r}; expected one of {', '.join(POINTS)}")
 

@@ -127,9 +127,11 @@ def build_homeassistant(section: HomeAssistantConfig) -> HomeAutomation:
 def build_commands(hosts: Mapping[str, HostConfig], secrets: Sequence[str] = ()) -> CommandRunner:
     """The runbook runner for the built-in `local` host and every `[hosts.NAME]` (nothing connects until a command);
     `secrets` are removed from commands' output before it is cut to its limit, as from container logs."""
-    from argobox.adapters.ssh_host import SshHost  # asyncssh is slow to import; only when used
-
     remotes: dict[str, RemoteHost] = {}
+    if not hosts:  # asyncssh is slow to import: only for a configuration with [hosts.NAME]
+        return HostCommands(remotes, secrets)
+    from argobox.adapters.ssh_host import SshHost
+
     for name, host in hosts.items():
         user, address, port = host.target
         remotes[name] = SshHost(

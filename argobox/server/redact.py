@@ -124,11 +124,19 @@ def secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+_REMEMBERED_CHARS = 256
+"""A text up to this long is remembered with its redacted form: the strings of results and audit events (states,
+times, names, keys) recur call after call, and each costs several pattern scans."""
+_REMEMBERED_TEXTS = 8192
+"""At most this many remembered texts: past it, the memory starts afresh."""
+
+
 class Redactor:
     """Replaces secrets in strings and nested JSON-like values; configured with the secret values in use."""
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         self._secrets = secret_fragments(secrets)
+        self._remembered: dict[str, str] = {}
 
     @property
     def secrets(self) -> tuple[str, ...]:
@@ -139,6 +147,16 @@ class Redactor:
         return Redactor([*self._secrets, *secrets])
 
     def text(self, value: str) -> str:
+        if len(value) > _REMEMBERED_CHARS:
+            return self._text(value)
+        redacted = self._remembered.get(value)
+        if redacted is None:
+            if len(self._remembered) >= _REMEMBERED_TEXTS:
+                self._remembered.clear()
+            redacted = self._remembered[value] = self._text(value)
+        return redacted
+
+    def _text(self, value: str) -> str:
         value = replace_secrets(valid_text(value), self._secrets)
         if "@" in value and "://" in value:
             value = _URL_CREDENTIALS.sub(lambda m: f"://{m['user']}:{REDACTED}@", value)

@@ -44,6 +44,7 @@ pytestmark = [pytest.mark.docker, pytest.mark.anyio]
 ARGOBOX = str(Path(sys.executable).with_name("argobox"))
 LAUNCHER = str(Path(__file__).resolve().parents[1] / "crash_launcher.py")
 RESTART = "docker_restart_container"
+READ = "docker_inspect_container"
 SETTLED = {"pending_approval", "succeeded", "failed", "denied", "expired", "unknown"}
 """States an operator can act on (pending) or read as final; `executing` and `approved` must not outlive a crash."""
 STEPS = {"received", "decision", "queued", "approved", "executing", "succeeded", "failed", "interrupted", "denied"}
@@ -372,3 +373,59 @@ async def test_a_crash_at_each_transition_runs_nothing_twice_or_unrecorded_and_l
     assert seen == expected
     assert seen == succeeded + (1 if case.point == "executing" else 0)  # the one that ran unrecorded is `unknown`
     figures.update(crash_points=1, executions_expected=expected, executions_seen=seen)
+
+
+async def agent_inspect(run: Run, container: str) -> tuple[Any, Any]:
+    """One agent session asking to inspect `container` twice if it can: its two answers (None for one not had)."""
+    command = run.command()
+    params = StdioServerParameters(
+        command=command[0], args=[*command[1:], "serve", "--agent", "openclaw"], env=run.env()
+    )
+    answers: list[Any] = [None, None]
+    try:
+        with anyio.fail_after(60):
+            async with Client(params) as client:
+                await client.list_tools()  # the output schemas the client checks an answer against, beforehand
+                for n in range(2):
+                    answers[n] = await client.call_tool(READ, {"container": container})
+    except* MCPError:  # "Connection closed": the server was killed under the client
+        if run.point is None:
+            raise
+    return answers[0], answers[1]
+
+
+async def test_a_crash_after_a_read_is_answered_leaves_its_outcome_unknown_in_the_trail_not_lost(
+    scene: Scene, docker_client: docker.DockerClient
+) -> None:
+    # A read's outcome is written just after its answer is sent: a process killed in between has answered a call
+    # it has not recorded the end of. The decision (and `executing`) was committed before the engine was asked, so
+    # the next start finds the request executing under a dead process and marks it unknown, audited.
+    crashing = scene.run(point="answered")
+    answer, never = await agent_inspect(crashing, scene.name)
+    assert answer is not None and never is None, (answer, never)
+    assert answer.structured_content["status"] == "succeeded"
+    assert answer.structured_content["result"]["name"] == scene.name  # the engine's answer reached the agent
+    request_id = answer.structured_content["request_id"]
+    mark = crashing.crashed()
+    assert mark["point"] == "answered" and mark["waiting"] == [f"the outcome of request {request_id}"]
+    assert stored(scene.config, "SELECT status FROM requests WHERE id = ?", (request_id,))[0][0] == "executing"
+
+    run = scene.run()
+    listed = run.cli("requests", "--json")
+    assert listed.returncode == 0, listed.stderr
+    mine = next(r for r in json.loads(listed.stdout) if r["id"] == request_id)
+    assert mine["status"] == "unknown"
+    shown = run.cli("show", request_id)
+    assert shown.returncode == 0 and "the process executing it stopped before recording the outcome" in shown.stdout
+    steps = [
+        row["event"]
+        for row in stored(scene.config, "SELECT event FROM audit WHERE request_id = ? ORDER BY seq", (request_id,))
+    ]
+    assert steps == ["received", "decision", "executing", "interrupted"]
+    verify(run)
+
+    first, second = await agent_inspect(run, scene.name)  # the next reads are answered and recorded
+    assert first.structured_content["status"] == second.structured_content["status"] == "succeeded"
+    statuses = stored(scene.config, "SELECT status, COUNT(*) FROM requests GROUP BY status")
+    assert {row[0]: row[1] for row in statuses} == {"unknown": 1, "succeeded": 2}
+    assert engine_restarts(docker_client, scene.container, scene.since) == 0

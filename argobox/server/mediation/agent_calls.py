@@ -8,10 +8,11 @@ in the `queued` audit event, what it would act on and what it would change.
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import secrets
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
 from pydantic import BaseModel, ValidationError
 
@@ -118,7 +119,9 @@ async def _answer_admitted(
         read = app.config.catalog[tool].classification is Classification.READ
         # Admitted a moment ago from these very arguments (not loaded from the store): no binding to check.
         admitted = None if admission.duplicate else args
-        return outcome_of(await execute(app, record, answer_first=read, admitted=admitted), app.config.catalog)
+        done = await _execute(app, record, answer_first=read, admitted=admitted)
+        outcome = outcome_of(done.record, app.config.catalog)
+        return outcome.with_redacted_result(done.result_json) if done.result_json is not None else outcome
     except StoreError as exc:
         logger.error("request %s ran but its outcome could not be recorded: %s", record.id, exc)
         what = describe_call(tool, arguments, app.config.catalog)
@@ -237,6 +240,13 @@ async def _queued_detail(
     return queued, targets.queued_identity(spec, shown)
 
 
+class Executed(NamedTuple):
+    record: RequestRecord
+    result_json: str | None
+    """For a read answered first that succeeded: its result, redacted, as JSON (sorted keys), made once for both
+    the answer and the stored outcome."""
+
+
 async def execute(
     app: App, record: RequestRecord, *, answer_first: bool = False, admitted: BaseModel | None = None
 ) -> RequestRecord:
@@ -247,17 +257,27 @@ async def execute(
     from, in this same call; a request read back from the store (an approved one) is checked against its binding
     and validated again instead.
     """
+    return (await _execute(app, record, answer_first=answer_first, admitted=admitted)).record
+
+
+async def _execute(app: App, record: RequestRecord, *, answer_first: bool, admitted: BaseModel | None) -> Executed:
     spec = tool_spec(app.config.runbooks, record.tool)
     limits = app.config.limits_for(record.agent)
 
-    async def finish(
-        *, ok: bool, detail: dict[str, Any], result: Any = None, error: str | None = None
-    ) -> RequestRecord:
+    async def finish(*, ok: bool, detail: dict[str, Any], result: Any = None, error: str | None = None) -> Executed:
         if answer_first:
-            return app.store.finish_behind(record, ok=ok, result=result, error=error, detail=detail, limits=limits)
-        return await app.store.finish(record.id, ok=ok, result=result, error=error, detail=detail, limits=limits)
+            # Redacted once, serialised once: the answer and the stored outcome use the same text.
+            text = json.dumps(result, sort_keys=True) if result is not None else None
+            return Executed(
+                app.store.finish_behind(
+                    record, ok=ok, result=result, result_json=text, error=error, detail=detail, limits=limits
+                ),
+                text,
+            )
+        done = await app.store.finish(record.id, ok=ok, result=result, error=error, detail=detail, limits=limits)
+        return Executed(done, None)
 
-    async def fail(error: str, detail: dict[str, Any]) -> RequestRecord:
+    async def fail(error: str, detail: dict[str, Any]) -> Executed:
         return await finish(ok=False, error=error, detail=detail)
 
     if spec is None:

@@ -57,9 +57,12 @@ async def list_on_hosts(backends: Backends, grant: Grant, *, all: bool, host: st
         except AdapterError as exc:
             found[name] = exc
 
-    async with anyio.create_task_group() as tg:
-        for name in hosts:
-            tg.start_soon(ask, name)
+    if len(hosts) == 1:  # the usual case: one engine, asked directly
+        await ask(hosts[0])
+    else:
+        async with anyio.create_task_group() as tg:
+            for name in hosts:
+                tg.start_soon(ask, name)
     failures = [result for result in found.values() if isinstance(result, AdapterError)]
     if hosts and len(failures) == len(hosts):
         raise failures[0]  # nothing answered: the call fails, as with one engine

@@ -69,6 +69,19 @@ class Outcome(BaseModel, Generic[R]):
     limit: str | None = Field(default=None, description="Which budget a rate_limited call tripped.")
     retry_after_seconds: int | None = Field(default=None, description="When a rate_limited call may be retried.")
     _report: bool = PrivateAttr(default=False)
+    _result_json: str | None = PrivateAttr(default=None)
+
+    def with_redacted_result(self, text: str) -> Outcome[R]:
+        """Mark `result` as already redacted (by the redactor of the call that produced it, which knows the
+        result's own secrets too) and give its JSON `text` (sorted keys): the answer uses both as they are, rather
+        than copying, redacting and serialising the result a second time."""
+        self._result_json = text
+        return self
+
+    @property
+    def redacted_result_json(self) -> str | None:
+        """The JSON of a result marked by `with_redacted_result`, else None."""
+        return self._result_json
 
     def as_report(self) -> Outcome[R]:
         """This outcome as the answer of a status check: its request's failure is not the check's."""

@@ -72,8 +72,11 @@ async def _open_files(
         _prepare_files(path)
         sealer = Sealer.for_store(path, redactor)
         lease = Lease.take(path)  # this process's proof of life, for as long as the store is open
-        # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot.
-        db = await aiosqlite.connect(path, isolation_level=None, timeout=busy_timeout_ms / 1000)
+        # Explicit transactions only (see `Connection.transaction`); a lone read is its own snapshot. Used from the
+        # event loop too, never at the same time as from its thread (see `Connection`).
+        db = await aiosqlite.connect(
+            path, isolation_level=None, timeout=busy_timeout_ms / 1000, check_same_thread=False
+        )
     except (UnsafeFolder, SealingKeyError, OSError, sqlite3.Error) as exc:
         if lease is not None:
             lease.release()
@@ -153,6 +156,10 @@ class Store:
         """Run a transaction without waiting for it (see `Connection.transaction_behind`)."""
         self._connection.transaction_behind(prepare, what=what)
 
+    def answered(self) -> None:
+        """The transport has written an answer: the writes left behind start now (see `transaction_behind`)."""
+        self._connection.answered()
+
     async def audit(
         self,
         events: Sequence[Event],
@@ -183,7 +190,7 @@ class Store:
         body = admission.admitting(
             facts, limits, tool=tool, events=events, request=request, failed=failed, executor=self._executor
         )
-        return await self.transaction(body)
+        return await self._connection.transaction(body, inline=True)
 
     async def usage(self, facts: CallFacts, limits: Limits) -> Snapshot:
         """What the budgets of a call like `facts` hold now (read-only: what `admit` would count against)."""
@@ -303,21 +310,21 @@ class Store:
         *,
         ok: bool,
         result: Any = None,
+        result_json: str | None = None,
         error: str | None = None,
         detail: dict[str, Any],
         limits: Limits | None = None,
     ) -> RequestRecord:
         """`finish` without waiting for the write (see `transaction_behind`); returns the record as it will be
-        (with `result` and `error` as given: the caller has redacted them for its answer).
-
-        For reads answered at once only: they changed nothing, so their answer need not wait for their outcome
-        record, and the caller has the result (so one over MAX_STORED_RESULT_CHARS is not kept). If the process dies
-        first, the request is left `executing`, and marked `unknown` when ArgoBox next starts.
-        """
+        (with `result` and `error` as given: the caller has redacted them for its answer; `result_json` is `result`
+        as it serialised it, sorted keys, stored as it is). For reads answered at once only: they changed nothing,
+        and the caller has the result (so one over MAX_STORED_RESULT_CHARS is not kept). If the process dies first,
+        the request is left `executing`, and marked `unknown` when ArgoBox next starts."""
         status = RequestStatus.SUCCEEDED if ok else RequestStatus.FAILED
 
         def prepare() -> Body[None]:
-            sets = requests.outcome_columns(self._redact, ok=ok, result=result, error=error, cap=True)
+            redact, text = self._redact, result_json
+            sets = requests.outcome_columns(redact, ok=ok, result=result, error=error, cap=True, result_json=text)
             transition = requests.finishing(record.id, sets=sets, ok=ok, detail=detail, limits=limits)
             return lambda tx: requests.log_if_missed(transition(tx), record.id, status)
 

@@ -220,11 +220,17 @@ def finishing(
     )
 
 
-def outcome_columns(redact: Redactor, *, ok: bool, result: Any, error: str | None, cap: bool) -> dict[str, Any]:
+def outcome_columns(
+    redact: Redactor, *, ok: bool, result: Any, error: str | None, cap: bool, result_json: str | None = None
+) -> dict[str, Any]:
     """The columns an outcome sets (redacted). With `cap` (a result its caller already has), a result over
-    MAX_STORED_RESULT_CHARS is stored as a note of its size."""
-    redacted = redact(result) if result is not None else None
-    text = json.dumps(redacted, sort_keys=True) if redacted is not None else None
+    MAX_STORED_RESULT_CHARS is stored as a note of its size. `result_json` is `result` as its caller already
+    redacted and serialised it (sorted keys), if it did."""
+    if result_json is not None:
+        text: str | None = result_json
+    else:
+        redacted = redact(result) if result is not None else None
+        text = json.dumps(redacted, sort_keys=True) if redacted is not None else None
     if cap and text is not None and len(text) > MAX_STORED_RESULT_CHARS:
         omitted = (
             f"{len(text)} characters; the result was returned to the caller when the call was made, and results "

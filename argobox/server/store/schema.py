@@ -214,6 +214,11 @@ CALLS_BY_REQUEST = [
 """Which request a counted call made, so that a request that never ran (denied, expired) stops counting as a change."""
 
 
+REQUESTS_BY_TIME = ["CREATE INDEX requests_by_time ON requests (created_at)"]
+"""`argobox requests` lists the newest requests of every status and agent: read from this index, not by sorting the
+whole queue (seconds on a store with a long history)."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("requests_and_audit", _statements(REQUESTS_AND_AUDIT)),
     Migration("budgets", _statements(BUDGETS)),
@@ -223,6 +228,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("request_targets", _statements(REQUEST_TARGETS)),
     Migration("phone", _statements(PHONE)),
     Migration("calls_by_request", _statements(CALLS_BY_REQUEST)),
+    Migration("requests_by_time", _statements(REQUESTS_BY_TIME)),
 )
 """Every schema change, in the order they are applied. Names are forever: add new ones at the end."""
 

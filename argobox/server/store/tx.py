@@ -65,6 +65,11 @@ class Tx:
             self._head = (seq, prev_hash)
             self.appended = True
 
+    def rolled_back(self) -> None:
+        """A part of this transaction was rolled back (to a savepoint): the chain head is read again when next
+        needed, since events that part appended are gone."""
+        self._head = None
+
 
 Body = Callable[[Tx], T]
 """A transaction's body: what runs between BEGIN IMMEDIATE and COMMIT."""

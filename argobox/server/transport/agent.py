@@ -74,13 +74,21 @@ def _result(outcome: Outcome[Any], redact: Redactor) -> types.CallToolResult:
 
     Envelope fields with no value are left out (they are optional in the output schema): a literal `"error": null`
     reads as a failure to clients that look for the word (Hermes Agent's loop guard does)."""
-    dumped = outcome.model_dump(mode="json")
-    structured = redact({key: value for key, value in dumped.items() if value is not None})
-    text = outcome.message
-    if outcome.result is not None:
-        text += "\n" + json.dumps(structured["result"], sort_keys=True)
+    result_json = outcome.redacted_result_json
+    if result_json is not None:  # redacted and serialised once already (see `Outcome.with_redacted_result`)
+        dumped = outcome.model_dump(mode="json", exclude={"result"})
+        structured = redact({key: value for key, value in dumped.items() if value is not None})
+        structured["result"] = outcome.result
+        text = redact.text(outcome.message) + "\n" + result_json
+    else:
+        dumped = outcome.model_dump(mode="json")
+        structured = redact({key: value for key, value in dumped.items() if value is not None})
+        text = outcome.message
+        if outcome.result is not None:
+            text += "\n" + json.dumps(structured["result"], sort_keys=True)
+        text = redact.text(text)
     return types.CallToolResult(
-        content=[types.TextContent(type="text", text=redact.text(text))],
+        content=[types.TextContent(type="text", text=text)],
         structured_content=structured,
         is_error=outcome.is_error,
     )
@@ -251,7 +259,7 @@ async def serve_stdio(
         for task in background:
             tg.start_soon(task, app)
         try:
-            async with checked_stdio() as (read, write):
+            async with checked_stdio(answered=app.store.answered) as (read, write):
                 await server.run(read, write, server.create_initialization_options())
         finally:
             with anyio.CancelScope(shield=True):

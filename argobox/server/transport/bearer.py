@@ -115,6 +115,7 @@ class BearerGate:
         sessions: AgentSessionManager | None = None,
     ) -> None:
         self._tokens = AgentTokens(app)
+        self._answered = app.store.answered
         self._security = TransportSecurityMiddleware(security)
         self.refusals = RefusalAudit(app, transport="http")
         self._inner = AnswerSessionCap(inner, self.refusals)
@@ -151,11 +152,21 @@ class BearerGate:
             elif scope["method"] == "POST":  # malformed JSON-RPC and refused handshakes are answered by the screen
                 replay = await self._screen(scope, receive, send, access.client_id)
                 if replay is not None:
-                    await self._inner(scope, replay, send)
+                    await self._inner(scope, replay, self._answering(send))
             else:
                 await self._inner(scope, receive, send)
         finally:
             auth_context_var.reset(reset)
+
+    def _answering(self, send: Send) -> Send:
+        """`send`, telling the store once the answer is sent (its writes left behind go next)."""
+
+        async def answering(message: Message) -> None:
+            await send(message)
+            if message["type"] == "http.response.body" and not message.get("more_body", False):
+                self._answered()
+
+        return answering
 
 
 async def _unauthorized(reason: str, send: Send) -> None:

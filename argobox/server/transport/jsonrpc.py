@@ -24,12 +24,18 @@ def rejection(frame: str | bytes) -> types.JSONRPCError | None:
     try:
         message = types.jsonrpc_message_adapter.validate_json(frame, by_name=False)
     except ValidationError as exc:
-        if any(error["type"] == "json_invalid" for error in exc.errors()):
-            return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
-        return _invalid(_loads(frame))
+        return rejection_of(frame, exc)
     if isinstance(message, types.JSONRPCNotification):  # or a request whose id the SDK could not read
         return mistaken_notification(frame)
     return None
+
+
+def rejection_of(frame: str | bytes, exc: ValidationError) -> types.JSONRPCError | None:
+    """The error to answer `frame` with, given why the SDK's message model refused it (`exc`); None when it must
+    not be answered."""
+    if any(error["type"] == "json_invalid" for error in exc.errors()):
+        return _error(None, types.PARSE_ERROR, "Parse error: the message is not valid JSON")
+    return _invalid(_loads(frame))
 
 
 def mistaken_notification(frame: str | bytes) -> types.JSONRPCError | None:

@@ -1,102 +1,77 @@
-"""The stdio transport: the SDK's, with every line checked first so that a malformed one gets its JSON-RPC error.
+"""The stdio transport: newline-delimited JSON-RPC on stdin and stdout, each line read once and checked once.
 
-The SDK claims stdout (so that stray prints never corrupt the wire); stdin is claimed here the same way (fd 0 then
-reads the null device, for the handlers and any child process), and read through `CheckedLines`, which passes on
-what the SDK can read and answers the rest itself (see `argobox.server.transport.jsonrpc`).
-
-Each read of the wire runs in a daemon thread of its own: a read that never returns (a client that keeps stdin open)
-is abandoned when the server stops, and never holds up the process's exit, as a worker thread (joined at exit) did.
+Stdin and stdout are claimed here as the SDK's `stdio_server` claims them (fd 0 then reads the null device and fd 1
+writes to stderr, for the handlers and any child process, so that stray prints never corrupt the wire), and used
+from the event loop (`argobox.server.transport.pipes`). Each line is validated once, into the message the server
+runs; a line the SDK could not read gets the JSON-RPC error the specification names (see
+`argobox.server.transport.jsonrpc`) where the SDK would drop it and leave the client waiting. The SDK's own
+`stdio_server` validated each line a second time after that check, and handed every line and every answer through a
+worker thread.
 """
 
 from __future__ import annotations
 
+import fcntl
 import os
-import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Callable, Generator
+from collections.abc import AsyncGenerator, Callable, Generator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, BinaryIO, TypeVar, cast
 
 import anyio
 import mcp_types as types
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from mcp.server.stdio import stdio_server
+from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 from mcp.shared.message import SessionMessage
+from pydantic import ValidationError
 
-from argobox.server.transport.jsonrpc import rejection
+from argobox.server.transport.jsonrpc import mistaken_notification, rejection_of
+from argobox.server.transport.pipes import LineReader, Writer, non_blocking
 
 MAX_LINE_BYTES = 8 * 1024 * 1024
 """A longer line is answered with a parse error and skipped, not held in memory whole."""
 
-
-Rejection = tuple[types.JSONRPCError, anyio.Event]
-"""An error to answer, and the event set once it is on its way (so answers keep the order of the lines)."""
-
-T = TypeVar("T")
-
-
-async def read_in_daemon_thread(read: Callable[[], T]) -> T:
-    """`read()` in a daemon thread: abandoned if the caller is cancelled, and never waited for at exit."""
-    token = anyio.lowlevel.current_token()
-    done = anyio.Event()
-    outcome: list[T] = []
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            outcome.append(read())
-        except BaseException as exc:  # noqa: BLE001 - handed to the task that awaits the read
-            failure.append(exc)
-        try:
-            anyio.from_thread.run_sync(done.set, token=token)
-        except RuntimeError:  # the event loop has ended: nobody waits for this read any more
-            return
-
-    threading.Thread(target=run, name="argobox-stdin", daemon=True).start()
-    await done.wait()
-    if failure:
-        raise failure[0]
-    return outcome[0]
+Incoming = SessionMessage | Exception
+"""What the server reads (the SDK's read stream carries exceptions too; this transport never sends one)."""
 
 
 class CheckedLines:
-    """The lines of the wire that the SDK can read; every other line is answered through `rejections`."""
+    """Reads the wire: each line the SDK can read goes to the server as its message, and every other line is
+    answered at once with its error, before the next line is read (answers keep the order of the lines)."""
 
-    def __init__(self, wire: BinaryIO, rejections: ObjectSendStream[Rejection]) -> None:
+    def __init__(self, wire: LineReader, server: ObjectSendStream[Incoming], answers: ObjectSendStream[SessionMessage]):
         self._wire = wire
-        self._rejections = rejections
+        self._server = server
+        self._answers = answers
 
-    def __aiter__(self) -> AsyncIterator[str]:
-        return self._lines()
-
-    async def _lines(self) -> AsyncIterator[str]:
-        async with self._rejections:
-            while True:
-                # Abandoned, not awaited, when the server stops: a read of stdin may never return.
-                raw = await read_in_daemon_thread(lambda: self._wire.readline(MAX_LINE_BYTES + 1))
-                if not raw:
-                    return
+    async def run(self) -> None:
+        """Until the end of stdin (or the server stops reading): then the server's read stream ends."""
+        async with self._server, self._answers:
+            while raw := await self._wire.readline(MAX_LINE_BYTES + 1):
                 if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
-                    await read_in_daemon_thread(self._skip_rest_of_line)
+                    await self._skip_rest_of_line()
                     raw = b"{"  # not JSON: answered as a parse error
                 line = raw.decode("utf-8", errors="replace")
                 if not line.strip():
                     continue
-                problem = rejection(line)
-                if problem is None:
-                    yield line
-                else:
-                    sent = anyio.Event()
-                    await self._rejections.send((problem, sent))
-                    await sent.wait()
+                try:
+                    message = types.jsonrpc_message_adapter.validate_json(line, by_name=False)
+                except ValidationError as exc:
+                    problem = rejection_of(line, exc)
+                else:  # a request whose id the SDK could not read passes for a notification
+                    problem = mistaken_notification(line) if isinstance(message, types.JSONRPCNotification) else None
+                    if problem is None:
+                        await self._server.send(SessionMessage(message))
+                        continue
+                if problem is not None:
+                    await self._answers.send(SessionMessage(problem))
 
-    def _skip_rest_of_line(self) -> None:
-        while (chunk := self._wire.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
+    async def _skip_rest_of_line(self) -> None:
+        while (chunk := await self._wire.readline(MAX_LINE_BYTES)) and not chunk.endswith(b"\n"):
             pass
 
 
 @contextmanager
-def _claimed_stdin() -> Generator[BinaryIO]:
-    """fd 0 as a private file; fd 0 itself reads the null device until the transport ends.
+def _claimed_stdin() -> Generator[int]:
+    """fd 0 as a private descriptor; fd 0 itself reads the null device until the transport ends.
 
     The private descriptor is never closed: an abandoned read may still be blocked on it, and a closed descriptor
     could be reused by another file under that read."""
@@ -107,29 +82,58 @@ def _claimed_stdin() -> Generator[BinaryIO]:
     finally:
         os.close(null)
     try:
-        yield os.fdopen(private, "rb", closefd=False)
+        yield private
     finally:
         os.dup2(private, 0)
 
 
-async def _answer(rejections: ObjectReceiveStream[Rejection], write: Any) -> None:
-    async with rejections:
-        async for error, sent in rejections:
-            try:
-                await write.send(SessionMessage(error))
-            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-                return  # the server has stopped: nobody is left to answer
-            finally:
-                sent.set()
+@contextmanager
+def _claimed_stdout() -> Generator[int]:
+    """fd 1 as a private descriptor; fd 1 itself writes to stderr until the transport ends (as the SDK does)."""
+    private: int = fcntl.fcntl(1, fcntl.F_DUPFD_CLOEXEC, 3)
+    os.dup2(2, 1)
+    try:
+        yield private
+    finally:
+        os.dup2(private, 1)
+        os.close(private)
+
+
+async def _write_answers(answers: ObjectReceiveStream[SessionMessage], out: Writer) -> None:
+    """Write each answer as one line, until every sender (the server, and the reader's error answers) is done."""
+    async with answers:
+        async for answer in answers:
+            await out.write(answer.message.model_dump_json(by_alias=True, exclude_unset=True) + "\n")
+            await out.flush()
 
 
 @asynccontextmanager
-async def checked_stdio() -> AsyncGenerator[tuple[Any, Any]]:
-    """`stdio_server()`'s read and write streams, with malformed lines answered instead of dropped."""
-    send, receive = anyio.create_memory_object_stream[Rejection]()
-    with _claimed_stdin() as wire:
-        lines = CheckedLines(wire, send)
-        async with stdio_server(stdin=cast(Any, lines)) as (read, write), anyio.create_task_group() as tasks:
-            tasks.start_soon(_answer, receive, write)
-            yield read, write
-            tasks.cancel_scope.cancel()
+async def checked_stdio(
+    answered: Callable[[], None] | None = None,
+) -> AsyncGenerator[tuple[MemoryObjectReceiveStream[Incoming], MemoryObjectSendStream[SessionMessage]]]:
+    """The read and write streams of a server run over stdio (`Server.run(read, write, ...)`), with malformed lines
+    answered instead of dropped; `answered()` is called each time an answer has been written."""
+    with (
+        _claimed_stdin() as stdin,
+        non_blocking(stdin) as polled_in,
+        _claimed_stdout() as stdout,
+        non_blocking(stdout, shared_with=2) as polled_out,
+    ):
+        to_server, read = anyio.create_memory_object_stream[Incoming](0)
+        write, from_server = anyio.create_memory_object_stream[SessionMessage](0)
+        lines = CheckedLines(LineReader(stdin, polled=polled_in), to_server, write.clone())
+        out = Writer(stdout, polled=polled_out, flushed=answered)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_write_answers, from_server, out)
+            reading = anyio.CancelScope()
+
+            async def read_lines() -> None:
+                with reading:
+                    await lines.run()
+
+            tasks.start_soon(read_lines)
+            try:
+                yield read, write
+            finally:
+                reading.cancel()  # a read of stdin may be waiting still: the server has stopped
+                write.close()  # the server closes it when it stops; answers already sent are written first
