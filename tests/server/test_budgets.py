@@ -86,6 +86,44 @@ async def test_request_budget_stops_a_loop_and_refills_after_the_window(open_lab
     assert [(r["limit"], r["refusals"]) for r in refusals] == [("requests_per_minute", 1), ("requests_per_minute", 14)]
 
 
+async def test_a_clock_set_back_never_lets_an_agent_past_its_request_budget(open_lab: Any, clock: Clock) -> None:
+    """The window is counted from its two ends (the first and last call in it, by number): a call made after the
+    clock went back is counted as late as the latest before it, so the run of numbers stays whole."""
+    start = clock.now
+    async with open_lab() as app:
+        early = await call(app, "docker_list_containers")
+        clock.now = start + 100
+        late = await call(app, "docker_list_containers")
+        clock.now = start + 70  # set back: the early call is out of the window, the late one is not
+        after = [await call(app, "docker_list_containers") for _ in range(12)]
+        usage, _ = await app.store.budget("openclaw", app.config.limits_for("openclaw"))
+
+    assert early["status"] == late["status"] == "succeeded"
+    assert [a["status"] for a in after] == ["succeeded"] * 9 + ["rate_limited"] * 3  # 10 a minute, the late one too
+    assert usage.requests.count == 10
+
+
+async def test_the_request_budget_counts_a_long_window_exactly(open_lab: Any, clock: Clock) -> None:
+    """Calls spread over the minute: each leaves the window exactly when its minute is over."""
+    start = clock.now
+    async with open_lab() as app:
+        spread: list[dict[str, Any]] = []
+        for second in range(0, 50, 5):  # 10 calls, 5 s apart: the budget is full
+            clock.now = start + second
+            spread.append(await call(app, "docker_list_containers"))
+        clock.now = start + 59
+        full = await call(app, "docker_list_containers")
+        clock.now = start + 60.5  # the first call is a minute old: one more fits, then none
+        freed = [await call(app, "docker_list_containers") for _ in range(2)]
+        clock.now = start + 70.5  # two more have left
+        later = [await call(app, "docker_list_containers") for _ in range(3)]
+
+    assert [a["status"] for a in spread] == ["succeeded"] * 10
+    assert full["status"] == "rate_limited" and full["retry_after_seconds"] == 1
+    assert [a["status"] for a in freed] == ["succeeded", "rate_limited"]
+    assert [a["status"] for a in later] == ["succeeded", "succeeded", "rate_limited"]
+
+
 async def test_status_checks_do_not_spend_the_request_budget(open_lab: Any) -> None:
     async with open_lab() as app:
         queued = await call(app, "docker_restart_container", container="jellyfin")

@@ -53,11 +53,14 @@ class Snapshot:
 
 _USAGE_SQL = """
     SELECT
-      (SELECT COUNT(*) FROM calls WHERE agent = :a AND at > :req),
+      (SELECT n FROM calls WHERE agent = :a ORDER BY at DESC, n DESC LIMIT 1),
+      (SELECT n FROM calls WHERE agent = :a AND at > :req ORDER BY at, n LIMIT 1),
       (SELECT MIN(at) FROM calls WHERE agent = :a AND at > :req),
       (SELECT cooldown_until FROM agent_state WHERE agent = :a),
       (SELECT COUNT(*) FROM refusals WHERE agent = :a)
 """
+"""The request budget's window counted from its two ends: an agent's calls are numbered in order and their times
+never go back (`record_call`), so the calls after a time are the numbers from the first of them to the last."""
 _MUTATION_USAGE_SQL = """
     SELECT
       (SELECT COUNT(*) FROM calls WHERE agent = :a AND mutation = 1 AND at > :mut),
@@ -86,7 +89,8 @@ def usage(db: sqlite3.Connection, facts: CallFacts, limits: Limits, now: float, 
         "ident": _window_start(now, limits.identical_calls.seconds),
         "tgt": _window_start(now, limits.per_target.seconds),
     }
-    requests, oldest, cooldown_until, open_refusals = db.execute(_USAGE_SQL, params).fetchone()
+    last, first, oldest, cooldown_until, open_refusals = db.execute(_USAGE_SQL, params).fetchone()
+    requests = 0 if first is None else int(last) - int(first) + 1
     if not full:
         return Snapshot(
             usage=Usage(requests=Count(requests, oldest), cooldown_until=cooldown_until),
@@ -115,12 +119,20 @@ def record_call(
     request_id: str | None = None,
 ) -> None:
     """Count an admitted call (of the request `request_id`, when it made one); now and then drop rows older than
-    every window."""
+    every window.
+
+    The call is numbered after the agent's last one, at `now` or at the last one's time if the clock went back
+    since: its calls stay in order by time (a clock set back makes them count a little longer, never less)."""
+    last = db.execute(
+        "SELECT at, n FROM calls WHERE agent = ? ORDER BY at DESC, n DESC LIMIT 1", (facts.agent,)
+    ).fetchone()
+    at, number = (now, 1) if last is None else (max(now, float(last[0])), int(last[1]) + 1)
     cursor = db.execute(
-        "INSERT INTO calls (agent, at, digest, target, mutation, request_id) VALUES (?, ?, ?, ?, ?, ?)",
+        "INSERT INTO calls (agent, at, n, digest, target, mutation, request_id) VALUES (?, ?, ?, ?, ?, ?, ?)",
         (
             facts.agent,
-            now,
+            at,
+            number,
             facts.digest if facts.mutation else None,
             None if duplicate else facts.target,
             int(facts.mutation and not duplicate),

@@ -219,6 +219,19 @@ REQUESTS_BY_TIME = ["CREATE INDEX requests_by_time ON requests (created_at)"]
 whole queue (seconds on a store with a long history)."""
 
 
+CALLS_IN_ORDER = [
+    "ALTER TABLE calls ADD COLUMN n INTEGER",
+    """UPDATE calls SET n = numbered.n FROM (
+         SELECT id, ROW_NUMBER() OVER (PARTITION BY agent ORDER BY at, id) AS n FROM calls
+       ) AS numbered WHERE calls.id = numbered.id""",
+    "DROP INDEX calls_by_agent",
+    "CREATE INDEX calls_by_agent ON calls (agent, at, n)",
+]
+"""Each agent's admitted calls numbered in order (`n`, 1, 2, ...), their times never going back (see
+`budgets.record_call`): the calls of a window are a run of numbers, counted from its two ends in two index lookups
+rather than one by one (the request budget's count cost a scan of every call of the last minute)."""
+
+
 MIGRATIONS: tuple[Migration, ...] = (
     Migration("requests_and_audit", _statements(REQUESTS_AND_AUDIT)),
     Migration("budgets", _statements(BUDGETS)),
@@ -229,6 +242,7 @@ MIGRATIONS: tuple[Migration, ...] = (
     Migration("phone", _statements(PHONE)),
     Migration("calls_by_request", _statements(CALLS_BY_REQUEST)),
     Migration("requests_by_time", _statements(REQUESTS_BY_TIME)),
+    Migration("calls_in_order", _statements(CALLS_IN_ORDER)),
 )
 """Every schema change, in the order they are applied. Names are forever: add new ones at the end."""
 

@@ -9,8 +9,10 @@ from pathlib import Path
 import anyio
 import pytest
 
+from argobox.policy.limits import Limits
 from argobox.server.mediation.audit_trail import verify_store
-from argobox.server.store import Event, Store, StoreError, Tx, schema
+from argobox.server.store import Event, Store, StoreError, Tx, budgets, schema
+from argobox.server.store.budgets import CallFacts
 from argobox.server.store.schema import MIGRATIONS, Migration
 from tests.server.audit.trails import Clock
 
@@ -147,3 +149,29 @@ async def test_two_openers_of_a_new_store_apply_each_migration_once(tmp_path: Pa
                 tg.start_soon(open_once)
 
     assert [name for name, _ in recorded(path)] == [m.name for m in MIGRATIONS]
+
+
+async def test_calls_counted_before_the_numbering_are_numbered_in_order_by_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store from before `calls_in_order` keeps its budgets: each agent's calls are numbered by time (then by
+    row), and the window is counted from the numbers as it was counted row by row."""
+    path = tmp_path / "s.db"
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS[:-1])
+    assert MIGRATIONS[-1].name == "calls_in_order"
+    async with Store.open(path, clock=Clock()):
+        pass
+    with sqlite3.connect(path) as db:
+        db.executemany(
+            "INSERT INTO calls (agent, at, mutation) VALUES (?, ?, 0)",
+            [("a", 30.0), ("a", 10.0), ("b", 5.0), ("a", 20.0), ("a", 20.0)],
+        )
+    monkeypatch.setattr(schema, "MIGRATIONS", MIGRATIONS)
+    async with Store.open(path, clock=Clock()):
+        pass
+    with sqlite3.connect(path) as db:
+        numbered = db.execute("SELECT agent, at, n FROM calls ORDER BY agent, n").fetchall()
+        window = budgets.usage(db, CallFacts(agent="a"), Limits(), 75.0, full=False).usage.requests  # after 15.0
+
+    assert numbered == [("a", 10.0, 1), ("a", 20.0, 2), ("a", 20.0, 3), ("a", 30.0, 4), ("b", 5.0, 1)]
+    assert (window.count, window.oldest_at) == (3, 20.0)
