@@ -17,6 +17,7 @@ import asyncio
 import logging
 import sqlite3
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from typing import Any, TypeVar
 
 import aiosqlite
@@ -37,6 +38,10 @@ WAL_AUTOCHECKPOINT_PAGES = 10_000
 for when the checkpointer thread cannot keep up; normally it moves the WAL long before."""
 WAL_SIZE_LIMIT_BYTES = 0
 """The WAL file is truncated each time it restarts after a checkpoint, so its size says how much is waiting."""
+NO_WAIT = "PRAGMA busy_timeout = 0"
+"""The connection's lock wait between two pieces of work on its thread: a transaction run on the event loop must
+find the write lock free at once or leave it to the thread, which sets the bounded wait for its own work (setting
+and resetting it around each inline transaction instead cost two statements on every agent call's path)."""
 BEHIND_DELAY_S = 0.005
 """A write left behind (the outcome of a read answered first) starts once the transport has sent the answer
 (`Connection.answered`), or this long after it was asked for where nobody says so; any later work of the store
@@ -87,12 +92,15 @@ class Connection:
 
         aiosqlite has no public call for this: `_execute` is the queue its own methods put their work on (a test
         guards it, so an aiosqlite release that changes it fails loudly rather than silently)."""
-        returned = self._returned
+        returned, wait = self._returned, f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}"
 
         def counted(db: sqlite3.Connection) -> T:
             try:
+                db.execute(wait)  # work on this thread may wait for another process, within the bounded wait
                 return fn(db)
             finally:
+                with suppress(sqlite3.Error):
+                    db.execute(NO_WAIT)  # and none in between, when `_inline` may use the connection
                 returned[0] += 1  # only this thread writes it
 
         self._handed += 1
@@ -237,15 +245,12 @@ class Connection:
         try:
             if db.in_transaction:  # left open by a ROLLBACK that failed: end it, or nothing could ever be written
                 db.execute("ROLLBACK")
-            db.execute("PRAGMA busy_timeout = 0")
             try:
-                db.execute("BEGIN IMMEDIATE")
+                db.execute("BEGIN IMMEDIATE")  # no busy wait between two hops (see `_hop`): busy at once or free
             except sqlite3.OperationalError as exc:
                 if exc.sqlite_errorcode & 0xFF != sqlite3.SQLITE_BUSY:
                     raise
                 return False, None  # another process writes: wait for it on the connection thread
-            finally:
-                db.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_ms)}")
             return True, self._run(db, body)
         except sqlite3.Error as exc:
             raise StoreError(f"the store is not writable: {exc}") from None
