@@ -124,6 +124,14 @@ def secret_key(key: str) -> bool:
     return bool(_SECRET_KEY.search(key))
 
 
+def _secret_entry(key: str, value: Any) -> bool:
+    """Whether a mapping's `value` under `key` is hidden: any value under a secret's key, and a text under a name
+    that says credential (`jwt`, `pwd`, `appkey`), as the same pair written in text would be."""
+    if value in (None, ""):
+        return False
+    return secret_key(key) or (isinstance(value, str) and credential_name(key))
+
+
 _REMEMBERED_CHARS = 256
 """A text up to this long is remembered with its redacted form: the strings of results and audit events (states,
 times, names, keys) recur call after call, and each costs several pattern scans."""
@@ -176,7 +184,7 @@ class Redactor:
             return self.text(value)
         if isinstance(value, dict):
             return {
-                self.text(str(k)): (REDACTED if secret_key(str(k)) and v not in (None, "") else self(v))
+                self.text(str(k)): (REDACTED if _secret_entry(str(k), v) else self(v))
                 for k, v in cast("dict[object, Any]", value).items()
             }
         if isinstance(value, list | tuple):

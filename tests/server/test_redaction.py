@@ -4,8 +4,10 @@ records (message, arguments and tracebacks) and audit fields other than the deta
 from __future__ import annotations
 
 import io
+import json
 import logging
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -164,3 +166,32 @@ def test_a_sentence_that_names_a_credential_word_keeps_its_words(sentence: str) 
     prose, not a header's value (a header-spelt name, or a value with a digit, capital or symbol, still goes)."""
     assert Redactor().text(sentence) == sentence
     assert Redactor().text(sentence + "; also token: s3cr3t here").endswith("also token: <redacted> here")
+
+
+def test_a_text_under_a_credential_name_is_hidden_in_a_mapping_as_in_text() -> None:
+    """`jwt`, `pwd`, `key` and `appkey` are credential names in text (`"jwt": "..."`); a mapping under those names
+    is hidden the same way, so the structured answer and its text agree. Other values under them stay."""
+    r = Redactor()
+    found = r({"jwt": "eyJhbGciOi.x.y", "labels": {"pwd": "hunter2", "com.example.appkey": "k-123"}, "key": "s3cr"})
+    kept = r({"key": None, "pwd": "", "enabled": False, "keys": 3, "monkey": "banana"})
+
+    assert found == {
+        "jwt": "<redacted>",
+        "labels": {"pwd": "<redacted>", "com.example.appkey": "<redacted>"},
+        "key": "<redacted>",
+    }
+    assert kept == {"key": None, "pwd": "", "enabled": False, "keys": 3, "monkey": "banana"}
+
+
+def test_an_answer_redacted_once_is_still_redacted_as_text() -> None:
+    """A read's result redacted and serialised once (for the answer and the stored outcome) is shown to the agent
+    only after the text pass every answer gets."""
+    from argobox.server.mediation.outcome import CallStatus, Outcome
+    from argobox.server.transport.agent import _result  # pyright: ignore[reportPrivateUsage]
+
+    result = {"note": "pulled with pwd=hunter2", "session": {"jwt": "abc123secretvalue"}}  # as given: not redacted
+    outcome = Outcome[Any](status=CallStatus.SUCCEEDED, message="succeeded", result=result)
+    answer = _result(outcome.with_redacted_result(json.dumps(result, sort_keys=True)), Redactor())
+    text = answer.content[0].text  # type: ignore[union-attr]
+
+    assert "abc123secretvalue" not in text and "hunter2" not in text

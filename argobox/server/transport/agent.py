@@ -79,7 +79,7 @@ def _result(outcome: Outcome[Any], redact: Redactor) -> types.CallToolResult:
         dumped = outcome.model_dump(mode="json", exclude={"result"})
         structured = redact({key: value for key, value in dumped.items() if value is not None})
         structured["result"] = outcome.result
-        text = redact.text(outcome.message) + "\n" + result_json
+        text = redact.text(outcome.message + "\n" + result_json)  # as a whole, as any other answer's text
     else:
         dumped = outcome.model_dump(mode="json")
         structured = redact({key: value for key, value in dumped.items() if value is not None})
