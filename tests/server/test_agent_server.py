@@ -253,7 +253,7 @@ async def test_backend_error_fails_the_request_with_a_clear_message(client: Clie
 async def test_unwritable_audit_refuses_the_call_and_nothing_executes(write_config: WriteConfig, mode: str) -> None:
     config = load_config(write_config(extra=PRE_APPROVED))
     async with open_app(config) as app:
-        await app.store._db.execute("PRAGMA busy_timeout = 100")  # pyright: ignore[reportPrivateUsage]
+        app.store._connection._busy_timeout_ms = 100  # pyright: ignore[reportPrivateUsage]  # the bounded wait, short
         blocker = sqlite3.connect(config.storage.path, isolation_level=None)
         blocker.execute("BEGIN EXCLUSIVE")
         try:

@@ -92,8 +92,6 @@ class Store:
         self._path = path
         self._executor = executor
         """What a request this process executes records as its executor (see `executors`)."""
-        self._db = connection.db
-        """The aiosqlite connection (tests set its busy wait)."""
         self._clock = connection.clock
         self._redact = connection.redactor
 

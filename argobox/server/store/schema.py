@@ -226,6 +226,17 @@ CALLS_IN_ORDER = [
        ) AS numbered WHERE calls.id = numbered.id""",
     "DROP INDEX calls_by_agent",
     "CREATE INDEX calls_by_agent ON calls (agent, at, n)",
+    # An ArgoBox from before this migration still running on the same store (a daemon not yet restarted) counts its
+    # calls without a number: they are numbered as `budgets.record_call` numbers them.
+    """CREATE TRIGGER calls_numbered AFTER INSERT ON calls WHEN NEW.n IS NULL
+BEGIN
+  UPDATE calls SET
+    n = COALESCE((SELECT n FROM calls WHERE agent = NEW.agent AND id != NEW.id
+                  ORDER BY at DESC, n DESC LIMIT 1), 0) + 1,
+    at = MAX(NEW.at, COALESCE((SELECT at FROM calls WHERE agent = NEW.agent AND id != NEW.id
+                               ORDER BY at DESC, n DESC LIMIT 1), NEW.at))
+  WHERE id = NEW.id;
+END""",
 ]
 """Each agent's admitted calls numbered in order (`n`, 1, 2, ...), their times never going back (see
 `budgets.record_call`): the calls of a window are a run of numbers, counted from its two ends in two index lookups

@@ -14,6 +14,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from argobox.server.mediation.audit_trail import verify_store
 from argobox.server.store import Event, RequestStatus, Store, StoreError, Tx
 from argobox.server.store import connection as connection_module
 from tests.server.store.test_connection import NOW, admit, executing
@@ -155,9 +156,12 @@ async def test_a_write_left_behind_that_fails_is_undone_alone_and_the_admission_
         events = [e.event for e in await store.audit_trail()]
         admitted = await store.get("read000000000002")
 
+    report = verify_store(tmp_path / "s.db", key=None)  # the admission chained after the undone part, not on it
+
     assert "could not record the outcome of request x" in caplog.text and "disk is full" in caplog.text
     assert "half" not in events and events[-1] == "received"
     assert admitted is not None and admitted.status is RequestStatus.EXECUTING
+    assert report.ok, report.text()
 
 
 async def test_an_admission_that_fails_is_undone_alone_and_the_outcome_before_it_commits(
@@ -180,4 +184,18 @@ async def test_an_admission_that_fails_is_undone_alone_and_the_outcome_before_it
         first = await store.get("read000000000001")
 
     assert "half" not in events and events[-1] == "succeeded"
+    assert verify_store(tmp_path / "s.db", key=None).ok
     assert first is not None and first.status is RequestStatus.SUCCEEDED
+
+
+async def test_the_connection_waits_for_a_lock_only_inside_work_on_its_thread(tmp_path: Path) -> None:
+    """Between two pieces of work on the connection's thread its lock wait is zero, so that a transaction run on the
+    event loop finds the write lock busy at once and leaves it to the thread (a wait there would stop the loop);
+    work on the thread waits within the bounded wait."""
+    async with Store.open(tmp_path / "s.db", clock=lambda: NOW, busy_timeout_ms=1234) as store:
+        connection = store._connection  # pyright: ignore[reportPrivateUsage]
+        inside = await connection.call(lambda db: int(db.execute("PRAGMA busy_timeout").fetchone()[0]))
+        await admit(store, executing("read000000000003"))  # an inline transaction: sets no wait of its own
+        between = int(connection.db._conn.execute("PRAGMA busy_timeout").fetchone()[0])  # pyright: ignore[reportPrivateUsage]
+
+    assert (inside, between) == (1234, 0)

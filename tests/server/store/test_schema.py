@@ -175,3 +175,20 @@ async def test_calls_counted_before_the_numbering_are_numbered_in_order_by_time(
 
     assert numbered == [("a", 10.0, 1), ("a", 20.0, 2), ("a", 20.0, 3), ("a", 30.0, 4), ("b", 5.0, 1)]
     assert (window.count, window.oldest_at) == (3, 20.0)
+
+
+async def test_a_call_counted_by_an_argobox_from_before_the_numbering_is_numbered_too(tmp_path: Path) -> None:
+    """A daemon started before the upgrade inserts calls without a number: the store numbers them (and keeps their
+    times in order), so the window's count never falls short while old and new processes share the store."""
+    path = tmp_path / "s.db"
+    async with Store.open(path, clock=Clock()):
+        pass
+    with sqlite3.connect(path) as db:
+        db.execute("INSERT INTO calls (agent, at, n, mutation) VALUES ('a', 50.0, 1, 0)")
+        db.execute("INSERT INTO calls (agent, at, mutation) VALUES ('a', 40.0, 0)")  # as the old code inserts
+        db.execute("INSERT INTO calls (agent, at, mutation) VALUES ('b', 45.0, 0)")
+        numbered = db.execute("SELECT agent, at, n FROM calls ORDER BY agent, n").fetchall()
+        window = budgets.usage(db, CallFacts(agent="a"), Limits(), 100.0, full=False).usage.requests  # after 40.0
+
+    assert numbered == [("a", 50.0, 1), ("a", 50.0, 2), ("b", 45.0, 1)]
+    assert window.count == 2
