@@ -261,7 +261,7 @@ def test_console_configuration_is_checked_with_clear_errors(write_config: WriteC
     assert good.console is not None and good.console.public_url == "https://argobox.example.org"
     assert (good.console.listen, good.console.session_idle_minutes) == ("127.0.0.1:8766", 30)
     assert good.console.trusted_proxies == []  # no forwarded address is believed unless a proxy is named
-    proxies = load_config(write_config(extra='[console]\ntrusted_proxies = ["127.0.0.1", "10.0.0.0/24", "::1"]\n'))
+    proxies = load_config(write_config(extra='[console]\ntrusted_proxies = ["127.0.0.1", "10.0.0.1/24", "::1"]\n'))
     assert proxies.console is not None and proxies.console.trusted_proxies == ["127.0.0.1", "10.0.0.0/24", "::1"]
     for bad, message in (
         ('listen = "8766"', "is not HOST:PORT"),

@@ -114,6 +114,12 @@ async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_toke
     body: dict[str, Any] = {"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": MODERN_META}}
     with anyio.fail_after(TEST_TIMEOUT_S):
         async with http_daemon(config) as daemon, httpx2.AsyncClient(timeout=10) as http:
+            # A client on this host cannot choose the address the trail records for it. First, so that its refusal
+            # is the one recorded (the ones like it that follow are counted into a later record).
+            forged = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7"}
+            spoofed = await http.post(
+                daemon.url, json=body, headers={**modern_headers(wrong, "server/discover"), **forged}
+            )
             none = await http.post(daemon.url, json=body, headers=modern_headers(None, "server/discover"))
             unknown = await http.post(daemon.url, json=body, headers=modern_headers(wrong, "server/discover"))
             basic = await http.post(
@@ -122,11 +128,6 @@ async def test_missing_or_unknown_token_gets_401_and_is_audited_without_the_toke
                 headers={**modern_headers(None, "server/discover"), "Authorization": "Basic eDp5"},
             )
             get = await http.get(daemon.url, headers={"Authorization": f"Bearer {wrong}"})
-            # A client on this host cannot choose the address the trail records for it.
-            forged = {"X-Forwarded-For": "203.0.113.7", "Forwarded": "for=203.0.113.7"}
-            spoofed = await http.post(
-                daemon.url, json=body, headers={**modern_headers(wrong, "server/discover"), **forged}
-            )
             # The official client cannot get past the 401 either (its task groups raise its error in groups).
             with pytest.RaisesGroup(MCPError, flatten_subgroups=True):
                 async with connect(daemon.url, wrong, "legacy") as client:

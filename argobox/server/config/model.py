@@ -185,14 +185,18 @@ class ConsoleConfig(_Section):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, proxies: list[str]) -> list[str]:
+        """Each as the server matches it: an address, or a network by its own address (10.0.0.1/24 is 10.0.0.0/24;
+        the server would otherwise take it for a name and never match it)."""
+        normal: list[str] = []
         for proxy in proxies:
             try:
-                ipaddress.ip_network(proxy, strict=False)
+                value = ipaddress.ip_network(proxy, strict=False) if "/" in proxy else ipaddress.ip_address(proxy)
             except ValueError:
                 raise ValueError(
                     f"{proxy!r} is not an IP address or network; expected e.g. 127.0.0.1 or 10.0.0.0/24"
                 ) from None
-        return proxies
+            normal.append(str(value))
+        return normal
 
     @field_validator("listen")
     @classmethod
