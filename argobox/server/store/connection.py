@@ -158,8 +158,10 @@ class Connection:
         or as soon as any other work of this store begins, whichever comes first:
         ordering is kept, every later read or write of this store waits for it. `prepare()` runs then, on the event
         loop and outside the write lock (serialising and redacting belong there), and returns the transaction's
-        body, run as `transaction(body, inline=True)` would. A failure is retried once, then logged (`what` names
-        the write): the caller has already answered.
+        body, run as `transaction(body, inline=True)` would. A transaction that fails whole (the store locked or
+        unwritable) is retried once, then logged (`what` names the write); a write that fails on its own among
+        others is undone alone and logged. The caller has already answered; a read whose outcome is lost stays
+        `executing` until the next start marks it `unknown`.
         """
         self._waiting.append((prepare, what))
         if self._timer is None:

@@ -24,25 +24,27 @@ CHUNK_BYTES = 64 * 1024
 T = TypeVar("T")
 
 
-def _pollable(fd: int, shared_with: int | None) -> bool:
+def _pollable(fd: int, shared_with: tuple[int, ...]) -> bool:
     found = os.fstat(fd)
     if not (stat.S_ISFIFO(found.st_mode) or stat.S_ISSOCK(found.st_mode)):
         return False
-    if shared_with is None:
-        return True
-    try:
-        other = os.fstat(shared_with)
-    except OSError:
-        return True
-    return (found.st_dev, found.st_ino) != (other.st_dev, other.st_ino)
+    for other_fd in shared_with:
+        try:
+            other = os.fstat(other_fd)
+        except OSError:
+            continue
+        if (found.st_dev, found.st_ino) == (other.st_dev, other.st_ino):
+            return False
+    return True
 
 
 @contextmanager
-def non_blocking(fd: int, *, shared_with: int | None = None) -> Generator[bool]:
+def non_blocking(fd: int, *, shared_with: tuple[int, ...] = ()) -> Generator[bool]:
     """Make `fd` non-blocking while the context lasts, if it is a pipe or a socket; whether it was.
 
-    Not when `shared_with` (stderr, for stdout) is the same pipe: the flag belongs to the open file, which that
-    descriptor may share, and its writers (logging) expect writes that block rather than fail."""
+    Not when one of `shared_with` is the same pipe or socket (stdin, stdout and stderr all one socket under inetd,
+    stdin and stdout one under a socket-activated unit): the flag belongs to the open file, which those descriptors
+    may share, and their users (logging, a blocking read or write) expect calls that block rather than fail."""
     if not _pollable(fd, shared_with):
         yield False
         return

@@ -115,9 +115,9 @@ async def checked_stdio(
     answered instead of dropped; `answered()` is called each time an answer has been written."""
     with (
         _claimed_stdin() as stdin,
-        non_blocking(stdin) as polled_in,
+        non_blocking(stdin, shared_with=(1, 2)) as polled_in,  # fd 1 is still the process's stdout here
         _claimed_stdout() as stdout,
-        non_blocking(stdout, shared_with=2) as polled_out,
+        non_blocking(stdout, shared_with=(2, stdin)) as polled_out,
     ):
         to_server, read = anyio.create_memory_object_stream[Incoming](0)
         write, from_server = anyio.create_memory_object_stream[SessionMessage](0)

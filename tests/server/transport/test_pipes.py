@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import socket
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -93,7 +94,30 @@ def test_a_pipe_shared_with_stderr_stays_blocking(pipe: tuple[int, int]) -> None
     _, write = pipe
     shared = os.dup(write)
     try:
-        with non_blocking(write, shared_with=shared) as polled:
+        with non_blocking(write, shared_with=(shared,)) as polled:
             assert polled is False and os.get_blocking(write) is True
     finally:
         os.close(shared)
+
+
+def test_one_socket_for_stdin_stdout_and_stderr_stays_blocking() -> None:
+    """Under inetd (or a socket-activated unit) the three descriptors are one socket: making one non-blocking would
+    make the others fail their blocking reads and writes."""
+    ours, theirs = socket.socketpair()
+    try:
+        stdin, stdout, stderr = (os.dup(ours.fileno()) for _ in range(3))
+        try:
+            with (
+                non_blocking(stdin, shared_with=(stdout, stderr)) as polled_in,
+                non_blocking(stdout, shared_with=(stderr, stdin)) as polled_out,
+            ):
+                blocking = [os.get_blocking(fd) for fd in (stdin, stdout, stderr)]
+            assert (polled_in, polled_out, blocking) == (False, False, [True, True, True])
+            with non_blocking(stdin, shared_with=(theirs.fileno(),)) as polled:  # another socket: polled
+                assert polled is True
+        finally:
+            for fd in (stdin, stdout, stderr):
+                os.close(fd)
+    finally:
+        ours.close()
+        theirs.close()
