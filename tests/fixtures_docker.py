@@ -10,7 +10,7 @@ import contextlib
 import os
 import secrets
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
 from pathlib import Path
 from typing import Any, NoReturn, cast
 
@@ -55,8 +55,23 @@ def recorded_events(
     filters: dict[str, Any] = {"container": container_id} | ({"event": event} if event else {})
     # The stub leaves *args and **kwargs of events() untyped.
     stream = client.events(since=since, until=until, decode=True, filters=filters)  # pyright: ignore[reportUnknownMemberType]
-    with contextlib.closing(stream):
+    with closing_stream(stream):
         return list(stream)
+
+
+@contextlib.contextmanager
+def closing_stream(stream: Any) -> Generator[Any]:
+    """`stream` (an SDK event or log stream), closed with its HTTP response when the block ends.
+
+    The SDK's own `close()` shuts the socket but leaves the response's file object open, which keeps the descriptor
+    until the garbage collector comes: its ResourceWarning then fails whichever later test it lands in."""
+    try:
+        yield stream
+    finally:
+        response = getattr(stream, "_response", None)
+        stream.close()
+        if response is not None:
+            response.close()
 
 
 def _no_engine(reason: str) -> NoReturn:

@@ -36,7 +36,7 @@ from docker.models.containers import Container
 from docker.models.volumes import Volume
 from mcp import types
 
-from tests.fixtures_docker import SESSION_LABEL, TEST_LABEL, MakeContainer
+from tests.fixtures_docker import SESSION_LABEL, TEST_LABEL, MakeContainer, closing_stream
 from tests.http_daemon import connect
 
 pytestmark = [pytest.mark.docker, pytest.mark.container]
@@ -167,15 +167,13 @@ def wait_healthy(
     stream = client.events(  # pyright: ignore[reportUnknownMemberType]
         since=int(since) - 1, until=int(time.time() + timeout), decode=True, filters={"container": container.id}
     )
-    try:
+    with closing_stream(stream):
         for event in stream:
             if event.get("Action") == "die":
                 raise AssertionError(f"the container exited:\n{container.logs().decode(errors='replace')}")
             if event.get("Action") == "health_status: healthy":
                 container.reload()
                 return container.attrs["State"]["Health"]
-    finally:
-        stream.close()
     container.reload()
     raise AssertionError(f"not healthy within {timeout} s: {container.attrs['State'].get('Health')}")
 
@@ -185,10 +183,8 @@ def engine_events(client: docker.DockerClient, container: Container, since: floa
         since=int(since) - 1, until=int(time.time()) + 1, decode=True,
         filters={"container": container.id, "event": action},
     )  # fmt: skip
-    try:
+    with closing_stream(stream):
         return [e for e in stream if e.get("Action") == action]
-    finally:
-        stream.close()
 
 
 def content(result: types.CallToolResult) -> dict[str, Any]:
