@@ -6,9 +6,10 @@
 from __future__ import annotations
 
 import ipaddress
-from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from argobox.server.config.urls import http_url
 
 
 class ConsoleConfig(BaseModel):
@@ -56,15 +57,7 @@ class ConsoleConfig(BaseModel):
     def _origin_url(cls, url: str | None) -> str | None:
         if url is None:
             return None
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            raise ValueError(f"{url!r} is not a URL; expected e.g. https://argobox.example.org") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{url!r} must be an http:// or https:// URL with a host, e.g. https://argobox.example.org"
-            )
+        parts = http_url(url, "https://argobox.example.org")
         if parts.username or parts.password or parts.query or parts.fragment or parts.path not in ("", "/"):
             raise ValueError(f"{url!r} must be just scheme, host and port (the console is served at the root)")
         return url.rstrip("/")

@@ -13,7 +13,6 @@ import tomllib
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -47,6 +46,7 @@ from argobox.server.config.http import HttpConfig
 from argobox.server.config.limits import LimitsConfig
 from argobox.server.config.notifications import NotificationsConfig
 from argobox.server.config.starter import SYSTEM_CONFIG_DIR, default_dirs
+from argobox.server.config.urls import http_url
 
 CONFIG_ENV = "ARGOBOX_CONFIG"
 DEFAULT_CONFIG_NAME = "argobox.toml"
@@ -97,15 +97,7 @@ class HomeAssistantConfig(_Section):
     def _http_url(cls, url: str | None) -> str | None:
         if url is None:
             return None
-        try:
-            parts = urlsplit(url)
-            parts.port  # noqa: B018 - raises ValueError for a bad port
-        except ValueError:
-            raise ValueError(f"{url!r} is not a URL; expected e.g. http://homeassistant.local:8123") from None
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(
-                f"{url!r} must be an http:// or https:// URL with a host, e.g. http://homeassistant.local:8123"
-            )
+        parts = http_url(url, "http://homeassistant.local:8123")
         if parts.username or parts.password:
             raise ValueError(
                 "must not carry credentials; put the access token in the environment variable named by token_env"

@@ -131,15 +131,5 @@ class OperatorEndpoint:
 
 async def _unauthorized(send: Send, reason: str) -> None:
     body = json.dumps({"error": "invalid_token", "error_description": reason}).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", b'Bearer realm="argobox-operator", error="invalid_token"'),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    challenge = b'Bearer realm="argobox-operator", error="invalid_token"'
+    await ops.send_body(send, 401, body, headers=((b"www-authenticate", challenge),))

@@ -41,6 +41,7 @@ from argobox.server.transport.operator_views import (
     mark_request,
 )
 from argobox.server.transport.phone_listener import listen_forever
+from argobox.server.transport.sessions import send_body
 from argobox.server.transport.watch import ConfigWatcher, Reload
 
 __all__ = [
@@ -83,6 +84,7 @@ __all__ = [
     "pending",
     "request",
     "reset_budget",
+    "send_body",
     "verify_audit",
 ]
 

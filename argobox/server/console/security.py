@@ -11,6 +11,8 @@ from urllib.parse import urlsplit
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from argobox.server.console import ops
+
 CONTENT_SECURITY_POLICY = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; connect-src 'self'; "
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
@@ -167,15 +169,7 @@ def _replay(body: bytes, receive: Receive) -> Receive:
 
 
 async def _plain(send: Send, status: int, text: str) -> None:
-    body = f"{text}\n".encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [(b"content-type", b"text/plain; charset=utf-8"), (b"content-length", str(len(body)).encode())],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await ops.send_body(send, status, f"{text}\n".encode(), content_type=b"text/plain; charset=utf-8")
 
 
 def cookie_name(secure: bool) -> str:

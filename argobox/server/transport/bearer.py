@@ -29,7 +29,7 @@ from argobox.server.config.tokens import agent_for_token
 from argobox.server.transport.agent import Identity
 from argobox.server.transport.refusals import RefusalAudit
 from argobox.server.transport.screen import PostScreen
-from argobox.server.transport.sessions import AgentSessionManager, AnswerSessionCap
+from argobox.server.transport.sessions import AgentSessionManager, AnswerSessionCap, send_body
 
 
 class AgentTokens:
@@ -173,15 +173,4 @@ async def _unauthorized(reason: str, send: Send) -> None:
     error = "invalid_token" if reason.startswith("unknown") else "invalid_request"
     body = json.dumps({"error": error, "error_description": f"{reason}: send Authorization: Bearer <token>"}).encode()
     challenge = f'Bearer realm="argobox", error="{error}"' if error == "invalid_token" else 'Bearer realm="argobox"'
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 401,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-                (b"www-authenticate", challenge.encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})
+    await send_body(send, 401, body, headers=((b"www-authenticate", challenge.encode()),))

@@ -103,8 +103,19 @@ async def send_rpc_error(
     send: Send, status: int, error: JSONRPCError, headers: tuple[tuple[bytes, bytes], ...] = ()
 ) -> None:
     """Answer with HTTP `status` and the JSON-RPC `error` as the body."""
-    body = error.model_dump_json(by_alias=True, exclude_unset=True).encode()
-    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), *headers]
+    await send_body(send, status, error.model_dump_json(by_alias=True, exclude_unset=True).encode(), headers=headers)
+
+
+async def send_body(
+    send: Send,
+    status: int,
+    body: bytes,
+    *,
+    content_type: bytes = b"application/json",
+    headers: tuple[tuple[bytes, bytes], ...] = (),
+) -> None:
+    """Answer with HTTP `status` and `body` whole, without the application (a refusal at the door)."""
+    start = [(b"content-type", content_type), (b"content-length", str(len(body)).encode()), *headers]
     await send({"type": "http.response.start", "status": status, "headers": start})
     await send({"type": "http.response.body", "body": body})
 
